@@ -1,0 +1,157 @@
+"""Start, talk to and stop the controller process (the os-ken app of ``app.py``).
+
+The controller runs in its own process so that eventlet's monkeypatching never leaks into
+Mininet or SimPy. The testbed talks to it over its northbound API (HTTP + JSON on loopback).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from testbed.errors import ControllerError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NorthboundClient:
+    """A thin client of the controller's northbound API."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: object = None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            try:
+                msg = json.loads(exc.read().decode()).get("error", "")
+            except ValueError:
+                msg = exc.reason
+            raise ControllerError(f"controller refused {method} {path}: {msg}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ControllerError(f"controller at {self.base_url} did not answer "
+                                  f"{method} {path}: {exc}") from None
+        return json.loads(text) if text else None
+
+    # conveniences --------------------------------------------------------------------
+    def health(self) -> dict:
+        return self.request("GET", "/v1/health")
+
+    def topology(self) -> dict:
+        return self.request("GET", "/v1/topology")
+
+    def put_attachment(self, att: dict) -> None:
+        self.request("PUT", f"/v1/attachments/{att['name']}", att)
+
+    def delete_attachment(self, name: str) -> None:
+        self.request("DELETE", f"/v1/attachments/{name}")
+
+    def put_graph(self, graph: dict) -> dict:
+        return self.request("PUT", f"/v1/graphs/{graph['name']}", graph)
+
+    def delete_graph(self, name: str) -> None:
+        self.request("DELETE", f"/v1/graphs/{name}")
+
+    def graphs(self) -> dict:
+        return self.request("GET", "/v1/graphs")
+
+    def graph(self, name: str) -> dict:
+        return self.request("GET", f"/v1/graphs/{name}")
+
+    def graph_stats(self, name: str) -> dict:
+        return self.request("GET", f"/v1/graphs/{name}/stats")
+
+    def port_stats(self) -> dict:
+        return self.request("GET", "/v1/stats/ports")
+
+    def switch_state(self, switch: str) -> dict:
+        """What the switch really holds (flow and group dumps from the switch)."""
+        return self.request("GET", f"/v1/switches/{switch}/state")
+
+    def wait_switches(self, n: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: dict = {}
+        while time.monotonic() < deadline:
+            last = self.health()
+            if last.get("ready", 0) >= n:
+                return
+            time.sleep(0.05)
+        raise ControllerError(f"only {last.get('ready', 0)} of {n} switches connected to the "
+                              f"controller within {timeout:.0f} s")
+
+
+class ControllerProcess:
+    """The controller as a child process, logging into ``run_dir/controller.log``."""
+
+    def __init__(self, run_dir: Path, wiring: dict, *, of_port: int | None = None,
+                 api_port: int | None = None, log_level: str = "INFO"):
+        self.run_dir = Path(run_dir)
+        self.wiring = wiring
+        self.of_port = of_port or free_port()
+        self.api_port = api_port or free_port()
+        self.log_level = log_level
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.run_dir / "controller.log"
+        self.client = NorthboundClient(f"http://127.0.0.1:{self.api_port}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 20.0) -> None:
+        cfg = self.run_dir / "controller.json"
+        cfg.write_text(json.dumps({"wiring": self.wiring, "of_port": self.of_port,
+                                   "api_port": self.api_port, "log_level": self.log_level}))
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "testbed.controller.app", str(cfg)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ControllerError(f"controller exited at start (code {self.proc.returncode})"
+                                      f"; its log {self.log_path} ends:\n{self.log_tail()}")
+            try:
+                self.client.health()
+                return
+            except ControllerError:
+                time.sleep(0.05)
+        self.stop()
+        raise ControllerError(f"controller did not answer within {timeout:.0f} s; log "
+                              f"{self.log_path}:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

@@ -1,0 +1,581 @@
+"""The emulated data center: a topology brought up as Mininet hosts and OVS switches.
+
+Lifecycle::
+
+    with Emulation(topology) as emu:      # start(): bridges, hosts, links, controller
+        emu.hosts["h1"].cmd("ping -c1 10.0.0.2")
+    # stop(): everything created is removed, also on Ctrl-C, SIGTERM or an exception
+
+Bring-up is batched (see ``shell.py``): one ``ovs-vsctl`` transaction for every bridge and
+port, one ``ip -batch`` for every veth pair (host ends are created directly inside the
+hosts' namespaces), shells of all hosts started in parallel. A run that is killed outright
+(SIGKILL) leaves a record in ``/run/testbed`` that ``testbed clean`` uses.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed.emulator import features, registry
+from testbed.emulator.hosts import FastHost, QuietIntf
+from testbed.emulator.shell import ip_batch, offload_script, sh, tc_batch, vsctl
+from testbed.errors import EmulationError
+
+log = logging.getLogger(__name__)
+
+IFNAMSIZ = 15
+PREFIX_LEN = 8  # all hosts share 10.0.0.0/8
+
+
+@dataclass
+class SwitchPort:
+    port: int
+    iface: str          # interface name in the root namespace
+    peer: str           # neighbour switch, endpoint or VNF host name
+
+
+@dataclass
+class Switch:
+    name: str
+    dpid: int
+    ports: dict[int, SwitchPort] = field(default_factory=dict)
+
+    def next_port(self) -> int:
+        return max(self.ports, default=0) + 1
+
+    def port_to(self, peer: str) -> SwitchPort:
+        for p in self.ports.values():
+            if p.peer == peer:
+                return p
+        raise EmulationError(f"switch {self.name} has no link to {peer!r}")
+
+
+@dataclass
+class Attachment:
+    """Where a host plugs into the fabric (what the controller calls an attachment)."""
+    name: str
+    switch: str
+    port: int
+    mac: str
+    ip: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "switch": self.switch, "port": self.port,
+                "mac": self.mac, "ip": self.ip}
+
+
+class Emulation:
+    """A live emulation of ``topology`` (a ``testbed.topology.Topology``)."""
+
+    def __init__(self, topology, *, run_dir: str | os.PathLike | None = None,
+                 datapath: str = "auto", controller: bool = True,
+                 controller_args: dict | None = None):
+        self.topology = topology
+        self.datapath = features.choose_datapath(datapath)
+        self.run_id = "tb" + secrets.token_hex(4)
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(run_dir) if run_dir else Path(
+            tempfile.mkdtemp(prefix=f"testbed-{self.run_id}-"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.with_controller = controller
+        self.controller_args = controller_args or {}
+        self.switches: dict[str, Switch] = {}
+        self.hosts: dict[str, FastHost] = {}
+        self.attachments: dict[str, Attachment] = {}
+        self.ctl = None          # NorthboundClient when the controller runs
+        self.controller = None   # ControllerProcess
+        self._record: registry.RunRecord | None = None
+        self._procs: list[tuple[subprocess.Popen, str]] = []
+        self._links_down: set[str] = set()
+        self._mac_counter = 0x100000
+        self._ip_counter = 1 << 16   # VNF hosts get 10.1.x.y
+        self._started = False
+        self._stopping = False
+        self._old_handlers: dict[int, object] = {}
+        self.timings: dict[str, float] = {}
+
+    # ---- context manager -------------------------------------------------------------
+    def __enter__(self) -> Emulation:
+        self._install_signal_handlers()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _install_signal_handlers(self) -> None:
+        # SIGTERM and SIGHUP become SystemExit so that __exit__ runs; Ctrl-C already raises
+        # KeyboardInterrupt. Only the main thread may install handlers.
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def _raise(signum, _frame):
+            raise SystemExit(128 + signum)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._old_handlers[sig] = signal.signal(sig, _raise)
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+
+    # ---- bring-up ----------------------------------------------------------------------
+    def start(self) -> Emulation:
+        if self._started:
+            raise EmulationError("this emulation was started already; make a new one")
+        self._started = True
+        t0 = time.monotonic()
+        self.topology.validate()
+        if self.topology.needs_netem():
+            features.require_netem(f"topology {self.topology.name!r} (links with delay or loss)")
+        others = registry.live_runs()
+        if others:
+            raise EmulationError(
+                f"another testbed run is active (run {others[0].run_id}, pid "
+                f"{others[0].owner_pid}); stop it first. If it was killed, `testbed clean` "
+                f"removes its leftovers.")
+        self._check_names()
+        self._record = registry.RunRecord.new(self.run_id, str(self.run_dir))
+        atexit.register(self.stop)
+        self._plan()
+        self._record.bridges = list(self.switches)
+        self._record.links = [p.iface for s in self.switches.values() for p in s.ports.values()]
+        self._record.save()
+
+        if self.with_controller:
+            self._start_controller()
+        self._start_hosts()
+        self._create_bridges()
+        self._create_links()
+        self._configure_hosts()
+        self._shape_links()
+        self.timings["build"] = time.monotonic() - t0
+        if self.ctl is not None:
+            self.ctl.wait_switches(len(self.switches), timeout=60)
+        self.timings["start"] = time.monotonic() - t0
+        log.info("emulation %s up in %.2f s (%d switches, %d hosts, %s datapath)",
+                 self.run_id, self.timings["start"], len(self.switches), len(self.hosts),
+                 self.datapath)
+        return self
+
+    def _check_names(self) -> None:
+        existing = set(os.listdir("/sys/class/net"))
+        for sw in self.topology.switches():
+            if sw.name in existing:
+                raise EmulationError(
+                    f"switch name {sw.name!r} clashes with an existing network interface of "
+                    f"this machine; rename the switch in the topology")
+
+    def _plan(self) -> None:
+        """Number ports and name interfaces (pure bookkeeping, no system calls)."""
+        for sw in self.topology.switches():
+            self.switches[sw.name] = Switch(sw.name, sw.dpid)
+        self._host_links: list[tuple[str, str, str, int, object]] = []
+        self._switch_links: list[tuple[str, str, object]] = []
+        endpoints = {e.name: e for e in self.topology.endpoints()}
+        for link in self.topology.links():
+            a, b = link.a, link.b
+            if a in endpoints:
+                a, b = b, a
+            if b in endpoints:
+                ep = endpoints[b]
+                sw = self.switches[a]
+                port = sw.next_port()
+                iface = self._ifname(a, port)
+                sw.ports[port] = SwitchPort(port, iface, b)
+                self.attachments[b] = Attachment(b, a, port, ep.mac, ep.ip)
+                self._host_links.append((b, f"{b}-eth0", iface, port, link))
+            else:
+                sa, sb = self.switches[a], self.switches[b]
+                pa, pb = sa.next_port(), sb.next_port()
+                ia, ib = self._ifname(a, pa), self._ifname(b, pb)
+                sa.ports[pa] = SwitchPort(pa, ia, b)
+                sb.ports[pb] = SwitchPort(pb, ib, a)
+                self._switch_links.append((ia, ib, link))
+
+    @staticmethod
+    def _ifname(node: str, port: int) -> str:
+        name = f"{node}-eth{port}"
+        if len(name) > IFNAMSIZ:
+            raise EmulationError(f"interface name {name!r} is longer than {IFNAMSIZ} "
+                                 f"characters; give node {node!r} a shorter name")
+        return name
+
+    def _start_controller(self) -> None:
+        from testbed.controller.process import ControllerProcess
+
+        self.controller = ControllerProcess(self.run_dir, self.wiring(), **self.controller_args)
+        self.controller.start()
+        self._record.add_process(self.controller.pid, "controller")
+        self.ctl = self.controller.client
+
+    def _start_hosts(self) -> None:
+        t = time.monotonic()
+        hosts = [FastHost(name) for name, *_ in self._host_links]
+        for h in hosts:
+            self.hosts[h.name] = h
+        FastHost.start_all(hosts)
+        self._record.processes.extend(
+            registry.ProcRecord(h.pid, registry.proc_start_time(h.pid), f"host {h.name}")
+            for h in hosts)
+        self._record.save()
+        self.timings["hosts"] = time.monotonic() - t
+
+    def _ovs_bridge_args(self, sw: Switch) -> list[str]:
+        dp = "netdev" if self.datapath == "user" else "system"
+        args = ["--", "add-br", sw.name,
+                "--", "set", "bridge", sw.name, f"datapath_type={dp}",
+                "protocols=OpenFlow13", "fail_mode=secure",
+                f"other-config:datapath-id={sw.dpid:016x}",
+                "other-config:disable-in-band=true",
+                f"external_ids:{registry.BRIDGE_TAG}={self.run_id}"]
+        if self.controller is not None:
+            args += ["--", "set-controller", sw.name,
+                     f"tcp:127.0.0.1:{self.controller.of_port}",
+                     "--", "set", "controller", sw.name, "max_backoff=1000",
+                     "inactivity_probe=0"]
+        return args
+
+    @staticmethod
+    def _ovs_port_args(bridge: str, port: SwitchPort) -> list[str]:
+        return ["--", "add-port", bridge, port.iface,
+                "--", "set", "interface", port.iface, f"ofport_request={port.port}"]
+
+    def _create_bridges(self) -> None:
+        t = time.monotonic()
+        args: list[str] = []
+        for sw in self.switches.values():
+            args += self._ovs_bridge_args(sw)
+        if args:
+            vsctl(args)
+        self.timings["bridges"] = time.monotonic() - t
+
+    def _create_links(self) -> None:
+        t = time.monotonic()
+        tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
+        lines = []
+        for ia, ib, _link in self._switch_links:
+            lines.append(f"link add name {ia} type veth peer name {ib}")
+            lines += [f"link set dev {ia} alias {tag} up", f"link set dev {ib} alias {tag} up"]
+        for host, hif, sif, _port, _link in self._host_links:
+            mac = self.attachments[host].mac
+            pid = self.hosts[host].pid
+            lines.append(f"link add name {sif} type veth peer name {hif} "
+                         f"address {mac} netns {pid}")
+            lines.append(f"link set dev {sif} alias {tag} up")
+        ip_batch(lines)
+        if self.datapath == "user":
+            sh(offload_script(i for s in self.switches.values() for i in
+                              (p.iface for p in s.ports.values())), check=False)
+        args: list[str] = []
+        for sw in self.switches.values():
+            for port in sw.ports.values():
+                args += self._ovs_port_args(sw.name, port)
+        if args:
+            vsctl(args)
+        self.timings["links"] = time.monotonic() - t
+
+    def _host_setup_script(self, host: str, iface: str) -> str:
+        att = self.attachments[host]
+        lines = ["ip link set lo up",
+                 f"ip addr add {att.ip}/{PREFIX_LEN} dev {iface}",
+                 f"ip link set {iface} up"]
+        if self.datapath == "user":
+            lines.append(offload_script([iface]).strip())
+        return "\n".join(lines)
+
+    def _configure_hosts(self) -> None:
+        t = time.monotonic()
+        endpoints = [a for a in self.attachments.values() if a.name in self.hosts]
+        arp_dir = self.run_dir / "arp"
+        arp_dir.mkdir(exist_ok=True)
+        for host, hif, _sif, port, _link in self._host_links:
+            h = self.hosts[host]
+            arp = arp_dir / f"{host}.batch"
+            arp.write_text("".join(
+                f"neigh replace {a.ip} lladdr {a.mac} dev {hif} nud permanent\n"
+                for a in endpoints if a.name != host))
+            script = self._host_setup_script(host, hif) + f"\nip -batch {arp}"
+            h.sendCmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
+            QuietIntf(hif, node=h, port=0, mac=self.attachments[host].mac,
+                      ip=self.attachments[host].ip, prefix_len=PREFIX_LEN)
+        for host, *_ in self._host_links:
+            out = self.hosts[host].waitOutput()
+            if not out.strip().endswith("__rc=0"):
+                raise EmulationError(f"host {host}: configuration failed:\n{out.strip()}")
+        self.timings["configure"] = time.monotonic() - t
+
+    def _shape_links(self) -> None:
+        """HTB rate limits (and netem delay/loss where the kernel has it) on both ends."""
+        root_lines: list[str] = []
+        for ia, ib, link in self._switch_links:
+            for iface in (ia, ib):
+                root_lines += _tc_lines(iface, link)
+        host_scripts: dict[str, list[str]] = {}
+        for host, hif, sif, _port, link in self._host_links:
+            root_lines += _tc_lines(sif, link)
+            host_scripts.setdefault(host, []).extend(_tc_lines(hif, link))
+        tc_batch(root_lines)
+        for host, lines in host_scripts.items():
+            if lines:
+                self.hosts[host].run_script("\n".join("tc " + ln for ln in lines))
+
+    # ---- what the controller needs --------------------------------------------------------
+    def wiring(self) -> dict:
+        """The fabric as the controller sees it: switches, links with ports, attachments."""
+        links = []
+        seen = set()
+        for sw in self.switches.values():
+            for p in sw.ports.values():
+                if p.peer in self.switches and (p.peer, sw.name) not in seen:
+                    seen.add((sw.name, p.peer))
+                    links.append({"a": sw.name, "a_port": p.port, "b": p.peer,
+                                  "b_port": self.switches[p.peer].port_to(sw.name).port})
+        return {"switches": {s.name: s.dpid for s in self.switches.values()},
+                "links": links,
+                "attachments": [a.to_dict() for a in self.attachments.values()]}
+
+    # ---- run time ---------------------------------------------------------------------
+    def host(self, name: str) -> FastHost:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise EmulationError(f"no host {name!r}; hosts: {', '.join(sorted(self.hosts))}")
+
+    def _link_iface(self, a: str, b: str) -> str:
+        if a in self.switches:
+            return self.switches[a].port_to(b).iface
+        if b in self.switches:
+            return self.switches[b].port_to(a).iface
+        raise EmulationError(f"no link between {a!r} and {b!r}")
+
+    def set_link(self, a: str, b: str, up: bool) -> None:
+        """Bring the link a-b down or up (carrier drops on both ends, like a cut cable)."""
+        iface = self._link_iface(a, b)
+        ip_batch([f"link set dev {iface} {'up' if up else 'down'}"])
+        (self._links_down.discard if up else self._links_down.add)(iface)
+
+    def link_down(self, a: str, b: str) -> None:
+        self.set_link(a, b, False)
+
+    def link_up(self, a: str, b: str) -> None:
+        self.set_link(a, b, True)
+
+    def add_host(self, name: str, switch: str, *, ip: str | None = None,
+                 mac: str | None = None, bw_mbit: float | None = None) -> FastHost:
+        """Add a host (e.g. a VNF instance) at run time, attached to ``switch``."""
+        if name in self.hosts or name in self.switches:
+            raise EmulationError(f"name {name!r} is taken already")
+        if switch not in self.switches:
+            raise EmulationError(f"no switch {switch!r}; switches: "
+                                 f"{', '.join(sorted(self.switches))}")
+        sw = self.switches[switch]
+        port = sw.next_port()
+        sif, hif = self._ifname(switch, port), self._ifname(name, 0)
+        ip = ip or self._next_ip()
+        mac = mac or self._next_mac()
+        h = FastHost(name)
+        h.wait_ready()
+        self.hosts[name] = h
+        self._record.add_process(h.pid, f"host {name}")
+        tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
+        ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} netns {h.pid}",
+                  f"link set dev {sif} alias {tag} up"])
+        self._record.links.append(sif)
+        self._record.save()
+        sw.ports[port] = SwitchPort(port, sif, name)
+        self.attachments[name] = Attachment(name, switch, port, mac, ip)
+        if self.datapath == "user":
+            sh(offload_script([sif]), check=False)
+        vsctl(self._ovs_port_args(switch, sw.ports[port]))
+        script = self._host_setup_script(name, hif)
+        if bw_mbit:
+            from testbed.topology.model import LinkSpec
+            spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
+            tc_batch(_tc_lines(sif, spec))
+            script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
+        h.run_script(script)
+        QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
+        if self.ctl is not None:
+            self.ctl.put_attachment(self.attachments[name].to_dict())
+        return h
+
+    def remove_host(self, name: str) -> None:
+        """Remove a run-time host: its processes, its shell, its link and port."""
+        h = self.host(name)
+        att = self.attachments.pop(name)
+        if self.ctl is not None:
+            self.ctl.delete_attachment(name)
+        for proc, what in [pw for pw in self._procs if pw[1].startswith(f"{name}:")]:
+            self._stop_proc(proc, what)
+        sw = self.switches[att.switch]
+        sp = sw.ports.pop(att.port)
+        vsctl(["--if-exists", "del-port", att.switch, sp.iface])
+        h.terminate()
+        self._record.forget_process(h.pid)
+        del self.hosts[name]
+        ip_batch([f"link del dev {sp.iface}"], force=True)
+
+    def _next_mac(self) -> str:
+        self._mac_counter += 1
+        v = self._mac_counter
+        return "02:" + ":".join(f"{(v >> s) & 0xff:02x}" for s in (32, 24, 16, 8, 0))
+
+    def _next_ip(self) -> str:
+        self._ip_counter += 1
+        v = self._ip_counter
+        return f"10.{(v >> 16) & 0xff}.{(v >> 8) & 0xff}.{v & 0xff}"
+
+    def popen(self, host: str, argv: list[str], *, what: str = "", **kwargs) -> subprocess.Popen:
+        """Start a program in a host's namespace; it is stopped at the end of the run."""
+        h = self.host(host)
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        proc = h.popen(argv, **kwargs)
+        label = f"{host}:{what or argv[0]}"
+        self._procs.append((proc, label))
+        if self._record is not None:
+            self._record.add_process(proc.pid, label)
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
+        for p, what in list(self._procs):
+            if p is proc:
+                return self._stop_proc(p, what, timeout)
+        return proc.poll()
+
+    def _stop_proc(self, proc: subprocess.Popen, what: str, timeout: float = 5.0):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self._procs = [pw for pw in self._procs if pw[0] is not proc]
+        if self._record is not None:
+            self._record.forget_process(proc.pid)
+        return proc.returncode
+
+    # ---- tear-down ----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Remove everything this run created. Safe to call more than once."""
+        if self._stopping or self._record is None:
+            self._restore_signal_handlers()
+            return
+        self._stopping = True
+        t = time.monotonic()
+        errors: list[str] = []
+        try:
+            for proc, what in list(self._procs):
+                try:
+                    self._stop_proc(proc, what)
+                except Exception as exc:  # keep tearing down; report at the end
+                    errors.append(f"{what}: {exc}")
+            if self.controller is not None:
+                try:
+                    self.controller.stop()
+                except Exception as exc:
+                    errors.append(f"controller: {exc}")
+            # Hang up every shell first, then reap them: the namespaces go with the shells,
+            # and with them the host ends of the veths (and so their switch ends).
+            for h in self.hosts.values():
+                if h.shell is not None and h.shell.poll() is None:
+                    try:
+                        os.killpg(h.shell.pid, signal.SIGHUP)
+                    except ProcessLookupError:
+                        pass
+            for h in self.hosts.values():
+                try:
+                    h.cleanup()
+                except Exception as exc:
+                    errors.append(f"host {h.name}: {exc}")
+            self.hosts.clear()
+            remove_tagged(self.run_id, bridges=self._record.bridges, links=self._record.links)
+            self._record.remove()
+            atexit.unregister(self.stop)
+            if self._own_run_dir and not errors:
+                import shutil
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        finally:
+            self.timings["stop"] = time.monotonic() - t
+            self._restore_signal_handlers()
+        if errors:
+            raise EmulationError("tear-down had problems:\n  " + "\n  ".join(errors))
+
+
+def remove_tagged(run_id: str, *, bridges: list[str] = (), links: list[str] = ()) -> None:
+    """Delete a run's root-namespace links and bridges (only ours: checked by tag)."""
+    tag = f"{registry.LINK_ALIAS_PREFIX}{run_id}"
+    ours = [i for i in tagged_links().get(tag, [])]
+    ip_batch((f"link del dev {i}" for i in ours), force=True)
+    brs = tagged_bridges().get(run_id, [])
+    args: list[str] = []
+    for b in brs:
+        args += ["--", "--if-exists", "del-br", b]
+    if args:
+        vsctl(args, check=False)
+
+
+def tagged_links() -> dict[str, list[str]]:
+    """Root-namespace links carrying a testbed alias, by alias."""
+    out: dict[str, list[str]] = {}
+    base = Path("/sys/class/net")
+    for d in base.iterdir():
+        try:
+            alias = (d / "ifalias").read_text().strip()
+        except OSError:
+            continue
+        if alias.startswith(registry.LINK_ALIAS_PREFIX):
+            out.setdefault(alias, []).append(d.name)
+    return out
+
+
+def tagged_bridges() -> dict[str, list[str]]:
+    """OVS bridges carrying the testbed's run tag, by run id."""
+    try:
+        text = vsctl(["--format=csv", "--data=bare", "--no-headings", "--columns=name,external_ids",
+                      "list", "bridge"], timeout=10)
+    except EmulationError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        name, _, ext = line.partition(",")
+        for kv in ext.replace('"', "").split():
+            k, _, v = kv.partition("=")
+            if k == registry.BRIDGE_TAG:
+                out.setdefault(v, []).append(name)
+    return out
+
+
+def _tc_lines(iface: str, link) -> list[str]:
+    """tc commands (without the leading 'tc') shaping one interface for ``link``."""
+    lines = []
+    netem = []
+    if link.delay_ms:
+        netem.append(f"delay {link.delay_ms}ms")
+    if link.loss_pct:
+        netem.append(f"loss {link.loss_pct}%")
+    if link.bw_mbit:
+        lines.append(f"qdisc add dev {iface} root handle 5: htb default 1")
+        lines.append(f"class add dev {iface} parent 5: classid 5:1 htb rate {link.bw_mbit}mbit "
+                     f"burst 15k")
+        if netem:
+            lines.append(f"qdisc add dev {iface} parent 5:1 handle 10: netem {' '.join(netem)}")
+    elif netem:
+        lines.append(f"qdisc add dev {iface} root handle 10: netem {' '.join(netem)}")
+    return lines

@@ -1,0 +1,241 @@
+"""A fake OpenFlow 1.3 data plane: enough of a switch to answer "where does this packet go?".
+
+It holds per-switch flow tables and group tables built only from the ``Changes`` the
+controller returns (so tests prove the diffs, not just the desired state), and traces
+packets: highest-priority matching flow, apply-actions in order, groups (fast-failover
+picks the first bucket whose watch port is live, select hashes the 5-tuple, all copies),
+outputs follow live links to the next switch or reach an attachment. VNF attachments echo
+packets back on their port, like the real VNF forwarders; other attachments terminate.
+
+Packets are dicts of match fields (``ip_proto``, ``ipv4_src``, ``udp_dst``...); the fake adds
+``in_port`` and keeps the VLAN stack in ``vlans`` (outermost last).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from typing import Any, Iterable
+
+from testbed.controller.logic import Fabric
+from testbed.controller.specs import Attachment, Changes, FlowSpec, GroupSpec, Link
+
+MAX_HOPS = 64
+_FIVE_TUPLE = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
+
+
+class DataplaneError(AssertionError):
+    """The controller asked for something a real switch would refuse."""
+
+
+def _ipv4_matches(want: Any, have: Any) -> bool:
+    if have is None:
+        return False
+    if isinstance(want, tuple):
+        net = ipaddress.IPv4Network(f"{want[0]}/{want[1]}")
+        return ipaddress.IPv4Address(have) in net
+    return want == have
+
+
+def matches(flow: FlowSpec, pkt: dict) -> bool:
+    """OpenFlow 1.3 matching for the fields the controller uses."""
+    for key, want in flow.match:
+        if key == "vlan_vid":
+            if not pkt["vlans"] or pkt["vlans"][-1] != want:
+                return False
+        elif key.startswith("ipv4_"):
+            if not _ipv4_matches(want, pkt.get(key)):
+                return False
+        elif pkt.get(key) != want:
+            return False
+    return True
+
+
+class FakeDataplane:
+    """Switches fed by Changes; ``trace`` follows a packet through them.
+
+    ``source`` is either the switch dict (name -> dpid): tables start as a freshly connected
+    switch's (the table-miss flow only), or a Fabric: tables are a snapshot of its
+    ``state_for`` every switch. ``vnfs`` names the attachments that echo packets back.
+    """
+
+    def __init__(self, source: dict[str, int] | Fabric, links: Iterable[Link],
+                 attachments: Iterable[Attachment], vnfs: Iterable[str] = ()):
+        self.links = list(links)
+        self.attachments = {a.name: a for a in attachments}
+        self.vnfs = set(vnfs)
+        self.dead_ports: set[tuple[str, int]] = set()
+        if isinstance(source, Fabric):
+            source, fabric = source.switches(), source
+        else:
+            fabric = None
+        self.dpids = dict(source)
+        self.names = {d: n for n, d in self.dpids.items()}
+        self.flows: dict[int, dict[tuple, FlowSpec]] = {d: {} for d in self.names}
+        self.groups: dict[int, dict[int, GroupSpec]] = {d: {} for d in self.names}
+        for dpid in self.names:
+            if fabric is None:
+                base = [FlowSpec(dpid=dpid, priority=0, match=(), actions=())]
+                groups: list[GroupSpec] = []
+            else:
+                base, groups = fabric.state_for(dpid)
+            for g in groups:
+                self.groups[dpid][g.group_id] = g
+            for f in base:
+                self.flows[dpid][f.key()] = f
+        self.peer: dict[tuple[str, int], tuple[str, int]] = {}
+        for l in self.links:
+            self.peer[(l.a, l.a_port)] = (l.b, l.b_port)
+            self.peer[(l.b, l.b_port)] = (l.a, l.a_port)
+        self.att_at = {(a.switch, a.port): a.name for a in self.attachments.values()}
+
+    # ------------------------------------------------------------------ programming
+    def apply(self, changes: Changes) -> None:
+        """Apply Changes in their order, refusing what OVS would refuse."""
+        for op, spec in changes.ordered():
+            if op == "group_add":
+                assert isinstance(spec, GroupSpec)
+                if spec.group_id in self.groups[spec.dpid]:
+                    raise DataplaneError(f"OFPGMFC_GROUP_EXISTS: {spec}")
+                self.groups[spec.dpid][spec.group_id] = spec
+            elif op == "group_mod":
+                assert isinstance(spec, GroupSpec)
+                if spec.group_id not in self.groups[spec.dpid]:
+                    raise DataplaneError(f"OFPGMFC_UNKNOWN_GROUP: {spec}")
+                self.groups[spec.dpid][spec.group_id] = spec
+            elif op == "flow_add":
+                assert isinstance(spec, FlowSpec)
+                for a in spec.actions:
+                    if a[0] == "group" and a[1] not in self.groups[spec.dpid]:
+                        raise DataplaneError(f"OFPBAC_BAD_OUT_GROUP: {spec}")
+                self.flows[spec.dpid][spec.key()] = spec
+            elif op == "flow_del":
+                assert isinstance(spec, FlowSpec)
+                if spec.key() not in self.flows[spec.dpid]:
+                    raise DataplaneError(f"deleting a flow that is not installed: {spec}")
+                del self.flows[spec.dpid][spec.key()]
+            elif op == "group_del":
+                assert isinstance(spec, GroupSpec)
+                if spec.group_id not in self.groups[spec.dpid]:
+                    raise DataplaneError(f"deleting a group that is not installed: {spec}")
+                users = [f for f in self.flows[spec.dpid].values()
+                         if ("group", spec.group_id) in f.actions]
+                if users:
+                    raise DataplaneError(f"group {spec} deleted while flows use it: {users}")
+                del self.groups[spec.dpid][spec.group_id]
+            else:
+                raise DataplaneError(f"unknown change {op}")
+
+    apply_changes = apply
+
+    def state(self, dpid: int) -> tuple[set[FlowSpec], set[GroupSpec]]:
+        return set(self.flows[dpid].values()), set(self.groups[dpid].values())
+
+    # --------------------------------------------------------------------- liveness
+    def set_link(self, a: str, b: str, up: bool) -> Link:
+        """Take the (first) link between switches a and b down or up, both ends."""
+        link = next(l for l in self.links if {l.a, l.b} == {a, b})
+        for end in ((link.a, link.a_port), (link.b, link.b_port)):
+            if up:
+                self.dead_ports.discard(end)
+            else:
+                self.dead_ports.add(end)
+        return link
+
+    def live(self, switch: str, port: int) -> bool:
+        return (switch, port) not in self.dead_ports
+
+    # ---------------------------------------------------------------------- tracing
+    def trace(self, packet: dict, from_attachment: str) -> list[str]:
+        """Names of the attachments the packet reaches, in order. A drop or loop ends the
+        list with a marker string starting with "DROP" or "LOOP"."""
+        att = self.attachments[from_attachment]
+        pkt = {"eth_type": 0x0800, **packet, "vlans": list(packet.get("vlans", ()))}
+        reached: list[str] = []
+        queue = [(att.switch, att.port, pkt, 0)]
+        while queue:
+            switch, port, p, hops = queue.pop(0)
+            if hops > MAX_HOPS:
+                reached.append(f"LOOP at {switch}")
+                continue
+            for out_sw, out_port, q in self._switch(switch, port, p, reached):
+                if not self.live(out_sw, out_port):
+                    reached.append(f"DROP at {out_sw}: port {out_port} is down")
+                elif (out_sw, out_port) in self.peer:
+                    nsw, nport = self.peer[(out_sw, out_port)]
+                    if not self.live(nsw, nport):
+                        reached.append(f"DROP at {nsw}: port {nport} is down")
+                    else:
+                        queue.append((nsw, nport, q, hops + 1))
+                elif (out_sw, out_port) in self.att_at:
+                    name = self.att_at[(out_sw, out_port)]
+                    if q["vlans"]:
+                        reached.append(f"DROP at {name}: arrived VLAN-tagged {q['vlans']}")
+                        continue
+                    reached.append(name)
+                    if name in self.vnfs:
+                        queue.append((out_sw, out_port, q, hops + 1))
+                else:
+                    reached.append(f"DROP at {out_sw}: port {out_port} leads nowhere")
+        return reached
+
+    def _switch(self, switch: str, in_port: int, pkt: dict, reached: list[str]):
+        """One switch: table lookup and actions; returns (switch, port, packet) outputs."""
+        dpid = self.dpids[switch]
+        p = dict(pkt, in_port=in_port, vlans=list(pkt["vlans"]))
+        best = None
+        for f in self.flows[dpid].values():
+            if matches(f, p) and (best is None or f.priority > best.priority):
+                best = f
+        if best is None or not best.actions:
+            reached.append(f"DROP at {switch}: no matching flow")
+            return []
+        return self._actions(switch, dpid, best.actions, p, reached)
+
+    def _actions(self, switch: str, dpid: int, actions, p: dict, reached: list[str]):
+        outs = []
+        for a in actions:
+            kind = a[0]
+            if kind == "output":
+                if a[1] == p["in_port"]:
+                    continue  # OpenFlow: output to the in_port needs OFPP_IN_PORT
+                outs.append((switch, a[1], dict(p, vlans=list(p["vlans"]))))
+            elif kind == "in_port":
+                outs.append((switch, p["in_port"], dict(p, vlans=list(p["vlans"]))))
+            elif kind == "push_vlan":
+                p["vlans"].append(p["vlans"][-1] if p["vlans"] else 0)
+            elif kind == "set_vlan":
+                if not p["vlans"]:
+                    raise DataplaneError(f"set_vlan on an untagged packet at {switch}")
+                p["vlans"][-1] = a[1]
+            elif kind == "pop_vlan":
+                if not p["vlans"]:
+                    raise DataplaneError(f"pop_vlan on an untagged packet at {switch}")
+                p["vlans"].pop()
+            elif kind == "group":
+                outs += self._group(switch, dpid, self.groups[dpid][a[1]], p, reached)
+            else:
+                raise DataplaneError(f"unknown action {a}")
+        if not outs:
+            reached.append(f"DROP at {switch}: actions {actions} output nothing")
+        return outs
+
+    def _group(self, switch: str, dpid: int, group: GroupSpec, p: dict, reached: list[str]):
+        buckets = list(group.buckets)
+        if group.type in ("ff", "select"):
+            buckets = [b for b in buckets if b.watch_port is None or self.live(switch, b.watch_port)]
+        if group.type == "ff":
+            buckets = buckets[:1]
+        elif group.type == "select" and buckets:
+            key = repr(tuple(p.get(k) for k in _FIVE_TUPLE)).encode()
+            weights = [max(b.weight, 1) for b in buckets]
+            pick = zlib.crc32(key) % sum(weights)
+            for b, w in zip(buckets, weights):
+                if pick < w:
+                    buckets = [b]
+                    break
+                pick -= w
+        outs = []
+        for b in buckets:
+            outs += self._actions(switch, dpid, b.actions, dict(p, vlans=list(p["vlans"])), reached)
+        return outs

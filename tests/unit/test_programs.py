@@ -1,0 +1,455 @@
+"""Tests of the programs that run inside emulated hosts: probe and forwarder.
+
+The pure tests check ``probe.analyse``. The real-packet tests build their own network
+namespaces (``tbt-<pid>-*``) joined by veth pairs, run the programs in them with
+``ip netns exec``, and always delete the namespaces again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed.programs import forwarder, probe
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = f"tbt-{os.getpid()}-"
+
+
+# --------------------------------------------------------------------------- pure tests
+
+
+def _stream(rate: float, seqs, start_ns: int = 10**12, latency_ns: int = 100_000):
+    """Records for ``seqs`` sent on schedule at ``rate``, each received ``latency_ns`` later."""
+    interval = 1e9 / rate
+    out = []
+    for s in seqs:
+        sent = start_ns + int(s * interval)
+        out.append((s, sent + latency_ns, sent))
+    return out
+
+
+def test_analyse_clean_stream():
+    """A complete, in-order stream has no loss, no duplicates and an outage of about zero."""
+    r = probe.analyse(_stream(1000, range(1000)), 1000.0)
+    assert r["received"] == r["unique"] == 1000
+    assert r["lost"] == r["duplicates"] == r["reordered"] == 0
+    assert r["first_seq"] == 0 and r["last_seq"] == 999
+    assert r["max_gap_ms"] == pytest.approx(1.0, abs=0.01)
+    assert r["outage_ms"] == pytest.approx(0.0, abs=0.01)
+    assert r["latency_ms"]["median"] == pytest.approx(0.1)
+    assert r["latency_ms"]["p99"] == pytest.approx(0.1)
+
+
+def test_analyse_50ms_gap_at_1000pps():
+    """A 50 ms hole in a 1000 pps stream reports 49 lost packets and an outage of about 49 ms."""
+    seqs = list(range(100)) + list(range(149, 300))
+    r = probe.analyse(_stream(1000, seqs), 1000.0)
+    assert r["lost"] == 49
+    assert r["max_gap_ms"] == pytest.approx(50.0, abs=0.01)
+    assert r["outage_ms"] == pytest.approx(49.0, abs=0.01)
+    top = r["gaps"][0]
+    assert (top["after_seq"], top["before_seq"], top["lost"]) == (99, 149, 49)
+    assert top["gap_ms"] == pytest.approx(50.0, abs=0.01)
+    assert len(r["gaps"]) == 10  # the ten largest gaps only
+    assert r["gaps"][1]["gap_ms"] <= top["gap_ms"]
+
+
+def test_analyse_duplicates():
+    """Datagrams received twice count as duplicates, not as extra unique packets or loss."""
+    recs = _stream(1000, range(10))
+    recs = recs[:5] + [recs[4], recs[4]] + recs[5:]
+    r = probe.analyse(recs, 1000.0)
+    assert r["received"] == 12
+    assert r["unique"] == 10
+    assert r["duplicates"] == 2
+    assert r["lost"] == 0 and r["reordered"] == 0
+
+
+def test_analyse_reordering():
+    """A datagram that arrives after a higher sequence number counts as reordered, not lost."""
+    base = _stream(1000, range(10))
+    recs = base[:3] + [base[4], base[3]] + base[5:]
+    r = probe.analyse(recs, 1000.0)
+    assert r["reordered"] == 1
+    assert r["lost"] == 0 and r["duplicates"] == 0
+    assert r["unique"] == 10
+
+
+def test_analyse_empty_and_unknown_rate():
+    """No records gives zeros and no latency; an unknown rate leaves the outage equal to the max gap."""
+    r = probe.analyse([], None)
+    assert r["received"] == 0 and r["lost"] == 0 and r["gaps"] == []
+    assert r["latency_ms"] == {"median": None, "p99": None}
+    r = probe.analyse([(0, 1_000_000, 0), (1, 6_000_000, 0)], None)
+    assert r["outage_ms"] == pytest.approx(5.0) and r["max_gap_ms"] == pytest.approx(5.0)
+    assert r["latency_ms"]["median"] is None  # send stamps of 0 mean unknown
+
+
+def test_flow_key_parses_udp():
+    """The forwarder's flow key is "src>dst/proto:dport" read from the IPv4/UDP headers."""
+    frame = _ipv4_udp_frame(b"\x02\x00\x00\x00\x00\x99", b"\x02\x00\x00\x00\x00\x01", 5000)
+    assert forwarder.flow_key(frame) == "10.0.0.1>10.0.0.2/17:5000"
+
+
+def test_forwarder_bad_interface_exits_2(tmp_path):
+    """A missing interface (or missing root) gives one stderr line, no traceback, and exit code 2."""
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "testbed.programs.forwarder",
+            "--iface",
+            "nope-tbt0",
+            "--stats",
+            str(tmp_path / "s.json"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=REPO,
+        env=_env(),
+    )
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "nope-tbt0" in p.stderr or "root" in p.stderr
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _ipv4_udp_frame(
+    dst_mac: bytes, src_mac: bytes, dport: int, payload: bytes = b"x" * 18
+) -> bytes:
+    import struct
+
+    udp_len = 8 + len(payload)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + udp_len,
+        1,
+        0,
+        64,
+        17,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
+    udp = struct.pack("!HHHH", 40000, dport, udp_len, 0)
+    return dst_mac + src_mac + b"\x08\x00" + ip + udp + payload
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
+
+
+def _our_namespaces() -> list[str]:
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+
+
+def _can_use_netns() -> str | None:
+    """Return a reason to skip real-packet tests, or None if they can run."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2 (`ip`)"
+    return None
+
+
+class Lab:
+    """Network namespaces and processes of one test, torn down by the fixture."""
+
+    def __init__(self) -> None:
+        self.namespaces: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+
+    def ns(self, suffix: str) -> str:
+        name = PREFIX + suffix
+        _ip("netns", "add", name)
+        self.namespaces.append(name)
+        _ip("-n", name, "link", "set", "lo", "up")
+        return name
+
+    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
+        """Create a veth pair directly inside the namespaces (no names in the root namespace)."""
+        _ip("-n", ns_a, "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+        for ns, ifname in ((ns_a, if_a), (ns_b, if_b)):
+            # Offloads off, as everywhere in the testbed (DESIGN.md); best effort.
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "ethtool",
+                    "-K",
+                    ifname,
+                    "tx",
+                    "off",
+                    "tso",
+                    "off",
+                    "gso",
+                    "off",
+                    "gro",
+                    "off",
+                    "sg",
+                    "off",
+                ],
+                check=False,
+                capture_output=True,
+                timeout=20,
+            )
+            _ip("-n", ns, "link", "set", ifname, "up")
+
+    def run(self, ns: str, *args: str, **kw) -> subprocess.Popen:
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, *args],
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kw,
+        )
+        self.procs.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        for ns in self.namespaces:
+            _ip("netns", "del", ns, check=False)
+
+
+@pytest.fixture
+def lab():
+    reason = _can_use_netns()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+        left = _our_namespaces()
+        assert left == [], f"namespaces left behind: {left}"
+
+
+def _wait_file(path: Path, proc: subprocess.Popen, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.01)
+    raise AssertionError(f"{path} did not appear")
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait for ``proc`` to exit 0 (it was asked to stop, or ends by itself)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, proc.stderr.read()
+
+
+def _probe_pair(lab: Lab):
+    a, b = lab.ns("a"), lab.ns("b")
+    lab.veth(a, "va", b, "vb")
+    _ip("-n", a, "addr", "add", "10.99.0.1/24", "dev", "va")
+    _ip("-n", b, "addr", "add", "10.99.0.2/24", "dev", "vb")
+    return a, b
+
+
+def _run_probe(lab: Lab, tmp_path: Path, rate: int, duration: float, during=None):
+    a, b = _probe_pair(lab)
+    out, stats = tmp_path / "recv.json", tmp_path / "send.json"
+    recv = lab.run(b, "-m", "testbed.programs.probe", "recv", "--port", "5001", "--out", str(out))
+    assert _wait_file(out, recv)["ready"] is True
+    send = lab.run(
+        a,
+        "-m",
+        "testbed.programs.probe",
+        "send",
+        "--dst",
+        "10.99.0.2",
+        "--port",
+        "5001",
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--stats",
+        str(stats),
+    )
+    if during:
+        during(a, b)
+    _finish(send, timeout=duration + 20)
+    time.sleep(0.2)
+    recv.send_signal(signal.SIGTERM)
+    _finish(recv)
+    return probe.read_result(str(out)), probe.read_result(str(stats))
+
+
+# --------------------------------------------------------------------------- real packets
+
+
+def test_probe_2000pps_no_loss(lab, tmp_path):
+    """Over a veth pair a 2,000 pps probe for 1 s arrives complete: received == sent == 2000."""
+    res, st = _run_probe(lab, tmp_path, 2000, 1.0)
+    assert st["sent"] == 2000 and st["errors"] == 0
+    assert st["achieved_rate"] == pytest.approx(2000, rel=0.02)
+    assert res["done"] is True
+    assert res["received"] == st["sent"]
+    assert res["lost"] == 0 and res["duplicates"] == 0
+    assert res["first_seq"] == 0 and res["last_seq"] == 1999
+    assert res["rate"] == 2000
+    assert res["latency_ms"]["median"] is not None and res["latency_ms"]["median"] < 5
+
+
+def test_probe_link_down_100ms_gives_outage(lab, tmp_path):
+    """Taking the sender's link down for 100 ms mid-stream shows one outage of 80-300 ms."""
+
+    def flap(a, b):
+        time.sleep(0.8)
+        _ip("-n", a, "link", "set", "dev", "va", "down")
+        time.sleep(0.1)
+        _ip("-n", a, "link", "set", "dev", "va", "up")
+
+    res, st = _run_probe(lab, tmp_path, 2000, 2.0, during=flap)
+    assert 80 <= res["outage_ms"] <= 300, res["gaps"][:3]
+    assert res["gaps"][0]["lost"] > 0
+    assert res["lost"] == res["last_seq"] - res["first_seq"] + 1 - res["unique"]
+    assert st["attempted"] == 4000
+
+
+_ECHO_CLIENT = r"""
+import json, socket, struct, sys, time
+iface, fw_mac, n = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+s.settimeout(0.05)
+me = s.getsockname()[4]
+foreign = bytes.fromhex("020000000099")
+def ipv4(dst, tag, i):
+    payload = tag + struct.pack("!I", i) + b"p" * 14
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), i & 0xFFFF, 0, 64, 17, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    udp = struct.pack("!HHHH", 40000, 5000, 8 + len(payload), 0)
+    return dst + me + b"\x08\x00" + ip + udp + payload
+arp = (b"\xff" * 6 + me + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+       + me + bytes([10, 0, 0, 1]) + b"\x00" * 6 + bytes([10, 0, 0, 2]) + b"TARP")
+sent = []
+for i in range(n):
+    f = ipv4(foreign, b"FWD!", i)
+    sent.append(f)
+    s.send(f)
+    s.send(ipv4(fw_mac, b"MINE", i))        # addressed to the VNF itself: not forwarded
+    s.send(ipv4(b"\xff" * 6, b"BCST", i))   # broadcast IPv4: not forwarded
+    s.send(arp)                             # ARP request: not forwarded
+    if i % 50 == 49:
+        time.sleep(0.002)
+back, other, identical = 0, {}, 0
+want = set(sent)
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline:
+    try:
+        data, addr = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    if addr[2] == 4:  # PACKET_OUTGOING: our own sends
+        continue
+    if data in want:
+        identical += 1
+    if b"FWD!" in data:
+        back += 1
+    for tag in (b"MINE", b"BCST", b"TARP"):
+        if tag in data:
+            other[tag.decode()] = other.get(tag.decode(), 0) + 1
+print(json.dumps({"back": back, "identical": identical, "other": other}))
+"""
+
+
+def test_forwarder_echoes_transit_frames_only(lab, tmp_path):
+    """The forwarder sends transit IPv4 frames back unchanged on the same interface, counts them,
+    and does not echo ARP, broadcast or frames addressed to itself."""
+    fw_ns, t_ns = lab.ns("fw"), lab.ns("t")
+    lab.veth(fw_ns, "fw0", t_ns, "tst0")
+    stats = tmp_path / "fw.json"
+    fw = lab.run(
+        fw_ns,
+        "-m",
+        "testbed.programs.forwarder",
+        "--iface",
+        "fw0",
+        "--stats",
+        str(stats),
+        "--name",
+        "vnf1",
+        "--cost-us",
+        "5",
+    )
+    first = _wait_file(stats, fw)
+    assert first["packets"] == 0 and first["name"] == "vnf1" and first["iface"] == "fw0"
+    n = 200
+    client = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            t_ns,
+            sys.executable,
+            "-c",
+            _ECHO_CLIENT,
+            "tst0",
+            first["mac"],
+            str(n),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert client.returncode == 0, client.stderr
+    got = json.loads(client.stdout)
+    assert got["back"] == n
+    assert got["identical"] == n  # unchanged, byte for byte
+    assert got["other"] == {}
+    fw.send_signal(signal.SIGTERM)
+    _finish(fw)
+    final = json.loads(stats.read_text())
+    assert final["packets"] == n
+    assert final["bytes"] == n * (14 + 20 + 8 + 22)
+    assert final["flows"] == {"10.0.0.1>10.0.0.2/17:5000": n}
+    assert final["ignored"] >= 3 * n  # MINE + BCST + ARP, plus its own outgoing copies
+    assert final["updated"] >= final["started"]
