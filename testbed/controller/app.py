@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 
-from os_ken.lib import hub  # noqa: E402  (eventlet lives only in this process)
+from os_ken.lib import hub
 
 LOG = logging.getLogger("testbed.controller")
 CONFIG_ENV = "TESTBED_CONTROLLER_CONFIG"
@@ -50,8 +50,12 @@ def fail_fast(handler):
 def _build_app():
     from os_ken.base import app_manager
     from os_ken.controller import ofp_event
-    from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER,
-                                          MAIN_DISPATCHER, set_ev_cls)
+    from os_ken.controller.handler import (
+        CONFIG_DISPATCHER,
+        DEAD_DISPATCHER,
+        MAIN_DISPATCHER,
+        set_ev_cls,
+    )
     from os_ken.ofproto import ofproto_v1_3
 
     from testbed.controller import ofmsg

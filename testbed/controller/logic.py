@@ -30,17 +30,18 @@ changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no 
 wanted, and likewise for groups. Flows carry ``cookie = graph_id << 32 | segment << 8 |
 role`` so per-graph counters can be read with :data:`COOKIE_MASK`.
 
-Switch (re)connection. Switches count as up from the start. When one connects, the app
-deletes every flow and group on it, installs ``base_flows(dpid)`` and applies the Changes of
-``switch_status(dpid, True)``, which carry the switch's whole graph state (its installed
-record is reset) plus any reroute elsewhere. A switch that is down gets no changes.
+Switch (re)connection. The fabric's record of what is installed always equals the desired
+state (``state_for``), whether or not a switch is connected: the app skips changes for a
+switch that is not connected and, when one (re)connects, deletes every flow and group on it
+and installs ``base_flows(dpid)`` plus ``state_for(dpid)``. ``switch_status`` is for a switch
+dead in the data plane; a lost control connection does not stop OVS forwarding.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import networkx as nx
 
@@ -62,7 +63,8 @@ TRANSIT_PRIORITY = 1000
 COOKIE_SHIFT = 32
 COOKIE_MASK = 0xFFFFFFFF00000000
 cookie_mask = COOKIE_MASK
-ROLE_CLASSIFY, ROLE_TRANSIT, ROLE_DELIVER, ROLE_BACKUP = 1, 2, 3, 4
+# Low cookie bits: segment << 8 | role.
+ROLE_CLASSIFY, ROLE_TRANSIT, ROLE_DELIVER, ROLE_BACKUP, ROLE_BACKUP_DELIVER = 1, 2, 3, 4, 5
 _MAX_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
 
 
@@ -103,6 +105,8 @@ class _Graph:
 
 class Fabric:
     """Desired flow/group state of the switches for a set of forwarding graphs."""
+
+    COOKIE_MASK = COOKIE_MASK
 
     def __init__(self, switches: dict[str, int], links: Iterable[Link],
                  attachments: Iterable[Attachment] = (),
@@ -152,6 +156,11 @@ class Fabric:
     def links(self) -> list[Link]:
         return list(self._links)
 
+    def link_states(self) -> list[dict]:
+        """Every link as a dict (a, a_port, b, b_port, up) for the northbound."""
+        return [{"a": l.a, "a_port": l.a_port, "b": l.b, "b_port": l.b_port,
+                 "up": self._link_up(l)} for l in self._links]
+
     def attachments(self) -> dict[str, Attachment]:
         return dict(self._atts)
 
@@ -190,13 +199,6 @@ class Fabric:
     def _users_of(self, att_name: str) -> list[str]:
         return [n for n, g in self._graphs.items() if att_name in g.spec.hops]
 
-    def _switch(self, dpid: int) -> str:
-        try:
-            return self._names[dpid]
-        except KeyError:
-            raise ControllerError(f"unknown switch dpid {dpid:#x}; known: "
-                                  f"{ {n: hex(d) for n, d in self._dpids.items()} }") from None
-
     def _link_up(self, link: Link) -> bool:
         return (link.a not in self._down_switches and link.b not in self._down_switches
                 and (link.a, link.a_port) not in self._down_ports
@@ -207,8 +209,11 @@ class Fabric:
 
     def port_status(self, dpid: int, port: int, up: bool) -> Changes:
         """A port went down or up: recompute the graphs (restoration). Idempotent: the
-        event from the second end of a link that is already down changes nothing."""
-        sw = self._switch(dpid)
+        event from the second end of a link that is already down changes nothing. Events
+        of switches not in the wiring are ignored (the app ignores those switches too)."""
+        if dpid not in self._names:
+            return Changes()
+        sw = self._names[dpid]
         before = self._up_links()
         if up:
             self._down_ports.discard((sw, port))
@@ -219,21 +224,20 @@ class Fabric:
         return self._recompute_all()
 
     def switch_status(self, dpid: int, up: bool) -> Changes:
-        """A switch disconnected (all its links count as down) or (re)connected: in the
-        latter case the Changes hold the switch's whole graph state, see the module doc."""
-        sw = self._switch(dpid)
+        """A whole switch died in the data plane (all its links count as down) or came back
+        (its links count as up again, except ports reported down). A lost control
+        connection alone is not this: OVS keeps forwarding; the app re-syncs on reconnect."""
+        if dpid not in self._names:
+            return Changes()
+        sw = self._names[dpid]
+        before = set(self._down_switches)
         if up:
             self._down_switches.discard(sw)
         else:
             self._down_switches.add(sw)
-        # Either way what the switch holds is unknown now: down it keeps nothing we track,
-        # up it has been wiped by the app and gets everything again.
-        self._forget_installed(dpid)
+        if self._down_switches == before:
+            return Changes()
         return self._recompute_all()
-
-    def _forget_installed(self, dpid: int) -> None:
-        self._installed_flows = {k: f for k, f in self._installed_flows.items() if f.dpid != dpid}
-        self._installed_groups = {k: g for k, g in self._installed_groups.items() if g.dpid != dpid}
 
     def _recompute_all(self) -> Changes:
         self._topo = None
@@ -316,12 +320,43 @@ class Fabric:
     def graph_cookie(self, name: str) -> int:
         return self._graph(name).gid << COOKIE_SHIFT
 
+    def graph_counters(self, name: str, flows: Iterable[dict]) -> dict:
+        """Sum flow-stats rows of the graph (dicts with cookie, packets, bytes) per segment:
+        ``in`` counts packets classified at the segment's source, ``out`` those handed to
+        its destination (deliver flows, primary or backup). Rows of other graphs are
+        ignored. Returns ingress/delivered totals and the per-segment list."""
+        g = self._graph(name)
+        hops = g.spec.hops
+        segs = [{"segment": i, "from": hops[i], "to": hops[i + 1], "in_packets": 0,
+                 "in_bytes": 0, "out_packets": 0, "out_bytes": 0} for i in range(len(hops) - 1)]
+        for row in flows:
+            cookie = int(row["cookie"])
+            if cookie & COOKIE_MASK != g.gid << COOKIE_SHIFT:
+                continue
+            i, role = (cookie >> 8) & 0xFFFFFF, cookie & 0xFF
+            if i >= len(segs):
+                continue
+            ends = []
+            if role == ROLE_CLASSIFY:
+                ends.append("in")
+                if len(g.paths[i]) == 1:  # same switch: the classifier delivers too
+                    ends.append("out")
+            elif role in (ROLE_DELIVER, ROLE_BACKUP_DELIVER):
+                ends.append("out")
+            for end in ends:
+                segs[i][f"{end}_packets"] += int(row.get("packets", 0))
+                segs[i][f"{end}_bytes"] += int(row.get("bytes", 0))
+        return {"ingress_packets": segs[0]["in_packets"], "ingress_bytes": segs[0]["in_bytes"],
+                "delivered_packets": segs[-1]["out_packets"],
+                "delivered_bytes": segs[-1]["out_bytes"], "segments": segs}
+
     def used_vlans(self) -> set[int]:
         return set(self._vlans.used)
 
     def state_for(self, dpid: int) -> tuple[list[FlowSpec], list[GroupSpec]]:
-        """Everything the switch should hold: base flows, graph flows and groups."""
-        flows = self.base_flows(dpid)
+        """The graph flows and groups the switch should hold; with ``base_flows(dpid)``
+        that is everything. Always equal to what the returned Changes have built."""
+        flows: list[FlowSpec] = []
         groups: list[GroupSpec] = []
         for g in self._graphs.values():
             flows += [f for f in g.flows.values() if f.dpid == dpid]
@@ -352,7 +387,7 @@ class Fabric:
                 continue
             clash = set(mine) & set(self._classifier_keys(g.spec))
             if clash:
-                dpid, _, _, match = sorted(clash)[0]
+                dpid, _, _, match = min(clash, key=repr)
                 raise ForwardingGraphError(
                     f"forwarding graph {fg.name!r}: classifier {dict(match)} at switch "
                     f"{self._names[dpid]} is already used by graph {name!r} (same priority); "
@@ -478,7 +513,7 @@ class Fabric:
             # OpenFlow drops an output to the in_port unless it says OFPP_IN_PORT.
             out = ("in_port",) if q == in_port else ("output", q)
             buckets.append(Bucket(actions=(("set_vlan", bvid), out), watch_port=q))
-            for f in self._backup_flows(topo, bp, bvid, dst, cookie | ROLE_BACKUP):
+            for f in self._backup_flows(topo, bp, bvid, dst, cookie):
                 flows[f.key()] = f
         if key not in g.group_ids:
             g.group_ids[key] = self._group_pools[dpid].take()
@@ -489,22 +524,21 @@ class Fabric:
     def _backup_flows(self, topo: nx.Graph, bp: list[str], vid: int, dst: Attachment,
                       cookie: int) -> list[FlowSpec]:
         out = [FlowSpec(self._dpids[bp[-1]], TRANSIT_PRIORITY, {"vlan_vid": vid},
-                        (("pop_vlan",), ("output", dst.port)), cookie)]
+                        (("pop_vlan",), ("output", dst.port)), cookie | ROLE_BACKUP_DELIVER)]
         for k in reversed(range(1, len(bp) - 1)):
             port = topo.edges[bp[k], bp[k + 1]]["links"][0].port_of(bp[k])
             out.append(FlowSpec(self._dpids[bp[k]], TRANSIT_PRIORITY, {"vlan_vid": vid},
-                                (("output", port),), cookie))
+                                (("output", port),), cookie | ROLE_BACKUP))
         return out
 
     # ----------------------------------------------------------------------- diffing
     def _sync(self) -> Changes:
-        """Diff the desired state of the up switches against what was installed."""
-        up = {self._dpids[s] for s in self._dpids if s not in self._down_switches}
+        """Diff the desired state against what was installed (and record it installed)."""
         want_f: dict[tuple, FlowSpec] = {}
         want_g: dict[tuple[int, int], GroupSpec] = {}
         for g in self._graphs.values():
-            want_f.update((k, f) for k, f in g.flows.items() if f.dpid in up)
-            want_g.update((k, gr) for k, gr in g.groups.items() if gr.dpid in up)
+            want_f.update((k, f) for k, f in g.flows.items())
+            want_g.update((k, gr) for k, gr in g.groups.items())
         ch = Changes()
         for k, gr in want_g.items():
             old = self._installed_groups.get(k)

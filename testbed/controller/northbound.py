@@ -117,7 +117,6 @@ class Northbound:
         if name not in self.app.fabric.attachments():
             raise HTTPError(404, f"no attachment {name!r}")
         self.app.apply(self.app.fabric.remove_attachment(name), f"attachment {name} removed")
-        return None
 
     def _graph_view(self, name):
         f = self.app.fabric
@@ -146,7 +145,6 @@ class Northbound:
         self._known(name)
         self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed")
         self.app.barrier_all()
-        return None
 
     def _known(self, name):
         if name not in self.app.fabric.graphs():

@@ -82,6 +82,9 @@ class Emulation:
         self.topology = topology
         self.datapath = features.choose_datapath(datapath)
         self.run_id = "tb" + secrets.token_hex(4)
+        # All root-namespace links of the run share an interface group: the kernel deletes
+        # a whole group in one batch (0.1 s for 600 veths instead of 4.5 s one by one).
+        self.link_group = link_group(self.run_id)
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir else Path(
             tempfile.mkdtemp(prefix=f"testbed-{self.run_id}-"))
@@ -270,13 +273,14 @@ class Emulation:
         lines = []
         for ia, ib, _link in self._switch_links:
             lines.append(f"link add name {ia} type veth peer name {ib}")
-            lines += [f"link set dev {ia} alias {tag} up", f"link set dev {ib} alias {tag} up"]
+            lines += [f"link set dev {ia} alias {tag} group {self.link_group} up",
+                      f"link set dev {ib} alias {tag} group {self.link_group} up"]
         for host, hif, sif, _port, _link in self._host_links:
             mac = self.attachments[host].mac
             pid = self.hosts[host].pid
             lines.append(f"link add name {sif} type veth peer name {hif} "
                          f"address {mac} netns {pid}")
-            lines.append(f"link set dev {sif} alias {tag} up")
+            lines.append(f"link set dev {sif} alias {tag} group {self.link_group} up")
         ip_batch(lines)
         if self.datapath == "user":
             sh(offload_script(i for s in self.switches.values() for i in
@@ -394,7 +398,7 @@ class Emulation:
         self._record.add_process(h.pid, f"host {name}")
         tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
         ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} netns {h.pid}",
-                  f"link set dev {sif} alias {tag} up"])
+                  f"link set dev {sif} alias {tag} group {self.link_group} up"])
         self._record.links.append(sif)
         self._record.save()
         sw.ports[port] = SwitchPort(port, sif, name)
@@ -505,7 +509,7 @@ class Emulation:
                 except Exception as exc:
                     errors.append(f"host {h.name}: {exc}")
             self.hosts.clear()
-            remove_tagged(self.run_id, bridges=self._record.bridges, links=self._record.links)
+            remove_tagged(self.run_id)
             self._record.remove()
             atexit.unregister(self.stop)
             if self._own_run_dir and not errors:
@@ -518,17 +522,37 @@ class Emulation:
             raise EmulationError("tear-down had problems:\n  " + "\n  ".join(errors))
 
 
-def remove_tagged(run_id: str, *, bridges: list[str] = (), links: list[str] = ()) -> None:
-    """Delete a run's root-namespace links and bridges (only ours: checked by tag)."""
-    tag = f"{registry.LINK_ALIAS_PREFIX}{run_id}"
-    ours = [i for i in tagged_links().get(tag, [])]
-    ip_batch((f"link del dev {i}" for i in ours), force=True)
+def remove_tagged(run_id: str) -> None:
+    """Delete a run's bridges and root-namespace links (only ours: found by their tags).
+
+    Bridges go first, without waiting for ovs-vswitchd to reconfigure (``--no-wait``);
+    then the links, as one interface group. Port by port, the same took 15 s at k=8.
+    """
     brs = tagged_bridges().get(run_id, [])
-    args: list[str] = []
+    args: list[str] = ["--no-wait"]
     for b in brs:
         args += ["--", "--if-exists", "del-br", b]
-    if args:
+    if brs:
         vsctl(args, check=False)
+    tag = f"{registry.LINK_ALIAS_PREFIX}{run_id}"
+    if tagged_links().get(tag):
+        ip_batch([f"link del group {link_group(run_id)}"], force=True)
+    # anything left (e.g. moved to another group by hand) goes one by one, still by tag
+    ip_batch((f"link del dev {i}" for i in tagged_links().get(tag, [])), force=True)
+    # ovs-vswitchd removes each userspace bridge's internal (tap) device in the background,
+    # about 0.1 s each: wait for that, so the run leaves nothing behind when stop() returns.
+    deadline = time.monotonic() + 120
+    while brs and time.monotonic() < deadline:
+        brs = [b for b in brs if os.path.exists(f"/sys/class/net/{b}")]
+        if brs:
+            time.sleep(0.05)
+    if brs:
+        raise EmulationError(f"ovs-vswitchd did not remove bridges {brs[:5]} within 120 s")
+
+
+def link_group(run_id: str) -> int:
+    """The interface group of a run's links (derived from its id; 1000..2^30)."""
+    return 1000 + int(run_id[2:], 16) % (1 << 30)
 
 
 def tagged_links() -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ naming the parameter and what would be valid.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -124,7 +125,7 @@ def linear(n: int, *, hosts_per_switch: int = 1, bw_mbit: float | None = None,
     link = _link(bw_mbit, delay_ms, loss_pct)
     topo = Topology(name or f"linear-{n}")
     names = [topo.add_switch(f"s{i + 1}").name for i in range(n)]
-    for a, b in zip(names, names[1:]):
+    for a, b in itertools.pairwise(names):
         topo.add_link(a, b, **link)
     for i, sw in enumerate(names):
         for j in range(hosts):

@@ -239,7 +239,7 @@ def _read_graph(path: Path) -> tuple[nx.Graph, list[str]]:
         line, col = exc.position
         raise TopologyError(f"{path.name}: line {line}, column {col + 1}: malformed XML "
                             f"({exc}); is this a GraphML file?") from None
-    except ValueError as exc:  # also covers NetworkXError
+    except (ValueError, nx.NetworkXException) as exc:
         detail = _graphml_bad_value(path) if path.suffix.lower() == ".graphml" else None
         raise TopologyError(f"{path.name}: cannot parse: {detail or exc}") from None
     except (KeyError, TypeError, IndexError, UnicodeDecodeError, OSError) as exc:
@@ -305,7 +305,12 @@ def _speed_mbit(data: Mapping[str, Any]) -> float | None:
 
 
 def _describe(ids: list[Any], label_of: Mapping[Any, str | None], limit: int = 6) -> str:
-    shown = [f"{i!s} ({label_of[i]!r})" if label_of[i] else str(i) for i in ids[:limit]]
+    def short(text: Any) -> str:
+        text = str(text)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    shown = [f"{short(i)} ({short(label_of[i])!r})" if label_of[i] else short(i)
+             for i in ids[:limit]]
     return "{" + ", ".join(shown) + (f", ... {len(ids) - limit} more" if len(ids) > limit
                                      else "") + "}"
 

@@ -347,9 +347,9 @@ def _problems(topo: Topology) -> list[str]:
             continue
         if a == b:
             out.append(f"link {a}-{b} connects '{a}' to itself")
-        checks = (("bw_mbit", link.bw_mbit, dict(low=0.0, low_inclusive=False)),
-                  ("delay_ms", link.delay_ms, dict(low=0.0)),
-                  ("loss_pct", link.loss_pct, dict(low=0.0, high=100.0)))
+        checks = (("bw_mbit", link.bw_mbit, {"low": 0.0, "low_inclusive": False}),
+                  ("delay_ms", link.delay_ms, {"low": 0.0}),
+                  ("loss_pct", link.loss_pct, {"low": 0.0, "high": 100.0}))
         for attr, value, limits in checks:
             why = None if (attr == "bw_mbit" and value is None) else _bad_number(value, **limits)
             if why:

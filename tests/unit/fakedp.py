@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from testbed.controller.logic import Fabric
 from testbed.controller.specs import Attachment, Changes, FlowSpec, GroupSpec, Link
@@ -56,7 +57,7 @@ class FakeDataplane:
 
     ``source`` is either the switch dict (name -> dpid): tables start as a freshly connected
     switch's (the table-miss flow only), or a Fabric: tables are a snapshot of its
-    ``state_for`` every switch. ``vnfs`` names the attachments that echo packets back.
+    ``base_flows`` + ``state_for`` every switch, as the app installs on connect. ``vnfs`` names the attachments that echo packets back.
     """
 
     def __init__(self, source: dict[str, int] | Fabric, links: Iterable[Link],
@@ -74,11 +75,11 @@ class FakeDataplane:
         self.flows: dict[int, dict[tuple, FlowSpec]] = {d: {} for d in self.names}
         self.groups: dict[int, dict[int, GroupSpec]] = {d: {} for d in self.names}
         for dpid in self.names:
-            if fabric is None:
-                base = [FlowSpec(dpid=dpid, priority=0, match=(), actions=())]
-                groups: list[GroupSpec] = []
-            else:
-                base, groups = fabric.state_for(dpid)
+            base = [FlowSpec(dpid=dpid, priority=0, match=(), actions=())]
+            groups: list[GroupSpec] = []
+            if fabric is not None:
+                flows, groups = fabric.state_for(dpid)
+                base = fabric.base_flows(dpid) + flows
             for g in groups:
                 self.groups[dpid][g.group_id] = g
             for f in base:
@@ -88,6 +89,7 @@ class FakeDataplane:
             self.peer[(l.a, l.a_port)] = (l.b, l.b_port)
             self.peer[(l.b, l.b_port)] = (l.a, l.a_port)
         self.att_at = {(a.switch, a.port): a.name for a in self.attachments.values()}
+        self.packets: dict[tuple, int] = {}  # flow key -> packets matched, like flow stats
 
     # ------------------------------------------------------------------ programming
     def apply(self, changes: Changes) -> None:
@@ -127,6 +129,12 @@ class FakeDataplane:
                 raise DataplaneError(f"unknown change {op}")
 
     apply_changes = apply
+
+    def flow_stats(self) -> list[dict]:
+        """Rows like the northbound's flow-stats: cookie, priority, packets, bytes (100/packet)."""
+        return [{"cookie": f.cookie, "priority": f.priority, "packets": self.packets.get(k, 0),
+                 "bytes": 100 * self.packets.get(k, 0)}
+                for table in self.flows.values() for k, f in table.items()]
 
     def state(self, dpid: int) -> tuple[set[FlowSpec], set[GroupSpec]]:
         return set(self.flows[dpid].values()), set(self.groups[dpid].values())
@@ -187,6 +195,8 @@ class FakeDataplane:
         for f in self.flows[dpid].values():
             if matches(f, p) and (best is None or f.priority > best.priority):
                 best = f
+        if best is not None:
+            self.packets[best.key()] = self.packets.get(best.key(), 0) + 1
         if best is None or not best.actions:
             reached.append(f"DROP at {switch}: no matching flow")
             return []

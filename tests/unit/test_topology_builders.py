@@ -50,12 +50,12 @@ def test_fat_tree_options():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(k=3), "k must be even"),
-    (dict(k=0), "k must be >= 2"),
-    (dict(k="4"), "k must be an integer"),
-    (dict(k=4, hosts_per_edge=0), "hosts_per_edge must be >= 1"),
-    (dict(k=4, compute={"cpus": 2}), "unknown key 'cpus'"),
-    (dict(k=4, bw_mbit=-1), "bw_mbit is -1"),
+    ({"k": 3}, "k must be even"),
+    ({"k": 0}, "k must be >= 2"),
+    ({"k": "4"}, "k must be an integer"),
+    ({"k": 4, "hosts_per_edge": 0}, "hosts_per_edge must be >= 1"),
+    ({"k": 4, "compute": {"cpus": 2}}, "unknown key 'cpus'"),
+    ({"k": 4, "bw_mbit": -1}, "bw_mbit is -1"),
 ])
 def test_fat_tree_bad_parameters(kwargs, message):
     """Bad fat-tree parameters raise TopologyError naming the parameter and valid values."""

@@ -1,0 +1,483 @@
+"""Unit tests of the controller core: Fabric + specs, checked with a fake data plane.
+
+Every Changes the fabric returns is applied to a FakeDataplane that starts like freshly
+connected switches, so the tests prove the diffs as well as the desired state.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from fakedp import FakeDataplane  # tests/unit is on sys.path (rootdir-relative, no __init__)
+
+from testbed.controller.logic import COOKIE_MASK, TRANSIT_PRIORITY, Fabric
+from testbed.controller.specs import (
+    Attachment,
+    Bucket,
+    Changes,
+    FlowSpec,
+    ForwardingGraphSpec,
+    GroupSpec,
+    Link,
+)
+from testbed.errors import ForwardingGraphError
+
+#        s2
+#      /    \          h1@s1, A@s2, B@s3, C@s3, D@s4, h2@s4
+#  s1 <      > s4      paths are shortest by hop count, ties broken by switch name
+#      \    /
+#        s3
+SWITCHES = {"s1": 1, "s2": 2, "s3": 3, "s4": 4}
+LINKS = [Link("s1", 10, "s2", 10), Link("s1", 11, "s3", 10),
+         Link("s2", 11, "s4", 10), Link("s3", 11, "s4", 11)]
+ATTS = [Attachment("h1", "s1", 1), Attachment("A", "s2", 1), Attachment("B", "s3", 1),
+        Attachment("C", "s3", 2), Attachment("D", "s4", 2), Attachment("h2", "s4", 1),
+        Attachment("h3", "s1", 2)]
+VNFS = {"A", "B", "C", "D"}
+UDP5000 = {"ip_proto": 17, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "udp_dst": 5000}
+PKT = {"ip_proto": 17, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "udp_src": 40000,
+       "udp_dst": 5000}
+
+
+def graph(name="fg1", hops=("h1", "A", "B", "h2"), match=None, **kw) -> ForwardingGraphSpec:
+    return ForwardingGraphSpec(name=name, match=match if match is not None else UDP5000,
+                               hops=hops, **kw)
+
+
+class Net:
+    """A Fabric and a fake data plane kept in step by applying every Changes."""
+
+    def __init__(self, switches=SWITCHES, links=LINKS, atts=ATTS, vnfs=VNFS, **kw):
+        self.fabric = Fabric(switches, links, atts, **kw)
+        self.dp = FakeDataplane(switches, links, atts, vnfs=vnfs)
+        self.switches = switches
+
+    def do(self, changes: Changes) -> Changes:
+        self.dp.apply(changes)
+        self.assert_synced()
+        return changes
+
+    def assert_synced(self) -> None:
+        for dpid in self.switches.values():
+            flows, groups = self.fabric.state_for(dpid)
+            flows += self.fabric.base_flows(dpid)
+            assert self.dp.state(dpid) == (set(flows), set(groups)), f"switch {dpid} differs"
+
+    def link_down(self, a: str, b: str) -> Link:
+        """The link dies in the data plane; the controller hears only the first end."""
+        link = self.dp.set_link(a, b, up=False)
+        return link
+
+    def link_up(self, a: str, b: str) -> Link:
+        return self.dp.set_link(a, b, up=True)
+
+    def port(self, switch: str, port: int, up: bool) -> Changes:
+        return self.do(self.fabric.port_status(self.switches[switch], port, up))
+
+
+@pytest.fixture
+def net() -> Net:
+    return Net()
+
+
+def path_links(path: list[str]) -> list[tuple[str, str]]:
+    return list(itertools.pairwise(path))
+
+
+# ----------------------------------------------------------------------------- steering
+def test_chain_visits_vnfs_in_order(net):
+    """A chain h1 -> A -> B -> h2 delivers the packet to A, then B, then h2."""
+    net.do(net.fabric.add_graph(graph()))
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+    assert net.fabric.graph_status("fg1") == "ok"
+    assert net.fabric.graph_paths("fg1") == [["s1", "s2"], ["s2", "s1", "s3"], ["s3", "s4"]]
+
+
+def test_second_graph_uses_its_own_chain(net):
+    """Two graphs with different classifiers each go through their own VNFs only."""
+    net.do(net.fabric.add_graph(graph()))
+    net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "D", "h2"), dict(UDP5000, udp_dst=6000))))
+    assert net.dp.trace(dict(PKT, udp_dst=6000), "h1") == ["C", "D", "h2"]
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+
+
+def test_unmatched_packet_is_dropped(net):
+    """A packet matching no classifier hits the table-miss flow and is dropped."""
+    net.do(net.fabric.add_graph(graph()))
+    trace = net.dp.trace(dict(PKT, udp_dst=7000), "h1")
+    assert trace == ["DROP at s1: no matching flow"]
+    assert net.dp.trace(PKT, "h3") == ["DROP at s1: no matching flow"]
+
+
+def test_prefix_classifier_matches_the_subnet(net):
+    """An IPv4 prefix classifier steers every address of the subnet and nothing else."""
+    net.do(net.fabric.add_graph(graph(match={"ipv4_dst": "10.0.1.0/24"}, hops=("h1", "D", "h2"))))
+    assert net.dp.trace(dict(PKT, ipv4_dst="10.0.1.77"), "h1") == ["D", "h2"]
+    assert net.dp.trace(dict(PKT, ipv4_dst="10.0.2.77"), "h1")[0].startswith("DROP")
+
+
+def test_hops_on_one_switch_are_connected_directly(net):
+    """Consecutive hops on one switch get a direct output, no VLAN and no transit flows."""
+    changes = net.do(net.fabric.add_graph(graph(hops=("h2", "D", "h2"))))
+    assert net.dp.trace(PKT, "h2") == ["D", "h2"]
+    assert all(("vlan_vid" not in dict(f.match)) for f in changes.flow_adds)
+    assert net.fabric.graph_paths("fg1") == [["s4"], ["s4"]]
+
+
+def test_looping_graph_is_reported_by_the_fake(net):
+    """A graph that sends packets back into a VNF forever is caught by the fake's TTL."""
+    net.do(net.fabric.add_graph(graph(hops=("B", "C", "B"))))
+    assert net.dp.trace(PKT, "B")[-1] == "LOOP at s3"
+
+
+def test_same_port_hop_uses_in_port_action(net):
+    """A next hop on the very port the packet came from is reached with OFPP_IN_PORT."""
+    fabric = Fabric(SWITCHES, LINKS, ATTS + [Attachment("A2", "s2", 1)])
+    fabric.add_graph(graph(hops=("A", "A2")))
+    flows, _ = fabric.state_for(2)
+    assert [f.actions for f in flows] == [(("in_port",),)]
+
+
+def test_every_flow_carries_the_graph_cookie(net):
+    """All flows of a graph carry its cookie under COOKIE_MASK, distinct per graph."""
+    c1 = net.do(net.fabric.add_graph(graph(protection=True)))
+    c2 = net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "h2"), dict(UDP5000, udp_dst=6000))))
+    k1, k2 = net.fabric.graph_cookie("fg1"), net.fabric.graph_cookie("fg2")
+    assert k1 != k2 and k1 & ~COOKIE_MASK == 0
+    assert {f.cookie & COOKIE_MASK for f in c1.flow_adds} == {k1}
+    assert {f.cookie & COOKIE_MASK for f in c2.flow_adds} == {k2}
+
+
+def test_graph_counters_sum_flow_stats_per_segment(net):
+    """graph_counters turns flow-stats rows into ingress/delivered counts, backups included."""
+    net.do(net.fabric.add_graph(graph(protection=True)))
+    net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "h2"), dict(UDP5000, udp_dst=6000))))
+    for _ in range(3):
+        net.dp.trace(PKT, "h1")
+    net.link_down("s3", "s4")  # the last segment now runs on its backup path
+    net.dp.trace(PKT, "h1")
+    net.dp.trace(dict(PKT, udp_dst=6000), "h1")
+    c = net.fabric.graph_counters("fg1", net.dp.flow_stats())
+    assert (c["ingress_packets"], c["delivered_packets"], c["delivered_bytes"]) == (4, 4, 400)
+    assert [(s["in_packets"], s["out_packets"]) for s in c["segments"]] == [(4, 4)] * 3
+    c2 = net.fabric.graph_counters("fg2", net.dp.flow_stats())
+    assert (c2["ingress_packets"], c2["delivered_packets"]) == (1, 0)  # h2 unreachable
+
+
+def test_link_states_report_up_and_down(net):
+    """link_states lists every link with its current state for the northbound."""
+    net.port("s1", 10, up=False)
+    states = {(d["a"], d["b"]): d["up"] for d in net.fabric.link_states()}
+    assert states == {("s1", "s2"): False, ("s1", "s3"): True, ("s2", "s4"): True,
+                      ("s3", "s4"): True}
+
+
+# ---------------------------------------------------------------------- restoration
+def test_link_down_is_restored_on_another_path(net):
+    """Without protection, a dead link drops packets until port_status reroutes the graph."""
+    net.do(net.fabric.add_graph(graph(hops=("h1", "D", "h2"))))
+    assert net.fabric.graph_paths("fg1") == [["s1", "s2", "s4"], ["s4"]]
+    link = net.link_down("s2", "s4")
+    assert net.dp.trace(PKT, "h1")[0].startswith("DROP")
+    changes = net.port("s2", link.a_port, up=False)
+    assert changes
+    assert net.fabric.graph_paths("fg1") == [["s1", "s3", "s4"], ["s4"]]
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+
+
+def test_second_end_of_a_link_changes_nothing(net):
+    """The port-down event from the other end of an already-down link yields no Changes."""
+    net.do(net.fabric.add_graph(graph()))
+    link = net.link_down("s1", "s2")
+    assert net.port("s1", link.a_port, up=False)
+    assert not net.port("s2", link.b_port, up=False)
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+    assert net.port("s1", link.a_port, up=True) == Changes()  # s2's end still down
+    net.link_up("s1", "s2")
+    assert net.port("s2", link.b_port, up=True)
+    assert net.fabric.graph_paths("fg1")[0] == ["s1", "s2"]
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+
+
+def test_attachment_port_event_changes_nothing(net):
+    """A port event on an attachment port (not a link) leaves the paths alone."""
+    net.do(net.fabric.add_graph(graph()))
+    assert not net.port("s2", 1, up=False)
+
+
+@pytest.mark.parametrize("a,b", [("s1", "s2"), ("s2", "s4")])
+def test_fast_failover_before_the_controller_reacts(net, a, b):
+    """With protection, a dead primary link is bypassed by the group before any port event."""
+    net.do(net.fabric.add_graph(graph(hops=("h1", "D", "h2"), protection=True)))
+    assert net.fabric.graph_backups("fg1") == []
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+    link = net.link_down(a, b)
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+    net.port(a, link.port_of(a), up=False)
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+    assert net.fabric.graph_paths("fg1")[0] == ["s1", "s3", "s4"]
+
+
+def test_hairpin_backup_uses_in_port(net):
+    """A backup path that leaves through the arrival port outputs to OFPP_IN_PORT."""
+    net.do(net.fabric.add_graph(graph(hops=("h1", "D", "h2"), protection=True)))
+    _, groups = net.fabric.state_for(2)  # s2: primary to s4, backup back via s1
+    assert len(groups) == 1 and groups[0].type == "ff"
+    primary, backup = groups[0].buckets
+    assert primary == Bucket(actions=(("output", 11),), watch_port=11)
+    assert backup.actions[1] == ("in_port",) and backup.watch_port == 10
+
+
+def test_protected_chain_survives_each_link_once(net):
+    """Every single link failure on a protected chain is bypassed, then restored."""
+    net.do(net.fabric.add_graph(graph(protection=True)))
+    for link in LINKS:
+        net.link_down(link.a, link.b)
+        assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"], link
+        net.port(link.a, link.a_port, up=False)
+        assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"], link
+        net.link_up(link.a, link.b)
+        net.port(link.a, link.a_port, up=True)
+        assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"], link
+
+
+def test_partition_degrades_then_recovers(net):
+    """Cut off from its destination a segment is degraded with no flows, and comes back."""
+    net.do(net.fabric.add_graph(graph()))
+    for a, b in (("s2", "s4"), ("s3", "s4")):
+        link = net.link_down(a, b)
+        net.port(a, link.port_of(a), up=False)
+    assert net.fabric.graph_status("fg1") == "degraded: no path for segment 2 (B -> h2)"
+    assert net.fabric.graph_paths("fg1")[2] == []
+    assert net.fabric.state_for(4) == ([], [])
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "DROP at s3: no matching flow"]
+    net.link_up("s3", "s4")
+    net.port("s3", 11, up=True)
+    assert net.fabric.graph_status("fg1") == "ok"
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+
+
+def test_switch_down_and_reconnect(net):
+    """A dead switch's paths move away; a reconnecting switch is rebuilt from state_for."""
+    net.do(net.fabric.add_graph(graph(hops=("h1", "D", "h2"), protection=True)))
+    net.dp.dead_ports |= {("s2", 10), ("s2", 11), ("s1", 10), ("s4", 10)}
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]  # node-disjoint backup at s1
+    net.do(net.fabric.switch_status(2, up=False))
+    assert not net.fabric.switch_status(2, up=False)
+    assert net.fabric.graph_paths("fg1")[0] == ["s1", "s3", "s4"]
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+    # Reconnect: the app wipes the switch and installs base_flows + state_for.
+    net.dp.dead_ports.clear()
+    flows, groups = net.fabric.state_for(2)
+    net.dp.flows[2] = {f.key(): f for f in net.fabric.base_flows(2) + flows}
+    net.dp.groups[2] = {g.group_id: g for g in groups}
+    net.do(net.fabric.switch_status(2, up=True))
+    assert net.fabric.graph_paths("fg1")[0] == ["s1", "s2", "s4"]
+    assert net.dp.trace(PKT, "h1") == ["D", "h2"]
+
+
+def test_fabric_snapshot_equals_replayed_changes(net):
+    """A fake built from state_for equals one built by replaying every Changes."""
+    net.do(net.fabric.add_graph(graph(protection=True)))
+    link = net.link_down("s1", "s2")
+    net.port("s1", link.a_port, up=False)
+    snap = FakeDataplane(net.fabric, LINKS, ATTS, vnfs=VNFS)
+    snap.dead_ports = set(net.dp.dead_ports)
+    for dpid in SWITCHES.values():
+        assert snap.state(dpid) == net.dp.state(dpid)
+    assert snap.trace(PKT, "h1") == ["A", "B", "h2"]
+
+
+def fat_tree(k: int = 4):
+    """A hand-built k-ary fat-tree with one host per edge switch (port 1)."""
+    switches, links, n = {}, [], 0
+    half = k // 2
+    cores = [f"c{i}" for i in range(half * half)]
+    for c in cores:
+        n += 1
+        switches[c] = n
+    atts = []
+    for pod in range(k):
+        aggs = [f"a{pod}{i}" for i in range(half)]
+        edges = [f"e{pod}{i}" for i in range(half)]
+        for s in aggs + edges:
+            n += 1
+            switches[s] = n
+        for i, agg in enumerate(aggs):
+            for j, edge in enumerate(edges):
+                links.append(Link(agg, 10 + j, edge, 10 + i))
+            for j in range(half):
+                links.append(Link(cores[i * half + j], 10 + pod, agg, 20 + j))
+        for i, edge in enumerate(edges):
+            atts.append(Attachment(f"h{pod}{i}", edge, 1))
+            atts.append(Attachment(f"v{pod}{i}", edge, 2))
+    return switches, links, atts
+
+
+def test_fat_tree_protected_graph_survives_any_link_on_its_paths():
+    """On a k=4 fat-tree every link of a protected graph's paths can fail without loss."""
+    switches, links, atts = fat_tree(4)
+    net = Net(switches, links, atts, vnfs={"v11", "v21"})
+    net.do(net.fabric.add_graph(graph(hops=("h00", "v11", "v21", "h31"), protection=True)))
+    want = ["v11", "v21", "h31"]
+    assert net.dp.trace(PKT, "h00") == want
+    assert net.fabric.graph_backups("fg1") == []
+    on_paths = {frozenset(e) for p in net.fabric.graph_paths("fg1") for e in path_links(p)}
+    for pair in sorted(sorted(e) for e in on_paths):
+        link = net.link_down(*pair)
+        assert net.dp.trace(PKT, "h00") == want, pair
+        net.port(link.a, link.a_port, up=False)
+        assert net.dp.trace(PKT, "h00") == want, pair
+        net.link_up(*pair)
+        net.port(link.a, link.a_port, up=True)
+    assert net.dp.trace(PKT, "h00") == want
+
+
+# ---------------------------------------------------------------- graph lifecycle
+def test_remove_graph_leaves_only_base_flows(net):
+    """Removing every graph leaves each switch with the table-miss flow and no groups."""
+    net.do(net.fabric.add_graph(graph(protection=True)))
+    net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "h2"), dict(UDP5000, udp_dst=6000))))
+    net.do(net.fabric.remove_graph("fg1"))
+    net.do(net.fabric.remove_graph("fg2"))
+    for dpid in SWITCHES.values():
+        assert net.dp.state(dpid) == (set(net.fabric.base_flows(dpid)), set())
+    assert net.fabric.graphs() == {}
+    assert net.fabric.used_vlans() == set()
+
+
+def test_vlans_are_stable_across_reroute_and_freed(net):
+    """A graph keeps its segment VLAN ids across a reroute and frees all of them on removal."""
+    net.do(net.fabric.add_graph(graph(protection=True)))
+    seg_vids = net.fabric.graph_vlans("fg1")[:3]
+    link = net.link_down("s1", "s2")
+    net.port("s1", link.a_port, up=False)
+    assert net.fabric.graph_vlans("fg1")[:3] == seg_vids
+    assert len(set(net.fabric.graph_vlans("fg1"))) == len(net.fabric.graph_vlans("fg1"))
+    net.do(net.fabric.add_graph(graph(hops=("h1", "h2"))))  # one segment now
+    assert net.fabric.graph_vlans("fg1") == seg_vids[:1]
+    assert net.fabric.used_vlans() == set(seg_vids[:1])
+    net.do(net.fabric.remove_graph("fg1"))
+    assert net.fabric.used_vlans() == set()
+
+
+def test_vlan_exhaustion_is_refused_cleanly():
+    """Running out of VLAN ids refuses the graph and leaks none of the ids it took."""
+    fabric = Fabric(SWITCHES, LINKS, ATTS, vlan_range=(1, 3))
+    fabric.add_graph(graph(hops=("h1", "A", "h2")))
+    with pytest.raises(ForwardingGraphError, match=r"no free VLAN id left \(1..3"):
+        fabric.add_graph(graph("fg2", ("h1", "C", "h2"), dict(UDP5000, udp_dst=6000)))
+    assert fabric.used_vlans() == {1, 2}
+    assert "fg2" not in fabric.graphs()
+
+
+def test_replacing_a_graph_sends_only_the_difference(net):
+    """Re-adding an identical graph is a no-op; changing the classifier swaps classifiers only."""
+    net.do(net.fabric.add_graph(graph()))
+    assert not net.fabric.add_graph(graph())
+    changes = net.do(net.fabric.add_graph(graph(match=dict(UDP5000, udp_dst=5001))))
+    assert len(changes.flow_adds) == 3 and len(changes.flow_dels) == 3
+    assert all(f.priority < TRANSIT_PRIORITY for f in changes.flow_adds + changes.flow_dels)
+    assert net.dp.trace(dict(PKT, udp_dst=5001), "h1") == ["A", "B", "h2"]
+    assert net.dp.trace(PKT, "h1")[0].startswith("DROP")
+
+
+def test_moved_attachment_reinstalls_its_graphs(net):
+    """A VNF port that moves to another switch is reached at its new place."""
+    net.do(net.fabric.add_graph(graph()))
+    net.dp.attachments["A"] = Attachment("A", "s4", 3)
+    net.dp.att_at = {(a.switch, a.port): a.name for a in net.dp.attachments.values()}
+    net.do(net.fabric.add_attachment(Attachment("A", "s4", 3)))
+    assert net.fabric.graph_paths("fg1")[0] == ["s1", "s2", "s4"]
+    assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"]
+
+
+def test_attachment_in_use_cannot_be_removed(net):
+    """remove_attachment is refused while a graph uses it, and allowed after."""
+    net.do(net.fabric.add_graph(graph()))
+    with pytest.raises(ForwardingGraphError, match="'A' is used by forwarding graph.*fg1"):
+        net.fabric.remove_attachment("A")
+    net.do(net.fabric.remove_graph("fg1"))
+    assert not net.fabric.remove_attachment("A")
+
+
+def test_unknown_hop_names_the_known_attachments(net):
+    """A graph naming an unknown hop is refused with the list of known attachments."""
+    with pytest.raises(ForwardingGraphError, match=r"unknown hop\(s\) 'X'; known attachments: A, B"):
+        net.fabric.add_graph(graph(hops=("h1", "X", "h2")))
+
+
+def test_clashing_classifier_is_refused(net):
+    """A second graph with the same classifier at the same port is refused, not overwritten."""
+    net.do(net.fabric.add_graph(graph()))
+    with pytest.raises(ForwardingGraphError, match="already used by graph 'fg1'"):
+        net.fabric.add_graph(graph("fg2", ("h1", "C", "h2")))
+    net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "h2"), priority=200)))
+    assert net.dp.trace(PKT, "h1") == ["C", "h2"]
+
+
+def test_changes_are_ordered_safely():
+    """ordered(): groups, then transit/deliver before classifiers, deletes, group deletes."""
+    g = GroupSpec(1, 1, "ff", (Bucket((("output", 2),), 2),))
+    cls = FlowSpec(1, 100, {"in_port": 1}, (("group", 1),))
+    transit = FlowSpec(2, 1000, {"vlan_vid": 5}, (("output", 3),))
+    old_cls = FlowSpec(1, 100, {"in_port": 9}, (("output", 2),))
+    old_transit = FlowSpec(2, 1000, {"vlan_vid": 6}, (("output", 3),))
+    ch = Changes(group_adds=[g], group_mods=[g], flow_adds=[cls, transit],
+                 flow_dels=[old_transit, old_cls], group_dels=[g])
+    assert [(op, s) for op, s in ch.ordered()] == [
+        ("group_add", g), ("group_mod", g), ("flow_add", transit), ("flow_add", cls),
+        ("flow_del", old_cls), ("flow_del", old_transit), ("group_del", g)]
+    assert ch and len(ch) == 7 and not Changes()
+
+
+# ------------------------------------------------------------------------ from_dict
+def test_from_dict_round_trip():
+    """from_dict normalises prefixes and to_dict gives the same JSON back."""
+    d = {"name": "web-1", "match": {"ip_proto": 6, "ipv4_dst": "10.0.0.0/24", "tcp_dst": 80},
+         "hops": ["h1", "fw", "h2"], "protection": True, "priority": 300}
+    fg = ForwardingGraphSpec.from_dict(d)
+    assert dict(fg.match)["ipv4_dst"] == ("10.0.0.0", "255.255.255.0")
+    assert fg.to_dict() == d
+    assert ForwardingGraphSpec.from_dict(fg.to_dict()) == fg
+    assert dict(ForwardingGraphSpec.from_dict(
+        {"name": "x", "match": {"ipv4_src": "10.0.0.1/32"}, "hops": ["a", "b"]}).match) == {
+        "ipv4_src": "10.0.0.1"}
+
+
+GOOD = {"name": "fg", "match": {"ip_proto": 17, "udp_dst": 5000}, "hops": ["h1", "A", "h2"]}
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"match": {"udp_port": 1}}, "unknown match key 'udp_port'; known keys: ip_proto, ipv4_src"),
+    ({"match": {"tcp_dst": 80}}, r"match tcp_dst needs ip_proto 6 \(got none\)"),
+    ({"match": {"ip_proto": 6, "udp_dst": 53}}, r"match udp_dst needs ip_proto 17 \(got 6\)"),
+    ({"match": {"ipv4_dst": "10.0.0.300"}}, "ipv4_dst='10.0.0.300' is not a valid IPv4"),
+    ({"match": {"ipv4_dst": "10.0.0.1/24"}}, "has host bits set"),
+    ({"match": {"ipv4_src": "10.0.0.0/33"}}, "not a valid IPv4 address or prefix"),
+    ({"match": {"ip_proto": 17, "udp_dst": 70000}}, "udp_dst=70000 is out of range 0..65535"),
+    ({"match": {"ip_proto": 17, "udp_src": "53"}}, "udp_src='53' must be an integer"),
+    ({"match": {"ip_proto": 300}}, "ip_proto=300 is out of range 0..255"),
+    ({"match": {"eth_type": 0x86DD}}, r"only IPv4 \(0x0800\)"),
+    ({"hops": ["h1"]}, "needs at least 2 hops"),
+    ({"hops": "h1"}, "hops must be a list"),
+    ({"hops": ["h1", "A", "A", "h2"]}, "hop 'A' appears twice in a row"),
+    ({"hops": ["h1", "A", "B", "A", "h2"]}, "hop 'A' is a source twice"),
+    ({"name": "bad name"}, r"name must match \[A-Za-z0-9_.-\]\{1,64\}"),
+    ({"name": "x" * 65}, "name must match"),
+    ({"colour": "red"}, "unknown key 'colour'; known keys: name, match, hops"),
+    ({"protection": "yes"}, "protection must be true or false"),
+    ({"priority": 1000}, "priority=1000 is out of range 1..899"),
+    ({"match": [1, 2]}, "match must be an object"),
+])
+def test_from_dict_rejects_bad_graphs(change, message):
+    """Each malformed northbound graph raises ForwardingGraphError saying what is wrong."""
+    with pytest.raises(ForwardingGraphError, match=message):
+        ForwardingGraphSpec.from_dict({**GOOD, **change})
+
+
+def test_from_dict_names_the_graph_and_missing_keys():
+    """Errors name the graph, and a missing required key is reported."""
+    with pytest.raises(ForwardingGraphError, match="forwarding graph 'fg': missing key 'hops'"):
+        ForwardingGraphSpec.from_dict({"name": "fg"})
