@@ -25,26 +25,45 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
-
-from os_ken.lib import hub
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOG = logging.getLogger("testbed.controller")
 CONFIG_ENV = "TESTBED_CONTROLLER_CONFIG"
 
 
-def fail_fast(handler):
+def fail_fast(handler=None, *, locked=True):
+    """Stop the controller on an unhandled error. ``locked`` handlers hold the Fabric lock;
+    reply handlers must not (a northbound thread waits for them)."""
+    if handler is None:
+        return functools.partial(fail_fast, locked=locked)
+
     @functools.wraps(handler)
     def wrapper(self, ev):
         try:
-            return handler(self, ev)
+            if not locked:
+                return handler(self, ev)
+            with self.lock:
+                return handler(self, ev)
         except Exception:
             LOG.critical("unhandled error in %s; stopping the controller:\n%s",
                          handler.__name__, traceback.format_exc())
             logging.shutdown()
             os._exit(3)
     return wrapper
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):  # requests are not worth a log line each
+        pass
 
 
 def _build_app():
@@ -80,10 +99,16 @@ def _build_app():
             self.ready: set[int] = set()
             self.pending: dict[int, tuple[object, list]] = {}   # xid -> (event, replies)
             self.barriers: dict[int, tuple[int, object, bool]] = {}  # xid -> (dpid, event, initial)
+            # os-ken 4 runs its event loop on native threads: the northbound API serves
+            # from its own threads, and the lock keeps the Fabric to one caller at a time.
+            self.lock = threading.RLock()
             self.northbound = Northbound(self)
-            self.api = hub.WSGIServer(("127.0.0.1", int(self.config["api_port"])),
-                                      self.northbound)
-            self.api_thread = hub.spawn(self.api.serve_forever)
+            self.api = make_server("127.0.0.1", int(self.config["api_port"]), self.northbound,
+                                   server_class=_ThreadingWSGIServer,
+                                   handler_class=_QuietHandler)
+            self.api_thread = threading.Thread(target=self.api.serve_forever,
+                                               name="northbound", daemon=True)
+            self.api_thread.start()
             LOG.info("controller up: %d switches, OpenFlow port %s, API port %s",
                      len(self.names), self.config["of_port"], self.config["api_port"])
 
@@ -115,7 +140,7 @@ def _build_app():
         def send_barrier(self, dp, initial: bool = False):
             req = dp.ofproto_parser.OFPBarrierRequest(dp)
             dp.set_xid(req)
-            ev = hub.Event()
+            ev = threading.Event()
             self.barriers[req.xid] = (dp.id, ev, initial)
             dp.send_msg(req)
             return ev
@@ -129,7 +154,7 @@ def _build_app():
         def request(self, dp, req, timeout: float = 5.0) -> list:
             """Send a multipart request and wait (green thread) for all its replies."""
             dp.set_xid(req)
-            ev = hub.Event()
+            ev = threading.Event()
             self.pending[req.xid] = (ev, [])
             dp.send_msg(req)
             ev.wait(timeout)
@@ -159,7 +184,7 @@ def _build_app():
             self.sync_switch(dp)
 
         @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
-        @fail_fast
+        @fail_fast(locked=False)
         def barrier_reply(self, ev):
             entry = self.barriers.pop(ev.msg.xid, None)
             if entry is None:
@@ -200,7 +225,7 @@ def _build_app():
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply], MAIN_DISPATCHER)
-        @fail_fast
+        @fail_fast(locked=False)
         def stats_reply(self, ev):
             self._reply(ev)
 
@@ -212,7 +237,7 @@ def _build_app():
 
         def close(self):
             try:
-                self.api.server.close()
+                self.api.shutdown()
             except Exception:
                 pass
 

@@ -24,10 +24,12 @@ else (or if there is no such path) just the primary link. Without any backup pat
 group has bucket 1 only and ``graph_backups`` reports it. Restoration still recomputes
 protected graphs (new primary and backups) when port events arrive.
 
-Desired state. Each event recomputes every graph (paths are deterministic: BFS on a graph
-built in sorted order) and diffs the union against what was installed: adds for new or
-changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no longer
-wanted, and likewise for groups. Flows carry ``cookie = graph_id << 32 | segment << 8 |
+Desired state. A link going down recomputes only the graphs whose flows (backups included)
+use it, to react fast; a link coming up or a switch event recomputes every graph (degraded
+ones recover, the others return to shortest paths); paths are deterministic (BFS on a graph
+built in sorted order). The fabric then diffs the union against what was installed: adds
+for new or changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no
+longer wanted, and likewise for groups. Flows carry ``cookie = graph_id << 32 | segment << 8 |
 role`` so per-graph counters can be read with :data:`COOKIE_MASK`.
 
 Switch (re)connection. The fabric's record of what is installed always equals the desired
@@ -99,6 +101,7 @@ class _Graph:
     paths: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
+    links: set[Link] = field(default_factory=set)  # every link its flows use, backups too
     flows: dict[tuple, FlowSpec] = field(default_factory=dict)
     groups: dict[tuple[int, int], GroupSpec] = field(default_factory=dict)
 
@@ -133,6 +136,9 @@ class Fabric:
         self._down_ports: set[tuple[str, int]] = set()
         self._down_switches: set[str] = set()
         self._topo: nx.Graph | None = None
+        # Path memos, valid for one _topo (many graphs share their switch pairs).
+        self._paths: dict[tuple[str, str], list[str] | None] = {}
+        self._backups: dict[tuple, tuple[list[str], Link] | None] = {}
         self._vlans = _Pool(vlan_range[0], vlan_range[1], "VLAN id")
         self._group_pools: dict[int, _Pool] = defaultdict(
             lambda: _Pool(1, _MAX_GROUP_ID, "group id"))
@@ -181,6 +187,7 @@ class Fabric:
             else:
                 self._atts[att.name] = old
             raise
+        self._topo = None
         for name in users:
             self._compute(self._graphs[name])
         return self._sync()
@@ -219,9 +226,10 @@ class Fabric:
             self._down_ports.discard((sw, port))
         else:
             self._down_ports.add((sw, port))
-        if self._up_links() == before:
+        after = self._up_links()
+        if after == before:
             return Changes()  # an attachment port or the second end of a link
-        return self._recompute_all()
+        return self._recompute(before, after)
 
     def switch_status(self, dpid: int, up: bool) -> Changes:
         """A whole switch died in the data plane (all its links count as down) or came back
@@ -230,19 +238,26 @@ class Fabric:
         if dpid not in self._names:
             return Changes()
         sw = self._names[dpid]
-        before = set(self._down_switches)
+        before, links_before = set(self._down_switches), self._up_links()
         if up:
             self._down_switches.discard(sw)
         else:
             self._down_switches.add(sw)
         if self._down_switches == before:
             return Changes()
-        return self._recompute_all()
+        # Everything: a same-switch segment on it uses no link but is affected too.
+        return self._recompute(links_before, self._up_links(), every=True)
 
-    def _recompute_all(self) -> Changes:
+    def _recompute(self, before: frozenset[Link], after: frozenset[Link],
+                   every: bool = False) -> Changes:
+        """Links only went down: recompute just the graphs using them, fast (the others'
+        paths are still valid). Any link came up: recompute all, to restore degraded graphs
+        and move the others back to shortest paths."""
         self._topo = None
+        gone = before - after
         for g in self._graphs.values():
-            self._compute(g)
+            if every or after - before or g.links & gone:
+                self._compute(g)
         return self._sync()
 
     # ------------------------------------------------------------------------ graphs
@@ -401,6 +416,7 @@ class Fabric:
 
     def _topology(self) -> nx.Graph:
         if self._topo is None:
+            self._paths, self._backups = {}, {}
             topo = nx.Graph()
             topo.add_nodes_from(sorted(s for s in self._dpids if s not in self._down_switches))
             ups = sorted(self._up_links(), key=lambda l: (min(l.a, l.b), max(l.a, l.b),
@@ -414,12 +430,15 @@ class Fabric:
         return self._topo
 
     def _path(self, topo: nx.Graph, a: str, b: str) -> list[str] | None:
-        if a not in topo or b not in topo:
-            return None
-        try:
-            return nx.shortest_path(topo, a, b)
-        except nx.NetworkXNoPath:
-            return None
+        if (a, b) not in self._paths:
+            path = None
+            if a in topo and b in topo:
+                try:
+                    path = nx.shortest_path(topo, a, b)
+                except nx.NetworkXNoPath:
+                    pass
+            self._paths[(a, b)] = path
+        return self._paths[(a, b)]
 
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
@@ -428,6 +447,7 @@ class Fabric:
         flows: dict[tuple, FlowSpec] = {}
         groups: dict[tuple[int, int], GroupSpec] = {}
         g.paths, g.notes, g.unprotected = [[] for _ in g.seg_vids], [], []
+        g.links = set()
         used_backups: set[tuple[int, str]] = set()
         base = g.gid << COOKIE_SHIFT
 
@@ -454,6 +474,7 @@ class Fabric:
             for j in reversed(range(len(path) - 1)):
                 s, nxt = path[j], path[j + 1]
                 link = topo.edges[s, nxt]["links"][0]
+                g.links.add(link)
                 in_port = src.port if j == 0 else topo.edges[path[j - 1], s]["links"][0].port_of(s)
                 fwd: Action = ("output", link.port_of(s))
                 if fg.protection:
@@ -477,6 +498,13 @@ class Fabric:
         """A path from path[j] to path[-1] avoiding path[j+1] (unless it is the destination)
         or at least the primary link, with the link its first hop takes."""
         s, nxt, dest = path[j], path[j + 1], path[-1]
+        key = (s, nxt, dest, link)
+        if key not in self._backups:
+            self._backups[key] = self._find_backup(topo, s, nxt, dest, link)
+        return self._backups[key]
+
+    def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str,
+                     link: Link) -> tuple[list[str], Link] | None:
         parallel = [l for l in topo.edges[s, nxt]["links"] if l != link]
         views = []
         if nxt != dest:
@@ -509,11 +537,12 @@ class Fabric:
             g.unprotected.append(f"segment {i} at {s}")
         else:
             bp, first = backup
+            g.links.add(first)
             bvid, q = g.backup_vids[key], first.port_of(s)
             # OpenFlow drops an output to the in_port unless it says OFPP_IN_PORT.
             out = ("in_port",) if q == in_port else ("output", q)
             buckets.append(Bucket(actions=(("set_vlan", bvid), out), watch_port=q))
-            for f in self._backup_flows(topo, bp, bvid, dst, cookie):
+            for f in self._backup_flows(g, topo, bp, bvid, dst, cookie):
                 flows[f.key()] = f
         if key not in g.group_ids:
             g.group_ids[key] = self._group_pools[dpid].take()
@@ -521,12 +550,14 @@ class Fabric:
         groups[(dpid, gid)] = GroupSpec(dpid=dpid, group_id=gid, type="ff", buckets=tuple(buckets))
         return ("group", gid)
 
-    def _backup_flows(self, topo: nx.Graph, bp: list[str], vid: int, dst: Attachment,
+    def _backup_flows(self, g: _Graph, topo: nx.Graph, bp: list[str], vid: int, dst: Attachment,
                       cookie: int) -> list[FlowSpec]:
         out = [FlowSpec(self._dpids[bp[-1]], TRANSIT_PRIORITY, {"vlan_vid": vid},
                         (("pop_vlan",), ("output", dst.port)), cookie | ROLE_BACKUP_DELIVER)]
         for k in reversed(range(1, len(bp) - 1)):
-            port = topo.edges[bp[k], bp[k + 1]]["links"][0].port_of(bp[k])
+            link = topo.edges[bp[k], bp[k + 1]]["links"][0]
+            g.links.add(link)
+            port = link.port_of(bp[k])
             out.append(FlowSpec(self._dpids[bp[k]], TRANSIT_PRIORITY, {"vlan_vid": vid},
                                 (("output", port),), cookie | ROLE_BACKUP))
         return out

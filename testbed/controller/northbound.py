@@ -5,6 +5,7 @@ Routes are listed in ``app.py``. Errors are JSON ``{"error": "..."}`` with 400 f
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -94,10 +95,10 @@ class Northbound:
 
     def topology(self):
         f = self.app.fabric
-        return {"switches": self.app.names,
-                "links": [dict(lk) for lk in f.link_states()],
-                "attachments": [vars(x) if hasattr(x, "__dict__") else x._asdict()
-                                for x in f.attachments().values()]}
+        with self.app.lock:
+            return {"switches": self.app.names,
+                    "links": [dict(lk) for lk in f.link_states()],
+                    "attachments": [dataclasses.asdict(x) for x in f.attachments().values()]}
 
     def put_attachment(self, name, payload):
         from testbed.controller.specs import Attachment
@@ -110,13 +111,16 @@ class Northbound:
             raise HTTPError(400, f"bad attachment: {exc}") from None
         if att.switch not in self.app.names:
             raise HTTPError(400, f"attachment {name}: unknown switch {att.switch!r}")
-        self.app.apply(self.app.fabric.add_attachment(att), f"attachment {name}")
+        with self.app.lock:
+            self.app.apply(self.app.fabric.add_attachment(att), f"attachment {name}")
         return {"name": name}
 
     def delete_attachment(self, name):
-        if name not in self.app.fabric.attachments():
-            raise HTTPError(404, f"no attachment {name!r}")
-        self.app.apply(self.app.fabric.remove_attachment(name), f"attachment {name} removed")
+        with self.app.lock:
+            if name not in self.app.fabric.attachments():
+                raise HTTPError(404, f"no attachment {name!r}")
+            self.app.apply(self.app.fabric.remove_attachment(name),
+                           f"attachment {name} removed")
 
     def _graph_view(self, name):
         f = self.app.fabric
@@ -124,7 +128,8 @@ class Northbound:
                 "status": f.graph_status(name)}
 
     def list_graphs(self):
-        return {n: self._graph_view(n) for n in self.app.fabric.graphs()}
+        with self.app.lock:
+            return {n: self._graph_view(n) for n in self.app.fabric.graphs()}
 
     def put_graph(self, name, payload):
         from testbed.controller.specs import ForwardingGraphSpec
@@ -152,11 +157,12 @@ class Northbound:
                                  f"{', '.join(sorted(self.app.fabric.graphs())) or 'none'}")
 
     def graph_stats(self, name):
-        self._known(name)
         f = self.app.fabric
-        cookie, mask = f.graph_cookie(name), f.COOKIE_MASK
+        with self.app.lock:
+            self._known(name)
+            cookie, mask = f.graph_cookie(name), f.COOKIE_MASK
         flows = []
-        for dpid, dp in self.app.datapaths.items():
+        for dpid, dp in list(self.app.datapaths.items()):
             p = dp.ofproto_parser
             req = p.OFPFlowStatsRequest(dp, 0, dp.ofproto.OFPTT_ALL, dp.ofproto.OFPP_ANY,
                                         dp.ofproto.OFPG_ANY, cookie, mask, p.OFPMatch())
@@ -164,11 +170,12 @@ class Northbound:
                 flows.append({"switch": self.app.by_dpid[dpid], "cookie": st.cookie,
                               "priority": st.priority, "match": _match_dict(st.match),
                               "packets": st.packet_count, "bytes": st.byte_count})
-        return {"graph": name, "flows": flows, **f.graph_counters(name, flows)}
+        with self.app.lock:
+            return {"graph": name, "flows": flows, **f.graph_counters(name, flows)}
 
     def port_stats(self):
         out = {}
-        for dpid, dp in self.app.datapaths.items():
+        for dpid, dp in list(self.app.datapaths.items()):
             p = dp.ofproto_parser
             req = p.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY)
             out[self.app.by_dpid[dpid]] = {

@@ -165,6 +165,24 @@ def test_graph_counters_sum_flow_stats_per_segment(net):
     assert (c2["ingress_packets"], c2["delivered_packets"]) == (1, 0)  # h2 unreachable
 
 
+def test_no_backup_path_leaves_a_one_bucket_group():
+    """Where no backup path exists the fast-failover group has the primary bucket only."""
+    fabric = Fabric({"s1": 1, "s2": 2}, [Link("s1", 10, "s2", 10)],
+                    [Attachment("h1", "s1", 1), Attachment("h2", "s2", 1)])
+    fabric.add_graph(graph(hops=("h1", "h2"), protection=True))
+    assert fabric.graph_backups("fg1") == ["segment 0 at s1"]
+    _, groups = fabric.state_for(1)
+    assert [len(g.buckets) for g in groups] == [1]
+    assert fabric.graph_vlans("fg1") == [1]
+
+
+def test_events_of_unknown_switches_are_ignored(net):
+    """Port and switch events from a dpid not in the wiring change nothing."""
+    net.do(net.fabric.add_graph(graph()))
+    assert not net.fabric.port_status(99, 1, up=False)
+    assert not net.fabric.switch_status(99, up=False)
+
+
 def test_link_states_report_up_and_down(net):
     """link_states lists every link with its current state for the northbound."""
     net.port("s1", 10, up=False)
