@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 pkgs=(mininet openvswitch-switch iperf3 ethtool iputils-ping cgroup-tools iproute2
-      python3-venv python3-pip procps git ruby)
+      python3-venv python3-pip procps git)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
