@@ -1,0 +1,58 @@
+"""Integration tier: real Mininet, Open vSwitch and the controller process (root needed).
+
+Each test skips with the reason when this machine lacks what it needs; CI has all of it.
+At the end of the session the machine must hold nothing of ours.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (Mininet and Open vSwitch)"
+    for tool in ("ovs-vsctl", "mnexec", "ip", "tc", "ethtool"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (run scripts/install.sh)"
+    try:
+        import mininet.node  # noqa: F401
+    except ImportError:
+        return "needs the mininet Python module (Debian's python3-mininet; see install.sh)"
+    r = subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True)
+    if r.returncode != 0:
+        return "needs a running Open vSwitch (scripts/install.sh starts it)"
+    return None
+
+
+MISSING = _missing()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+            if MISSING:
+                item.add_marker(pytest.mark.skip(reason=MISSING))
+
+
+def leftovers() -> list[str]:
+    """What of ours is still on the machine: tagged bridges and links, run records."""
+    from testbed.emulator import registry
+    from testbed.emulator.net import tagged_bridges, tagged_links
+
+    out = [f"bridge {b}" for bs in tagged_bridges().values() for b in bs]
+    out += [f"link {i}" for ls in tagged_links().values() for i in ls]
+    out += [f"record {r.run_id}" for r in registry.all_runs()]
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After all integration tests: no bridge, link or run record of ours remains."""
+    yield
+    if MISSING is None:
+        assert leftovers() == []

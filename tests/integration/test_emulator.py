@@ -1,0 +1,147 @@
+"""The emulator on real Mininet + OVS: bring-up, host configuration, and clean-up on every
+kind of exit (normal, exception, Ctrl-C, SIGTERM, SIGKILL followed by `testbed clean`)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import leftovers
+from testbed.emulator import Emulation, features, registry
+from testbed.errors import EmulationError, KernelFeatureMissing
+from testbed.topology.builders import fat_tree, linear
+
+
+def test_fat_tree_comes_up_with_hosts_configured_and_switches_programmed():
+    """fat-tree k=4 starts: 20 switches connect to the controller, hosts have their address,
+    static ARP for the other endpoints, and offloads off on the userspace datapath."""
+    with Emulation(fat_tree(4)) as emu:
+        health = emu.ctl.health()
+        assert health["ready"] == 20 and health["connected"] == 20
+        h1 = emu.hosts["h1"]
+        assert "10.0.0.1/8" in h1.cmd("ip -br addr show h1-eth0")
+        assert h1.cmd("ip neigh show 10.0.0.16").count("PERMANENT") == 1
+        if emu.datapath == "user":
+            assert "tx-checksumming: off" in h1.cmd("ethtool -k h1-eth0")
+            sw_if = emu.switches["e1"].port_to("h1").iface
+            out = subprocess.run(["ethtool", "-k", sw_if], capture_output=True, text=True).stdout
+            assert "tcp-segmentation-offload: off" in out
+        wiring = emu.wiring()
+        assert len(wiring["links"]) == 32 and len(wiring["attachments"]) == 16
+        ports = emu.ctl.port_stats()
+        assert set(ports) == set(emu.switches)
+    assert leftovers() == []
+
+
+def test_second_run_is_refused_while_one_is_active():
+    """Two runs at once would fight over bridge names: the second is refused, clearly."""
+    with Emulation(linear(2), controller=False):
+        with pytest.raises(EmulationError, match="another testbed run is active"):
+            Emulation(linear(2), controller=False).start()
+    assert leftovers() == []
+
+
+@pytest.mark.skipif(features.netem_available(), reason="this kernel has netem")
+def test_delay_without_netem_is_refused_naming_the_kernel_feature():
+    """A topology with link delay on a kernel without sch_netem fails before building."""
+    topo = linear(2, delay_ms=5)
+    with pytest.raises(KernelFeatureMissing, match="sch_netem"):
+        Emulation(topo, controller=False).start()
+    assert leftovers() == []
+
+
+@pytest.mark.skipif(not features.netem_available(), reason="this kernel has no netem")
+def test_delay_with_netem_is_applied():
+    """Where netem exists, link delay shows in the round-trip time."""
+    with Emulation(linear(2, delay_ms=20), controller=False) as emu:
+        assert "netem" in subprocess.run(["tc", "qdisc"], capture_output=True, text=True).stdout
+        del emu
+
+
+SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    from testbed.emulator import Emulation
+    from testbed.topology.builders import linear
+    mode = sys.argv[1]
+    with Emulation(linear(3)) as emu:
+        emu.add_host("v1", "s2")
+        p = emu.popen("h1", ["sleep", "600"], what="sleeper")
+        print(json.dumps({"pids": [h.pid for h in emu.hosts.values()] + [p.pid,
+              emu.controller.pid], "run": emu.run_id}), flush=True)
+        if mode == "exit":
+            sys.exit(0)
+        if mode == "raise":
+            raise RuntimeError("boom")
+        time.sleep(600)
+""").replace("import os, sys, time", "import json, os, sys, time")
+
+
+def _run_until_up(mode: str) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        raise AssertionError(f"script failed: {proc.stderr.read()}")
+    return proc, json.loads(line)
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [p for p in pids if registry.proc_start_time(p) is not None]
+
+
+@pytest.mark.parametrize("mode,sig", [("exit", None), ("raise", None),
+                                      ("wait", signal.SIGINT), ("wait", signal.SIGTERM)])
+def test_everything_is_removed_on_exit_crash_ctrl_c_and_sigterm(mode, sig):
+    """Whatever way the run ends, its bridges, links, hosts, processes and record go."""
+    proc, info = _run_until_up(mode)
+    assert leftovers() != []
+    if sig is not None:
+        proc.send_signal(sig)
+    proc.wait(60)
+    assert _alive(info["pids"]) == []
+    assert leftovers() == []
+    assert not (registry.REGISTRY_DIR / f"{info['run']}.json").exists()
+
+
+def test_sigkill_leaves_a_record_that_testbed_clean_removes():
+    """A run killed with SIGKILL cannot tidy up; `testbed clean` removes its leftovers (and
+    only those), ending its processes by recorded pid."""
+    proc, info = _run_until_up("wait")
+    proc.kill()
+    proc.wait(10)
+    time.sleep(0.3)
+    assert any(info["run"] in x or "bridge" in x for x in leftovers())
+    out = subprocess.run([sys.executable, "-m", "testbed.cli", "clean"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "removed run" in out.stdout
+    deadline = time.monotonic() + 10
+    while _alive(info["pids"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _alive(info["pids"]) == []
+    assert leftovers() == []
+    again = subprocess.run([sys.executable, "-m", "testbed.cli", "clean"], capture_output=True,
+                           text=True, timeout=60)
+    assert again.stdout.strip() == "nothing to clean"
+
+
+def test_added_host_gets_a_port_and_is_removed_with_its_link():
+    """A VNF host added at run time is attached, reachable by the controller, and removed."""
+    with Emulation(linear(2)) as emu:
+        emu.add_host("v1", "s1")
+        att = emu.attachments["v1"]
+        assert att.switch == "s1" and att.port == max(emu.switches["s1"].ports)
+        names = {a["name"] for a in emu.ctl.topology()["attachments"]}
+        assert "v1" in names
+        iface = emu.switches["s1"].ports[att.port].iface
+        emu.remove_host("v1")
+        assert not Path(f"/sys/class/net/{iface}").exists()
+        assert "v1" not in {a["name"] for a in emu.ctl.topology()["attachments"]}
+    assert leftovers() == []
