@@ -1,0 +1,94 @@
+"""Bring-up and tear-down time: this testbed's emulator against stock Mininet, side by side.
+
+    sudo .venv/bin/python bench/bringup.py [--k 4 8] [--repeat 1]
+
+Stock: ``Mininet(topo=FatTree(k), switch=OVSSwitch(datapath='user'), controller=None)``,
+``start()`` then ``stop()``. Testbed: ``Emulation(fat_tree(k))`` including its controller
+process and waiting until every switch is connected and programmed (a stricter finish line
+than stock's). Last line: ``bring-up k=8: stock S s, testbed T s, ratio R``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from functools import partial
+
+
+def stock_fat_tree(k: int):
+    from mininet.topo import Topo
+
+    class FatTree(Topo):
+        def build(self):
+            half = k // 2
+            cores = [self.addSwitch(f"sc{i + 1}", dpid=f"{0x100 + i:x}") for i in range(half * half)]
+            n = 0
+            for pod in range(k):
+                aggs = [self.addSwitch(f"sa{pod * half + i + 1}", dpid=f"{0x200 + pod * half + i:x}")
+                        for i in range(half)]
+                edges = [self.addSwitch(f"se{pod * half + i + 1}", dpid=f"{0x300 + pod * half + i:x}")
+                         for i in range(half)]
+                for i, a in enumerate(aggs):
+                    for j in range(half):
+                        self.addLink(a, cores[i * half + j])
+                    for e in edges:
+                        self.addLink(a, e)
+                for e in edges:
+                    for _ in range(half):
+                        n += 1
+                        self.addLink(e, self.addHost(f"sh{n}"))
+    return FatTree()
+
+
+def time_stock(k: int) -> tuple[float, float]:
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch
+
+    t0 = time.monotonic()
+    net = Mininet(topo=stock_fat_tree(k), switch=partial(OVSSwitch, datapath="user"),
+                  controller=None, autoSetMacs=True)
+    net.start()
+    up = time.monotonic() - t0
+    t1 = time.monotonic()
+    net.stop()
+    return up, time.monotonic() - t1
+
+
+def time_testbed(k: int) -> tuple[float, float]:
+    from testbed.emulator import Emulation
+    from testbed.topology.builders import fat_tree
+
+    t0 = time.monotonic()
+    emu = Emulation(fat_tree(k))
+    emu.__enter__()
+    up = time.monotonic() - t0
+    t1 = time.monotonic()
+    emu.__exit__(None, None, None)
+    return up, time.monotonic() - t1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, nargs="+", default=[4, 8])
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    from mininet.log import setLogLevel
+    setLogLevel("warning")
+    res = {}
+    for k in args.k:
+        st = [time_stock(k) for _ in range(args.repeat)]
+        tb = [time_testbed(k) for _ in range(args.repeat)]
+        su, sd = statistics.median(x[0] for x in st), statistics.median(x[1] for x in st)
+        tu, td = statistics.median(x[0] for x in tb), statistics.median(x[1] for x in tb)
+        res[k] = (su, tu)
+        print(f"k={k}: stock up {su:.2f} s down {sd:.2f} s | testbed up {tu:.2f} s "
+              f"down {td:.2f} s | bring-up ratio {su / tu:.1f}x", flush=True)
+    k = max(res)
+    su, tu = res[k]
+    print(f"bring-up k={k}: stock {su:.2f} s, testbed {tu:.2f} s, ratio {su / tu:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
