@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.emulator import features, registry
+from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
 from testbed.emulator.shell import ip_batch, offload_script, sh, tc_batch, vsctl
 from testbed.errors import EmulationError
@@ -283,8 +284,8 @@ class Emulation:
             lines.append(f"link set dev {sif} alias {tag} group {self.link_group} up")
         ip_batch(lines)
         if self.datapath == "user":
-            sh(offload_script(i for s in self.switches.values() for i in
-                              (p.iface for p in s.ports.values())), check=False)
+            self._offloads_off([p.iface for s in self.switches.values()
+                                for p in s.ports.values()])
         args: list[str] = []
         for sw in self.switches.values():
             for port in sw.ports.values():
@@ -293,11 +294,24 @@ class Emulation:
             vsctl(args)
         self.timings["links"] = time.monotonic() - t
 
-    def _host_setup_script(self, host: str, iface: str) -> str:
+    @staticmethod
+    def _offloads_off(ifaces: list[str]) -> None:
+        failed = offloads_off(ifaces)
+        if failed:  # fall back to the ethtool program, which says why if it fails too
+            sh(offload_script(failed))
+
+    def _host_setup_script(self, host: str, iface: str, neighbours=()) -> str:
+        """Shell lines configuring a host: one ``ip -batch`` (address, links up, static ARP
+        for ``neighbours``) and, on the userspace datapath, one ``ethtool``."""
         att = self.attachments[host]
-        lines = ["ip link set lo up",
-                 f"ip addr add {att.ip}/{PREFIX_LEN} dev {iface}",
-                 f"ip link set {iface} up"]
+        batch = ["link set lo up", f"addr add {att.ip}/{PREFIX_LEN} dev {iface}",
+                 f"link set {iface} up"]
+        batch += [f"neigh replace {a.ip} lladdr {a.mac} dev {iface} nud permanent"
+                  for a in neighbours if a.name != host]
+        path = self.run_dir / "hosts" / f"{host}.ip"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("\n".join(batch) + "\n")
+        lines = [f"ip -batch {path}"]
         if self.datapath == "user":
             lines.append(offload_script([iface]).strip())
         return "\n".join(lines)
@@ -305,15 +319,9 @@ class Emulation:
     def _configure_hosts(self) -> None:
         t = time.monotonic()
         endpoints = [a for a in self.attachments.values() if a.name in self.hosts]
-        arp_dir = self.run_dir / "arp"
-        arp_dir.mkdir(exist_ok=True)
-        for host, hif, _sif, port, _link in self._host_links:
+        for host, hif, _sif, _port, _link in self._host_links:
             h = self.hosts[host]
-            arp = arp_dir / f"{host}.batch"
-            arp.write_text("".join(
-                f"neigh replace {a.ip} lladdr {a.mac} dev {hif} nud permanent\n"
-                for a in endpoints if a.name != host))
-            script = self._host_setup_script(host, hif) + f"\nip -batch {arp}"
+            script = self._host_setup_script(host, hif, endpoints)
             h.sendCmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
             QuietIntf(hif, node=h, port=0, mac=self.attachments[host].mac,
                       ip=self.attachments[host].ip, prefix_len=PREFIX_LEN)
@@ -404,7 +412,7 @@ class Emulation:
         sw.ports[port] = SwitchPort(port, sif, name)
         self.attachments[name] = Attachment(name, switch, port, mac, ip)
         if self.datapath == "user":
-            sh(offload_script([sif]), check=False)
+            self._offloads_off([sif])
         vsctl(self._ovs_port_args(switch, sw.ports[port]))
         script = self._host_setup_script(name, hif)
         if bw_mbit:
