@@ -25,7 +25,7 @@ class FastHost(Host):
     Call ``wait_ready()`` (or ``FastHost.start_all``) before using ``cmd``.
     """
 
-    def startShell(self, mnopts=None):  # noqa: N802 (Mininet's name)
+    def startShell(self, mnopts=None):
         self._ready = False
         self._spawn_shell(mnopts)
 

@@ -3,7 +3,6 @@ kind of exit (normal, exception, Ctrl-C, SIGTERM, SIGKILL followed by `testbed c
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import leftovers
+
 from testbed.emulator import Emulation, features, registry
 from testbed.errors import EmulationError, KernelFeatureMissing
 from testbed.topology.builders import fat_tree, linear
