@@ -6,6 +6,9 @@ only by the pids recorded for such a run (checked against their start time), nev
 """
 from __future__ import annotations
 
+import os
+import shutil
+
 from testbed.emulator import registry
 from testbed.emulator.net import remove_tagged, tagged_bridges, tagged_links
 
@@ -19,6 +22,8 @@ def clean(*, dry_run: bool = False) -> list[str]:
         procs = [p for p in rec.processes
                  if p.start is not None and registry.proc_start_time(p.pid) == p.start]
         done += [f"run {rec.run_id}: process {p.pid} ({p.what})" for p in procs]
+        if rec.owns_run_dir and os.path.isdir(rec.run_dir):
+            done.append(f"run {rec.run_id}: folder {rec.run_dir}")
         if not dry_run:
             registry.kill_recorded(procs)
     run_ids = {r.run_id for r in dead_runs}
@@ -35,5 +40,7 @@ def clean(*, dry_run: bool = False) -> list[str]:
         for rid in sorted(run_ids):
             remove_tagged(rid)
         for rec in dead_runs:
+            if rec.owns_run_dir and rec.run_dir:
+                shutil.rmtree(rec.run_dir, ignore_errors=True)
             rec.remove()
     return done

@@ -17,6 +17,7 @@ import atexit
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ from testbed.errors import EmulationError
 log = logging.getLogger(__name__)
 
 IFNAMSIZ = 15
+TEMP_PREFIX = "testbed-"  # + run id: a run's own temporary folder
 PREFIX_LEN = 8  # all hosts share 10.0.0.0/8
 
 
@@ -86,10 +88,11 @@ class Emulation:
         # All root-namespace links of the run share an interface group: the kernel deletes
         # a whole group in one batch (0.1 s for 600 veths instead of 4.5 s one by one).
         self.link_group = link_group(self.run_id)
+        # Without a run_dir the run works in a temporary folder of its own, removed at stop
+        # (and by `testbed clean` after a SIGKILL). It is made in start(), not here.
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir else Path(
-            tempfile.mkdtemp(prefix=f"testbed-{self.run_id}-"))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.gettempdir()) / f"{TEMP_PREFIX}{self.run_id}"
         self.with_controller = controller
         self.controller_args = controller_args or {}
         self.switches: dict[str, Switch] = {}
@@ -153,7 +156,9 @@ class Emulation:
                 f"{others[0].owner_pid}); stop it first. If it was killed, `testbed clean` "
                 f"removes its leftovers.")
         self._check_names()
-        self._record = registry.RunRecord.new(self.run_id, str(self.run_dir))
+        self._record = registry.RunRecord.new(self.run_id, str(self.run_dir),
+                                              owns_run_dir=self._own_run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop)
         self._plan()
         self._record.bridges = list(self.switches)
@@ -518,16 +523,17 @@ class Emulation:
                     errors.append(f"host {h.name}: {exc}")
             self.hosts.clear()
             remove_tagged(self.run_id)
-            self._record.remove()
             atexit.unregister(self.stop)
-            if self._own_run_dir and not errors:
-                import shutil
-                shutil.rmtree(self.run_dir, ignore_errors=True)
+            if not errors:  # else the record stays, for `testbed clean`, and the logs too
+                self._record.remove()
+                if self._own_run_dir:
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
         finally:
             self.timings["stop"] = time.monotonic() - t
             self._restore_signal_handlers()
         if errors:
-            raise EmulationError("tear-down had problems:\n  " + "\n  ".join(errors))
+            raise EmulationError(f"tear-down had problems (logs kept in {self.run_dir}; "
+                                 "`testbed clean` retries):\n  " + "\n  ".join(errors))
 
 
 def remove_tagged(run_id: str) -> None:

@@ -52,6 +52,7 @@ class RunRecord:
     owner_start: int | None
     created: float
     run_dir: str = ""
+    owns_run_dir: bool = False    # a temporary folder of the run's own: removed with it
     bridges: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)
@@ -62,9 +63,9 @@ class RunRecord:
         return REGISTRY_DIR / f"{self.run_id}.json"
 
     @classmethod
-    def new(cls, run_id: str, run_dir: str) -> RunRecord:
+    def new(cls, run_id: str, run_dir: str, *, owns_run_dir: bool = False) -> RunRecord:
         pid = os.getpid()
-        rec = cls(run_id, pid, proc_start_time(pid), time.time(), run_dir)
+        rec = cls(run_id, pid, proc_start_time(pid), time.time(), run_dir, owns_run_dir)
         rec.save()
         return rec
 

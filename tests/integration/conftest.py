@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +44,12 @@ def pytest_collection_modifyitems(config, items):
 def leftovers() -> list[str]:
     """What of ours is still on the machine: tagged bridges and links, run records."""
     from testbed.emulator import registry
-    from testbed.emulator.net import tagged_bridges, tagged_links
+    from testbed.emulator.net import TEMP_PREFIX, tagged_bridges, tagged_links
 
     out = [f"bridge {b}" for bs in tagged_bridges().values() for b in bs]
     out += [f"link {i}" for ls in tagged_links().values() for i in ls]
     out += [f"record {r.run_id}" for r in registry.all_runs()]
+    out += [f"folder {p}" for p in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}tb*")]
     return out
 
 
