@@ -36,9 +36,16 @@ def clean(*, dry_run: bool = False) -> list[str]:
         if rid not in live:
             run_ids.add(rid)
             done += [f"run {rid}: link {i}" for i in links]
+    from testbed import cgroups
+    for base in cgroups.run_bases():
+        rid = base[len(cgroups.PREFIX):]
+        if rid not in live:
+            run_ids.add(rid)
+            done.append(f"run {rid}: cgroup {base}")
     if not dry_run:
         for rid in sorted(run_ids):
             remove_tagged(rid)
+            cgroups.remove_base(cgroups.PREFIX + rid)
         for rec in dead_runs:
             if rec.owns_run_dir and rec.run_dir:
                 shutil.rmtree(rec.run_dir, ignore_errors=True)

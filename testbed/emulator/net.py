@@ -102,6 +102,7 @@ class Emulation:
         self.controller = None   # ControllerProcess
         self._record: registry.RunRecord | None = None
         self._procs: list[tuple[subprocess.Popen, str]] = []
+        self.cgroups = None      # CgroupManager, made when a host gets limits
         self._links_down: set[str] = set()
         self._mac_counter = 0x100000
         self._ip_counter = 1 << 16   # VNF hosts get 10.1.x.y
@@ -393,8 +394,12 @@ class Emulation:
         self.set_link(a, b, True)
 
     def add_host(self, name: str, switch: str, *, ip: str | None = None,
-                 mac: str | None = None, bw_mbit: float | None = None) -> FastHost:
-        """Add a host (e.g. a VNF instance) at run time, attached to ``switch``."""
+                 mac: str | None = None, bw_mbit: float | None = None,
+                 cpu: float | None = None, memory_mb: int | None = None) -> FastHost:
+        """Add a host (e.g. a VNF instance) at run time, attached to ``switch``.
+
+        ``cpu`` (cores) and ``memory_mb`` limit the host in a cgroup of its own: its shell
+        and every program started with ``popen`` are placed in it."""
         if name in self.hosts or name in self.switches:
             raise EmulationError(f"name {name!r} is taken already")
         if switch not in self.switches:
@@ -409,6 +414,9 @@ class Emulation:
         h.wait_ready()
         self.hosts[name] = h
         self._record.add_process(h.pid, f"host {name}")
+        if cpu is not None or memory_mb is not None:
+            cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
+            cg.add(h.pid)
         tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
         ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} netns {h.pid}",
                   f"link set dev {sif} alias {tag} group {self.link_group} up"])
@@ -431,6 +439,15 @@ class Emulation:
             self.ctl.put_attachment(self.attachments[name].to_dict())
         return h
 
+    def cgroup_manager(self):
+        """The run's cgroups (made on first use, recorded for `testbed clean`)."""
+        if self.cgroups is None:
+            from testbed.cgroups import CgroupManager
+            self.cgroups = CgroupManager(self.run_id)
+            self._record.cgroups = [self.cgroups.base]
+            self._record.save()
+        return self.cgroups
+
     def remove_host(self, name: str) -> None:
         """Remove a run-time host: its processes, its shell, its link and port."""
         h = self.host(name)
@@ -446,6 +463,8 @@ class Emulation:
         self._record.forget_process(h.pid)
         del self.hosts[name]
         ip_batch([f"link del dev {sp.iface}"], force=True)
+        if self.cgroups is not None:
+            self.cgroups.remove(name)
 
     def _next_mac(self) -> str:
         self._mac_counter += 1
@@ -463,6 +482,8 @@ class Emulation:
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.PIPE)
         proc = h.popen(argv, **kwargs)
+        if self.cgroups is not None and host in self.cgroups.groups:
+            self.cgroups.get(host).add(proc.pid)
         label = f"{host}:{what or argv[0]}"
         self._procs.append((proc, label))
         if self._record is not None:
@@ -522,6 +543,11 @@ class Emulation:
                 except Exception as exc:
                     errors.append(f"host {h.name}: {exc}")
             self.hosts.clear()
+            if self.cgroups is not None:
+                try:
+                    self.cgroups.remove_all()
+                except Exception as exc:
+                    errors.append(f"cgroups: {exc}")
             remove_tagged(self.run_id)
             atexit.unregister(self.stop)
             if not errors:  # else the record stays, for `testbed clean`, and the logs too

@@ -49,6 +49,8 @@ def leftovers() -> list[str]:
     out = [f"bridge {b}" for bs in tagged_bridges().values() for b in bs]
     out += [f"link {i}" for ls in tagged_links().values() for i in ls]
     out += [f"record {r.run_id}" for r in registry.all_runs()]
+    from testbed import cgroups
+    out += [f"cgroup {b}" for b in cgroups.run_bases()]
     out += [f"folder {p}" for p in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}tb*")]
     return out
 

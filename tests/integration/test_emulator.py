@@ -70,8 +70,8 @@ SCRIPT = textwrap.dedent("""
     from testbed.topology.builders import linear
     mode = sys.argv[1]
     with Emulation(linear(3)) as emu:
-        emu.add_host("v1", "s2")
-        p = emu.popen("h1", ["sleep", "600"], what="sleeper")
+        emu.add_host("v1", "s2", cpu=0.2, memory_mb=64)
+        p = emu.popen("v1", ["sleep", "600"], what="sleeper")
         print(json.dumps({"pids": [h.pid for h in emu.hosts.values()] + [p.pid,
               emu.controller.pid], "run": emu.run_id}), flush=True)
         if mode == "exit":
