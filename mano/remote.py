@@ -1,0 +1,130 @@
+"""A client of the testbed's NFVI server (``testbed.infra_server``): an ``NfviDriver`` that
+lives in another process, so the NFVO can be killed and restarted while the data center
+runs on. Plain stdlib HTTP + JSON; no testbed import."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from mano.errors import InfrastructureError
+from mano.nfvi import ComputeNodeInfo, Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
+
+
+class RemoteDriver:
+    def __init__(self, url: str, *, timeout: float = 60.0, poll_interval: float = 0.1):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self._subscribers: list[Callable[[InfraEvent], None]] = []
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._next_event = 0
+
+    def _call(self, method: str, **kwargs):
+        for k, v in list(kwargs.items()):
+            if dataclasses.is_dataclass(v):
+                kwargs[k] = dataclasses.asdict(v)
+        req = urllib.request.Request(f"{self.url}/rpc/{method}",
+                                     data=json.dumps(kwargs).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = json.loads(resp.read().decode())
+        except urllib.error.HTTPError as exc:
+            try:
+                msg = json.loads(exc.read().decode()).get("error", exc.reason)
+            except ValueError:
+                msg = exc.reason
+            raise InfrastructureError(f"NFVI refused {method}: {msg}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise InfrastructureError(f"NFVI at {self.url} did not answer {method}: {exc}") from None
+        return body
+
+    def _result(self, method: str, **kwargs):
+        return self._call(method, **kwargs)["result"]
+
+    def compute_nodes(self) -> list[ComputeNodeInfo]:
+        return [ComputeNodeInfo(**n) for n in self._result("compute_nodes")]
+
+    def endpoints(self) -> dict[str, str]:
+        return self._result("endpoints")
+
+    def endpoint_switches(self) -> dict[str, str]:
+        return self._result("endpoint_switches")
+
+    def switch_distance(self, a: str, b: str) -> float:
+        return float(self._result("switch_distance", a=a, b=b))
+
+    def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,
+                        image: Image) -> InstanceInfo:
+        return InstanceInfo(**self._result("create_instance", instance_id=instance_id,
+                                           compute_node=compute_node, flavour=flavour,
+                                           image=image))
+
+    def delete_instance(self, instance_id: str) -> None:
+        self._result("delete_instance", instance_id=instance_id)
+
+    def restart_instance(self, instance_id: str) -> InstanceInfo:
+        return InstanceInfo(**self._result("restart_instance", instance_id=instance_id))
+
+    def kill_instance(self, instance_id: str) -> None:
+        self._result("kill_instance", instance_id=instance_id)
+
+    def list_instances(self) -> list[InstanceInfo]:
+        return [InstanceInfo(**i) for i in self._result("list_instances")]
+
+    def instance_metrics(self, instance_id: str) -> InstanceMetrics:
+        return InstanceMetrics(**self._result("instance_metrics", instance_id=instance_id))
+
+    def put_graph(self, graph: dict) -> dict:
+        return self._result("put_graph", graph=graph)
+
+    def delete_graph(self, name: str) -> None:
+        self._result("delete_graph", name=name)
+
+    def list_graphs(self) -> list[str]:
+        return self._result("list_graphs")
+
+    def graph_stats(self, name: str) -> dict:
+        return self._result("graph_stats", name=name)
+
+    def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        if self._poller is None:
+            # events from before this client existed are history, not news
+            self._next_event = self._call("events", since=1 << 62)["next"]
+        self._subscribers.append(callback)
+        if self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="nfvi-events", daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                body = self._call("events", since=self._next_event)
+            except InfrastructureError:
+                continue
+            self._next_event = body["next"]
+            for ev in body["result"]:
+                for cb in list(self._subscribers):
+                    cb(InfraEvent(**ev))
+
+    def close(self) -> None:
+        self._stop.set()
+
+    @classmethod
+    def wait_ready(cls, url: str, timeout: float = 30.0) -> RemoteDriver:
+        drv = cls(url)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                drv.compute_nodes()
+                return drv
+            except InfrastructureError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)

@@ -1,0 +1,208 @@
+"""The emulated NFVI driver: ``mano.nfvi.NfviDriver`` on a live ``Emulation``.
+
+A VNF instance is a Mininet host added to its compute node's switch, limited by a cgroup
+from its flavour, running one of the testbed's VNF programs (``testbed.programs.forwarder``
+with ``--program``). Forwarding graphs go to the controller's northbound API. A watcher
+thread reports instances whose program ended as ``InfraEvent("instance_down")``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+
+from mano.nfvi import ComputeNodeInfo, Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
+from testbed.errors import ControllerError, TestbedError
+
+log = logging.getLogger(__name__)
+PROGRAMS = ("forwarder", "firewall", "nat", "lb")
+
+
+@dataclass
+class _Instance:
+    info: InstanceInfo
+    image: Image
+    flavour: Flavour
+    proc: object
+    stats_path: object
+    reported_down: bool = False
+
+
+class EmulatedDriver:
+    """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``)."""
+
+    def __init__(self, emu, *, watch_interval: float = 0.1):
+        self.emu = emu
+        self.topology = emu.topology
+        self._lock = threading.RLock()
+        self._instances: dict[str, _Instance] = {}
+        self._subscribers: list[Callable[[InfraEvent], None]] = []
+        self._down_nodes: set[str] = set()
+        self._dist = dict(nx.all_pairs_shortest_path_length(self.topology.switch_graph()))
+        self._watch_interval = watch_interval
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # ---- inventory ----------------------------------------------------------------------
+    def compute_nodes(self) -> list[ComputeNodeInfo]:
+        return [ComputeNodeInfo(c.name, c.switch, float(c.vcpu), c.memory_mb, c.disk_gb,
+                                up=c.name not in self._down_nodes)
+                for c in self.topology.computes.values()]
+
+    def endpoints(self) -> dict[str, str]:
+        return {e.name: e.ip for e in self.topology.endpoints()}
+
+    def endpoint_switches(self) -> dict[str, str]:
+        return {e.name: e.switch for e in self.topology.endpoints()}
+
+    def switch_distance(self, a: str, b: str) -> float:
+        try:
+            return float(self._dist[a][b])
+        except KeyError:
+            return float("inf")
+
+    # ---- instances ------------------------------------------------------------------------
+    def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,
+                        image: Image) -> InstanceInfo:
+        if image.program not in PROGRAMS:
+            raise TestbedError(f"instance {instance_id}: unknown VNF program "
+                               f"{image.program!r}; known: {', '.join(PROGRAMS)}")
+        try:
+            node = self.topology.computes[compute_node]
+        except KeyError:
+            raise TestbedError(f"instance {instance_id}: unknown compute node {compute_node!r}")
+        with self._lock:
+            if instance_id in self._instances:
+                raise TestbedError(f"instance {instance_id} exists already")
+            self.emu.add_host(instance_id, node.switch, cpu=flavour.vcpu,
+                              memory_mb=flavour.memory_mb)
+            try:
+                proc, stats = self._start_program(instance_id, image)
+            except BaseException:
+                self.emu.remove_host(instance_id)
+                raise
+            att = self.emu.attachments[instance_id]
+            info = InstanceInfo(instance_id, compute_node, node.switch, att.ip, att.mac)
+            self._instances[instance_id] = _Instance(info, image, flavour, proc, stats)
+            return info
+
+    def _start_program(self, instance_id: str, image: Image):
+        stats = self.emu.run_dir / f"vnf-{instance_id}.json"
+        stats.unlink(missing_ok=True)
+        params = dict(image.params)
+        argv = [sys.executable, "-m", "testbed.programs.forwarder", "--iface",
+                f"{instance_id}-eth0", "--stats", str(stats), "--name", instance_id,
+                "--cost-us", str(params.pop("cost_us", 0) or 0)]
+        if image.program != "forwarder" or params:
+            argv += ["--program", image.program, "--params", json.dumps(params)]
+        proc = self.emu.popen(instance_id, argv, what="vnf")
+        deadline = time.monotonic() + 10
+        while not stats.exists():
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                raise TestbedError(f"instance {instance_id}: VNF program {image.program} "
+                                   f"exited at start ({proc.returncode}): {err}")
+            if time.monotonic() > deadline:
+                raise TestbedError(f"instance {instance_id}: VNF program did not start in 10 s")
+            time.sleep(0.01)
+        return proc, stats
+
+    def delete_instance(self, instance_id: str) -> None:
+        with self._lock:
+            inst = self._instances.pop(instance_id, None)
+            if instance_id in self.emu.hosts:
+                self.emu.remove_host(instance_id)
+            if inst is not None:
+                inst.stats_path.unlink(missing_ok=True)
+
+    def restart_instance(self, instance_id: str) -> InstanceInfo:
+        with self._lock:
+            inst = self._get(instance_id)
+            self.emu.stop_process(inst.proc)
+            inst.proc, inst.stats_path = self._start_program(instance_id, inst.image)
+            inst.reported_down = False
+            return inst.info
+
+    def kill_instance(self, instance_id: str) -> None:
+        """Fault injection: the VNF program dies (SIGKILL), the host stays."""
+        with self._lock:
+            self._get(instance_id).proc.kill()
+
+    def _get(self, instance_id: str) -> _Instance:
+        try:
+            return self._instances[instance_id]
+        except KeyError:
+            raise TestbedError(f"no instance {instance_id!r}") from None
+
+    def list_instances(self) -> list[InstanceInfo]:
+        with self._lock:
+            return [InstanceInfo(**{**vars(i.info), "alive": i.proc.poll() is None})
+                    for i in self._instances.values()]
+
+    def instance_metrics(self, instance_id: str) -> InstanceMetrics:
+        with self._lock:
+            inst = self._get(instance_id)
+            alive = inst.proc.poll() is None
+            try:
+                st = json.loads(inst.stats_path.read_text())
+            except (OSError, ValueError):
+                st = {}
+            cg = self.emu.cgroups.groups.get(instance_id) if self.emu.cgroups else None
+            cpu = cg.cpu_seconds() if cg is not None else 0.0
+            return InstanceMetrics(instance_id, time.monotonic(), cpu,
+                                   int(st.get("packets", 0)), int(st.get("bytes", 0)), alive)
+
+    # ---- forwarding graphs -------------------------------------------------------------------
+    def put_graph(self, graph: dict) -> dict:
+        return self.emu.ctl.put_graph(graph)
+
+    def delete_graph(self, name: str) -> None:
+        try:
+            self.emu.ctl.delete_graph(name)
+        except ControllerError as exc:
+            if "no forwarding graph" not in str(exc):
+                raise
+
+    def list_graphs(self) -> list[str]:
+        return sorted(self.emu.ctl.graphs())
+
+    def graph_stats(self, name: str) -> dict:
+        return self.emu.ctl.graph_stats(name)
+
+    # ---- events ---------------------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        self._subscribers.append(callback)
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="nfvi-watch",
+                                             daemon=True)
+            self._watcher.start()
+
+    def _emit(self, ev: InfraEvent) -> None:
+        for cb in list(self._subscribers):
+            try:
+                cb(ev)
+            except Exception:  # a subscriber's bug must not stop the watcher
+                log.exception("NFVI event subscriber failed on %s", ev)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._watch_interval):
+            with self._lock:
+                dead = [i for i in self._instances.values()
+                        if not i.reported_down and i.proc.poll() is not None]
+                for i in dead:
+                    i.reported_down = True
+            for i in dead:
+                self._emit(InfraEvent("instance_down", i.info.instance_id, time.monotonic(),
+                                      {"exit_code": i.proc.returncode,
+                                       "compute_node": i.info.compute_node}))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(2)
