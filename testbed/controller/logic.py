@@ -5,32 +5,47 @@ method and sends back the :class:`~testbed.controller.specs.Changes` it returns,
 ``Changes.ordered()`` order. Unit tests drive it with a fake data plane.
 
 Steering. A graph with hops ``h0 .. hn`` has n segments; segment i carries packets from hop
-i to hop i+1 and owns a VLAN id (1..4094, kept for the graph's lifetime so transit flows are
-overwritten in place on reroute):
+i to hop i+1. A hop may have several instances (a scaled-out VNF), so a segment is a set of
+paths, one per (source instance, destination instance) pair, and each pair owns a VLAN id
+(1..4094, kept while the pair exists, so transit flows are overwritten in place on reroute;
+a pair that disappears hands its id to a new pair of the same segment):
 
-- at hop i's switch a classifier flow (priority ``fg.priority`` + number of classifier
-  fields) matches in_port + IPv4 + classifier and either outputs straight to hop i+1 (same
-  switch) or pushes the segment's tag and sends it along the shortest path of up links;
-- transit switches match ``vlan_vid`` alone, the switch of hop i+1 pops the tag and outputs
-  to the hop's port (priority 1000). A VNF sends packets back on the port it got them from,
-  untagged, where the next segment's classifier picks them up.
+- at each instance of hop i a classifier flow (priority ``fg.priority`` + number of
+  classifier fields) matches in_port + IPv4 + classifier. With one destination instance
+  it either outputs straight to it (same switch) or pushes the pair's tag and sends it
+  along the shortest path of up links. With several, it hands the packet to a SELECT group
+  with one bucket (weight 1) per reachable destination instance doing exactly that, so
+  the switch balances per flow (OVS hashes the 5-tuple). The same 5-tuple hashes alike at
+  every hop, so between two scaled-out hops which pairs carry a flow is correlated; each
+  hop is still balanced, which is what scaling needs;
+- transit switches match ``vlan_vid`` alone, the switch of the destination instance pops
+  the tag and outputs to its port (priority 1000). A VNF sends packets back on the port it
+  got them from, untagged, where the next segment's classifier picks them up;
+- a VNF instance listed in the graph's ``rewrites`` (NAT, load balancer) changes the
+  headers the classifier looks at, so its returning packets are classified by in_port +
+  IPv4 alone (priority ``fg.priority``); its port may not be used by another graph.
 
-Protection. For each segment and each switch of its primary path but the last, the forward
+Protection. For each pair and each switch of its primary path but the last, the forward
 output goes through a fast-failover group: bucket 1 outputs to the primary port, bucket 2
-re-tags the packet with a backup vid owned by that (segment, switch) and outputs to the
-first port of a backup path to the segment's last switch. The backup path avoids the next
+re-tags the packet with a backup vid owned by that (pair, switch) and outputs to the
+first port of a backup path to the pair's last switch. The backup path avoids the next
 switch when that switch is not the destination (so it also survives a switch failure),
 else (or if there is no such path) just the primary link. Without any backup path the
-group has bucket 1 only and ``graph_backups`` reports it. Restoration still recomputes
-protected graphs (new primary and backups) when port events arrive.
+group has bucket 1 only and ``graph_backups`` reports it. A select bucket ends in the
+pair's fast-failover group. Restoration still recomputes protected graphs (new primary and
+backups) when port events arrive.
 
 Desired state. A link going down recomputes only the graphs whose flows (backups included)
 use it, to react fast; a link coming up or a switch event recomputes every graph (degraded
 ones recover, the others return to shortest paths); paths are deterministic (BFS on a graph
 built in sorted order). The fabric then diffs the union against what was installed: adds
 for new or changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no
-longer wanted, and likewise for groups. Flows carry ``cookie = graph_id << 32 | segment << 8 |
-role`` so per-graph counters can be read with :data:`COOKIE_MASK`.
+longer wanted, and likewise for groups. Scaling a hop out or in therefore rewrites only the
+classifiers feeding it and adds or removes the flows of the pairs that come or go. Flows
+carry ``cookie = graph_id << 32 | slot << 24 | segment << 8 | role`` so per-graph counters can
+be read with :data:`COOKIE_MASK`; ``slot`` is a stable per-hop number of the instance
+(the source instance for classifiers, the destination one for the others), which is how
+``graph_counters`` reports each instance's share.
 
 Switch (re)connection. The fabric's record of what is installed always equals the desired
 state (``state_for``), whether or not a switch is connected: the app skips changes for a
@@ -65,9 +80,17 @@ TRANSIT_PRIORITY = 1000
 COOKIE_SHIFT = 32
 COOKIE_MASK = 0xFFFFFFFF00000000
 cookie_mask = COOKIE_MASK
-# Low cookie bits: segment << 8 | role.
+# Low cookie bits: slot << 24 | segment << 8 | role.
+SLOT_SHIFT, SEGMENT_SHIFT = 24, 8
 ROLE_CLASSIFY, ROLE_TRANSIT, ROLE_DELIVER, ROLE_BACKUP, ROLE_BACKUP_DELIVER = 1, 2, 3, 4, 5
 _MAX_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
+_MAX_SLOT = 0xFF
+
+PairKey = tuple[int, str, str]  # (segment, source instance, destination instance)
+
+
+def _hop_json(hop: str | tuple[str, ...]) -> str | list[str]:
+    return hop if isinstance(hop, str) else list(hop)
 
 
 class _Pool:
@@ -95,15 +118,26 @@ class _Pool:
 class _Graph:
     spec: ForwardingGraphSpec
     gid: int
-    seg_vids: list[int]
-    backup_vids: dict[tuple[int, str], int] = field(default_factory=dict)
-    group_ids: dict[tuple[int, str], int] = field(default_factory=dict)
-    paths: list[list[str]] = field(default_factory=list)
+    pair_vids: dict[PairKey, int]
+    slots: dict[tuple[int, str], int]  # (hop index, instance) -> slot, stable while present
+    # (segment, src, dst, switch) -> backup vid
+    backup_vids: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
+    # ("ff", segment, src, dst, switch) or ("select", segment, src, switch) -> group id
+    group_ids: dict[tuple, int] = field(default_factory=dict)
+    pair_paths: dict[PairKey, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     unprotected: list[str] = field(default_factory=list)
     links: set[Link] = field(default_factory=set)  # every link its flows use, backups too
     flows: dict[tuple, FlowSpec] = field(default_factory=dict)
     groups: dict[tuple[int, int], GroupSpec] = field(default_factory=dict)
+    # For counters: classifier cookies that deliver straight to a same-switch instance, and
+    # per select group the same-switch buckets (index -> instance), counted by group stats.
+    direct: dict[int, str] = field(default_factory=dict)
+    select_direct: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)
+
+    def pairs(self, i: int) -> list[PairKey]:
+        fg = self.spec
+        return [(i, s, d) for s in fg.instances(i) for d in fg.instances(i + 1)]
 
 
 class Fabric:
@@ -204,7 +238,7 @@ class Fabric:
         return Changes()
 
     def _users_of(self, att_name: str) -> list[str]:
-        return [n for n, g in self._graphs.items() if att_name in g.spec.hops]
+        return [n for n, g in self._graphs.items() if att_name in g.spec.attachment_names()]
 
     def _link_up(self, link: Link) -> bool:
         return (link.a not in self._down_switches and link.b not in self._down_switches
@@ -263,7 +297,7 @@ class Fabric:
     # ------------------------------------------------------------------------ graphs
     def add_graph(self, fg: ForwardingGraphSpec) -> Changes:
         """Install a graph, or replace the graph of the same name (only the diff is sent)."""
-        unknown = [h for h in fg.hops if h not in self._atts]
+        unknown = sorted(fg.attachment_names() - set(self._atts))
         if unknown:
             raise ForwardingGraphError(
                 f"forwarding graph {fg.name!r}: unknown hop(s) {', '.join(map(repr, unknown))}; "
@@ -271,36 +305,68 @@ class Fabric:
         self._check_classifier_keys(fg)
         old = self._graphs.get(fg.name)
         n = len(fg.hops) - 1
-        kept = old.seg_vids[:n] if old else []
+        want = [(i, s, d) for i in range(n) for s in fg.instances(i) for d in fg.instances(i + 1)]
+        old_vids = old.pair_vids if old else {}
+        vids = {k: old_vids[k] for k in want if k in old_vids}
+        # A pair that goes away hands its vid to a new pair of the same segment (transit
+        # flows are then overwritten in place rather than deleted and added).
+        spare: dict[int, list[int]] = defaultdict(list)
+        for k in sorted(old_vids):
+            if k not in vids:
+                spare[k[0]].append(old_vids[k])
         fresh: list[int] = []
         try:
-            while len(kept) + len(fresh) < n:
-                fresh.append(self._vlans.take())
+            for k in want:
+                if k in vids:
+                    continue
+                if spare[k[0]]:
+                    vids[k] = spare[k[0]].pop(0)
+                else:
+                    vids[k] = self._vlans.take()
+                    fresh.append(vids[k])
         except ForwardingGraphError as e:
             for v in fresh:
                 self._vlans.free(v)
             raise ForwardingGraphError(f"forwarding graph {fg.name!r}: {e}") from None
-        if old:
-            for v in old.seg_vids[n:]:
+        for left in spare.values():
+            for v in left:
                 self._vlans.free(v)
+        slots = self._slots(fg, old.slots if old else {})
+        if old:
             g = old
-            g.spec, g.seg_vids = fg, kept + fresh
+            g.spec, g.pair_vids, g.slots = fg, vids, slots
         else:
-            g = _Graph(spec=fg, gid=self._next_gid, seg_vids=fresh)
+            g = _Graph(spec=fg, gid=self._next_gid, pair_vids=vids, slots=slots)
             self._next_gid += 1
             self._graphs[fg.name] = g
         self._compute(g)
         return self._sync()
 
+    @staticmethod
+    def _slots(fg: ForwardingGraphSpec, old: dict[tuple[int, str], int]) -> dict[tuple[int, str], int]:
+        """Per hop, a small number per instance, kept while the instance stays."""
+        slots: dict[tuple[int, str], int] = {}
+        for k in range(len(fg.hops)):
+            names = fg.instances(k)
+            taken = {old[(k, x)] for x in names if (k, x) in old}
+            for x in names:
+                if (k, x) in old:
+                    slots[(k, x)] = old[(k, x)]
+                else:
+                    slot = min(v for v in range(_MAX_SLOT + 1) if v not in taken)
+                    taken.add(slot)
+                    slots[(k, x)] = slot
+        return slots
+
     def remove_graph(self, name: str) -> Changes:
         """Remove a graph with all its flows, groups and VLAN ids."""
         g = self._graph(name)
-        for v in g.seg_vids:
+        for v in g.pair_vids.values():
             self._vlans.free(v)
         for v in g.backup_vids.values():
             self._vlans.free(v)
-        for (_, sw), gid in g.group_ids.items():
-            self._group_pools[self._dpids[sw]].free(gid)
+        for key, gid in g.group_ids.items():
+            self._group_pools[self._dpids[key[-1]]].free(gid)
         del self._graphs[name]
         return self._sync()
 
@@ -315,8 +381,19 @@ class Fabric:
         return {n: g.spec for n, g in self._graphs.items()}
 
     def graph_paths(self, name: str) -> list[list[str]]:
-        """Per segment, the switch path in use ([] while the segment has no path)."""
-        return [list(p) for p in self._graph(name).paths]
+        """Per segment, the switch path in use ([] while the segment has no path). A segment
+        between scaled-out hops has one path per instance pair: this gives its first pair's
+        (sources, then destinations, in name order); ``graph_pairs`` lists them all."""
+        g = self._graph(name)
+        return [list(g.pair_paths.get(g.pairs(i)[0], []))
+                for i in range(len(g.spec.hops) - 1)]
+
+    def graph_pairs(self, name: str) -> list[dict]:
+        """Every (source instance, destination instance) path: segment, from, to, vlan, path."""
+        g = self._graph(name)
+        return [{"segment": i, "from": s, "to": d, "vlan": g.pair_vids[(i, s, d)],
+                 "path": list(g.pair_paths.get((i, s, d), []))}
+                for i in range(len(g.spec.hops) - 1) for (_, s, d) in g.pairs(i)]
 
     def graph_status(self, name: str) -> str:
         """"ok", or "degraded: ..." naming each segment without a path."""
@@ -328,42 +405,92 @@ class Fabric:
         return list(self._graph(name).unprotected)
 
     def graph_vlans(self, name: str) -> list[int]:
-        """Every VLAN id the graph holds: segment vids, then backup vids."""
+        """Every VLAN id the graph holds: pair vids (by segment, source, destination), then
+        backup vids."""
         g = self._graph(name)
-        return list(g.seg_vids) + sorted(g.backup_vids.values())
+        pair_vids = [g.pair_vids[k] for i in range(len(g.spec.hops) - 1) for k in g.pairs(i)]
+        return pair_vids + sorted(g.backup_vids.values())
 
     def graph_cookie(self, name: str) -> int:
         return self._graph(name).gid << COOKIE_SHIFT
 
-    def graph_counters(self, name: str, flows: Iterable[dict]) -> dict:
+    def graph_counters(self, name: str, flows: Iterable[dict],
+                       groups: Iterable[dict] | None = None) -> dict:
         """Sum flow-stats rows of the graph (dicts with cookie, packets, bytes) per segment:
-        ``in`` counts packets classified at the segment's source, ``out`` those handed to
-        its destination (deliver flows, primary or backup). Rows of other graphs are
-        ignored. Returns ingress/delivered totals and the per-segment list."""
+        ``in`` counts packets classified at the segment's sources, ``out`` those handed to
+        its destinations (deliver flows, primary or backup). Rows of other graphs are
+        ignored. Returns ingress/delivered totals, the per-segment list and ``instances``:
+        for every instance of a VNF hop (``hops[1:-1]``), ``hop``, ``delivered_*`` (handed
+        to it) and ``returned_*`` (coming back from it, classified for the next segment).
+
+        A select group that hands packets straight to an instance on its own switch has no
+        flow of its own per instance: those deliveries are counted from ``groups``,
+        group-stats rows (``dpid`` or ``switch``, ``group_id``, ``buckets``: a list of
+        {packets, bytes} in bucket order), when given; without them they count in no
+        ``out`` and ``exact`` is False."""
         g = self._graph(name)
-        hops = g.spec.hops
-        segs = [{"segment": i, "from": hops[i], "to": hops[i + 1], "in_packets": 0,
-                 "in_bytes": 0, "out_packets": 0, "out_bytes": 0} for i in range(len(hops) - 1)]
+        fg = g.spec
+        hops, n = fg.hops, len(fg.hops) - 1
+        segs = [{"segment": i, "from": _hop_json(hops[i]), "to": _hop_json(hops[i + 1]),
+                 "in_packets": 0, "in_bytes": 0, "out_packets": 0, "out_bytes": 0}
+                for i in range(n)]
+        inst: dict[str, dict] = {}
+        by_slot: dict[tuple[int, int], str] = {}
+        for k in range(1, n):
+            for x in fg.instances(k):
+                inst[x] = {"hop": k, "delivered_packets": 0, "delivered_bytes": 0,
+                           "returned_packets": 0, "returned_bytes": 0}
+        for (k, x), slot in g.slots.items():
+            by_slot[(k, slot)] = x
+
+        def count(entry: dict, end: str, packets: int, nbytes: int) -> None:
+            entry[f"{end}_packets"] += packets
+            entry[f"{end}_bytes"] += nbytes
+
+        def delivered(i: int, dst: str | None, packets: int, nbytes: int) -> None:
+            count(segs[i], "out", packets, nbytes)
+            if dst is not None and i + 1 < n and dst in inst:
+                count(inst[dst], "delivered", packets, nbytes)
+
         for row in flows:
             cookie = int(row["cookie"])
             if cookie & COOKIE_MASK != g.gid << COOKIE_SHIFT:
                 continue
-            i, role = (cookie >> 8) & 0xFFFFFF, cookie & 0xFF
-            if i >= len(segs):
+            i, role = (cookie >> SEGMENT_SHIFT) & 0xFFFF, cookie & 0xFF
+            slot = (cookie >> SLOT_SHIFT) & _MAX_SLOT
+            if i >= n:
                 continue
-            ends = []
+            packets, nbytes = int(row.get("packets", 0)), int(row.get("bytes", 0))
             if role == ROLE_CLASSIFY:
-                ends.append("in")
-                if len(g.paths[i]) == 1:  # same switch: the classifier delivers too
-                    ends.append("out")
+                count(segs[i], "in", packets, nbytes)
+                src = by_slot.get((i, slot))
+                if i >= 1 and src in inst:
+                    count(inst[src], "returned", packets, nbytes)
+                if cookie in g.direct:  # same switch: the classifier delivers too
+                    delivered(i, g.direct[cookie], packets, nbytes)
             elif role in (ROLE_DELIVER, ROLE_BACKUP_DELIVER):
-                ends.append("out")
-            for end in ends:
-                segs[i][f"{end}_packets"] += int(row.get("packets", 0))
-                segs[i][f"{end}_bytes"] += int(row.get("bytes", 0))
+                delivered(i, by_slot.get((i + 1, slot)), packets, nbytes)
+        exact = not g.select_direct
+        if groups is not None:
+            exact = True
+            seg_of: dict[tuple[int, int], int] = {}
+            for (kind, *rest), gid in g.group_ids.items():
+                if kind == "select":
+                    seg_of[(self._dpids[rest[-1]], gid)] = rest[0]
+            for row in groups:
+                dpid = row["dpid"] if "dpid" in row else self._dpids.get(row.get("switch"))
+                key = (dpid, int(row["group_id"]))
+                if key not in g.select_direct:
+                    continue
+                buckets = list(row.get("buckets", ()))
+                for idx, dst in g.select_direct[key].items():
+                    if idx < len(buckets):
+                        delivered(seg_of[key], dst, int(buckets[idx].get("packets", 0)),
+                                  int(buckets[idx].get("bytes", 0)))
         return {"ingress_packets": segs[0]["in_packets"], "ingress_bytes": segs[0]["in_bytes"],
                 "delivered_packets": segs[-1]["out_packets"],
-                "delivered_bytes": segs[-1]["out_bytes"], "segments": segs}
+                "delivered_bytes": segs[-1]["out_bytes"], "segments": segs,
+                "instances": inst, "exact": exact}
 
     def used_vlans(self) -> set[int]:
         return set(self._vlans.used)
@@ -383,33 +510,56 @@ class Fabric:
         return [FlowSpec(dpid=dpid, priority=0, match=(), actions=())]
 
     # --------------------------------------------------------------------- computing
-    def _classifier_keys(self, fg: ForwardingGraphSpec) -> list[tuple]:
-        keys = []
-        for i in range(len(fg.hops) - 1):
-            src = self._atts[fg.hops[i]]
-            f = self._classifier(fg, src, (), 0)
-            keys.append(f.key())
-        return keys
+    def _sources(self, fg: ForwardingGraphSpec) -> list[tuple[int, Attachment]]:
+        return [(i, self._atts[x]) for i in range(len(fg.hops) - 1) for x in fg.instances(i)]
+
+    def _ports(self, names: Iterable[str]) -> dict[tuple[str, int], str]:
+        return {(self._atts[x].switch, self._atts[x].port): x for x in names}
 
     def _check_classifier_keys(self, fg: ForwardingGraphSpec) -> None:
-        """Two graphs with the same classifier at the same port would overwrite each other."""
-        mine = self._classifier_keys(fg)
-        if len(set(mine)) != len(mine):
-            raise ForwardingGraphError(f"forwarding graph {fg.name!r}: two hops share a "
-                                       "switch port, their returning packets cannot be told apart")
+        """Two graphs with the same classifier at the same port would overwrite each other;
+        a rewriting VNF's port shared with another graph would be ambiguous."""
+        ports: dict[tuple[str, int], str] = {}
+        for _, src in self._sources(fg):
+            if (src.switch, src.port) in ports:
+                raise ForwardingGraphError(
+                    f"forwarding graph {fg.name!r}: two hops share a switch port "
+                    f"({ports[(src.switch, src.port)]!r} and {src.name!r} at "
+                    f"{src.switch}:{src.port}), their returning packets cannot be told apart")
+            ports[(src.switch, src.port)] = src.name
+        mine = {self._classifier(fg, src, (), 0).key() for _, src in self._sources(fg)}
+        my_rewrites = self._ports(fg.rewrites)
+        my_ports = self._ports(fg.attachment_names())
         for name, g in self._graphs.items():
             if name == fg.name:
                 continue
-            clash = set(mine) & set(self._classifier_keys(g.spec))
+            theirs = {self._classifier(g.spec, src, (), 0).key() for _, src in self._sources(g.spec)}
+            clash = mine & theirs
             if clash:
                 dpid, _, _, match = min(clash, key=repr)
                 raise ForwardingGraphError(
                     f"forwarding graph {fg.name!r}: classifier {dict(match)} at switch "
                     f"{self._names[dpid]} is already used by graph {name!r} (same priority); "
                     "use a different match or priority")
+            their_ports = self._ports(g.spec.attachment_names())
+            for mine_rw, other in ((my_rewrites, their_ports),
+                                   (my_ports, self._ports(g.spec.rewrites))):
+                both = sorted(set(mine_rw) & set(other))
+                if both:
+                    sw, port = both[0]
+                    rw = (mine_rw if mine_rw is my_rewrites else other)[(sw, port)]
+                    raise ForwardingGraphError(
+                        f"forwarding graph {fg.name!r}: port {sw}:{port} of header-rewriting "
+                        f"VNF {rw!r} is also used by graph {name!r}; packets coming back from "
+                        "it could not be told apart")
 
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
                     actions: tuple[Action, ...], cookie: int) -> FlowSpec:
+        if src.name in fg.rewrites:
+            # The VNF rewrote the 5-tuple: its port alone says which graph a packet is on.
+            return FlowSpec(dpid=self._dpids[src.switch], priority=fg.priority,
+                            match={"in_port": src.port, "eth_type": ETH_TYPE_IPV4},
+                            actions=actions, cookie=cookie)
         match = dict(fg.match, in_port=src.port, eth_type=ETH_TYPE_IPV4)
         return FlowSpec(dpid=self._dpids[src.switch], priority=fg.priority + len(fg.match),
                         match=match, actions=actions, cookie=cookie)
@@ -443,55 +593,103 @@ class Fabric:
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
         backup vids and group ids it needs)."""
-        fg, topo = g.spec, self._topology()
+        fg = g.spec
         flows: dict[tuple, FlowSpec] = {}
         groups: dict[tuple[int, int], GroupSpec] = {}
-        g.paths, g.notes, g.unprotected = [[] for _ in g.seg_vids], [], []
-        g.links = set()
-        used_backups: set[tuple[int, str]] = set()
+        g.pair_paths, g.unprotected, g.links = {}, [], set()
+        g.direct, g.select_direct = {}, {}
+        notes: list[tuple[PairKey, str]] = []
+        used_backups: set[tuple] = set()
+        used_groups: set[tuple] = set()
         base = g.gid << COOKIE_SHIFT
+
+        # Last segment first and downstream first inside a segment: see Changes.ordered().
+        for i in reversed(range(len(fg.hops) - 1)):
+            dsts = fg.instances(i + 1)
+            for sname in fg.instances(i):
+                src = self._atts[sname]
+                outs: list[tuple[str, tuple[Action, ...], bool]] = []
+                for dname in dsts:
+                    got = self._pair(g, (i, sname, dname), flows, groups, used_backups,
+                                     used_groups, notes)
+                    if got is not None:
+                        outs.append((dname, *got))
+                if not outs:
+                    continue
+                cookie = base | g.slots[(i, sname)] << SLOT_SHIFT | i << SEGMENT_SHIFT \
+                    | ROLE_CLASSIFY
+                if len(dsts) == 1:
+                    dname, actions, direct = outs[0]
+                    if direct:
+                        g.direct[cookie] = dname
+                else:
+                    key = ("select", i, sname, src.switch)
+                    used_groups.add(key)
+                    gid = self._group_id(g, key)
+                    dpid = self._dpids[src.switch]
+                    groups[(dpid, gid)] = GroupSpec(
+                        dpid=dpid, group_id=gid, type="select",
+                        buckets=tuple(Bucket(actions=acts, weight=1) for _, acts, _ in outs))
+                    direct_buckets = {k: d for k, (d, _, direct) in enumerate(outs) if direct}
+                    if direct_buckets:
+                        g.select_direct[(dpid, gid)] = direct_buckets
+                    actions = (("group", gid),)
+                f = self._classifier(fg, src, actions, cookie)
+                flows[f.key()] = f
+        for key in [k for k in g.backup_vids if k not in used_backups]:
+            self._vlans.free(g.backup_vids.pop(key))
+        for key in [k for k in g.group_ids if k not in used_groups]:
+            self._group_pools[self._dpids[key[-1]]].free(g.group_ids.pop(key))
+        g.notes = [text for _, text in sorted(notes)]
+        g.unprotected.sort()
+        g.flows, g.groups = flows, groups
+
+    def _group_id(self, g: _Graph, key: tuple) -> int:
+        if key not in g.group_ids:
+            g.group_ids[key] = self._group_pools[self._dpids[key[-1]]].take()
+        return g.group_ids[key]
+
+    def _pair(self, g: _Graph, pk: PairKey, flows: dict, groups: dict, used_backups: set,
+              used_groups: set, notes: list) -> tuple[tuple[Action, ...], bool] | None:
+        """The flows of one (source, destination) path; returns the actions that send a
+        classified packet on it from the source's switch and whether they deliver it
+        directly (same switch), or None when there is no path."""
+        fg, topo = g.spec, self._topology()
+        i, sname, dname = pk
+        src, dst = self._atts[sname], self._atts[dname]
+        vid = g.pair_vids[pk]
+        cookie = g.gid << COOKIE_SHIFT | g.slots[(i + 1, dname)] << SLOT_SHIFT | i << SEGMENT_SHIFT
+        if src.switch == dst.switch and src.switch not in self._down_switches:
+            g.pair_paths[pk] = [src.switch]
+            return ((("in_port",) if src.port == dst.port else ("output", dst.port)),), True
+        path = self._path(topo, src.switch, dst.switch)
+        if path is None:
+            notes.append((pk, f"no path for segment {i} ({sname} -> {dname})"))
+            return None
+        g.pair_paths[pk] = path
 
         def add(f: FlowSpec) -> None:
             flows[f.key()] = f
 
-        # Last segment first and downstream first inside a segment: see Changes.ordered().
-        for i in reversed(range(len(fg.hops) - 1)):
-            src, dst = self._atts[fg.hops[i]], self._atts[fg.hops[i + 1]]
-            vid, cookie = g.seg_vids[i], base | i << 8
-            if src.switch == dst.switch and src.switch not in self._down_switches:
-                out = ("in_port",) if src.port == dst.port else ("output", dst.port)
-                add(self._classifier(fg, src, (out,), cookie | ROLE_CLASSIFY))
-                g.paths[i] = [src.switch]
-                continue
-            path = self._path(topo, src.switch, dst.switch)
-            if path is None:
-                g.notes.insert(0, f"no path for segment {i} ({fg.hops[i]} -> {fg.hops[i + 1]})")
-                continue
-            g.paths[i] = path
-            dst_dpid = self._dpids[dst.switch]
-            add(FlowSpec(dst_dpid, TRANSIT_PRIORITY, {"vlan_vid": vid},
-                         (("pop_vlan",), ("output", dst.port)), cookie | ROLE_DELIVER))
-            for j in reversed(range(len(path) - 1)):
-                s, nxt = path[j], path[j + 1]
-                link = topo.edges[s, nxt]["links"][0]
-                g.links.add(link)
-                in_port = src.port if j == 0 else topo.edges[path[j - 1], s]["links"][0].port_of(s)
-                fwd: Action = ("output", link.port_of(s))
-                if fg.protection:
-                    fwd = self._protect(g, i, path, j, link, in_port, dst, flows, groups, cookie)
-                    used_backups.add((i, s))
-                if j == 0:
-                    add(self._classifier(fg, src, (("push_vlan",), ("set_vlan", vid), fwd),
-                                         cookie | ROLE_CLASSIFY))
-                else:
-                    add(FlowSpec(self._dpids[s], TRANSIT_PRIORITY, {"vlan_vid": vid}, (fwd,),
-                                 cookie | ROLE_TRANSIT))
-        for key in [k for k in g.backup_vids if k not in used_backups]:
-            self._vlans.free(g.backup_vids.pop(key))
-        for key in [k for k in g.group_ids if k not in used_backups]:
-            self._group_pools[self._dpids[key[1]]].free(g.group_ids.pop(key))
-        g.unprotected.sort()
-        g.flows, g.groups = flows, groups
+        add(FlowSpec(self._dpids[dst.switch], TRANSIT_PRIORITY, {"vlan_vid": vid},
+                     (("pop_vlan",), ("output", dst.port)), cookie | ROLE_DELIVER))
+        first: tuple[Action, ...] = ()
+        for j in reversed(range(len(path) - 1)):
+            s, nxt = path[j], path[j + 1]
+            link = topo.edges[s, nxt]["links"][0]
+            g.links.add(link)
+            in_port = src.port if j == 0 else topo.edges[path[j - 1], s]["links"][0].port_of(s)
+            fwd: Action = ("output", link.port_of(s))
+            if fg.protection:
+                fwd = self._protect(g, pk, path, j, link, in_port, dst, flows, groups, cookie)
+                used_backups.add((*pk, s))
+                used_groups.add(("ff", *pk, s))
+            if j == 0:
+                first = (("push_vlan",), ("set_vlan", vid), fwd)
+            else:
+                add(FlowSpec(self._dpids[s], TRANSIT_PRIORITY, {"vlan_vid": vid}, (fwd,),
+                             cookie | ROLE_TRANSIT))
+        return first, False
 
     def _backup_path(self, topo: nx.Graph, path: list[str], j: int,
                      link: Link) -> tuple[list[str], Link] | None:
@@ -519,22 +717,25 @@ class Fabric:
             return bp, first
         return None
 
-    def _protect(self, g: _Graph, i: int, path: list[str], j: int, link: Link, in_port: int,
-                 dst: Attachment, flows: dict, groups: dict, cookie: int) -> Action:
-        """The fast-failover group at path[j] for segment i (and its backup path's flows)."""
+    def _protect(self, g: _Graph, pk: PairKey, path: list[str], j: int, link: Link,
+                 in_port: int, dst: Attachment, flows: dict, groups: dict, cookie: int) -> Action:
+        """The fast-failover group at path[j] for one pair (and its backup path's flows)."""
         topo, s = self._topology(), path[j]
+        i, sname, dname = pk
         dpid = self._dpids[s]
         primary = link.port_of(s)
         buckets = [Bucket(actions=(("output", primary),), watch_port=primary)]
         backup = self._backup_path(topo, path, j, link)
-        key = (i, s)
+        key = (*pk, s)
         if backup is not None and key not in g.backup_vids:
             try:
                 g.backup_vids[key] = self._vlans.take()
             except ForwardingGraphError:
                 backup = None  # out of VLAN ids: run unprotected rather than fail an event
         if backup is None:
-            g.unprotected.append(f"segment {i} at {s}")
+            one = len(g.pairs(i)) == 1
+            g.unprotected.append(f"segment {i} at {s}" if one
+                                 else f"segment {i} ({sname} -> {dname}) at {s}")
         else:
             bp, first = backup
             g.links.add(first)
@@ -544,9 +745,7 @@ class Fabric:
             buckets.append(Bucket(actions=(("set_vlan", bvid), out), watch_port=q))
             for f in self._backup_flows(g, topo, bp, bvid, dst, cookie):
                 flows[f.key()] = f
-        if key not in g.group_ids:
-            g.group_ids[key] = self._group_pools[dpid].take()
-        gid = g.group_ids[key]
+        gid = self._group_id(g, ("ff", *pk, s))
         groups[(dpid, gid)] = GroupSpec(dpid=dpid, group_id=gid, type="ff", buckets=tuple(buckets))
         return ("group", gid)
 

@@ -34,7 +34,11 @@ GROUP_TYPES = ("ff", "select", "all", "indirect")
 # Classifier keys a forwarding graph may use: a subset of the IPv4 5-tuple.
 CLASSIFIER_KEYS = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
 _L4_PROTO = {"tcp_src": 6, "tcp_dst": 6, "udp_src": 17, "udp_dst": 17}
-_GRAPH_KEYS = ("name", "match", "hops", "protection", "priority")
+_GRAPH_KEYS = ("name", "match", "hops", "protection", "priority", "rewrites")
+# A multi-instance hop (scale-out) lists at most this many instances; select groups stay small.
+MAX_INSTANCES = 16
+# Cookies carry the segment in 16 bits (see logic.py).
+MAX_HOPS = 256
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Classifier priorities stay below the transit/deliver flows (1000), with room for the few
 # points the fabric adds for specificity.
@@ -96,6 +100,12 @@ def _is_classifier(flow: FlowSpec) -> bool:
     return not any(k == "vlan_vid" for k, _ in flow.match)
 
 
+def _chains(group: GroupSpec) -> bool:
+    """Whether a bucket of the group hands packets to another group (one level is all the
+    fabric builds: select -> fast-failover)."""
+    return any(a[0] == "group" for b in group.buckets for a in b.actions)
+
+
 @dataclass
 class Changes:
     """What the switches must be told; apply ``ordered()`` in that order."""
@@ -126,18 +136,19 @@ class Changes:
     def ordered(self) -> list[tuple[str, FlowSpec | GroupSpec]]:
         """The changes in a safe order.
 
-        Groups first (a flow may only name an existing group); then flow adds downstream
+        Groups first (a flow may only name an existing group), groups that other groups'
+        buckets name (fast-failover groups behind a select group) before those; then flow adds downstream
         first: VLAN-matched transit and deliver flows before the in_port classifiers (the
         fabric lists those last segment first), so a rerouted graph is fully built before
         the ingress switches over to it; then deletions, classifiers first so no packet
         enters a path being torn down; groups last, once no flow names them.
         """
         out: list[tuple[str, FlowSpec | GroupSpec]] = []
-        out += [("group_add", g) for g in self.group_adds]
-        out += [("group_mod", g) for g in self.group_mods]
+        out += [("group_add", g) for g in sorted(self.group_adds, key=_chains)]
+        out += [("group_mod", g) for g in sorted(self.group_mods, key=_chains)]
         out += [("flow_add", f) for f in sorted(self.flow_adds, key=_is_classifier)]
         out += [("flow_del", f) for f in sorted(self.flow_dels, key=lambda f: not _is_classifier(f))]
-        out += [("group_del", g) for g in self.group_dels]
+        out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
 
 
@@ -222,50 +233,111 @@ def normalize_classifier(gname: object, match: Mapping[str, Any] | Match) -> Mat
     return sorted_match(out)
 
 
+Hop = str | tuple[str, ...]
+
+
+def _normalize_hops(name: object, hops: Any) -> tuple[Hop, ...]:
+    if isinstance(hops, str) or not isinstance(hops, (list, tuple)):
+        raise _fail(name, f"hops must be a list of attachment names, got {hops!r}")
+    hops = tuple(hops)
+    if len(hops) < 2:
+        raise _fail(name, f"needs at least 2 hops (ingress and egress), got {list(hops)}")
+    if len(hops) > MAX_HOPS:
+        raise _fail(name, f"has {len(hops)} hops; at most {MAX_HOPS}")
+    out: list[Hop] = []
+    for k, h in enumerate(hops):
+        if isinstance(h, (list, tuple)):
+            if k in (0, len(hops) - 1):
+                end = "ingress" if k == 0 else "egress"
+                raise _fail(name, f"the {end} hop must be one attachment name, got {list(h)}; "
+                                  "only VNF hops may have several instances")
+            if not h:
+                raise _fail(name, f"hop {k} lists no instances")
+            if len(h) > MAX_INSTANCES:
+                raise _fail(name, f"hop {k} lists {len(h)} instances; at most {MAX_INSTANCES}")
+            for x in h:
+                if not isinstance(x, str) or not x:
+                    raise _fail(name, f"hop {k}: instance {x!r} is not an attachment name")
+            dups = sorted({x for x in h if list(h).count(x) > 1})
+            if dups:
+                raise _fail(name, f"hop {k} lists instance {dups[0]!r} twice")
+            out.append(tuple(sorted(h)))
+        elif isinstance(h, str) and h:
+            out.append(h)
+        else:
+            raise _fail(name, f"hop {h!r} is not an attachment name")
+    inst = [(h,) if isinstance(h, str) else h for h in out]
+    for i in range(len(inst) - 1):
+        both = sorted(set(inst[i]) & set(inst[i + 1]))
+        if both:
+            raise _fail(name, f"hop {both[0]!r} appears twice in a row (positions {i}, {i + 1})")
+    seen: dict[str, int] = {}
+    for i, names in enumerate(inst[:-1]):
+        for h in names:
+            if h in seen:
+                raise _fail(name, f"hop {h!r} is a source twice (positions {seen[h]} and {i}); "
+                                  "packets returning from it could not be told apart")
+            seen[h] = i
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class ForwardingGraphSpec:
     """A VNF forwarding graph: traffic matching ``match`` from ``hops[0]`` visits the VNF
-    ports ``hops[1:-1]`` in order and is delivered to ``hops[-1]``.
+    hops ``hops[1:-1]`` in order and is delivered to ``hops[-1]``.
 
-    ``match`` is a subset of the IPv4 5-tuple (eth_type 0x0800 is implied). Hops are
-    attachment names; a hop may not be a source twice (``hops[:-1]`` are distinct), since
-    packets coming back from it could not be told apart. ``protection`` pre-installs
-    fast-failover backup paths. Constructing one validates it (ForwardingGraphError).
+    ``match`` is a subset of the IPv4 5-tuple (eth_type 0x0800 is implied). A hop is an
+    attachment name, or (VNF hops only, not the ingress or egress) a list of 1..16
+    attachment names: the instances of one scaled-out VNF, among which flows are balanced
+    (order is irrelevant; it is kept sorted). An attachment may not be a source twice
+    (``hops[:-1]`` are disjoint), since packets coming back from it could not be told apart.
+
+    ``rewrites`` names VNF instances (attachment names of ``hops[1:-1]``) that rewrite the
+    headers the classifier looks at (NAT, load balancer): packets coming back from them are
+    classified by their port and IPv4 alone. List every instance of such a VNF (a scaled-out
+    NAT lists all of its instances). Such a port must not be shared with another graph.
+
+    ``protection`` pre-installs fast-failover backup paths. Constructing one validates it
+    (ForwardingGraphError).
     """
 
     name: str
     match: Match
-    hops: tuple[str, ...]
+    hops: tuple[Hop, ...]
     protection: bool = False
     priority: int = 100
+    rewrites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         name = self.name
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise _fail(name, "name must match [A-Za-z0-9_.-]{1,64}")
         object.__setattr__(self, "match", normalize_classifier(name, self.match))
-        hops = self.hops
-        if isinstance(hops, str) or not isinstance(hops, (list, tuple)):
-            raise _fail(name, f"hops must be a list of attachment names, got {hops!r}")
-        hops = tuple(hops)
-        if len(hops) < 2:
-            raise _fail(name, f"needs at least 2 hops (ingress and egress), got {list(hops)}")
-        for h in hops:
-            if not isinstance(h, str) or not h:
-                raise _fail(name, f"hop {h!r} is not an attachment name")
-        for i in range(len(hops) - 1):
-            if hops[i] == hops[i + 1]:
-                raise _fail(name, f"hop {hops[i]!r} appears twice in a row (positions {i}, {i + 1})")
-        seen: dict[str, int] = {}
-        for i, h in enumerate(hops[:-1]):
-            if h in seen:
-                raise _fail(name, f"hop {h!r} is a source twice (positions {seen[h]} and {i}); "
-                                  "packets returning from it could not be told apart")
-            seen[h] = i
+        hops = _normalize_hops(name, self.hops)
         object.__setattr__(self, "hops", hops)
         if not isinstance(self.protection, bool):
             raise _fail(name, f"protection must be true or false, got {self.protection!r}")
         _int_in(name, "priority", self.priority, MIN_PRIORITY, MAX_PRIORITY)
+        rw = self.rewrites
+        if isinstance(rw, str) or not isinstance(rw, (list, tuple)):
+            raise _fail(name, f"rewrites must be a list of VNF attachment names, got {rw!r}")
+        middle = {x for k in range(1, len(hops) - 1) for x in self.instances(k)}
+        for r in rw:
+            if not isinstance(r, str) or r not in middle:
+                raise _fail(name, f"rewrites: {r!r} is not an instance of a VNF hop; "
+                                  f"VNF hops: {', '.join(sorted(middle)) or 'none'}")
+        if len(set(rw)) != len(rw):
+            raise _fail(name, f"rewrites lists an attachment twice: {list(rw)}")
+        object.__setattr__(self, "rewrites", tuple(sorted(rw)))
+
+    def instances(self, k: int) -> tuple[str, ...]:
+        """The attachment names of hop ``k`` (one, unless it is a scaled-out VNF)."""
+        h = self.hops[k]
+        return (h,) if isinstance(h, str) else h
+
+    def attachment_names(self) -> set[str]:
+        """Every attachment the graph uses."""
+        return {x for k in range(len(self.hops)) for x in self.instances(k)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ForwardingGraphSpec:
@@ -288,13 +360,20 @@ class ForwardingGraphSpec:
             hops=d["hops"],
             protection=d.get("protection", False),
             priority=d.get("priority", 100),
+            rewrites=d.get("rewrites", ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: multi-instance hops as sorted lists; "rewrites" only when set."""
         match: dict[str, Any] = {}
         for key, value in self.match:
             if isinstance(value, tuple):
                 value = str(ipaddress.IPv4Network(f"{value[0]}/{value[1]}"))
             match[key] = value
-        return {"name": self.name, "match": match, "hops": list(self.hops),
-                "protection": self.protection, "priority": self.priority}
+        out: dict[str, Any] = {
+            "name": self.name, "match": match,
+            "hops": [h if isinstance(h, str) else list(h) for h in self.hops],
+            "protection": self.protection, "priority": self.priority}
+        if self.rewrites:
+            out["rewrites"] = list(self.rewrites)
+        return out

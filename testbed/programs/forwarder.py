@@ -1,4 +1,5 @@
-"""A VNF that sends every transit IPv4 frame back out the interface it arrived on.
+"""A VNF that sends every transit IPv4 frame back out the interface it arrived on,
+unchanged (forwarder) or processed by a firewall, a NAT or a load balancer.
 
 The SDN switch hands a service chain's packets to the VNF's single interface and expects
 them back on the same interface; the controller then steers them to the next hop. The
@@ -8,24 +9,34 @@ in promiscuous mode and frames are read with an AF_PACKET socket.
 Usage (inside a host's namespace, as root)::
 
     python -m testbed.programs.forwarder --iface IF --stats FILE [--cost-us N] [--name NAME]
+        [--program forwarder|firewall|nat|lb] [--params JSON]
+
+``--program`` (default forwarder) picks the per-packet processing of
+:mod:`testbed.programs.vnf`, configured by ``--params`` (a JSON object, default ``{}``;
+the parameters of each program are documented there). A frame the program drops (the
+firewall's denied packets) is not sent back and counts in "dropped"; a rewritten frame is
+sent back with its IPv4 and TCP/UDP checksums fixed.
 
 Forwarded: IPv4 (ethertype 0x0800) unicast frames whose destination MAC is not this
 interface's. Ignored: frames the socket sees going out (our own sends), frames to our MAC,
 broadcast and multicast (ARP, IPv6 ND, ...), non-IPv4.
 
-``--cost-us N`` burns N microseconds of CPU time per forwarded packet, so a cgroup CPU
-quota saturates the VNF at a predictable rate.
+``--cost-us N`` burns N microseconds of CPU time per processed packet (forwarded or
+dropped), so a cgroup CPU quota saturates the VNF at a predictable rate.
 
 Stats are written atomically (tmp file + os.replace) as JSON: once at start (packets 0,
 a readiness signal), every 0.2 s when changed, and on SIGTERM/SIGINT, after which the
 program exits 0::
 
-    {"name", "iface", "pid", "mac", "cost_us", "packets", "bytes", "ignored",
-     "send_errors", "recv_errors", "flows": {"10.0.0.1>10.0.0.2/17:5000": n, ...},
-     "started", "updated"}
+    {"name", "iface", "pid", "mac", "cost_us", "program", "params", "packets", "bytes",
+     "dropped", "ignored", "send_errors", "recv_errors",
+     "flows": {"10.0.0.1>10.0.0.2/17:5000": n, ...}, "started", "updated",
+     ...the program's own counters (vnf.py): "malformed", and "rule_hits"/"default_hits"
+     (firewall), "public_ip"/"rewritten"/"mappings" (nat), "backends" (lb)}
 
-``flows`` holds at most MAX_FLOWS keys; packets of further flows count under "other".
-Set-up errors (no such interface, not root) print one line to stderr and exit 2.
+``packets``/``bytes`` count frames sent back. ``flows`` (keys of the frames as received)
+holds at most MAX_FLOWS keys; packets of further flows count under "other". Set-up errors
+(no such interface, not root, bad --program/--params) print one line to stderr and exit 2.
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ import socket
 import struct
 import sys
 import time
+
+from testbed.programs.vnf import PROGRAMS, ParamsError, Processor, make_processor
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -80,8 +93,12 @@ def write_json_atomic(path: str, data: dict) -> None:
 class Forwarder:
     """The receive/forward loop and its counters."""
 
-    def __init__(self, iface: str, stats_path: str, cost_us: float = 0.0, name: str | None = None):
+    def __init__(self, iface: str, stats_path: str, cost_us: float = 0.0, name: str | None = None,
+                 processor: Processor | None = None, params: dict | None = None):
         self.iface = iface
+        self.processor = processor or Processor()
+        self.params = dict(params or {})
+        self.dropped = 0
         self.stats_path = stats_path
         self.cost_ns = int(cost_us * 1000)
         self.cost_us = cost_us
@@ -125,8 +142,12 @@ class Forwarder:
             "pid": os.getpid(),
             "mac": ":".join(f"{b:02x}" for b in self.mac),
             "cost_us": self.cost_us,
+            **self.processor.counters(),
+            "program": self.processor.program,
+            "params": self.params,
             "packets": self.packets,
             "bytes": self.bytes,
+            "dropped": self.dropped,
             "ignored": self.ignored,
             "send_errors": self.send_errors,
             "recv_errors": self.recv_errors,
@@ -159,7 +180,9 @@ class Forwarder:
         mono = time.monotonic
         recvfrom = sock.recvfrom
         send = sock.send
-        written = (self.packets, self.ignored, self.send_errors, self.recv_errors)
+        # The plain forwarder skips the processing call: its hot loop stays as it was.
+        process = None if type(self.processor) is Processor else self.processor.process
+        written = (self.packets, self.dropped, self.ignored, self.send_errors, self.recv_errors)
         next_write = mono() + STATS_INTERVAL_S
         while not self.stop:
             try:
@@ -189,18 +212,23 @@ class Forwarder:
                         end = cpu_ns() + cost_ns
                         while cpu_ns() < end:
                             pass
-                    try:
-                        send(frame)
-                    except OSError:
-                        self.send_errors += 1
+                    self._count_flow(frame)
+                    out = frame if process is None else process(frame)
+                    if out is None:
+                        self.dropped += 1
                     else:
-                        self.packets += 1
-                        self.bytes += len(frame)
-                        self._count_flow(frame)
+                        try:
+                            send(out)
+                        except OSError:
+                            self.send_errors += 1
+                        else:
+                            self.packets += 1
+                            self.bytes += len(out)
             now = mono()
             if now >= next_write:
                 next_write = now + STATS_INTERVAL_S
-                state = (self.packets, self.ignored, self.send_errors, self.recv_errors)
+                state = (self.packets, self.dropped, self.ignored, self.send_errors,
+                         self.recv_errors)
                 if state != written:
                     written = state
                     self.write_stats()
@@ -221,15 +249,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stats", required=True, help="JSON stats file (written atomically)")
     p.add_argument("--cost-us", type=float, default=0.0, help="CPU microseconds burnt per packet")
     p.add_argument("--name", default=None, help="name reported in the stats (default: iface)")
+    p.add_argument("--program", default="forwarder", choices=PROGRAMS,
+                   help="per-packet processing (default: forwarder)")
+    p.add_argument("--params", default="{}",
+                   help="JSON object of the program's parameters (default: {})")
     args = p.parse_args(argv)
     if args.cost_us < 0:
         p.error("--cost-us must be >= 0")
+    try:
+        args.params = json.loads(args.params)
+    except ValueError as e:
+        p.error(f"--params is not valid JSON: {e}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    fw = Forwarder(args.iface, args.stats, args.cost_us, args.name)
+    try:
+        processor = make_processor(args.program, args.params)
+    except ParamsError as e:
+        print(f"forwarder: error: --program {args.program} --params: {e}", file=sys.stderr)
+        return 2
+    fw = Forwarder(args.iface, args.stats, args.cost_us, args.name, processor, args.params)
 
     def on_signal(signum, frame):
         fw.stop = True

@@ -5,7 +5,12 @@ controller returns (so tests prove the diffs, not just the desired state), and t
 packets: highest-priority matching flow, apply-actions in order, groups (fast-failover
 picks the first bucket whose watch port is live, select hashes the 5-tuple, all copies),
 outputs follow live links to the next switch or reach an attachment. VNF attachments echo
-packets back on their port, like the real VNF forwarders; other attachments terminate.
+packets back on their port, like the real VNF forwarders; other attachments terminate. A
+VNF may have a hook (``hooks[name] = fn(packet) -> packet | None``) that rewrites the packet
+it echoes (a NAT, a load balancer) or drops it (returns None), like the real VNF programs.
+
+Select groups pick one live bucket by a CRC32 of the packet's 5-tuple (deterministic, per
+flow, weights honoured); ``group_stats`` reports per-bucket counters like OpenFlow's.
 
 Packets are dicts of match fields (``ip_proto``, ``ipv4_src``, ``udp_dst``...); the fake adds
 ``in_port`` and keeps the VLAN stack in ``vlans`` (outermost last).
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from testbed.controller.logic import Fabric
@@ -65,6 +70,7 @@ class FakeDataplane:
         self.links = list(links)
         self.attachments = {a.name: a for a in attachments}
         self.vnfs = set(vnfs)
+        self.hooks: dict[str, Callable[[dict], dict | None]] = {}
         self.dead_ports: set[tuple[str, int]] = set()
         if isinstance(source, Fabric):
             source, fabric = source.switches(), source
@@ -90,6 +96,8 @@ class FakeDataplane:
             self.peer[(l.b, l.b_port)] = (l.a, l.a_port)
         self.att_at = {(a.switch, a.port): a.name for a in self.attachments.values()}
         self.packets: dict[tuple, int] = {}  # flow key -> packets matched, like flow stats
+        # (dpid, group id) -> packets per bucket index, like group stats
+        self.bucket_packets: dict[tuple[int, int], dict[int, int]] = {}
 
     # ------------------------------------------------------------------ programming
     def apply(self, changes: Changes) -> None:
@@ -99,11 +107,14 @@ class FakeDataplane:
                 assert isinstance(spec, GroupSpec)
                 if spec.group_id in self.groups[spec.dpid]:
                     raise DataplaneError(f"OFPGMFC_GROUP_EXISTS: {spec}")
+                self._check_chained(spec)
                 self.groups[spec.dpid][spec.group_id] = spec
+                self.bucket_packets.pop((spec.dpid, spec.group_id), None)
             elif op == "group_mod":
                 assert isinstance(spec, GroupSpec)
                 if spec.group_id not in self.groups[spec.dpid]:
                     raise DataplaneError(f"OFPGMFC_UNKNOWN_GROUP: {spec}")
+                self._check_chained(spec)
                 self.groups[spec.dpid][spec.group_id] = spec
             elif op == "flow_add":
                 assert isinstance(spec, FlowSpec)
@@ -124,11 +135,35 @@ class FakeDataplane:
                          if ("group", spec.group_id) in f.actions]
                 if users:
                     raise DataplaneError(f"group {spec} deleted while flows use it: {users}")
+                chained = [g for g in self.groups[spec.dpid].values()
+                           if any(("group", spec.group_id) in b.actions for b in g.buckets)]
+                if chained:
+                    raise DataplaneError(f"group {spec} deleted while groups use it: {chained}")
                 del self.groups[spec.dpid][spec.group_id]
+                self.bucket_packets.pop((spec.dpid, spec.group_id), None)
             else:
                 raise DataplaneError(f"unknown change {op}")
 
     apply_changes = apply
+
+    def _check_chained(self, spec: GroupSpec) -> None:
+        for b in spec.buckets:
+            for a in b.actions:
+                if a[0] == "group" and a[1] not in self.groups[spec.dpid]:
+                    raise DataplaneError(f"OFPGMFC_CHAINED_GROUP (unknown group {a[1]}): {spec}")
+                if a[0] == "group" and spec.type == "ff":
+                    raise DataplaneError(f"unexpected chaining from a fast-failover group: {spec}")
+
+    def group_stats(self) -> list[dict]:
+        """Rows like OpenFlow group stats: dpid, group_id, buckets [{packets, bytes}]."""
+        rows = []
+        for dpid, table in self.groups.items():
+            for gid, g in table.items():
+                counts = self.bucket_packets.get((dpid, gid), {})
+                rows.append({"dpid": dpid, "group_id": gid, "buckets": [
+                    {"packets": counts.get(k, 0), "bytes": 100 * counts.get(k, 0)}
+                    for k in range(len(g.buckets))]})
+        return rows
 
     def flow_stats(self) -> list[dict]:
         """Rows like the northbound's flow-stats: cookie, priority, packets, bytes (100/packet)."""
@@ -182,6 +217,11 @@ class FakeDataplane:
                         continue
                     reached.append(name)
                     if name in self.vnfs:
+                        if name in self.hooks:
+                            back = self.hooks[name]({k: v for k, v in q.items() if k != "in_port"})
+                            if back is None:
+                                continue
+                            q = {**back, "vlans": list(back.get("vlans", ()))}
                         queue.append((out_sw, out_port, q, hops + 1))
                 else:
                     reached.append(f"DROP at {out_sw}: port {out_port} leads nowhere")
@@ -232,6 +272,7 @@ class FakeDataplane:
 
     def _group(self, switch: str, dpid: int, group: GroupSpec, p: dict, reached: list[str]):
         buckets = list(group.buckets)
+        index = {id(b): k for k, b in enumerate(buckets)}
         if group.type in ("ff", "select"):
             buckets = [b for b in buckets if b.watch_port is None or self.live(switch, b.watch_port)]
         if group.type == "ff":
@@ -246,6 +287,8 @@ class FakeDataplane:
                     break
                 pick -= w
         outs = []
+        counts = self.bucket_packets.setdefault((dpid, group.group_id), {})
         for b in buckets:
+            counts[index[id(b)]] = counts.get(index[id(b)], 0) + 1
             outs += self._actions(switch, dpid, b.actions, dict(p, vlans=list(p["vlans"])), reached)
         return outs

@@ -499,3 +499,290 @@ def test_from_dict_names_the_graph_and_missing_keys():
     """Errors name the graph, and a missing required key is reported."""
     with pytest.raises(ForwardingGraphError, match="forwarding graph 'fg': missing key 'hops'"):
         ForwardingGraphSpec.from_dict({"name": "fg"})
+
+
+# ------------------------------------------------------- scale-out (multi-instance hops)
+# A2 is a second instance of A on another switch; A3 one on h1's switch (direct delivery).
+SCALE_ATTS = ATTS + [Attachment("A2", "s3", 3), Attachment("A3", "s1", 3),
+                     Attachment("nat", "s2", 2), Attachment("nat2", "s3", 4)]
+SCALE_VNFS = VNFS | {"A2", "A3", "nat", "nat2"}
+
+
+@pytest.fixture
+def snet() -> Net:
+    return Net(atts=SCALE_ATTS, vnfs=SCALE_VNFS)
+
+
+def flows_of(n: int = 64) -> list[dict]:
+    """n distinct UDP flows of the graph's classifier (different source ports)."""
+    return [dict(PKT, udp_src=41000 + k) for k in range(n)]
+
+
+def shares(net: Net, pkts: list[dict], first_hop_index: int = 0) -> dict[str, int]:
+    """Trace each packet from h1 and count which attachment it reached at that position."""
+    out: dict[str, int] = {}
+    for p in pkts:
+        trace = net.dp.trace(p, "h1")
+        out[trace[first_hop_index]] = out.get(trace[first_hop_index], 0) + 1
+    return out
+
+
+def seg_flows(changes: Changes, fabric: Fabric, name: str, seg: int) -> list[FlowSpec]:
+    base = fabric.graph_cookie(name)
+    return [f for f in changes.flow_adds + changes.flow_dels
+            if f.cookie & COOKIE_MASK == base and (f.cookie >> 8) & 0xFFFF == seg]
+
+
+def test_scale_out_splits_flows_across_instances(snet):
+    """A hop with two instances gets a select group; distinct flows reach both, each flow
+    always the same one, and every packet continues along the rest of the chain."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    _, groups = snet.fabric.state_for(1)
+    assert [(g.type, [b.weight for b in g.buckets]) for g in groups] == [("select", [1, 1])]
+    traces = {p["udp_src"]: snet.dp.trace(p, "h1") for p in flows_of()}
+    assert {t[0] for t in traces.values()} == {"A", "A2"}
+    assert all(t[1:] == ["B", "h2"] for t in traces.values()), traces
+    for p in flows_of():  # per flow: the same instance again
+        assert snet.dp.trace(p, "h1")[0] == traces[p["udp_src"]][0]
+    assert len([p for p in snet.fabric.graph_pairs("fg1") if p["segment"] == 0]) == 2
+
+
+def test_counters_report_each_instance_share(snet):
+    """graph_counters gives per-instance delivered/returned counts matching the traces."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    got = shares(snet, flows_of())
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
+    assert c["exact"] is True
+    assert {x: c["instances"][x]["delivered_packets"] for x in ("A", "A2")} == got
+    assert {x: c["instances"][x]["returned_packets"] for x in ("A", "A2")} == got
+    assert c["instances"]["B"]["delivered_packets"] == 64
+    assert (c["ingress_packets"], c["delivered_packets"]) == (64, 64)
+    assert [s["out_packets"] for s in c["segments"]] == [64, 64, 64]
+    assert c["segments"][0]["to"] == ["A", "A2"]
+
+
+def test_same_switch_instances_are_counted_from_group_stats(snet):
+    """An instance reached straight from the select group is counted from group stats."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A3"], "B", "h2"))))
+    got = shares(snet, flows_of())
+    assert set(got) == {"A", "A3"}
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
+    assert c["exact"] is False and c["instances"]["A3"]["delivered_packets"] == 0
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats(), snet.dp.group_stats())
+    assert c["exact"] is True
+    assert {x: c["instances"][x]["delivered_packets"] for x in ("A", "A3")} == got
+    assert c["segments"][0]["out_packets"] == 64
+
+
+def test_both_sides_scaled_out(snet):
+    """Between two scaled-out hops every instance of each hop gets a share of the flows and
+    every (source, destination) pair has its own VLAN path. (The switches hash the same
+    5-tuple at both hops, as OVS does, so which pairs carry traffic is correlated.)"""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], ["B", "C", "D"], "h2"))))
+    first, second = set(), set()
+    for p in flows_of(128):
+        t = snet.dp.trace(p, "h1")
+        assert t[0] in ("A", "A2") and t[1] in ("B", "C", "D") and t[2:] == ["h2"], t
+        first.add(t[0])
+        second.add(t[1])
+    assert first == {"A", "A2"} and second == {"B", "C", "D"}
+    pairs = snet.fabric.graph_pairs("fg1")
+    assert len(pairs) == 2 + 6 + 3
+    assert all(p["path"] for p in pairs)
+    vlans = [p["vlan"] for p in pairs]
+    assert len(set(vlans)) == len(vlans) == len(snet.fabric.graph_vlans("fg1"))
+
+
+def test_scale_out_and_in_are_diffs(snet):
+    """1 -> 2 instances only adds the new pairs and rewrites the feeding classifier; 2 -> 1
+    removes exactly those; the last segment is never touched and the switches end as before."""
+    fab = snet.fabric
+    snet.do(fab.add_graph(graph(hops=("h1", "A", "B", "h2"))))
+    before = {d: fab.state_for(d) for d in SWITCHES.values()}
+    vids = fab.graph_vlans("fg1")
+    out = snet.do(fab.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    assert not out.flow_dels and not out.group_dels and not out.group_mods
+    assert [g.type for g in out.group_adds] == ["select"]
+    assert seg_flows(out, fab, "fg1", 2) == []
+    old_flows = {f for fl, _ in before.values() for f in fl}
+    rewritten = [f for f in out.flow_adds if f.key() in {o.key() for o in old_flows}]
+    assert [dict(f.match).get("in_port") for f in rewritten] == [1]  # h1's classifier only
+    # Old pairs keep their VLANs; the new ones get fresh ids.
+    pairs = {(p["from"], p["to"]): p["vlan"] for p in fab.graph_pairs("fg1")}
+    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == vids
+    assert len(set(pairs.values())) == 5
+    back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"))))
+    assert seg_flows(back, fab, "fg1", 2) == []
+    assert [g.type for g in back.group_dels] == ["select"]
+    assert {d: fab.state_for(d) for d in SWITCHES.values()} == before
+    assert fab.graph_vlans("fg1") == vids
+
+
+def test_scale_in_drains_the_removed_instance(snet):
+    """After an instance is removed from the hop every flow reaches the remaining one."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2", "A3"], "B", "h2"))))
+    assert set(shares(snet, flows_of())) == {"A", "A2", "A3"}
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A2", "A3"], "B", "h2"))))
+    assert set(shares(snet, flows_of())) == {"A2", "A3"}
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A2"], "B", "h2"))))
+    assert shares(snet, flows_of()) == {"A2": 64}
+    assert all(snet.dp.trace(p, "h1") == ["A2", "B", "h2"] for p in flows_of(8))
+    assert not snet.fabric.remove_attachment("A")  # no longer used
+
+
+def test_instance_leaving_the_select_group_is_never_reached(snet):
+    """Flows hashed to the remaining instance keep their instance across a scale-in."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    before = {p["udp_src"]: snet.dp.trace(p, "h1")[0] for p in flows_of()}
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2", "A3"], "B", "h2"))))
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    after = {p["udp_src"]: snet.dp.trace(p, "h1")[0] for p in flows_of()}
+    assert after == before  # same buckets, same hash: deterministic
+
+
+def test_protected_scaled_out_hop_survives_each_link(snet):
+    """With protection, select buckets end in per-pair fast-failover groups: every single
+    link failure is bypassed before and after the controller reacts, for every flow."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "D", "h2"), protection=True)))
+    _, groups = snet.fabric.state_for(1)
+    select = [g for g in groups if g.type == "select"]
+    assert len(select) == 1 and all(b.actions[-1][0] == "group" for b in select[0].buckets)
+    assert snet.fabric.graph_backups("fg1") == []
+    pkts = flows_of(32)
+    for link in LINKS:
+        snet.link_down(link.a, link.b)
+        assert all(snet.dp.trace(p, "h1")[1:] == ["D", "h2"] for p in pkts), link
+        snet.port(link.a, link.a_port, up=False)
+        assert all(snet.dp.trace(p, "h1")[1:] == ["D", "h2"] for p in pkts), link
+        snet.link_up(link.a, link.b)
+        snet.port(link.a, link.a_port, up=True)
+    assert set(shares(snet, pkts)) == {"A", "A2"}
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", "A", "D", "h2"), protection=True)))
+    snet.do(snet.fabric.remove_graph("fg1"))
+    for dpid in SWITCHES.values():
+        assert snet.dp.state(dpid) == (set(snet.fabric.base_flows(dpid)), set())
+    assert snet.fabric.used_vlans() == set()
+
+
+def test_unreachable_instance_leaves_the_select_group(snet):
+    """An instance cut off from the source is dropped from the buckets; the others serve."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A3"], "B", "h2"))))
+    for a, b in (("s1", "s2"), ("s2", "s4")):
+        link = snet.link_down(a, b)
+        snet.port(a, link.port_of(a), up=False)
+    assert snet.fabric.graph_status("fg1").startswith("degraded: no path for segment 0 (h1 -> A)")
+    assert shares(snet, flows_of()) == {"A3": 64}
+
+
+def test_snapshot_of_scaled_graph_equals_replay(snet):
+    """A fake built from state_for (select and ff groups) equals one fed by the Changes."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], ["B", "C"], "h2"),
+                                        protection=True)))
+    snap = FakeDataplane(snet.fabric, LINKS, SCALE_ATTS, vnfs=SCALE_VNFS)
+    for dpid in SWITCHES.values():
+        assert snap.state(dpid) == snet.dp.state(dpid)
+
+
+def test_changes_order_chained_groups():
+    """A select group naming a fast-failover group is added after it and deleted before it."""
+    ff = GroupSpec(1, 1, "ff", (Bucket((("output", 2),), 2),))
+    sel = GroupSpec(1, 2, "select", (Bucket((("push_vlan",), ("group", 1)), weight=1),))
+    ch = Changes(group_adds=[sel, ff], group_dels=[ff, sel])
+    assert [(op, g.group_id) for op, g in ch.ordered()] == [
+        ("group_add", 1), ("group_add", 2), ("group_del", 2), ("group_del", 1)]
+
+
+# ---------------------------------------------------------------- header rewrites
+def nat_hook(pkt: dict) -> dict:
+    """A fake source NAT: every packet leaves with the public source address."""
+    return dict(pkt, ipv4_src="203.0.113.1")
+
+
+def test_rewriting_vnf_breaks_the_classifier_without_the_option(snet):
+    """A NAT that rewrites ipv4_src loses its packets unless the graph says it rewrites."""
+    snet.dp.hooks["nat"] = nat_hook
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", "nat", "h2"))))
+    assert snet.dp.trace(PKT, "h1") == ["nat", "DROP at s2: no matching flow"]
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", "nat", "h2"), rewrites=["nat"])))
+    assert snet.dp.trace(PKT, "h1") == ["nat", "h2"]
+    flows, _ = snet.fabric.state_for(2)
+    cls = [f for f in flows if dict(f.match).get("in_port") == 2]
+    assert [(dict(f.match), f.priority) for f in cls] == [({"in_port": 2, "eth_type": 0x0800}, 100)]
+
+
+def test_rewrites_with_scaled_out_nat(snet):
+    """Each NAT instance listed in rewrites is classified by port; flows reach h2 via both."""
+    snet.dp.hooks["nat"] = snet.dp.hooks["nat2"] = nat_hook
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["nat", "nat2"], "h2"),
+                                        rewrites=["nat2", "nat"])))
+    assert snet.fabric.graphs()["fg1"].rewrites == ("nat", "nat2")
+    traces = [snet.dp.trace(p, "h1") for p in flows_of()]
+    assert {t[0] for t in traces} == {"nat", "nat2"} and all(t[1:] == ["h2"] for t in traces)
+
+
+def test_fake_vnf_hook_can_drop(snet):
+    """A hook returning None drops the packet inside the VNF (a firewall)."""
+    snet.dp.hooks["A"] = lambda p: None if p["udp_src"] % 2 else p
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", "A", "h2"))))
+    assert snet.dp.trace(dict(PKT, udp_src=1), "h1") == ["A"]
+    assert snet.dp.trace(dict(PKT, udp_src=2), "h1") == ["A", "h2"]
+
+
+@pytest.mark.parametrize("first,second", [
+    ({"hops": ("h1", "nat", "h2"), "rewrites": ["nat"]},
+     {"hops": ("h3", "nat", "h2"), "match": dict(UDP5000, udp_dst=6000)}),
+    ({"hops": ("h3", "nat", "h2"), "match": dict(UDP5000, udp_dst=6000)},
+     {"hops": ("h1", "nat", "h2"), "rewrites": ["nat"]}),
+    ({"hops": ("h1", "nat", "h2"), "rewrites": ["nat"]},
+     {"hops": ("h3", "nat", "h2"), "rewrites": ["nat"], "priority": 300}),
+])
+def test_rewriting_port_shared_with_another_graph_is_refused(snet, first, second):
+    """A rewriting VNF's port used by a second graph (either way round) is ambiguous: refused."""
+    snet.do(snet.fabric.add_graph(graph("fg1", **first)))
+    with pytest.raises(ForwardingGraphError,
+                       match="port s2:2 of header-rewriting VNF 'nat' is also used by graph"):
+        snet.fabric.add_graph(graph("fg2", **second))
+    assert "fg2" not in snet.fabric.graphs()
+
+
+def test_instances_sharing_a_port_are_refused(snet):
+    """Two instances on one switch port could not be told apart when packets come back."""
+    fabric = Fabric(SWITCHES, LINKS, SCALE_ATTS + [Attachment("A4", "s2", 1)])
+    with pytest.raises(ForwardingGraphError, match="two hops share a switch port"):
+        fabric.add_graph(graph(hops=("h1", ["A", "A4"], "h2")))
+    with pytest.raises(ForwardingGraphError, match=r"unknown hop\(s\) 'X'"):
+        fabric.add_graph(graph(hops=("h1", ["A", "X"], "h2")))
+
+
+def test_from_dict_round_trip_with_instances_and_rewrites():
+    """The list form and rewrites survive to_dict/from_dict; instances are kept sorted."""
+    d = {"name": "lb", "match": {"ip_proto": 6, "tcp_dst": 80},
+         "hops": ["h1", ["lb2", "lb1"], "fw", "h2"], "protection": False, "priority": 100,
+         "rewrites": ["lb1", "lb2"]}
+    fg = ForwardingGraphSpec.from_dict(d)
+    assert fg.hops == ("h1", ("lb1", "lb2"), "fw", "h2")
+    assert fg.instances(1) == ("lb1", "lb2") and fg.instances(2) == ("fw",)
+    assert fg.to_dict() == dict(d, hops=["h1", ["lb1", "lb2"], "fw", "h2"])
+    assert ForwardingGraphSpec.from_dict(fg.to_dict()) == fg
+    assert "rewrites" not in ForwardingGraphSpec.from_dict(GOOD).to_dict()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"hops": [["h1", "h3"], "A", "h2"]}, "the ingress hop must be one attachment name"),
+    ({"hops": ["h1", "A", ["h2"]]}, "the egress hop must be one attachment name"),
+    ({"hops": ["h1", [], "h2"]}, "hop 1 lists no instances"),
+    ({"hops": ["h1", ["A", "B", "A"], "h2"]}, "hop 1 lists instance 'A' twice"),
+    ({"hops": ["h1", [f"v{k}" for k in range(17)], "h2"]}, "hop 1 lists 17 instances; at most 16"),
+    ({"hops": ["h1", ["A", 3], "h2"]}, "hop 1: instance 3 is not an attachment name"),
+    ({"hops": ["h1", ["A", "B"], ["B", "C"], "h2"]}, "hop 'B' appears twice in a row"),
+    ({"hops": ["h1", ["A", "B"], "C", "B", "h2"]}, "hop 'B' is a source twice"),
+    ({"hops": ["h1", {"A": 1}, "h2"]}, "is not an attachment name"),
+    ({"rewrites": ["h1"]}, "rewrites: 'h1' is not an instance of a VNF hop; VNF hops: A"),
+    ({"rewrites": "A"}, "rewrites must be a list"),
+    ({"rewrites": ["A", "A"]}, "rewrites lists an attachment twice"),
+    ({"hops": ["h"] + [f"v{k}" for k in range(300)]}, "has 301 hops; at most 256"),
+])
+def test_from_dict_rejects_bad_instances(change, message):
+    """Malformed multi-instance hops and rewrites raise ForwardingGraphError saying what is wrong."""
+    with pytest.raises(ForwardingGraphError, match=message):
+        ForwardingGraphSpec.from_dict({**GOOD, **change})

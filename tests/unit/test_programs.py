@@ -1,6 +1,7 @@
-"""Tests of the programs that run inside emulated hosts: probe and forwarder.
+"""Tests of the programs that run inside emulated hosts: probe, forwarder and VNF programs.
 
-The pure tests check ``probe.analyse``. The real-packet tests build their own network
+The pure tests check ``probe.analyse`` and the VNF programs' per-packet functions on
+hand-built frames (checksums verified by an independent recomputation). The real-packet tests build their own network
 namespaces (``tbt-<pid>-*``) joined by veth pairs, run the programs in them with
 ``ip netns exec``, and always delete the namespaces again.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.programs import forwarder, probe
+from testbed.programs import forwarder, probe, vnf
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = f"tbt-{os.getpid()}-"
@@ -453,3 +454,289 @@ def test_forwarder_echoes_transit_frames_only(lab, tmp_path):
     assert final["flows"] == {"10.0.0.1>10.0.0.2/17:5000": n}
     assert final["ignored"] >= 3 * n  # MINE + BCST + ARP, plus its own outgoing copies
     assert final["updated"] >= final["started"]
+
+
+
+# ------------------------------------------------------------------ VNF programs (pure)
+import struct
+import zlib
+
+
+def _ref_sum(data: bytes) -> int:
+    """Reference Internet checksum, written independently of vnf.checksum."""
+    if len(data) & 1:
+        data += b"\x00"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += data[i] << 8 | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ip_bytes(a: str) -> bytes:
+    return bytes(int(x) for x in a.split("."))
+
+
+def _frame(proto: str = "udp", src: str = "10.0.0.1", dst: str = "10.0.0.2",
+           sport: int = 40000, dport: int = 5000, payload: bytes = b"hello, vnf!",
+           udp_csum: bool = True, frag_offset: int = 0) -> bytes:
+    """An Ethernet + IPv4 + UDP/TCP/ICMP frame with every checksum right."""
+    num = {"udp": 17, "tcp": 6, "icmp": 1}[proto]
+    if proto == "udp":
+        l4 = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    elif proto == "tcp":
+        l4 = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x18, 65535, 0, 0) + payload
+    else:
+        l4 = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + payload
+    pseudo = _ip_bytes(src) + _ip_bytes(dst) + struct.pack("!BBH", 0, num, len(l4))
+    if proto == "udp" and udp_csum:
+        c = _ref_sum(pseudo + l4) or 0xFFFF
+        l4 = l4[:6] + struct.pack("!H", c) + l4[8:]
+    elif proto == "tcp":
+        l4 = l4[:16] + struct.pack("!H", _ref_sum(pseudo + l4)) + l4[18:]
+    elif proto == "icmp":
+        l4 = l4[:2] + struct.pack("!H", _ref_sum(l4)) + l4[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 7, frag_offset, 64, num, 0,
+                     _ip_bytes(src), _ip_bytes(dst))
+    ip = ip[:10] + struct.pack("!H", _ref_sum(ip)) + ip[12:]
+    return b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + l4
+
+
+def _checksums_ok(frame: bytes) -> bool:
+    """Recompute every checksum of the frame from scratch: the verification sum is 0."""
+    ihl = (frame[14] & 0xF) * 4
+    ip = frame[14:14 + ihl]
+    if _ref_sum(ip) != 0:
+        return False
+    total = struct.unpack("!H", ip[2:4])[0]
+    l4 = frame[14 + ihl:14 + total]
+    proto = ip[9]
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(l4))
+    if proto == 17:
+        return l4[6:8] == b"\x00\x00" or _ref_sum(pseudo + l4) == 0
+    if proto == 6:
+        return _ref_sum(pseudo + l4) == 0
+    return _ref_sum(l4) == 0
+
+
+def _src(frame: bytes) -> str:
+    return ".".join(str(b) for b in frame[26:30])
+
+
+def _dst(frame: bytes) -> str:
+    return ".".join(str(b) for b in frame[30:34])
+
+
+def test_checksum_of_a_known_header():
+    """The IPv4 header checksum of a textbook header is 0xb861."""
+    hdr = bytes.fromhex("450000730000400040110000c0a80001c0a800c7")
+    assert vnf.checksum(hdr) == 0xB861
+    frame = b"\x00" * 14 + hdr[:10] + b"\xb8\x61" + hdr[12:]
+    assert vnf.ipv4_header_checksum(frame) == 0xB861
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp", "icmp"])
+def test_hand_built_frames_are_valid(proto):
+    """The test's frames pass both the reference check and vnf's from-scratch checksums."""
+    f = _frame(proto)
+    assert _checksums_ok(f)
+    assert vnf.ipv4_header_checksum(f) == struct.unpack("!H", f[24:26])[0]
+    if proto != "icmp":
+        off = 34 + (6 if proto == "udp" else 16)
+        assert vnf.l4_checksum(f) == struct.unpack("!H", f[off:off + 2])[0]
+
+
+def test_parse_reads_the_five_tuple():
+    """parse gives protocol, addresses and ports; no ports for ICMP or later fragments."""
+    h = vnf.parse(_frame("tcp", sport=1234, dport=80))
+    assert (h.proto, h.sport, h.dport, h.l4) == (6, 1234, 80, 34)
+    assert vnf.parse(_frame("icmp")).dport is None
+    h = vnf.parse(_frame("udp", frag_offset=100))
+    assert h.dport is None and h.l4 is None
+    assert vnf.parse(_frame()[:30]) is None
+
+
+FW = {"default": "deny", "rules": [
+    {"action": "deny", "proto": "udp", "dport": 5001},
+    {"action": "allow", "proto": "udp", "src": "10.0.0.0/24"},
+    {"action": "allow", "proto": "icmp"},
+    {"action": "allow", "proto": "tcp", "dst": "10.0.0.2/32", "dport": 80},
+]}
+
+
+def test_firewall_first_match_wins_then_default():
+    """Rules are tried in order; the first match decides; no match takes the default."""
+    fw = vnf.make_processor("firewall", FW)
+    allowed = _frame("udp", dport=5000)
+    assert fw.process(allowed) == allowed  # rule 1, unchanged
+    assert fw.process(_frame("udp", dport=5001)) is None  # rule 0 before rule 1
+    assert fw.process(_frame("udp", src="10.0.1.1")) is None  # default deny
+    assert fw.process(_frame("icmp")) is not None
+    assert fw.process(_frame("tcp", dport=80)) is not None
+    assert fw.process(_frame("tcp", dport=81)) is None
+    assert fw.process(_frame("tcp", dst="10.0.0.3", dport=80)) is None
+    assert fw.process(_frame()[:30]) is None  # malformed: dropped
+    c = fw.counters()
+    assert c["rule_hits"] == [1, 1, 1, 1] and c["default_hits"] == 3 and c["malformed"] == 1
+
+
+def test_firewall_default_allow_and_fragments():
+    """With default allow only matching deny rules drop; a later fragment has no port."""
+    fw = vnf.make_processor("firewall", {"rules": [{"action": "deny", "proto": "udp",
+                                                    "dport": 5000}]})
+    assert fw.process(_frame(dport=5000)) is None
+    assert fw.process(_frame(dport=5002)) is not None
+    assert fw.process(_frame(dport=5000, frag_offset=10)) is not None
+
+
+def test_nat_rewrites_source_and_fixes_checksums():
+    """Source NAT sets the public address; IPv4, UDP and TCP checksums verify afterwards."""
+    nat = vnf.make_processor("nat", {"public_ip": "203.0.113.7"})
+    for proto in ("udp", "tcp", "icmp"):
+        out = nat.process(_frame(proto))
+        assert _src(out) == "203.0.113.7" and _dst(out) == "10.0.0.2"
+        assert _checksums_ok(out), proto
+        assert out[42:] == _frame(proto)[42:] or proto == "tcp"  # payload untouched
+        if proto != "icmp":
+            off = 34 + (6 if proto == "udp" else 16)
+            assert vnf.l4_checksum(out) == struct.unpack("!H", out[off:off + 2])[0]
+    nat.process(_frame("udp", sport=40001))
+    nat.process(_frame("udp"))  # an existing mapping
+    c = nat.counters()
+    assert c["rewritten"] == 5 and c["mappings"] == 4 and c["public_ip"] == "203.0.113.7"
+
+
+def test_nat_keeps_a_zero_udp_checksum_and_odd_payloads():
+    """A UDP datagram without a checksum stays without one; odd lengths still verify."""
+    nat = vnf.Nat({"public_ip": "198.51.100.1"})
+    out = nat.process(_frame("udp", udp_csum=False))
+    assert out[40:42] == b"\x00\x00" and _checksums_ok(out)
+    for n in range(9):
+        assert _checksums_ok(nat.process(_frame("udp", payload=b"z" * n, sport=1000 + n)))
+    same = vnf.Nat({"public_ip": "10.0.0.1"})
+    f = _frame()
+    assert same.process(f) == f
+
+
+def test_lb_picks_a_stable_backend_per_flow():
+    """The LB rewrites the destination to a backend chosen by the 5-tuple hash: the same
+    flow always gets the same backend, many flows use every backend, checksums verify."""
+    backends = ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+    lb = vnf.make_processor("lb", {"backends": backends, "vip": "10.0.0.2"})
+    seen: dict[int, str] = {}
+    for sport in range(30000, 30060):
+        out = lb.process(_frame("tcp", sport=sport, dport=80))
+        assert _checksums_ok(out) and _src(out) == "10.0.0.1"
+        seen[sport] = _dst(out)
+        assert lb.process(_frame("tcp", sport=sport, dport=80)) == out
+    assert set(seen.values()) == set(backends)
+    key = struct.pack("!IIBHH", 0x0A000001, 0x0A000002, 6, 30000, 80)
+    assert seen[30000] == backends[zlib.crc32(key) % 3]
+    other = _frame("udp", dst="10.0.0.9")
+    assert lb.process(other) == other  # not for the VIP: passes unchanged
+    c = lb.counters()
+    assert sum(c["backends"].values()) == 120 and c["passed"] == 1
+    assert c["backends"]["10.1.0.1"] == 2 * sum(1 for v in seen.values() if v == "10.1.0.1")
+
+
+@pytest.mark.parametrize("program,params,message", [
+    ("firewall", {"default": "maybe"}, r"params.default: 'maybe' must be 'allow' or 'deny'"),
+    ("firewall", {"rules": [{"proto": "udp"}]}, r"params.rules\[0\]: missing key 'action'"),
+    ("firewall", {"rules": [{"action": "deny", "proto": "sctp"}]}, r"rules\[0\].proto: 'sctp'"),
+    ("firewall", {"rules": [{"action": "deny", "src": "10.0.0.1/8"}]}, r"rules\[0\].src: .*host bits"),
+    ("firewall", {"rules": [{"action": "deny", "dport": 80}]}, "needs proto tcp or udp"),
+    ("firewall", {"rules": [{"action": "deny", "proto": "tcp", "dport": 70000}]}, "0..65535"),
+    ("firewall", {"rules": [{"action": "deny", "port": 1}]}, r"unknown key 'port'"),
+    ("nat", {}, "params: missing key 'public_ip'"),
+    ("nat", {"public_ip": "1.2.3"}, "params.public_ip: '1.2.3' is not an IPv4 address"),
+    ("lb", {"backends": []}, "params.backends: must be a non-empty list"),
+    ("lb", {"backends": ["10.0.0.1", "x"]}, r"params.backends\[1\]: 'x' is not an IPv4"),
+    ("lb", {"backends": ["10.0.0.1", "10.0.0.1"]}, "lists an address twice"),
+    ("forwarder", {"cost": 1}, "params: unknown key 'cost'; known: none"),
+    ("router", {}, "unknown program 'router'; known: forwarder, firewall, nat, lb"),
+])
+def test_bad_params_name_the_field(program, params, message):
+    """Each bad parameter raises ParamsError naming the field and what would be valid."""
+    with pytest.raises(vnf.ParamsError, match=message):
+        vnf.make_processor(program, params)
+
+
+def test_bad_params_on_the_command_line_exit_2(tmp_path):
+    """Bad --params give one stderr line and exit 2, before any socket is opened."""
+    p = subprocess.run(
+        [sys.executable, "-m", "testbed.programs.forwarder", "--iface", "nope-tbt0",
+         "--stats", str(tmp_path / "s.json"), "--program", "nat", "--params", '{"x": 1}'],
+        check=False, capture_output=True, text=True, timeout=20, cwd=REPO, env=_env())
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "forwarder: error: --program nat --params: params: unknown key 'x'; known: public_ip"]
+    args = forwarder.parse_args(["--iface", "x", "--stats", "s"])
+    assert (args.program, args.params) == ("forwarder", {})
+
+
+# ------------------------------------------------------------ VNF programs (real veth)
+_PROGRAM_CLIENT = r"""
+import json, socket, struct, sys, time
+iface, n, ports = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3].split(",")]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+try:
+    s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE (root): our copies count too
+except OSError:
+    pass
+s.bind((iface, 0))
+me = s.getsockname()[4]
+foreign = bytes.fromhex("020000000099")
+back = {}
+def frame(dport, i):
+    payload = b"PRG!" + struct.pack("!I", i) + b"p" * 14
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), i & 0xFFFF, 0, 64, 17, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    udp = struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0)
+    return foreign + me + b"\x08\x00" + ip + udp + payload
+def drain(seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            data, addr = s.recvfrom(65535)
+        except socket.timeout:
+            continue
+        if addr[2] == 4 or b"PRG!" not in data:  # PACKET_OUTGOING: our own sends
+            continue
+        key = str(struct.unpack("!H", data[36:38])[0])
+        back[key] = back.get(key, 0) + 1
+for i in range(n):
+    for port in ports:
+        s.send(frame(port, i))
+    if i % 10 == 9:
+        drain(0.002)
+drain(1.0)
+print(json.dumps({"back": back}))
+"""
+
+
+def test_firewall_program_drops_a_denied_port(lab, tmp_path):
+    """Run as a real VNF, the firewall sends back packets of allowed ports and drops (and
+    counts) those of the denied one."""
+    fw_ns, t_ns = lab.ns("fwp"), lab.ns("tp")
+    lab.veth(fw_ns, "fw0", t_ns, "tst0")
+    stats = tmp_path / "fw.json"
+    params = {"rules": [{"action": "deny", "proto": "udp", "dport": 5001}]}
+    fw = lab.run(fw_ns, "-m", "testbed.programs.forwarder", "--iface", "fw0", "--stats",
+                 str(stats), "--name", "fw1", "--program", "firewall", "--params",
+                 json.dumps(params), "--cost-us", "2")
+    first = _wait_file(stats, fw)
+    assert first["program"] == "firewall" and first["dropped"] == 0
+    n = 150
+    client = subprocess.run(
+        ["ip", "netns", "exec", t_ns, sys.executable, "-c", _PROGRAM_CLIENT, "tst0", str(n),
+         "5000,5001,5002"],
+        check=False, capture_output=True, text=True, timeout=30)
+    assert client.returncode == 0, client.stderr
+    assert json.loads(client.stdout)["back"] == {"5000": n, "5002": n}
+    fw.send_signal(signal.SIGTERM)
+    _finish(fw)
+    final = json.loads(stats.read_text())
+    assert (final["packets"], final["dropped"]) == (2 * n, n)
+    assert final["rule_hits"] == [n] and final["default_hits"] == 2 * n
+    assert final["params"] == params and final["cost_us"] == 2
