@@ -3,6 +3,13 @@
     testbed demo [--topology FILE] [--protection]   the main job (see README)
     testbed topology check FILE [--largest-component]
     testbed clean [--dry-run]                      remove leftovers of killed runs
+    testbed up [TOPOLOGY] [--state DIR]            a running testbed (emulation + NFVO)
+    testbed down [--state DIR]
+    testbed ns onboard NSD.yaml [--vnfd F ...] | instantiate NSD NAME | scale NS VNF
+               [--in] [--steps N] | heal NS INSTANCE [--mode restart|recreate] |
+               terminate NS | list | show NS
+    testbed vnf list
+    testbed op list | show ID | retry ID | rollback ID | fail ID
 
 Errors the testbed raises on purpose (``TestbedError``) print one message and exit 2;
 anything else is a bug and shows its traceback.
@@ -13,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from testbed.errors import TestbedError
 
@@ -51,6 +59,110 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_up(args) -> int:
+    _need_root("testbed up")
+    from testbed.daemon import run_daemon
+    from testbed.topology import load_topology
+    from testbed.demo import DEFAULT_TOPOLOGY
+
+    topo = load_topology(args.topology or DEFAULT_TOPOLOGY)
+    return run_daemon(topo, Path(args.state))
+
+
+def cmd_down(args) -> int:
+    from testbed.daemon import stop_daemon
+
+    print("stopped" if stop_daemon(Path(args.state)) else "no testbed was running")
+    return 0
+
+
+def _nfvo(args, method: str, path: str, body: dict | None = None):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from testbed.daemon import nfvo_url
+
+    url = nfvo_url(Path(args.state)) + path
+    req = urllib.request.Request(url, method=method, data=None if body is None else
+                                 json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            return json.loads(resp.read().decode() or "null")
+    except urllib.error.HTTPError as exc:
+        try:
+            msg = json.loads(exc.read().decode()).get("error", exc.reason)
+        except ValueError:
+            msg = exc.reason
+        raise TestbedError(msg) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise TestbedError(f"the NFVO at {url} did not answer: {exc}") from None
+
+
+def _print(obj) -> None:
+    import json
+    print(json.dumps(obj, indent=1, default=str))
+
+
+def _table(rows: list[dict], cols: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+
+
+def cmd_ns(args) -> int:
+    c = args.ns_command
+    if c == "onboard":
+        out = _nfvo(args, "POST", "/nsd", {"path": str(Path(args.nsd).resolve()),
+                                            "vnfds": [str(Path(v).resolve())
+                                                      for v in args.vnfd or []]})
+        print(f"onboarded NSD {out['id']}")
+    elif c == "instantiate":
+        op = _nfvo(args, "POST", "/ns", {"nsd": args.nsd, "name": args.name})
+        print(f"NS {args.name}: {op['operation']} {op['state']} (operation {op['id']})")
+    elif c == "scale":
+        op = _nfvo(args, "POST", f"/ns/{args.ns}/scale", {
+            "vnf": args.vnf, "direction": "in" if args.scale_in else "out",
+            "steps": args.steps})
+        print(f"NS {args.ns}: SCALE {op['state']} (operation {op['id']})")
+    elif c == "heal":
+        op = _nfvo(args, "POST", f"/ns/{args.ns}/heal", {"instance": args.instance,
+                                                          "mode": args.mode})
+        print(f"NS {args.ns}: HEAL {op['state']} (operation {op['id']})")
+    elif c == "terminate":
+        op = _nfvo(args, "POST", f"/ns/{args.ns}/terminate", {})
+        print(f"NS {args.ns}: TERMINATE {op['state']} (operation {op['id']})")
+    elif c == "list":
+        _table(_nfvo(args, "GET", "/ns"), ["id", "nsd_id", "state", "updated"])
+    elif c == "show":
+        _print(_nfvo(args, "GET", f"/ns/{args.ns}"))
+    return 0
+
+
+def cmd_vnf(args) -> int:
+    _table(_nfvo(args, "GET", "/vnf"),
+           ["id", "ns_id", "vnfd_id", "state", "compute_node", "switch", "ip"])
+    return 0
+
+
+def cmd_op(args) -> int:
+    c = args.op_command
+    if c == "list":
+        _table(_nfvo(args, "GET", "/op"),
+               ["id", "level", "subject_id", "operation", "state", "error"])
+    elif c == "show":
+        _print(_nfvo(args, "GET", f"/op/{args.id}"))
+    else:
+        out = _nfvo(args, "POST", f"/op/{args.id}/{c}", {})
+        print(f"operation {args.id}: {c} done" + (f" ({out['state']})" if out else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="testbed", description="NFV testbed")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -73,6 +185,55 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--largest-component", action="store_true",
                    help="keep the largest connected part of a disconnected topology")
     c.set_defaults(func=cmd_topology_check)
+
+    from testbed.daemon import DEFAULT_STATE
+
+    def with_state(sp):
+        sp.add_argument("--state", default=str(DEFAULT_STATE),
+                        help=f"state directory of the running testbed (default {DEFAULT_STATE})")
+        return sp
+
+    up = with_state(sub.add_parser("up", help="run a testbed (emulation + NFVO) until stopped"))
+    up.add_argument("topology", nargs="?", default=None)
+    up.set_defaults(func=cmd_up)
+    with_state(sub.add_parser("down", help="stop the running testbed")).set_defaults(
+        func=cmd_down)
+
+    ns = sub.add_parser("ns", help="network services (on the running testbed)")
+    nsub = ns.add_subparsers(dest="ns_command", required=True)
+    o = with_state(nsub.add_parser("onboard", help="onboard an NSD (and its VNFDs)"))
+    o.add_argument("nsd")
+    o.add_argument("--vnfd", action="append", help="a VNFD file to onboard first (repeat)")
+    i = with_state(nsub.add_parser("instantiate", help="instantiate an NS from an NSD"))
+    i.add_argument("nsd")
+    i.add_argument("name")
+    sc = with_state(nsub.add_parser("scale", help="scale a VNF of an NS out (or --in)"))
+    sc.add_argument("ns")
+    sc.add_argument("vnf")
+    sc.add_argument("--in", dest="scale_in", action="store_true")
+    sc.add_argument("--steps", type=int, default=1)
+    he = with_state(nsub.add_parser("heal", help="heal a VNF instance"))
+    he.add_argument("ns")
+    he.add_argument("instance")
+    he.add_argument("--mode", choices=["restart", "recreate"], default=None)
+    te = with_state(nsub.add_parser("terminate", help="terminate an NS"))
+    te.add_argument("ns")
+    with_state(nsub.add_parser("list", help="list NS instances"))
+    sh = with_state(nsub.add_parser("show", help="show an NS with its VNFs and operations"))
+    sh.add_argument("ns")
+    ns.set_defaults(func=cmd_ns)
+
+    vnf = sub.add_parser("vnf", help="VNF instances")
+    vsub = vnf.add_subparsers(dest="vnf_command", required=True)
+    with_state(vsub.add_parser("list"))
+    vnf.set_defaults(func=cmd_vnf)
+
+    op = sub.add_parser("op", help="operation occurrences")
+    osub = op.add_subparsers(dest="op_command", required=True)
+    with_state(osub.add_parser("list"))
+    for name in ("show", "retry", "rollback", "fail"):
+        with_state(osub.add_parser(name)).add_argument("id")
+    op.set_defaults(func=cmd_op)
 
     cl = sub.add_parser("clean", help="remove what killed testbed runs left behind")
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")

@@ -1,0 +1,199 @@
+"""VNF Manager: the lifecycle of VNF instances, as operation occurrences (ETSI SOL003).
+
+A *VNF instance* here is one VNF of an NS (``ns_id/vnfd_id``); its *VNFC instances* are the
+hosts that run its program (ids like ``fw3``; one per scaling step). Each operation
+(INSTANTIATE, SCALE, HEAL, TERMINATE) is an operation occurrence: STARTING until the NFVO
+grants it, PROCESSING while it works, then COMPLETED. One operation at a time per VNF
+instance (a second is refused with ``ConflictError``). A failing step leaves FAILED_TEMP and,
+unless ``auto_rollback`` is off, rolls back what was done (ROLLING_BACK -> ROLLED_BACK).
+
+Steps are recorded *before* they touch the infrastructure (``create:fw3`` before the host
+is made), so that after a crash a rollback knows everything that may exist.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from mano.errors import ConflictError, MANOError, NotFoundError
+from mano.nfvi import Flavour, Image
+from mano.opocc import OpOccManager, OpState
+from mano.vim.placement import PlacementRequest
+
+log = logging.getLogger(__name__)
+
+INSTANTIATED, TERMINATED, FAILED = "INSTANTIATED", "TERMINATED", "FAILED"
+
+
+def vnf_subject(ns_id: str, vnfd_id: str) -> str:
+    return f"{ns_id}/{vnfd_id}"
+
+
+class VNFM:
+    def __init__(self, driver, vim, store, opoccs: OpOccManager,
+                 grant: Callable[[str, str, dict], str], *, auto_rollback: bool = True):
+        self.driver, self.vim, self.store, self.ops = driver, vim, store, opoccs
+        self.grant = grant              # (op_id, operation, resources) -> grant id, or raises
+        self.auto_rollback = auto_rollback
+
+    # ---- queries ------------------------------------------------------------------------
+    def instances(self, ns_id: str, vnfd_id: str, *, live_only: bool = True) -> list[dict]:
+        rows = self.store.list_vnf_instances(ns_id=ns_id, vnfd_id=vnfd_id)
+        rows = [r for r in rows if not live_only or r["state"] == INSTANTIATED]
+        return sorted(rows, key=lambda r: _natural(r["id"]))
+
+    def new_instance_id(self, vnfd_id: str) -> str:
+        used = {r["id"] for r in self.store.list_vnf_instances(vnfd_id=vnfd_id)}
+        used |= {i.instance_id for i in self.driver.list_instances()}
+        n = 1 + max((int(m.group(1)) for u in used
+                     if (m := re.fullmatch(re.escape(vnfd_id) + r"(\d+)", u))), default=0)
+        return f"{vnfd_id}{n}"
+
+    # ---- operations -----------------------------------------------------------------------
+    def instantiate(self, ns_id: str, vnfd, ctx=None, parent: str | None = None) -> list[dict]:
+        n = vnfd.scaling.min
+        return self._run(ns_id, vnfd, "INSTANTIATE", {"instances": n}, parent,
+                         lambda op: [self._add(op, ns_id, vnfd, ctx) for _ in range(n)])
+
+    def scale(self, ns_id: str, vnfd, direction: str, steps: int = 1, ctx=None,
+              parent: str | None = None) -> list[dict]:
+        if direction not in ("out", "in"):
+            raise MANOError(f"scale direction must be 'out' or 'in', not {direction!r}")
+        current = self.instances(ns_id, vnfd.id)
+        delta = steps * vnfd.scaling.step
+        target = len(current) + delta if direction == "out" else len(current) - delta
+        lo, hi = vnfd.scaling.min, vnfd.scaling.max
+        if not lo <= target <= hi:
+            raise ConflictError(
+                f"cannot scale {vnf_subject(ns_id, vnfd.id)} {direction} by {delta}: "
+                f"{len(current)} -> {target} instances is outside its scaling aspect "
+                f"[{lo}, {hi}]")
+
+        def body(op):
+            if direction == "out":
+                return [self._add(op, ns_id, vnfd, ctx) for _ in range(delta)]
+            for row in current[-delta:]:   # newest first out
+                self._remove(op, row["id"])
+            return []
+        return self._run(ns_id, vnfd, "SCALE", {"direction": direction, "delta": delta},
+                         parent, body)
+
+    def heal(self, ns_id: str, vnfd, instance_id: str, mode: str | None = None, ctx=None,
+             parent: str | None = None) -> list[dict]:
+        mode = mode or vnfd.healing.mode
+        if mode not in ("restart", "recreate"):
+            raise MANOError(f"heal mode must be 'restart' or 'recreate', not {mode!r}")
+        row = self.store.get_vnf_instance(instance_id)
+        if row["ns_id"] != ns_id or row["vnfd_id"] != vnfd.id:
+            raise NotFoundError(f"instance {instance_id} is not part of "
+                                f"{vnf_subject(ns_id, vnfd.id)}")
+
+        def body(op):
+            if mode == "restart":
+                self.ops.record_step(op.id, f"restart:{instance_id}")
+                self.driver.restart_instance(instance_id)
+                data = dict(row["data"] or {})
+                data["restarts"] = data.get("restarts", 0) + 1
+                self._put(self.store.get_vnf_instance(instance_id), INSTANTIATED, data=data)
+                return [self.store.get_vnf_instance(instance_id)]
+            self._remove(op, instance_id)
+            return [self._add(op, ns_id, vnfd, ctx)]
+        return self._run(ns_id, vnfd, "HEAL", {"instance": instance_id, "mode": mode},
+                         parent, body)
+
+    def terminate(self, ns_id: str, vnfd, parent: str | None = None) -> list[dict]:
+        def body(op):
+            for row in self.instances(ns_id, vnfd.id, live_only=False):
+                if row["state"] != TERMINATED:
+                    self._remove(op, row["id"])
+            return []
+        return self._run(ns_id, vnfd, "TERMINATE", {}, parent, body)
+
+    # ---- the machinery ----------------------------------------------------------------------
+    def _run(self, ns_id, vnfd, operation, params, parent, body):
+        subject = vnf_subject(ns_id, vnfd.id)
+        op = self.ops.start("vnf", subject, operation, {**params, "vnfd": vnfd.id,
+                                                        "ns": ns_id}, parent=parent)
+        try:
+            grant_id = self.grant(op.id, operation, {"vnf": subject, **params,
+                                                     "flavour": _flavour_dict(vnfd)})
+        except MANOError as exc:
+            self.ops.transition(op.id, OpState.ROLLED_BACK, error=f"grant refused: {exc}")
+            raise
+        self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
+        try:
+            result = body(op)
+        except Exception as exc:
+            self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
+            if self.auto_rollback:
+                self.rollback(op.id)
+            raise
+        self.ops.transition(op.id, OpState.COMPLETED)
+        return result
+
+    def _add(self, op, ns_id: str, vnfd, ctx) -> dict:
+        iid = self.new_instance_id(vnfd.id)
+        flavour = vnfd.flavour
+        node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour), ctx)
+        self.ops.record_step(op.id, f"alloc:{iid}")
+        self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
+                                  flavour.disk_gb, vnf_id=vnfd.id)
+        self.ops.record_step(op.id, f"create:{iid}")
+        self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id, compute_node=node,
+                                    data={"restarts": 0, "op": op.id})
+        info = self.driver.create_instance(iid, node, flavour, _image(vnfd))
+        self.store.put_vnf_instance(iid, vnfd.id, INSTANTIATED, ns_id=ns_id,
+                                    compute_node=node, switch=info.switch, ip=info.ip,
+                                    mac=info.mac, data={"restarts": 0, "op": op.id})
+        return self.store.get_vnf_instance(iid)
+
+    def _remove(self, op, iid: str) -> None:
+        self.ops.record_step(op.id, f"delete:{iid}")
+        self.driver.delete_instance(iid)
+        self.vim.release(iid)
+        self.store.delete_allocation(iid)
+        row = self.store.get_vnf_instance(iid)
+        self._put(row, TERMINATED)
+
+    def _put(self, row: dict, state: str, data: dict | None = None) -> None:
+        self.store.put_vnf_instance(row["id"], row["vnfd_id"], state, ns_id=row["ns_id"],
+                                    compute_node=row["compute_node"], switch=row["switch"],
+                                    ip=row["ip"], mac=row["mac"],
+                                    data=data if data is not None else row["data"])
+
+    def rollback(self, op_id: str) -> None:
+        """Undo the recorded steps of a FAILED_TEMP occurrence, newest first."""
+        op = self.ops.transition(op_id, OpState.ROLLING_BACK)
+        try:
+            for step in reversed(op.steps_done):
+                kind, _, iid = step.partition(":")
+                if kind == "create":
+                    self.driver.delete_instance(iid)
+                    try:
+                        self._put(self.store.get_vnf_instance(iid), TERMINATED)
+                    except NotFoundError:
+                        pass
+                elif kind == "alloc":
+                    self.vim.release(iid)
+                    self.store.delete_allocation(iid)
+                # delete/restart steps cannot be undone: the instance is gone or restarted
+                self.ops.remove_step(op_id, step)
+        except Exception as exc:
+            self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"rollback failed: {exc}")
+            raise
+        self.ops.transition(op_id, OpState.ROLLED_BACK)
+
+
+def _natural(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _image(vnfd) -> Image:
+    img = vnfd.image
+    return img if isinstance(img, Image) else Image(img.program, dict(img.params))
+
+
+def _flavour_dict(vnfd) -> dict:
+    f: Flavour = vnfd.flavour
+    return {"vcpu": f.vcpu, "memory_mb": f.memory_mb, "disk_gb": f.disk_gb}

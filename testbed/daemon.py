@@ -1,0 +1,144 @@
+"""``testbed up``: a running testbed that the CLI acts on while the emulation is up.
+
+One process owns the emulation (Mininet, OVS, controller) and serves the NFVI over loopback
+(``testbed.infra_server``). It starts the NFVO (``python -m mano.server``) as a child
+process of its own and restarts it if it dies, so the NFVO can be killed mid-operation and
+come back to reconcile from its database. The state directory holds::
+
+    infra.json   {"pid", "start", "url", "run_id", "topology"}   (while up)
+    nfvo.json    {"pid", "url"}                                   (written by the NFVO)
+    nfvo.db      the NFVO's SQLite database (kept after `testbed down`)
+    nfvo.log, daemon.log
+
+``testbed down`` ends the daemon by its recorded pid; everything is torn down as on any
+exit of an ``Emulation``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from testbed.emulator import Emulation, registry
+from testbed.errors import TestbedError
+
+log = logging.getLogger(__name__)
+DEFAULT_STATE = Path(os.environ.get("TESTBED_STATE", "/var/lib/testbed"))
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def daemon_info(state: Path) -> dict | None:
+    """The running daemon's record, or None when no daemon of this state dir is alive."""
+    info = read_json(state / "infra.json")
+    if info and registry.proc_start_time(info["pid"]) == info.get("start"):
+        return info
+    return None
+
+
+def nfvo_url(state: Path, timeout: float = 30.0) -> str:
+    """The NFVO's API address, waiting for it (it may be restarting)."""
+    if daemon_info(state) is None:
+        raise TestbedError(f"no testbed is running with state directory {state}; start one "
+                           f"with `testbed up [TOPOLOGY] --state {state}`")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read_json(state / "nfvo.json")
+        if info and registry.proc_start_time(info["pid"]) is not None:
+            return info["url"]
+        time.sleep(0.1)
+    raise TestbedError(f"the NFVO of {state} did not come up within {timeout:.0f} s; see "
+                       f"{state / 'nfvo.log'}")
+
+
+class NfvoSupervisor:
+    """Runs the NFVO process and restarts it when it dies."""
+
+    def __init__(self, state: Path, infra_url: str, emu: Emulation):
+        self.state, self.infra_url, self.emu = state, infra_url, emu
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        (self.state / "nfvo.json").unlink(missing_ok=True)
+        logf = open(self.state / "nfvo.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mano.server", "--state", str(self.state),
+             "--infra", self.infra_url], stdin=subprocess.DEVNULL, stdout=logf,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        logf.close()
+        self.emu._record.add_process(self.proc.pid, "nfvo")
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            log.warning("NFVO exited (%s); restarting it", self.proc.returncode)
+            self.emu._record.forget_process(self.proc.pid)
+            self.restarts += 1
+            self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        (self.state / "nfvo.json").unlink(missing_ok=True)
+
+
+def run_daemon(topology, state: Path, *, nfvo: bool = True, ready_fd: int | None = None) -> int:
+    from testbed.infra_server import InfraServer
+    from testbed.nfvi import EmulatedDriver
+
+    state.mkdir(parents=True, exist_ok=True)
+    if daemon_info(state) is not None:
+        raise TestbedError(f"a testbed is already running with state directory {state}")
+    with Emulation(topology, run_dir=state / "run") as emu:
+        driver = EmulatedDriver(emu)
+        server = InfraServer(driver).start()
+        url = f"http://127.0.0.1:{server.port}"
+        sup = NfvoSupervisor(state, url, emu) if nfvo else None
+        try:
+            pid = os.getpid()
+            (state / "infra.json").write_text(json.dumps(
+                {"pid": pid, "start": registry.proc_start_time(pid), "url": url,
+                 "run_id": emu.run_id, "topology": topology.name}))
+            if sup is not None:
+                sup.start()
+            print(f"testbed up: {topology.name}, NFVI at {url}, state {state}", flush=True)
+            while True:
+                time.sleep(0.2)
+                if sup is not None:
+                    sup.check()
+        finally:
+            if sup is not None:
+                sup.stop()
+            server.stop()
+            driver.close()
+            (state / "infra.json").unlink(missing_ok=True)
+    return 0
+
+
+def stop_daemon(state: Path, timeout: float = 120.0) -> bool:
+    info = daemon_info(state)
+    if info is None:
+        return False
+    os.kill(info["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while registry.proc_start_time(info["pid"]) == info["start"]:
+        if time.monotonic() > deadline:
+            raise TestbedError(f"the testbed daemon (pid {info['pid']}) did not stop within "
+                               f"{timeout:.0f} s")
+        time.sleep(0.1)
+    return True
