@@ -1,13 +1,13 @@
 """VNF Manager: the lifecycle of VNF instances, as operation occurrences (ETSI SOL003).
 
 A *VNF instance* here is one VNF of an NS (``ns_id/vnfd_id``); its *VNFC instances* are the
-hosts that run its program (ids like ``fw3``; one per scaling step). Each operation
+hosts that run its program (ids like ``fw_3``; one per scaling step). Each operation
 (INSTANTIATE, SCALE, HEAL, TERMINATE) is an operation occurrence: STARTING until the NFVO
 grants it, PROCESSING while it works, then COMPLETED. One operation at a time per VNF
 instance (a second is refused with ``ConflictError``). A failing step leaves FAILED_TEMP and,
 unless ``auto_rollback`` is off, rolls back what was done (ROLLING_BACK -> ROLLED_BACK).
 
-Steps are recorded *before* they touch the infrastructure (``create:fw3`` before the host
+Steps are recorded *before* they touch the infrastructure (``create:fw_3`` before the host
 is made), so that after a crash a rollback knows everything that may exist.
 """
 from __future__ import annotations
@@ -47,8 +47,8 @@ class VNFM:
         used = {r["id"] for r in self.store.list_vnf_instances(vnfd_id=vnfd_id)}
         used |= {i.instance_id for i in self.driver.list_instances()}
         n = 1 + max((int(m.group(1)) for u in used
-                     if (m := re.fullmatch(re.escape(vnfd_id) + r"(\d+)", u))), default=0)
-        return f"{vnfd_id}{n}"
+                     if (m := re.fullmatch(re.escape(vnfd_id) + r"_(\d+)", u))), default=0)
+        return f"{vnfd_id}_{n}"
 
     # ---- operations -----------------------------------------------------------------------
     def instantiate(self, ns_id: str, vnfd, ctx=None, parent: str | None = None) -> list[dict]:

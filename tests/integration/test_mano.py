@@ -1,0 +1,194 @@
+"""The MANO stack on the emulated data center, with real packets: NS instantiation of a
+3-VNF chain, scale out/in, heal, terminate, and NFVO reconciliation after a kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed import chain
+from testbed.emulator import Emulation
+from testbed.nfvi import EmulatedDriver
+from testbed.topology.builders import fat_tree
+
+ROOT = Path(__file__).resolve().parents[2]
+VNFD = ROOT / "descriptors" / "vnfd"
+NSD = ROOT / "descriptors" / "nsd"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from mano.nfvo import NFVO
+
+    with Emulation(fat_tree(4)) as emu:
+        drv = EmulatedDriver(emu)
+        nfvo = NFVO(drv, tmp_path_factory.mktemp("mano") / "nfvo.db")
+        nfvo.onboard_nsd(NSD / "chain3.yaml", sorted(VNFD.glob("*.yaml")))
+        yield emu, drv, nfvo
+        nfvo.close()
+        drv.close()
+
+
+def _flows(emu, n=8, port=5001, tag="f"):
+    probes = [chain.Probe(emu, "h1", "h16", port=port, rate=500, duration=0.4,
+                          tag=f"{tag}{i}", src_port=7000 + i) for i in range(n)]
+    # one receiver per flow would need one port per flow: run them one after another
+    out = []
+    for p in probes:
+        out.append(p.start().wait()["received"])
+    return out
+
+
+def _packets(drv, iid):
+    time.sleep(0.3)
+    return drv.instance_metrics(iid).packets
+
+
+def test_ns_of_three_vnfs_carries_traffic_through_the_chain(env):
+    """Instantiating chain3 places three VNFs, installs the graph, and packets from h1 reach
+    h16 having passed every VNF (each VNF's counter covers what arrived)."""
+    emu, drv, nfvo = env
+    op = nfvo.instantiate("chain3", "web")
+    assert op["state"] == "COMPLETED"
+    ns = nfvo.show_ns("web")
+    assert ns["state"] == "INSTANTIATED"
+    vnfs = [v for v in ns["vnfs"] if v["state"] == "INSTANTIATED"]
+    assert len(vnfs) == 3
+    before = {v["id"]: drv.instance_metrics(v["id"]).packets for v in vnfs}
+    res = chain.Probe(emu, "h1", "h16", port=5001, rate=1000, duration=1.0,
+                      tag="ns").start().wait()
+    assert res["received"] >= 990
+    for v in vnfs:
+        assert _packets(drv, v["id"]) - before[v["id"]] >= res["received"]
+    stats = drv.graph_stats("web.fg1")
+    assert [len(s["from"]) if isinstance(s["from"], list) else 1
+            for s in stats["segments"]] == [1, 1, 1, 1]
+    assert stats["delivered_packets"] >= res["received"]
+
+
+def test_scale_out_shares_flows_and_scale_in_drains(env):
+    """Scale-out adds an instance that receives a share of the flows; scale-in removes it
+    (its host goes) and every flow reaches the remaining instance."""
+    emu, drv, nfvo = env
+    nfvo.scale("web", "fwd", "out")
+    inst = [v["id"] for v in nfvo.show_ns("web")["vnfs"]
+            if v["vnfd_id"] == "fwd" and v["state"] == "INSTANTIATED"]
+    assert len(inst) == 2
+    before = {i: drv.instance_metrics(i).packets for i in inst}
+    got = _flows(emu, tag="so")
+    share = {i: _packets(drv, i) - before[i] for i in inst}
+    assert sum(got) >= 0.98 * 8 * 200
+    assert all(v > 0 for v in share.values()), share
+    nfvo.scale("web", "fwd", "in")
+    left = [v["id"] for v in nfvo.show_ns("web")["vnfs"]
+            if v["vnfd_id"] == "fwd" and v["state"] == "INSTANTIATED"]
+    gone = set(inst) - set(left)
+    assert len(left) == 1 and len(gone) == 1 and not gone & set(emu.hosts)
+    before = drv.instance_metrics(left[0]).packets
+    got = _flows(emu, tag="si")
+    assert sum(got) >= 0.98 * 8 * 200
+    assert _packets(drv, left[0]) - before >= sum(got)
+
+
+def test_heal_brings_traffic_back_on_a_new_instance(env):
+    """Killing a VNF's program stops the chain; heal (recreate) puts a new instance in its
+    place and traffic flows again."""
+    emu, drv, nfvo = env
+    victim = next(v["id"] for v in nfvo.show_ns("web")["vnfs"]
+                  if v["vnfd_id"] == "fwd2" and v["state"] == "INSTANTIATED")
+    drv.kill_instance(victim)
+    dead = chain.Probe(emu, "h1", "h16", port=5001, rate=500, duration=0.4,
+                       tag="dead").start().wait()
+    assert dead["received"] == 0
+    nfvo.heal("web", victim, "recreate")
+    now = [v["id"] for v in nfvo.show_ns("web")["vnfs"]
+           if v["vnfd_id"] == "fwd2" and v["state"] == "INSTANTIATED"]
+    assert len(now) == 1 and now[0] != victim
+    back = chain.Probe(emu, "h1", "h16", port=5001, rate=500, duration=0.6,
+                       tag="back").start().wait()
+    assert back["received"] >= 290
+
+
+def test_terminate_leaves_no_host_flow_group_or_cgroup(env):
+    """Terminating the NS removes its hosts, veths, flows, groups and cgroups; the records
+    say TERMINATED."""
+    emu, drv, nfvo = env
+    ids = [v["id"] for v in nfvo.show_ns("web")["vnfs"]]
+    nfvo.terminate("web")
+    ns = nfvo.show_ns("web")
+    assert ns["state"] == "TERMINATED"
+    assert all(v["state"] == "TERMINATED" for v in ns["vnfs"])
+    assert not set(ids) & set(emu.hosts)
+    assert not any(Path(f"/sys/class/net/{i}-eth0").exists() for i in ids)
+    assert drv.list_instances() == [] and drv.list_graphs() == []
+    assert not (emu.cgroups and set(ids) & set(emu.cgroups.groups))
+    for s in emu.switches:
+        st = emu.ctl.switch_state(s)
+        assert st["groups"] == [] and all(f["cookie"] == 0 for f in st["flows"])
+    assert nfvo.vim.active_servers() == 0
+
+
+def _cli(state, *args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "testbed.cli", *args, "--state", str(state)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_nfvo_killed_during_instantiate_is_reconciled(tmp_path):
+    """`testbed up` runs the emulation and the NFVO process; the NFVO is SIGKILLed while an
+    instantiation is PROCESSING; the restarted NFVO marks it FAILED_TEMP, a rollback leaves
+    no instance behind, and a new instantiation succeeds. `testbed down` removes it all."""
+    state = tmp_path / "state"
+    up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "testbed up" in up.stdout.readline()
+        r = _cli(state, "ns", "onboard", str(NSD / "chain3.yaml"),
+                 *sum((["--vnfd", str(p)] for p in sorted(VNFD.glob("*.yaml"))), []))
+        assert r.returncode == 0, r.stderr
+        inst = subprocess.Popen([sys.executable, "-m", "testbed.cli", "ns", "instantiate",
+                                 "chain3", "web", "--state", str(state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        nfvo_pid = json.loads((state / "nfvo.json").read_text())["pid"]
+        infra = json.loads((state / "infra.json").read_text())
+        from mano.remote import RemoteDriver
+        drv = RemoteDriver(infra["url"])
+        deadline = time.monotonic() + 30
+        while not drv.list_instances() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert drv.list_instances(), "instantiation created no instance"
+        os.kill(nfvo_pid, signal.SIGKILL)
+        inst.wait(60)
+        assert inst.returncode != 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = json.loads((state / "nfvo.json").read_text()) if (
+                state / "nfvo.json").exists() else {}
+            if info.get("pid") not in (None, nfvo_pid):
+                break
+            time.sleep(0.1)
+        r = _cli(state, "op", "list")
+        assert r.returncode == 0, r.stderr
+        ns_ops = [ln for ln in r.stdout.splitlines() if " ns " in f" {ln} " and
+                  "INSTANTIATE" in ln]
+        assert ns_ops and "FAILED_TEMP" in ns_ops[0], r.stdout
+        op_id = ns_ops[0].split()[0]
+        r = _cli(state, "op", "rollback", op_id)
+        assert r.returncode == 0, r.stderr
+        assert drv.list_instances() == [] and drv.list_graphs() == []
+        r = _cli(state, "ns", "instantiate", "chain3", "web")
+        assert r.returncode == 0 and "COMPLETED" in r.stdout, r.stdout + r.stderr
+        r = _cli(state, "vnf", "list")
+        assert r.stdout.count("INSTANTIATED") == 3
+        r = _cli(state, "ns", "terminate", "web")
+        assert r.returncode == 0, r.stderr
+        drv.close()
+    finally:
+        r = _cli(state, "down", timeout=180)
+        up.wait(60)
+    assert r.returncode == 0 and up.returncode == 0, up.stderr.read()
