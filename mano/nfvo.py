@@ -103,7 +103,8 @@ class NFVO:
             raise ConflictError(f"NSD {nsd_id} is disabled; enable it to instantiate")
         try:
             ns = self.store.get_ns_instance(ns_id)
-            if ns["state"] not in (TERMINATED,):
+            if ns["state"] not in (TERMINATED, NOT_INSTANTIATED) or \
+                    self.ops.active_for(ns_id, "ns") is not None:
                 raise ConflictError(f"NS {ns_id} exists already (state {ns['state']})")
         except NotFoundError:
             pass

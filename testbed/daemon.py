@@ -97,13 +97,23 @@ class NfvoSupervisor:
         (self.state / "nfvo.json").unlink(missing_ok=True)
 
 
-def run_daemon(topology, state: Path, *, nfvo: bool = True, ready_fd: int | None = None) -> int:
-    from testbed.infra_server import InfraServer
-    from testbed.nfvi import EmulatedDriver
-
+def run_daemon(topology, state: Path, *, nfvo: bool = True) -> int:
     state.mkdir(parents=True, exist_ok=True)
     if daemon_info(state) is not None:
         raise TestbedError(f"a testbed is already running with state directory {state}")
+    try:
+        return _serve(topology, state, nfvo)
+    except SystemExit as exc:
+        if exc.code in (128 + signal.SIGTERM, 128 + signal.SIGHUP):
+            print("testbed down: everything removed", flush=True)
+            return 0  # `testbed down` (SIGTERM) is the normal way to stop
+        raise
+
+
+def _serve(topology, state: Path, nfvo: bool) -> int:
+    from testbed.infra_server import InfraServer
+    from testbed.nfvi import EmulatedDriver
+
     with Emulation(topology, run_dir=state / "run") as emu:
         driver = EmulatedDriver(emu)
         server = InfraServer(driver).start()

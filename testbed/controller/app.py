@@ -224,7 +224,8 @@ def _build_app():
                      (time.monotonic() - t0) * 1000, n)
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
-                     ofp_event.EventOFPGroupDescStatsReply], MAIN_DISPATCHER)
+                     ofp_event.EventOFPGroupDescStatsReply,
+                     ofp_event.EventOFPGroupStatsReply], MAIN_DISPATCHER)
         @fail_fast(locked=False)
         def stats_reply(self, ev):
             self._reply(ev)

@@ -170,8 +170,17 @@ class Northbound:
                 flows.append({"switch": self.app.by_dpid[dpid], "cookie": st.cookie,
                               "priority": st.priority, "match": _match_dict(st.match),
                               "packets": st.packet_count, "bytes": st.byte_count})
+        groups = []
+        for dpid, dp in list(self.app.datapaths.items()):
+            req = dp.ofproto_parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL)
+            for st in self.app.request(dp, req):
+                groups.append({"switch": self.app.by_dpid[dpid], "dpid": dpid,
+                               "group_id": st.group_id,
+                               "buckets": [{"packets": b.packet_count, "bytes": b.byte_count}
+                                           for b in st.bucket_stats]})
         with self.app.lock:
-            return {"graph": name, "flows": flows, **f.graph_counters(name, flows)}
+            return {"graph": name, "flows": flows,
+                    **f.graph_counters(name, flows, groups)}
 
     def port_stats(self):
         out = {}

@@ -130,3 +130,38 @@ def test_removing_a_graph_removes_all_its_flows_and_groups(emu, vnfs):
     flows_after = [f for st in states.values() for f in st["flows"]]
     assert all(f["cookie"] == 0 for f in flows_after), flows_after
     assert len(flows_after) == len(emu.switches) < flows_before  # only table-miss flows left
+
+
+def test_scale_out_balances_flows_over_instances_and_scale_in_drains(emu, vnfs):
+    """With a hop of two instances (select group), distinct flows split over both on real
+    OVS; after scale-in to one instance every flow reaches it and the other gets nothing."""
+    def flows(n=8):
+        base = emu.attachments
+        return {"name": "scaled", "match": {"ip_proto": 17, "ipv4_src": base["h1"].ip,
+                                            "ipv4_dst": base["h16"].ip},
+                "hops": ["h1", ["vA", "vC"][:n], "h16"]}
+
+    emu.ctl.put_graph(flows(2))
+    before = {n: vnfs[n].packets for n in ("vA", "vC")}
+    results = [chain.Probe(emu, "h1", "h16", port=5100 + i, rate=500, duration=0.4,
+                           tag=f"so{i}", src_port=6100 + i).start() for i in range(8)]
+    got = [p.wait()["received"] for p in results]
+    time.sleep(0.4)
+    share = {n: vnfs[n].packets - before[n] for n in ("vA", "vC")}
+    assert sum(got) >= 0.98 * 8 * 200
+    assert share["vA"] > 0 and share["vC"] > 0, share
+    assert share["vA"] + share["vC"] == pytest.approx(sum(got), abs=20)
+    stats = emu.ctl.graph_stats("scaled")
+    assert stats["instances"]["vA"]["delivered_packets"] > 0
+    assert stats["instances"]["vC"]["delivered_packets"] > 0
+
+    emu.ctl.put_graph(flows(1))  # scale in: vC drained
+    before = {n: vnfs[n].packets for n in ("vA", "vC")}
+    results = [chain.Probe(emu, "h1", "h16", port=5100 + i, rate=500, duration=0.4,
+                           tag=f"si{i}", src_port=6100 + i).start() for i in range(8)]
+    got = [p.wait()["received"] for p in results]
+    time.sleep(0.4)
+    assert sum(got) >= 0.98 * 8 * 200
+    assert vnfs["vC"].packets == before["vC"]
+    assert vnfs["vA"].packets - before["vA"] == pytest.approx(sum(got), abs=20)
+    emu.ctl.delete_graph("scaled")
