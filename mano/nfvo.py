@@ -43,10 +43,23 @@ class NFVO:
         self.auto_rollback = auto_rollback
         self._endpoint_switch = dict(getattr(driver, "endpoint_switches", dict)())
         self._lock = threading.RLock()   # one NS operation at a time per NFVO (simple, safe)
+        from mano.monitoring import Monitor, TimeSeriesStore
+        self.metrics = TimeSeriesStore()
+        self.monitor = Monitor(driver, self.metrics, self._monitored)
         if reconcile:
             self.reconcile()
 
+    def _monitored(self):
+        return [(r["id"], {"ns": r["ns_id"] or "", "vnf": r["vnfd_id"]})
+                for r in self.store.list_vnf_instances(state=INSTANTIATED)]
+
+    def start_monitoring(self, interval: float = 1.0) -> None:
+        """Poll every instance's CPU, packet and liveness metrics into ``self.metrics``."""
+        self.monitor.interval = interval
+        self.monitor.start()
+
     def close(self) -> None:
+        self.monitor.stop()
         self.store.close()
 
     # ---- catalogue ------------------------------------------------------------------------

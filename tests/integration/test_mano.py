@@ -30,6 +30,7 @@ def env(tmp_path_factory):
         drv = EmulatedDriver(emu)
         nfvo = NFVO(drv, tmp_path_factory.mktemp("mano") / "nfvo.db")
         nfvo.onboard_nsd(NSD / "chain3.yaml", sorted(VNFD.glob("*.yaml")))
+        nfvo.start_monitoring(interval=0.2)
         yield emu, drv, nfvo
         nfvo.close()
         drv.close()
@@ -66,6 +67,12 @@ def test_ns_of_three_vnfs_carries_traffic_through_the_chain(env):
     assert res["received"] >= 990
     for v in vnfs:
         assert _packets(drv, v["id"]) - before[v["id"]] >= res["received"]
+    # monitoring: CPU from cgroup accounting and packet rates, per instance, on one clock
+    time.sleep(0.5)
+    for v in vnfs:
+        assert nfvo.metrics.latest("alive", instance=v["id"]) == 1.0
+        assert max(nfvo.metrics.window("packets_rate", 0, instance=v["id"])) > 100
+        assert max(nfvo.metrics.window("cpu_util", 0, instance=v["id"])) > 0
     stats = drv.graph_stats("web.fg1")
     assert [len(s["from"]) if isinstance(s["from"], list) else 1
             for s in stats["segments"]] == [1, 1, 1, 1]
