@@ -40,6 +40,7 @@ class NFVO:
         self.vim = VIM.from_driver(driver, strategy)
         self.vnfm = VNFM(driver, self.vim, self.store, self.ops, self._grant,
                          auto_rollback=auto_rollback)
+        self.vnfm.before_remove = self._drain
         self.auto_rollback = auto_rollback
         self._endpoint_switch = dict(getattr(driver, "endpoint_switches", dict)())
         self._lock = threading.RLock()   # one NS operation at a time per NFVO (simple, safe)
@@ -218,11 +219,30 @@ class NFVO:
         rows = self.vnfm.instances(ns_id, vnfd_id)
         return rows[0]["switch"] if rows else None
 
-    def graph_for(self, ns_id: str, nsd, fg) -> dict:
+    def _drain(self, op, ns_id: str, iid: str) -> None:
+        """Before ``iid`` goes: reprogram the NS's graphs without it, or remove a graph
+        whose hop would be left with no instance."""
+        ns = self.store.get_ns_instance(ns_id)
+        names = (ns["data"] or {}).get("graphs", [])
+        if not names:
+            return
+        nsd = self.nsd(ns["nsd_id"])
+        for fg in nsd.vnffg:
+            name = f"{ns_id}.{fg.id}"
+            if name not in names:
+                continue
+            try:
+                self.driver.put_graph(self.graph_for(ns_id, nsd, fg, exclude={iid}))
+            except _EmptyHop:
+                self.driver.delete_graph(name)
+
+    def graph_for(self, ns_id: str, nsd, fg, exclude=frozenset()) -> dict:
         hops: list = [fg.ingress]
         rewrites: list[str] = []
         for v in fg.path:
-            ids = [r["id"] for r in self.vnfm.instances(ns_id, v)]
+            ids = [r["id"] for r in self.vnfm.instances(ns_id, v) if r["id"] not in exclude]
+            if not ids and exclude:
+                raise _EmptyHop(v)
             if not ids:
                 raise MANOError(f"NS {ns_id}: VNF {v} has no running instance")
             hops.append(ids[0] if len(ids) == 1 else ids)
@@ -356,6 +376,10 @@ class NFVO:
             if time.monotonic() > deadline:
                 raise MANOError("operations still running")
             time.sleep(0.05)
+
+
+class _EmptyHop(MANOError):
+    """A hop of a graph would have no instance left."""
 
 
 def _vnf_ids(nsd) -> list[str]:

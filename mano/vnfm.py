@@ -36,6 +36,9 @@ class VNFM:
         self.driver, self.vim, self.store, self.ops = driver, vim, store, opoccs
         self.grant = grant              # (op_id, operation, resources) -> grant id, or raises
         self.auto_rollback = auto_rollback
+        # called before an instance is removed, so the NFVO can steer traffic away from it
+        # first (drain); (op, ns_id, instance_id) -> None
+        self.before_remove: Callable | None = None
 
     # ---- queries ------------------------------------------------------------------------
     def instances(self, ns_id: str, vnfd_id: str, *, live_only: bool = True) -> list[dict]:
@@ -97,8 +100,9 @@ class VNFM:
                 data["restarts"] = data.get("restarts", 0) + 1
                 self._put(self.store.get_vnf_instance(instance_id), INSTANTIATED, data=data)
                 return [self.store.get_vnf_instance(instance_id)]
+            new = self._add(op, ns_id, vnfd, ctx)   # make before break
             self._remove(op, instance_id)
-            return [self._add(op, ns_id, vnfd, ctx)]
+            return [new]
         return self._run(ns_id, vnfd, "HEAL", {"instance": instance_id, "mode": mode},
                          parent, body)
 
@@ -149,12 +153,14 @@ class VNFM:
         return self.store.get_vnf_instance(iid)
 
     def _remove(self, op, iid: str) -> None:
+        row = self.store.get_vnf_instance(iid)
+        if self.before_remove is not None:
+            self.before_remove(op, row["ns_id"], iid)
         self.ops.record_step(op.id, f"delete:{iid}")
         self.driver.delete_instance(iid)
         self.vim.release(iid)
         self.store.delete_allocation(iid)
-        row = self.store.get_vnf_instance(iid)
-        self._put(row, TERMINATED)
+        self._put(self.store.get_vnf_instance(iid), TERMINATED)
 
     def _put(self, row: dict, state: str, data: dict | None = None) -> None:
         self.store.put_vnf_instance(row["id"], row["vnfd_id"], state, ns_id=row["ns_id"],
