@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,7 +42,8 @@ class NFVO:
         self.vnfm.before_remove = self._drain
         self.auto_rollback = auto_rollback
         self._endpoint_switch = dict(getattr(driver, "endpoint_switches", dict)())
-        self._lock = threading.RLock()   # one NS operation at a time per NFVO (simple, safe)
+        self.events: list = []           # infrastructure status reported by the VIM
+        self.vim.subscribe("infra", self._on_infra_event)
         from mano.monitoring import Monitor, TimeSeriesStore
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored)
@@ -136,6 +136,9 @@ class NFVO:
 
     def scale(self, ns_id: str, vnfd_id: str, direction: str, steps: int = 1) -> dict:
         self._need_instantiated(ns_id)
+        if vnfd_id not in _vnf_ids(self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])):
+            raise NotFoundError(f"NS {ns_id} has no VNF {vnfd_id!r}")
+        self.vnfm.check_scale(ns_id, self.vnfd(vnfd_id), direction, steps)
 
         def body(op, ns_id):
             nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
@@ -171,18 +174,22 @@ class NFVO:
             self.store.put_ns_instance(ns_id, ns["nsd_id"], TERMINATED, {"graphs": []})
         return self._ns_op(ns_id, "TERMINATE", {}, body)
 
+    def _on_infra_event(self, ev) -> None:
+        self.events.append(ev)
+        log.info("infrastructure: %s %s", ev.kind, ev.subject)
+
     def _ns_op(self, ns_id: str, operation: str, params: dict, body) -> dict:
-        with self._lock:
-            op = self.ops.start("ns", ns_id, operation, params)
-            self.ops.transition(op.id, OpState.PROCESSING)
-            try:
-                body(op, ns_id)
-            except Exception as exc:
-                self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
-                if self.auto_rollback and operation == "INSTANTIATE":
-                    self.rollback(op.id)
-                raise
-            return vars(self.ops.transition(op.id, OpState.COMPLETED))
+        # one operation at a time per NS: a second is refused (ConflictError) by start()
+        op = self.ops.start("ns", ns_id, operation, params)
+        self.ops.transition(op.id, OpState.PROCESSING)
+        try:
+            body(op, ns_id)
+        except Exception as exc:
+            self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
+            if self.auto_rollback:
+                self.rollback(op.id)
+            raise
+        return vars(self.ops.transition(op.id, OpState.COMPLETED))
 
     def _need_instantiated(self, ns_id: str) -> None:
         st = self.store.get_ns_instance(ns_id)["state"]
@@ -218,6 +225,16 @@ class NFVO:
     def _hop_switch(self, ns_id: str, vnfd_id: str) -> str | None:
         rows = self.vnfm.instances(ns_id, vnfd_id)
         return rows[0]["switch"] if rows else None
+
+    def _reprogram(self, ns_id: str, name: str) -> None:
+        ns = self.store.get_ns_instance(ns_id)
+        nsd = self.nsd(ns["nsd_id"])
+        for fg in nsd.vnffg:
+            if f"{ns_id}.{fg.id}" == name:
+                try:
+                    self.driver.put_graph(self.graph_for(ns_id, nsd, fg))
+                except MANOError:
+                    self.driver.delete_graph(name)
 
     def _drain(self, op, ns_id: str, iid: str) -> None:
         """Before ``iid`` goes: reprogram the NS's graphs without it, or remove a graph
@@ -277,8 +294,10 @@ class NFVO:
         try:
             for step in reversed(op.steps_done):
                 kind, _, name = step.partition(":")
-                if kind == "graph":
+                if kind == "graph" and op.operation == "INSTANTIATE":
                     self.driver.delete_graph(name)
+                elif kind == "graph":   # steer by what exists now that the VNFM rolled back
+                    self._reprogram(op.subject_id, name)
                 elif kind == "vnf" and op.operation == "INSTANTIATE":
                     for child in self.ops.list(parent=op_id):
                         if child.state in (OpState.FAILED_TEMP, OpState.PROCESSING):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable
 
 from mano.errors import ConflictError, MANOError, NotFoundError
@@ -39,6 +40,9 @@ class VNFM:
         # called before an instance is removed, so the NFVO can steer traffic away from it
         # first (drain); (op, ns_id, instance_id) -> None
         self.before_remove: Callable | None = None
+        self.events: list = []          # resource changes reported by the VIM
+        self._ids = threading.Lock()    # instance ids are reserved under this lock
+        vim.subscribe("resource", self.events.append)
 
     # ---- queries ------------------------------------------------------------------------
     def instances(self, ns_id: str, vnfd_id: str, *, live_only: bool = True) -> list[dict]:
@@ -61,6 +65,19 @@ class VNFM:
 
     def scale(self, ns_id: str, vnfd, direction: str, steps: int = 1, ctx=None,
               parent: str | None = None) -> list[dict]:
+        current, delta = self.check_scale(ns_id, vnfd, direction, steps)
+
+        def body(op):
+            if direction == "out":
+                return [self._add(op, ns_id, vnfd, ctx) for _ in range(delta)]
+            for row in current[-delta:]:   # newest first out
+                self._remove(op, row["id"])
+            return []
+        return self._run(ns_id, vnfd, "SCALE", {"direction": direction, "delta": delta},
+                         parent, body)
+
+    def check_scale(self, ns_id: str, vnfd, direction: str, steps: int = 1):
+        """Refuse (before any operation starts) a scale outside the VNF's scaling aspect."""
         if direction not in ("out", "in"):
             raise MANOError(f"scale direction must be 'out' or 'in', not {direction!r}")
         current = self.instances(ns_id, vnfd.id)
@@ -72,15 +89,7 @@ class VNFM:
                 f"cannot scale {vnf_subject(ns_id, vnfd.id)} {direction} by {delta}: "
                 f"{len(current)} -> {target} instances is outside its scaling aspect "
                 f"[{lo}, {hi}]")
-
-        def body(op):
-            if direction == "out":
-                return [self._add(op, ns_id, vnfd, ctx) for _ in range(delta)]
-            for row in current[-delta:]:   # newest first out
-                self._remove(op, row["id"])
-            return []
-        return self._run(ns_id, vnfd, "SCALE", {"direction": direction, "delta": delta},
-                         parent, body)
+        return current, delta
 
     def heal(self, ns_id: str, vnfd, instance_id: str, mode: str | None = None, ctx=None,
              parent: str | None = None) -> list[dict]:
@@ -137,15 +146,16 @@ class VNFM:
         return result
 
     def _add(self, op, ns_id: str, vnfd, ctx) -> dict:
-        iid = self.new_instance_id(vnfd.id)
         flavour = vnfd.flavour
-        node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour), ctx)
-        self.ops.record_step(op.id, f"alloc:{iid}")
-        self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
-                                  flavour.disk_gb, vnf_id=vnfd.id)
-        self.ops.record_step(op.id, f"create:{iid}")
-        self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id, compute_node=node,
-                                    data={"restarts": 0, "op": op.id})
+        with self._ids:   # the CREATING record reserves the id
+            iid = self.new_instance_id(vnfd.id)
+            node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour), ctx)
+            self.ops.record_step(op.id, f"alloc:{iid}")
+            self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
+                                      flavour.disk_gb, vnf_id=vnfd.id)
+            self.ops.record_step(op.id, f"create:{iid}")
+            self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id,
+                                        compute_node=node, data={"restarts": 0, "op": op.id})
         info = self.driver.create_instance(iid, node, flavour, _image(vnfd))
         self.store.put_vnf_instance(iid, vnfd.id, INSTANTIATED, ns_id=ns_id,
                                     compute_node=node, switch=info.switch, ip=info.ip,

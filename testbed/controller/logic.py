@@ -13,11 +13,28 @@ a pair that disappears hands its id to a new pair of the same segment):
 - at each instance of hop i a classifier flow (priority ``fg.priority`` + number of
   classifier fields) matches in_port + IPv4 + classifier. With one destination instance
   it either outputs straight to it (same switch) or pushes the pair's tag and sends it
-  along the shortest path of up links. With several, it hands the packet to a SELECT group
-  with one bucket (weight 1) per reachable destination instance doing exactly that, so
-  the switch balances per flow (OVS hashes the 5-tuple). The same 5-tuple hashes alike at
-  every hop, so between two scaled-out hops which pairs carry a flow is correlated; each
-  hop is still balanced, which is what scaling needs;
+  along the shortest path of up links (the pair's *actions*). With several reachable
+  destination instances (n, in sorted order) the flows are balanced:
+
+  * the classifier fixes ip_proto to UDP (17) or TCP (6) (true of a rewriting source too:
+    a NAT keeps the protocol): the classifier is replaced by 2**b masked flows, b =
+    ceil(log2(n)), priority classifier + 1 (one more field), each matching the classifier
+    plus ``udp_src``/``tcp_src`` = (v, 2**b - 1), v = 0 .. 2**b - 1, with the actions of
+    instance ``v % n``; so a flow's instance is chosen by the low bits of its L4 source
+    port (with n = 3: ports ending in 0b00 and 0b11 -> first, 0b01 -> second, 0b10 ->
+    third). If the classifier already matches that source port exactly (and the source
+    does not rewrite headers) there is one flow only: the plain classifier sends it to
+    the instance its port's low bits choose. This split is needed because OVS's select
+    hash covers L4 ports for TCP/SCTP only: every UDP flow between two addresses would
+    land on one bucket;
+  * otherwise a SELECT group with one bucket (weight 1) per reachable destination
+    instance doing the pair's actions, so OVS balances by its default hash (MACs, VLAN,
+    IPv4 addresses and protocol, L4 ports of TCP/SCTP only): per address pair, or per
+    TCP flow.
+
+  The same fields choose the instance at every hop, so between two scaled-out hops which
+  pairs carry a flow is correlated; each hop is still balanced, which is what scaling
+  needs;
 - transit switches match ``vlan_vid`` alone, the switch of the destination instance pops
   the tag and outputs to its port (priority 1000). A VNF sends packets back on the port it
   got them from, untagged, where the next segment's classifier picks them up;
@@ -31,9 +48,9 @@ re-tags the packet with a backup vid owned by that (pair, switch) and outputs to
 first port of a backup path to the pair's last switch. The backup path avoids the next
 switch when that switch is not the destination (so it also survives a switch failure),
 else (or if there is no such path) just the primary link. Without any backup path the
-group has bucket 1 only and ``graph_backups`` reports it. A select bucket ends in the
-pair's fast-failover group. Restoration still recomputes protected graphs (new primary and
-backups) when port events arrive.
+group has bucket 1 only and ``graph_backups`` reports it. A select bucket (or split flow)
+ends in the pair's fast-failover group. Restoration still recomputes protected graphs (new
+primary and backups) when port events arrive.
 
 Desired state. A link going down recomputes only the graphs whose flows (backups included)
 use it, to react fast; a link coming up or a switch event recomputes every graph (degraded
@@ -45,7 +62,9 @@ classifiers feeding it and adds or removes the flows of the pairs that come or g
 carry ``cookie = graph_id << 32 | slot << 24 | segment << 8 | role`` so per-graph counters can
 be read with :data:`COOKIE_MASK`; ``slot`` is a stable per-hop number of the instance
 (the source instance for classifiers, the destination one for the others), which is how
-``graph_counters`` reports each instance's share.
+``graph_counters`` reports each instance's share. A masked (split) classifier flow has
+role ``ROLE_SPLIT`` and carries both: ``dst slot << 24 | src slot << 16 | segment << 8``
+(segments fit in 8 bits: at most 256 hops).
 
 Switch (re)connection. The fabric's record of what is installed always equals the desired
 state (``state_for``), whether or not a switch is connected: the app skips changes for a
@@ -80,13 +99,27 @@ TRANSIT_PRIORITY = 1000
 COOKIE_SHIFT = 32
 COOKIE_MASK = 0xFFFFFFFF00000000
 cookie_mask = COOKIE_MASK
-# Low cookie bits: slot << 24 | segment << 8 | role.
-SLOT_SHIFT, SEGMENT_SHIFT = 24, 8
+# Low cookie bits: slot << 24 | segment << 8 | role; a split flow adds src slot << 16.
+SLOT_SHIFT, SOURCE_SHIFT, SEGMENT_SHIFT = 24, 16, 8
 ROLE_CLASSIFY, ROLE_TRANSIT, ROLE_DELIVER, ROLE_BACKUP, ROLE_BACKUP_DELIVER = 1, 2, 3, 4, 5
+ROLE_SPLIT = 6  # a masked classifier flow: one L4-source-port share of a scaled-out hop
+# ip_proto -> the source-port field a scaled-out hop's flows are split on.
+SPLIT_FIELD = {17: "udp_src", 6: "tcp_src"}
 _MAX_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
 _MAX_SLOT = 0xFF
 
 PairKey = tuple[int, str, str]  # (segment, source instance, destination instance)
+
+
+def split_mask(n: int) -> int:
+    """The source-port mask that splits flows among n instances: 2**b - 1 with b =
+    ceil(log2(n)) (at least 1 bit for n >= 2; 0 for one instance)."""
+    return (1 << (n - 1).bit_length()) - 1 if n > 1 else 0
+
+
+def split_instance(port: int, n: int) -> int:
+    """Which of n instances (index in sorted order) the flow of this source port goes to."""
+    return (port & split_mask(n)) % n if n > 1 else 0
 
 
 def _hop_json(hop: str | tuple[str, ...]) -> str | list[str]:
@@ -130,8 +163,9 @@ class _Graph:
     links: set[Link] = field(default_factory=set)  # every link its flows use, backups too
     flows: dict[tuple, FlowSpec] = field(default_factory=dict)
     groups: dict[tuple[int, int], GroupSpec] = field(default_factory=dict)
-    # For counters: classifier cookies that deliver straight to a same-switch instance, and
-    # per select group the same-switch buckets (index -> instance), counted by group stats.
+    # For counters: classifier (and split flow) cookies that deliver straight to a
+    # same-switch instance, and per select group the same-switch buckets (index ->
+    # instance), counted by group stats.
     direct: dict[int, str] = field(default_factory=dict)
     select_direct: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)
 
@@ -423,8 +457,10 @@ class Fabric:
         for every instance of a VNF hop (``hops[1:-1]``), ``hop``, ``delivered_*`` (handed
         to it) and ``returned_*`` (coming back from it, classified for the next segment).
 
-        A select group that hands packets straight to an instance on its own switch has no
-        flow of its own per instance: those deliveries are counted from ``groups``,
+        Split (masked) classifier flows count like classifiers and, when they hand packets
+        straight to an instance on their own switch, as deliveries to it. A select group
+        that does that has no flow of its own per instance: those deliveries are counted
+        from ``groups``,
         group-stats rows (``dpid`` or ``switch``, ``group_id``, ``buckets``: a list of
         {packets, bytes} in bucket order), when given; without them they count in no
         ``out`` and ``exact`` is False."""
@@ -456,12 +492,14 @@ class Fabric:
             cookie = int(row["cookie"])
             if cookie & COOKIE_MASK != g.gid << COOKIE_SHIFT:
                 continue
-            i, role = (cookie >> SEGMENT_SHIFT) & 0xFFFF, cookie & 0xFF
+            i, role = (cookie >> SEGMENT_SHIFT) & 0xFF, cookie & 0xFF
             slot = (cookie >> SLOT_SHIFT) & _MAX_SLOT
             if i >= n:
                 continue
             packets, nbytes = int(row.get("packets", 0)), int(row.get("bytes", 0))
-            if role == ROLE_CLASSIFY:
+            if role in (ROLE_CLASSIFY, ROLE_SPLIT):
+                if role == ROLE_SPLIT:
+                    slot = (cookie >> SOURCE_SHIFT) & _MAX_SLOT
                 count(segs[i], "in", packets, nbytes)
                 src = by_slot.get((i, slot))
                 if i >= 1 and src in inst:
@@ -554,15 +592,30 @@ class Fabric:
                         "it could not be told apart")
 
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
-                    actions: tuple[Action, ...], cookie: int) -> FlowSpec:
+                    actions: tuple[Action, ...], cookie: int,
+                    split: tuple[int, int] | None = None) -> FlowSpec:
+        """The classifier flow of one source; with ``split`` = (value, mask) the masked
+        flow for one source-port share (classifier + ``udp_src``/``tcp_src``, priority + 1)."""
         if src.name in fg.rewrites:
             # The VNF rewrote the 5-tuple: its port alone says which graph a packet is on.
-            return FlowSpec(dpid=self._dpids[src.switch], priority=fg.priority,
-                            match={"in_port": src.port, "eth_type": ETH_TYPE_IPV4},
-                            actions=actions, cookie=cookie)
-        match = dict(fg.match, in_port=src.port, eth_type=ETH_TYPE_IPV4)
-        return FlowSpec(dpid=self._dpids[src.switch], priority=fg.priority + len(fg.match),
-                        match=match, actions=actions, cookie=cookie)
+            match = {"in_port": src.port, "eth_type": ETH_TYPE_IPV4}
+            priority = fg.priority
+        else:
+            match = dict(fg.match, in_port=src.port, eth_type=ETH_TYPE_IPV4)
+            priority = fg.priority + len(fg.match)
+        if split is not None:
+            proto = dict(fg.match)["ip_proto"]
+            match["ip_proto"] = proto  # the OXM prerequisite of an L4 field
+            match[SPLIT_FIELD[proto]] = split
+            priority += 1
+        return FlowSpec(dpid=self._dpids[src.switch], priority=priority, match=match,
+                        actions=actions, cookie=cookie)
+
+    @staticmethod
+    def _split_field(fg: ForwardingGraphSpec) -> str | None:
+        """The L4 source-port field a scaled-out hop's flows are split on, when the
+        classifier fixes the protocol to UDP or TCP."""
+        return SPLIT_FIELD.get(dict(fg.match).get("ip_proto"))  # type: ignore[arg-type]
 
     def _topology(self) -> nx.Graph:
         if self._topo is None:
@@ -616,12 +669,29 @@ class Fabric:
                         outs.append((dname, *got))
                 if not outs:
                     continue
-                cookie = base | g.slots[(i, sname)] << SLOT_SHIFT | i << SEGMENT_SHIFT \
-                    | ROLE_CLASSIFY
-                if len(dsts) == 1:
-                    dname, actions, direct = outs[0]
+                src_slot = g.slots[(i, sname)]
+                cookie = base | src_slot << SLOT_SHIFT | i << SEGMENT_SHIFT | ROLE_CLASSIFY
+                split_on = self._split_field(fg) if len(dsts) > 1 else None
+                # A source port the classifier fixes (and the source does not rewrite).
+                fixed = dict(fg.match).get(split_on) if split_on and sname not in fg.rewrites \
+                    else None
+                if len(dsts) == 1 or (split_on and (len(outs) == 1 or fixed is not None)):
+                    # One instance, or a single flow: the plain classifier picks it.
+                    dname, actions, direct = outs[split_instance(fixed or 0, len(outs))]
                     if direct:
                         g.direct[cookie] = dname
+                elif split_on:
+                    # Per-flow split on the low bits of the L4 source port (see above).
+                    mask = split_mask(len(outs))
+                    for v in range(mask + 1):
+                        dname, acts, direct = outs[v % len(outs)]
+                        c = (base | g.slots[(i + 1, dname)] << SLOT_SHIFT
+                             | src_slot << SOURCE_SHIFT | i << SEGMENT_SHIFT | ROLE_SPLIT)
+                        if direct:
+                            g.direct[c] = dname
+                        f = self._classifier(fg, src, acts, c, split=(v, mask))
+                        flows[f.key()] = f
+                    continue
                 else:
                     key = ("select", i, sname, src.switch)
                     used_groups.add(key)

@@ -12,11 +12,16 @@ GROUP_TYPES = {"all": "OFPGT_ALL", "select": "OFPGT_SELECT", "indirect": "OFPGT_
 
 
 def _match(dp, match) -> object:
+    """OFPMatch kwargs from a spec match. ``vlan_vid`` gets the present bit; a ``(value,
+    mask)`` pair (IPv4 prefixes, the masked ``udp_src``/``tcp_src`` of split classifier
+    flows) is handed over as a tuple, which os-ken serialises as a masked OXM field."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     kwargs = {}
     for key, value in match:
         if key == "vlan_vid":
             value = (int(value) | ofp.OFPVID_PRESENT) if value else ofp.OFPVID_NONE
+        elif isinstance(value, (tuple, list)):
+            value = tuple(value)
         kwargs[key] = value
     return parser.OFPMatch(**kwargs)
 

@@ -14,6 +14,8 @@ Actions are tuples, exactly one of::
 
 Match keys are os-ken ``OFPMatch`` keyword names; ``vlan_vid`` values are plain vids (ofmsg
 adds the present bit) and IPv4 values are ``"10.0.0.1"`` or ``("10.0.0.0", "255.255.255.0")``.
+An L4 port is an int, or in the fabric's split classifier flows a ``(value, mask)`` pair
+(a masked OXM field, e.g. ``("udp_src", (1, 3))``: source ports whose low two bits are 01).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ GROUP_TYPES = ("ff", "select", "all", "indirect")
 CLASSIFIER_KEYS = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
 _L4_PROTO = {"tcp_src": 6, "tcp_dst": 6, "udp_src": 17, "udp_dst": 17}
 _GRAPH_KEYS = ("name", "match", "hops", "protection", "priority", "rewrites")
-# A multi-instance hop (scale-out) lists at most this many instances; select groups stay small.
+# A multi-instance hop (scale-out) lists at most this many instances: a split on the L4
+# source port takes at most 4 bits (16 masked flows), a select group at most 16 buckets.
 MAX_INSTANCES = 16
 # Cookies carry the segment in 16 bits (see logic.py).
 MAX_HOPS = 256

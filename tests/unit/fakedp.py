@@ -3,14 +3,21 @@
 It holds per-switch flow tables and group tables built only from the ``Changes`` the
 controller returns (so tests prove the diffs, not just the desired state), and traces
 packets: highest-priority matching flow, apply-actions in order, groups (fast-failover
-picks the first bucket whose watch port is live, select hashes the 5-tuple, all copies),
+picks the first bucket whose watch port is live, select hashes like OVS, all copies),
 outputs follow live links to the next switch or reach an attachment. VNF attachments echo
 packets back on their port, like the real VNF forwarders; other attachments terminate. A
 VNF may have a hook (``hooks[name] = fn(packet) -> packet | None``) that rewrites the packet
 it echoes (a NAT, a load balancer) or drops it (returns None), like the real VNF programs.
 
-Select groups pick one live bucket by a CRC32 of the packet's 5-tuple (deterministic, per
-flow, weights honoured); ``group_stats`` reports per-bucket counters like OpenFlow's.
+Select groups pick one live bucket by a CRC32 of the fields OVS 3.1's default select hash
+covers here: addresses and protocol, L4 ports for TCP only (not UDP: every UDP flow between
+two addresses hashes alike, as on the real switch); deterministic, weights honoured.
+``group_stats`` reports per-bucket counters like OpenFlow's.
+
+Matches may be masked: an IPv4 field as ``(address, mask)``, an L4 port as ``(value,
+mask)`` (OXM masked tp_src/tp_dst, which OVS accepts). Adding a flow whose match lacks an
+OXM prerequisite (an L4 port without its ip_proto, an IPv4 field without eth_type) is
+refused like OVS's OFPBMC_BAD_PREREQ.
 
 Packets are dicts of match fields (``ip_proto``, ``ipv4_src``, ``udp_dst``...); the fake adds
 ``in_port`` and keeps the VLAN stack in ``vlans`` (outermost last).
@@ -27,7 +34,15 @@ from testbed.controller.logic import Fabric
 from testbed.controller.specs import Attachment, Changes, FlowSpec, GroupSpec, Link
 
 MAX_HOPS = 64
-_FIVE_TUPLE = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
+# What OVS's default select hash covers of the packets the fake carries (L4 ports only
+# for TCP; SCTP is not modelled).
+_SELECT_HASH = ("ip_proto", "ipv4_src", "ipv4_dst")
+_SELECT_HASH_TCP = ("tcp_src", "tcp_dst")
+# OXM prerequisites: field -> (field, value) it needs in the same match.
+_PREREQ = {"udp_src": ("ip_proto", 17), "udp_dst": ("ip_proto", 17),
+           "tcp_src": ("ip_proto", 6), "tcp_dst": ("ip_proto", 6),
+           "ip_proto": ("eth_type", 0x0800), "ipv4_src": ("eth_type", 0x0800),
+           "ipv4_dst": ("eth_type", 0x0800)}
 
 
 class DataplaneError(AssertionError):
@@ -43,8 +58,17 @@ def _ipv4_matches(want: Any, have: Any) -> bool:
     return want == have
 
 
+def _masked_matches(want: Any, have: Any) -> bool:
+    if have is None:
+        return False
+    if isinstance(want, tuple):
+        value, mask = want
+        return have & mask == value & mask
+    return want == have
+
+
 def matches(flow: FlowSpec, pkt: dict) -> bool:
-    """OpenFlow 1.3 matching for the fields the controller uses."""
+    """OpenFlow 1.3 matching for the fields the controller uses, masks included."""
     for key, want in flow.match:
         if key == "vlan_vid":
             if not pkt["vlans"] or pkt["vlans"][-1] != want:
@@ -52,9 +76,28 @@ def matches(flow: FlowSpec, pkt: dict) -> bool:
         elif key.startswith("ipv4_"):
             if not _ipv4_matches(want, pkt.get(key)):
                 return False
-        elif pkt.get(key) != want:
+        elif not _masked_matches(want, pkt.get(key)):
             return False
     return True
+
+
+def check_prerequisites(flow: FlowSpec) -> None:
+    """Refuse a match missing an OXM prerequisite, or a mask on a field that has none."""
+    m = dict(flow.match)
+    for key, value in m.items():
+        if isinstance(value, tuple) and key not in _PREREQ:
+            raise DataplaneError(f"OFPBMC_BAD_MASK: {key} cannot be masked: {flow}")
+        if isinstance(value, tuple) and not key.startswith("ipv4_"):
+            v, mask = value
+            if not (isinstance(v, int) and isinstance(mask, int) and 0 <= v <= 0xFFFF
+                    and 0 <= mask <= 0xFFFF and v & ~mask == 0):
+                raise DataplaneError(f"OFPBMC_BAD_WILDCARDS: {key}={value}: {flow}")
+        need = _PREREQ.get(key)
+        while need is not None:
+            if m.get(need[0]) != need[1]:
+                raise DataplaneError(f"OFPBMC_BAD_PREREQ: {key} needs {need[0]}={need[1]}: "
+                                     f"{flow}")
+            need = _PREREQ.get(need[0])
 
 
 class FakeDataplane:
@@ -118,6 +161,7 @@ class FakeDataplane:
                 self.groups[spec.dpid][spec.group_id] = spec
             elif op == "flow_add":
                 assert isinstance(spec, FlowSpec)
+                check_prerequisites(spec)
                 for a in spec.actions:
                     if a[0] == "group" and a[1] not in self.groups[spec.dpid]:
                         raise DataplaneError(f"OFPBAC_BAD_OUT_GROUP: {spec}")
@@ -278,7 +322,8 @@ class FakeDataplane:
         if group.type == "ff":
             buckets = buckets[:1]
         elif group.type == "select" and buckets:
-            key = repr(tuple(p.get(k) for k in _FIVE_TUPLE)).encode()
+            fields = _SELECT_HASH + (_SELECT_HASH_TCP if p.get("ip_proto") == 6 else ())
+            key = repr(tuple(p.get(k) for k in fields)).encode()
             weights = [max(b.weight, 1) for b in buckets]
             pick = zlib.crc32(key) % sum(weights)
             for b, w in zip(buckets, weights):

@@ -530,21 +530,158 @@ def shares(net: Net, pkts: list[dict], first_hop_index: int = 0) -> dict[str, in
 def seg_flows(changes: Changes, fabric: Fabric, name: str, seg: int) -> list[FlowSpec]:
     base = fabric.graph_cookie(name)
     return [f for f in changes.flow_adds + changes.flow_dels
-            if f.cookie & COOKIE_MASK == base and (f.cookie >> 8) & 0xFFFF == seg]
+            if f.cookie & COOKIE_MASK == base and (f.cookie >> 8) & 0xFF == seg]
+
+
+def split_flows(fabric: Fabric, switch: str, in_port: int) -> list[FlowSpec]:
+    """The masked classifier flows (a udp_src/tcp_src (value, mask)) at one port."""
+    flows, _ = fabric.state_for(SWITCHES[switch])
+    return sorted((f for f in flows if dict(f.match).get("in_port") == in_port
+                   and any(isinstance(v, tuple) for k, v in f.match if k.endswith("_src")
+                           and not k.startswith("ipv4"))),
+                  key=lambda f: repr(f.match))
+
+
+# A graph whose classifier leaves the protocol open: a scaled-out hop uses a select group.
+ANY_PROTO = {"ipv4_dst": "10.0.0.2"}
+
+
+def hosts_of(n: int = 64) -> list[dict]:
+    """n UDP flows from distinct source addresses (what OVS's select hash does tell apart)."""
+    return [dict(PKT, ipv4_src=f"10.0.1.{k}") for k in range(n)]
 
 
 def test_scale_out_splits_flows_across_instances(snet):
-    """A hop with two instances gets a select group; distinct flows reach both, each flow
-    always the same one, and every packet continues along the rest of the chain."""
+    """A UDP hop with two instances gets two masked classifier flows instead of a select
+    group (OVS would not hash UDP ports): the low bit of udp_src picks the instance, so
+    distinct flows reach both, each flow always the same one, and every packet continues
+    along the rest of the chain."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
-    _, groups = snet.fabric.state_for(1)
-    assert [(g.type, [b.weight for b in g.buckets]) for g in groups] == [("select", [1, 1])]
+    flows, groups = snet.fabric.state_for(1)
+    assert groups == []
+    split = split_flows(snet.fabric, "s1", 1)
+    # UDP5000 has 4 fields: classifier priority 104, masked flows one more.
+    assert [(f.priority, dict(f.match)["udp_src"]) for f in split] == [(105, (0, 1)),
+                                                                       (105, (1, 1))]
+    # The plain classifier is gone; what else s1 holds is the A->B transit flow.
+    assert all("in_port" not in dict(f.match) for f in flows if f not in split)
+    assert all(dict(f.match)["udp_dst"] == 5000 for f in split)
     traces = {p["udp_src"]: snet.dp.trace(p, "h1") for p in flows_of()}
     assert {t[0] for t in traces.values()} == {"A", "A2"}
+    assert all(t[0] == ("A", "A2")[port % 2] for port, t in traces.items())
     assert all(t[1:] == ["B", "h2"] for t in traces.values()), traces
     for p in flows_of():  # per flow: the same instance again
         assert snet.dp.trace(p, "h1")[0] == traces[p["udp_src"]][0]
     assert len([p for p in snet.fabric.graph_pairs("fg1") if p["segment"] == 0]) == 2
+
+
+def test_udp_split_across_three_instances(snet):
+    """Three instances: 2 bits of udp_src, 4 masked flows; value v goes to instance v % 3
+    in sorted order (0 -> A, 1 -> A2, 2 -> A3, 3 -> A: the first instance gets half the
+    ports), and the counters are exact without group stats (A3 is on h1's switch)."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2", "A3"], "B", "h2"))))
+    split = split_flows(snet.fabric, "s1", 1)
+    assert [dict(f.match)["udp_src"] for f in split] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert snet.fabric.state_for(1)[1] == []
+    order = ("A", "A2", "A3")
+    got = shares(snet, flows_of())
+    assert got == {"A": 32, "A2": 16, "A3": 16}
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
+    assert c["exact"] is True
+    assert {x: c["instances"][x]["delivered_packets"] for x in order} == got
+    assert {x: c["instances"][x]["returned_packets"] for x in order} == got
+    assert (c["ingress_packets"], c["delivered_packets"]) == (64, 64)
+    for p in flows_of():
+        assert snet.dp.trace(p, "h1") == [order[(p["udp_src"] & 3) % 3], "B", "h2"], p
+
+
+def test_tcp_split_on_tcp_src(snet):
+    """A TCP classifier splits on tcp_src the same way."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "h2"),
+                                        match={"ip_proto": 6, "tcp_dst": 80})))
+    split = split_flows(snet.fabric, "s1", 1)
+    assert [(f.priority, dict(f.match)["tcp_src"]) for f in split] == [(103, (0, 1)),
+                                                                       (103, (1, 1))]
+    pkts = [{"ip_proto": 6, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "tcp_src": port,
+             "tcp_dst": 80} for port in range(50000, 50016)]
+    assert [snet.dp.trace(p, "h1")[0] for p in pkts] == ["A", "A2"] * 8
+
+
+def test_graph_without_protocol_keeps_a_select_group(snet):
+    """With the protocol left open a scaled-out hop still gets a select group, which OVS
+    balances per address pair (and TCP flow) only: UDP flows between one pair of addresses
+    all land on one instance, flows of different sources are spread."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"), match=ANY_PROTO)))
+    _, groups = snet.fabric.state_for(1)
+    assert [(g.type, [b.weight for b in g.buckets]) for g in groups] == [("select", [1, 1])]
+    assert split_flows(snet.fabric, "s1", 1) == []
+    assert len(shares(snet, flows_of())) == 1
+    assert set(shares(snet, hosts_of())) == {"A", "A2"}
+    assert all(snet.dp.trace(p, "h1")[1:] == ["B", "h2"] for p in hosts_of())
+
+
+@pytest.mark.parametrize("hop,port,want", [
+    (["A", "A2"], 41001, "A2"), (["A", "A2"], 41000, "A"),
+    (["A", "A2", "A3"], 41003, "A"), (["A", "A2", "A3"], 41002, "A3")])
+def test_fixed_source_port_sends_everything_to_one_instance(snet, hop, port, want):
+    """A classifier that fixes udp_src is one flow: no split, no group; the plain classifier
+    sends it to the instance the port's low bits choose (as the split would)."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", hop, "B", "h2"),
+                                        match=dict(UDP5000, udp_src=port))))
+    flows, groups = snet.fabric.state_for(1)
+    assert groups == [] and split_flows(snet.fabric, "s1", 1) == []
+    assert [f.priority for f in flows if dict(f.match).get("in_port") == 1] == [105]
+    assert all(snet.dp.trace(dict(PKT, udp_src=port), "h1") == [want, "B", "h2"]
+               for _ in range(3))
+    assert snet.dp.trace(dict(PKT, udp_src=port + 1), "h1")[0].startswith("DROP")
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
+    assert c["exact"] is True and c["instances"][want]["delivered_packets"] == 3
+
+
+@pytest.mark.parametrize("match", [UDP5000, dict(UDP5000, udp_src=41000)])
+def test_rewriting_source_feeding_a_scaled_hop_is_split(snet, match):
+    """A rewriting VNF's classifier (in_port + IPv4) gets the protocol added to its masked
+    flows (the OXM prerequisite of udp_src), priority + 1; the split uses the ports as
+    rewritten, even when the graph's classifier fixes the source port."""
+    snet.dp.hooks["nat"] = lambda p: dict(p, ipv4_src="203.0.113.1", udp_src=p["udp_src"] + 7)
+    # A and A2 keep the translated port: they are classified by port alone too.
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", "nat", ["A", "A2"], "h2"), match=match,
+                                        rewrites=["nat", "A", "A2"])))
+    split = split_flows(snet.fabric, "s2", 2)
+    assert [(f.priority, dict(f.match)) for f in split] == [
+        (101, {"in_port": 2, "eth_type": 0x0800, "ip_proto": 17, "udp_src": (v, 1)})
+        for v in (0, 1)]
+    for port in range(41000, 41008):
+        t = snet.dp.trace(dict(PKT, udp_src=port), "h1")
+        if "udp_src" in match and port != 41000:
+            assert t[0].startswith("DROP")
+        else:
+            assert t == ["nat", ("A", "A2")[(port + 7) % 2], "h2"]
+
+
+def test_split_masks_reach_os_ken_as_masked_oxm():
+    """ofmsg hands (value, mask) pairs to OFPMatch unchanged; os-ken encodes them masked."""
+    ofproto = pytest.importorskip("os_ken.ofproto.ofproto_v1_3")
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    from testbed.controller import ofmsg
+
+    class Dp:
+        pass
+
+    dp = Dp()
+    dp.ofproto, dp.ofproto_parser = ofproto, parser
+    spec = FlowSpec(1, 105, {"in_port": 1, "eth_type": 0x0800, "ip_proto": 17,
+                             "ipv4_dst": ("10.0.0.0", "255.255.255.0"), "udp_src": (1, 3),
+                             "vlan_vid": 5}, (("output", 2),))
+    match = ofmsg.flow_add(dp, spec).match
+    buf = bytearray()
+    match.serialize(buf, 0)
+    back = parser.OFPMatch.parser(bytes(buf), 0)
+    assert back["udp_src"] == (1, 3)
+    assert back["ipv4_dst"] == ("10.0.0.0", "255.255.255.0")
+    assert back["vlan_vid"] == 5 | ofproto.OFPVID_PRESENT
+    assert back["ip_proto"] == 17 and back["in_port"] == 1
 
 
 def test_counters_report_each_instance_share(snet):
@@ -561,10 +698,25 @@ def test_counters_report_each_instance_share(snet):
     assert c["segments"][0]["to"] == ["A", "A2"]
 
 
-def test_same_switch_instances_are_counted_from_group_stats(snet):
-    """An instance reached straight from the select group is counted from group stats."""
+def test_same_switch_instance_is_counted_from_its_split_flow(snet):
+    """An instance reached straight from a masked classifier flow (same switch) is counted
+    from that flow's cookie: exact without group stats."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A3"], "B", "h2"))))
     got = shares(snet, flows_of())
+    assert got == {"A": 32, "A3": 32}
+    c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
+    assert c["exact"] is True
+    assert {x: c["instances"][x]["delivered_packets"] for x in ("A", "A3")} == got
+    assert {x: c["instances"][x]["returned_packets"] for x in ("A", "A3")} == got
+    assert (c["segments"][0]["in_packets"], c["segments"][0]["out_packets"]) == (64, 64)
+    assert c["delivered_packets"] == 64
+
+
+def test_same_switch_instances_are_counted_from_group_stats(snet):
+    """Without a fixed protocol a select group balances; an instance reached straight from
+    it is counted from group stats."""
+    snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A3"], "B", "h2"), match=ANY_PROTO)))
+    got = shares(snet, hosts_of())
     assert set(got) == {"A", "A3"}
     c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
     assert c["exact"] is False and c["instances"]["A3"]["delivered_packets"] == 0
@@ -594,13 +746,49 @@ def test_both_sides_scaled_out(snet):
 
 
 def test_scale_out_and_in_are_diffs(snet):
-    """1 -> 2 instances only adds the new pairs and rewrites the feeding classifier; 2 -> 1
-    removes exactly those; the last segment is never touched and the switches end as before."""
+    """UDP: 1 -> 2 instances adds the new pairs and swaps the feeding classifier for its two
+    masked flows; 2 -> 1 swaps back and removes exactly the new pairs; nothing else (no
+    group, no other classifier, not the last segment) is touched, and the switches end as
+    before with the same VLANs."""
     fab = snet.fabric
     snet.do(fab.add_graph(graph(hops=("h1", "A", "B", "h2"))))
     before = {d: fab.state_for(d) for d in SWITCHES.values()}
+    old_flows = {f for fl, _ in before.values() for f in fl}
     vids = fab.graph_vlans("fg1")
     out = snet.do(fab.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
+    assert not (out.group_adds or out.group_mods or out.group_dels)
+    h1_cls = [f for f in old_flows if f.dpid == 1 and dict(f.match).get("in_port") == 1]
+    assert out.flow_dels == h1_cls  # the plain classifier, replaced by the masked ones
+    # Classifiers added: the two masked ones at h1 and A2's (returning packets); the other
+    # new flows are the deliver/transit flows of A2's pairs (h1->A2, A2->B) only.
+    added_cls = [f for f in out.flow_adds if "vlan_vid" not in dict(f.match)]
+    assert len(split_flows(fab, "s1", 1)) == 2
+    assert sorted(added_cls, key=repr) == sorted(
+        split_flows(fab, "s1", 1) + [f for f in fab.state_for(3)[0]
+                                     if dict(f.match).get("in_port") == 3], key=repr)
+    assert all(f.key() not in {o.key() for o in old_flows} for f in out.flow_adds)
+    assert len(out.flow_adds) == len(added_cls) + 1  # h1->A2 deliver at s3 (A2->B is local)
+    assert seg_flows(out, fab, "fg1", 2) == []
+    pairs = {(p["from"], p["to"]): p["vlan"] for p in fab.graph_pairs("fg1")}
+    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == vids
+    assert len(set(pairs.values())) == 5
+    back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"))))
+    assert not (back.group_adds or back.group_mods or back.group_dels)
+    assert back.flow_adds == h1_cls
+    assert sorted(back.flow_dels, key=repr) == sorted(out.flow_adds, key=repr)
+    assert {d: fab.state_for(d) for d in SWITCHES.values()} == before
+    assert fab.graph_vlans("fg1") == vids
+
+
+def test_scale_out_and_in_are_diffs_with_a_select_group(snet):
+    """Protocol left open: 1 -> 2 instances only adds the new pairs and a select group and
+    rewrites the feeding classifier; 2 -> 1 removes exactly those; the last segment is
+    never touched and the switches end as before."""
+    fab = snet.fabric
+    snet.do(fab.add_graph(graph(hops=("h1", "A", "B", "h2"), match=ANY_PROTO)))
+    before = {d: fab.state_for(d) for d in SWITCHES.values()}
+    vids = fab.graph_vlans("fg1")
+    out = snet.do(fab.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"), match=ANY_PROTO)))
     assert not out.flow_dels and not out.group_dels and not out.group_mods
     assert [g.type for g in out.group_adds] == ["select"]
     assert seg_flows(out, fab, "fg1", 2) == []
@@ -611,7 +799,7 @@ def test_scale_out_and_in_are_diffs(snet):
     pairs = {(p["from"], p["to"]): p["vlan"] for p in fab.graph_pairs("fg1")}
     assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == vids
     assert len(set(pairs.values())) == 5
-    back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"))))
+    back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"), match=ANY_PROTO)))
     assert seg_flows(back, fab, "fg1", 2) == []
     assert [g.type for g in back.group_dels] == ["select"]
     assert {d: fab.state_for(d) for d in SWITCHES.values()} == before
@@ -631,7 +819,7 @@ def test_scale_in_drains_the_removed_instance(snet):
 
 
 def test_instance_leaving_the_select_group_is_never_reached(snet):
-    """Flows hashed to the remaining instance keep their instance across a scale-in."""
+    """Flows split to the remaining instance keep their instance across 2 -> 3 -> 2."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
     before = {p["udp_src"]: snet.dp.trace(p, "h1")[0] for p in flows_of()}
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2", "A3"], "B", "h2"))))
@@ -641,12 +829,14 @@ def test_instance_leaving_the_select_group_is_never_reached(snet):
 
 
 def test_protected_scaled_out_hop_survives_each_link(snet):
-    """With protection, select buckets end in per-pair fast-failover groups: every single
-    link failure is bypassed before and after the controller reacts, for every flow."""
+    """With protection, the masked classifier flows end in per-pair fast-failover groups:
+    every single link failure is bypassed before and after the controller reacts, for every
+    flow."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "D", "h2"), protection=True)))
     _, groups = snet.fabric.state_for(1)
-    select = [g for g in groups if g.type == "select"]
-    assert len(select) == 1 and all(b.actions[-1][0] == "group" for b in select[0].buckets)
+    assert {g.type for g in groups} == {"ff"}
+    split = split_flows(snet.fabric, "s1", 1)
+    assert len(split) == 2 and all(f.actions[-1][0] == "group" for f in split)
     assert snet.fabric.graph_backups("fg1") == []
     pkts = flows_of(32)
     for link in LINKS:
@@ -665,7 +855,8 @@ def test_protected_scaled_out_hop_survives_each_link(snet):
 
 
 def test_unreachable_instance_leaves_the_select_group(snet):
-    """An instance cut off from the source is dropped from the buckets; the others serve."""
+    """An instance cut off from the source gets no share (with only one left, the plain
+    classifier sends everything to it); the others serve."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A3"], "B", "h2"))))
     for a, b in (("s1", "s2"), ("s2", "s4")):
         link = snet.link_down(a, b)

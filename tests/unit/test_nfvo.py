@@ -1,0 +1,156 @@
+"""NFVO and VNFM lifecycle logic with a fake NFVI driver (pure logic; the real thing is
+proved in tests/integration/test_mano.py): conflicts, grants, rollback of a failed step,
+and reconciliation after a restart."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mano.errors import ConflictError, MANOError
+from mano.nfvi import ComputeNodeInfo, InstanceInfo
+from mano.nfvo import NFVO
+from mano.opocc import OpState
+
+ROOT = Path(__file__).resolve().parents[2] / "descriptors"
+
+
+class FakeDriver:
+    """Just enough NFVI: instances and graphs in dicts; create can block or fail."""
+
+    def __init__(self):
+        self.instances: dict[str, InstanceInfo] = {}
+        self.graphs: dict[str, dict] = {}
+        self.fail_on: set[str] = set()
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def compute_nodes(self):
+        return [ComputeNodeInfo(f"n{i}", f"e{i}", 4.0, 4096, 100) for i in range(1, 5)]
+
+    def endpoints(self):
+        return {f"h{i}": f"10.0.0.{i}" for i in range(1, 17)}
+
+    def endpoint_switches(self):
+        return {f"h{i}": f"e{(i + 1) // 2}" for i in range(1, 17)}
+
+    def switch_distance(self, a, b):
+        return 0.0 if a == b else 2.0
+
+    def create_instance(self, iid, node, flavour, image):
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if iid in self.fail_on:
+            raise MANOError(f"boom creating {iid}")
+        self.instances[iid] = InstanceInfo(iid, node, "e1", "10.1.0.1", "02:00:00:00:00:01")
+        return self.instances[iid]
+
+    def delete_instance(self, iid):
+        self.instances.pop(iid, None)
+
+    def restart_instance(self, iid):
+        return self.instances[iid]
+
+    def list_instances(self):
+        return list(self.instances.values())
+
+    def instance_metrics(self, iid):
+        raise MANOError("no metrics here")
+
+    def put_graph(self, g):
+        self.graphs[g["name"]] = g
+        return {"paths": []}
+
+    def delete_graph(self, name):
+        self.graphs.pop(name, None)
+
+    def list_graphs(self):
+        return sorted(self.graphs)
+
+    def graph_stats(self, name):
+        return {}
+
+    def subscribe(self, cb):
+        pass
+
+
+@pytest.fixture
+def nfvo(tmp_path):
+    drv = FakeDriver()
+    n = NFVO(drv, tmp_path / "db.sqlite")
+    n.onboard_nsd(ROOT / "nsd" / "chain3.yaml", sorted((ROOT / "vnfd").glob("*.yaml")))
+    yield n
+    n.close()
+
+
+def test_instantiate_creates_instances_grants_and_the_graph(nfvo):
+    """A completed instantiation leaves three instances, a grant per VNF operation, and one
+    graph whose hops are the chain in order."""
+    op = nfvo.instantiate("chain3", "web")
+    assert op["state"] == "COMPLETED"
+    drv = nfvo.driver
+    assert sorted(drv.instances) == ["fw_1", "fwd2_1", "fwd_1"]
+    assert drv.graphs["web.fg1"]["hops"] == ["h1", "fw_1", "fwd_1", "fwd2_1", "h16"]
+    vnf_ops = nfvo.ops.list(level="vnf", parent=op["id"])
+    assert len(vnf_ops) == 3 and all(o.grant_id for o in vnf_ops)
+    assert all(nfvo.store.list_grants(op_id=o.id) for o in vnf_ops)
+
+
+def test_second_operation_on_a_busy_ns_is_refused_with_a_conflict(nfvo):
+    """While an instantiation is PROCESSING, a terminate of the same NS is refused."""
+    drv = nfvo.driver
+    drv.gate = threading.Event()
+    t = threading.Thread(target=nfvo.instantiate, args=("chain3", "web"))
+    t.start()
+    assert drv.entered.wait(5)
+    with pytest.raises(ConflictError, match="one at a time"):
+        nfvo.terminate("web")
+    drv.gate.set()
+    t.join(10)
+    assert nfvo.store.get_ns_instance("web")["state"] == "INSTANTIATED"
+
+
+def test_a_failed_step_is_rolled_back_leaving_nothing(nfvo):
+    """When creating the third VNF fails, the NS operation ends ROLLED_BACK and no instance,
+    allocation or graph is left."""
+    nfvo.driver.fail_on = {"fwd2_1"}
+    with pytest.raises(MANOError, match="boom"):
+        nfvo.instantiate("chain3", "web")
+    ns_op = nfvo.ops.list(level="ns")[0]
+    assert ns_op.state == OpState.ROLLED_BACK
+    assert nfvo.driver.instances == {} and nfvo.driver.graphs == {}
+    assert nfvo.store.list_allocations() == [] and nfvo.vim.active_servers() == 0
+    assert nfvo.store.get_ns_instance("web")["state"] == "NOT_INSTANTIATED"
+
+
+def test_scale_outside_the_scaling_aspect_is_refused(nfvo):
+    """Scaling in below min is a conflict naming the bounds; out adds an instance."""
+    nfvo.instantiate("chain3", "web")
+    with pytest.raises(ConflictError, match=r"outside its scaling aspect \[1, 3\]"):
+        nfvo.scale("web", "fwd", "in")
+    nfvo.scale("web", "fwd", "out")
+    assert nfvo.driver.graphs["web.fg1"]["hops"][2] == ["fwd_1", "fwd_2"]
+
+
+def test_reconcile_after_restart_rolls_back_starting_fails_processing_removes_orphans(tmp_path):
+    """A new NFVO on the same database: STARTING -> ROLLED_BACK, PROCESSING -> FAILED_TEMP,
+    an instance the infrastructure has but no record names is deleted."""
+    drv = FakeDriver()
+    a = NFVO(drv, tmp_path / "db.sqlite")
+    a.onboard_nsd(ROOT / "nsd" / "chain3.yaml", sorted((ROOT / "vnfd").glob("*.yaml")))
+    a.store.put_ns_instance("x", "chain3", "NOT_INSTANTIATED")
+    a.store.put_ns_instance("y", "chain3", "NOT_INSTANTIATED")
+    s = a.ops.start("ns", "x", "INSTANTIATE", {})
+    p = a.ops.start("ns", "y", "INSTANTIATE", {})
+    a.ops.transition(p.id, OpState.PROCESSING)
+    a.close()
+    drv.instances["ghost_1"] = InstanceInfo("ghost_1", "n1", "e1", "10.1.0.9", "02:00:00:00:00:09")
+    b = NFVO(drv, tmp_path / "db.sqlite")
+    assert b.ops.get(s.id).state == OpState.ROLLED_BACK
+    assert b.ops.get(p.id).state == OpState.FAILED_TEMP
+    assert "ghost_1" not in drv.instances
+    b.rollback(p.id)
+    assert b.ops.get(p.id).state == OpState.ROLLED_BACK
+    b.close()
