@@ -376,6 +376,29 @@ class NFVO:
             log.warning("reconciliation: %s", report)
         return report
 
+    def measure_ns(self, ns_id: str, *, duration: float = 1.0, rate: int = 1000) -> dict:
+        """Probe every forwarding graph of the NS end to end (ingress -> egress, real packets)
+        and record ``latency_ms`` and ``loss_pct`` per NS and graph in ``self.metrics``."""
+        from mano.monitoring import labels_of
+        self._need_instantiated(ns_id)
+        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+        out = {}
+        for fg in nsd.vnffg:
+            cl = fg.classifier
+            port = cl.get("udp_dst") or cl.get("tcp_dst") or 5001
+            if cl.get("ip_proto", 17) != 17:
+                raise MANOError(f"NS {ns_id} graph {fg.id}: the probe is UDP; the classifier "
+                                f"selects ip_proto {cl['ip_proto']}")
+            res = self.driver.probe(fg.ingress, fg.egress, port=port, rate=rate,
+                                    duration=duration, src_port=cl.get("udp_src"))
+            lb = labels_of(ns=ns_id, graph=fg.id)
+            t = self.monitor.clock()
+            if res.get("latency_ms") is not None:
+                self.metrics.record("latency_ms", lb, t, res["latency_ms"])
+            self.metrics.record("loss_pct", lb, t, res["loss_pct"])
+            out[fg.id] = res
+        return out
+
     # ---- views ------------------------------------------------------------------------------
     def list_ns(self) -> list[dict]:
         return self.store.list_ns_instances()

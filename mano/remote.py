@@ -93,6 +93,11 @@ class RemoteDriver:
     def graph_stats(self, name: str) -> dict:
         return self._result("graph_stats", name=name)
 
+    def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
+              duration: float = 1.0, src_port: int | None = None) -> dict:
+        return self._result("probe", src=src, dst=dst, port=port, rate=rate,
+                            duration=duration, src_port=src_port)
+
     def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
         if self._poller is None:
             # events from before this client existed are history, not news

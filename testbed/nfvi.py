@@ -175,6 +175,22 @@ class EmulatedDriver:
     def graph_stats(self, name: str) -> dict:
         return self.emu.ctl.graph_stats(name)
 
+    def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
+              duration: float = 1.0, src_port: int | None = None) -> dict:
+        """A sequence-numbered UDP probe from endpoint ``src`` to ``dst``:``port``: loss,
+        latency and the largest gap, measured with real packets."""
+        from testbed import chain
+        for name in (src, dst):
+            if name not in self.emu.hosts:
+                raise TestbedError(f"no endpoint {name!r}")
+        res = chain.Probe(self.emu, src, dst, port=port, rate=rate, duration=duration,
+                          tag=f"probe-{src}-{dst}-{port}", src_port=src_port).start().wait()
+        sent = res.get("sent") or 0
+        return {"sent": sent, "received": res.get("received", 0),
+                "loss_pct": 100.0 * (1 - res.get("received", 0) / sent) if sent else 100.0,
+                "latency_ms": (res.get("latency_ms") or {}).get("median"),
+                "max_gap_ms": res.get("max_gap_ms"), "time": time.monotonic()}
+
     # ---- events ---------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
         self._subscribers.append(callback)

@@ -68,6 +68,9 @@ def test_ns_of_three_vnfs_carries_traffic_through_the_chain(env):
         assert nfvo.metrics.latest("alive", instance=v["id"]) == 1.0
         assert max(nfvo.metrics.window("packets_rate", 0, instance=v["id"])) > 100
         assert max(nfvo.metrics.window("cpu_util", 0, instance=v["id"])) > 0
+    m = nfvo.measure_ns("web", duration=0.5)["fg1"]
+    assert m["loss_pct"] < 1 and 0 < m["latency_ms"] < 50
+    assert nfvo.metrics.latest("loss_pct", ns="web") == m["loss_pct"]
     stats = drv.graph_stats("web.fg1")
     assert [len(s["from"]) if isinstance(s["from"], list) else 1
             for s in stats["segments"]] == [1, 1, 1, 1]

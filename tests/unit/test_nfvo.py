@@ -154,3 +154,19 @@ def test_reconcile_after_restart_rolls_back_starting_fails_processing_removes_or
     b.rollback(p.id)
     assert b.ops.get(p.id).state == OpState.ROLLED_BACK
     b.close()
+
+
+def test_catalogue_disable_refuses_instantiation_and_delete_is_refused_while_in_use(nfvo):
+    """A disabled NSD cannot be instantiated; an NSD with a live NS cannot be deleted; after
+    terminate it can, and the records go with it."""
+    nfvo.set_nsd_enabled("chain3", False)
+    with pytest.raises(ConflictError, match="NSD chain3 is disabled"):
+        nfvo.instantiate("chain3", "web")
+    nfvo.set_nsd_enabled("chain3", True)
+    nfvo.instantiate("chain3", "web")
+    with pytest.raises(ConflictError, match="in use by NS web"):
+        nfvo.delete_nsd("chain3")
+    nfvo.terminate("web")
+    assert all(v["state"] == "TERMINATED" for v in nfvo.store.list_vnf_instances(ns_id="web"))
+    nfvo.delete_nsd("chain3")
+    assert nfvo.store.list_nsds() == []
