@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -133,6 +134,34 @@ class EmulatedDriver:
         """Fault injection: the VNF program dies (SIGKILL), the host stays."""
         with self._lock:
             self._get(instance_id).proc.kill()
+
+    def hang_instance(self, instance_id: str, hung: bool = True) -> None:
+        """Fault injection: the VNF program stops (SIGSTOP: alive, not forwarding) or goes
+        on (SIGCONT)."""
+        with self._lock:
+            proc = self._get(instance_id).proc
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGSTOP if hung else signal.SIGCONT)
+
+    def fail_compute_node(self, node: str) -> list[str]:
+        """Fault injection: a compute node fails; every instance on it dies. The node stays
+        unusable for placement until ``recover_compute_node``."""
+        if node not in self.topology.computes:
+            raise TestbedError(f"unknown compute node {node!r}")
+        with self._lock:
+            self._down_nodes.add(node)
+            victims = [i for i in self._instances.values() if i.info.compute_node == node]
+            for i in victims:
+                if i.proc.poll() is None:
+                    i.proc.kill()
+        self._emit(InfraEvent("compute_down", node, time.monotonic(),
+                              {"instances": [i.info.instance_id for i in victims]}))
+        return [i.info.instance_id for i in victims]
+
+    def recover_compute_node(self, node: str) -> None:
+        with self._lock:
+            self._down_nodes.discard(node)
+        self._emit(InfraEvent("compute_up", node, time.monotonic(), {}))
 
     def _get(self, instance_id: str) -> _Instance:
         try:

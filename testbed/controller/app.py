@@ -80,7 +80,7 @@ def _build_app():
     from testbed.controller import ofmsg
     from testbed.controller.logic import Fabric
     from testbed.controller.northbound import Northbound
-    from testbed.controller.specs import Attachment, Link
+    from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
 
     class TestbedController(app_manager.OSKenApp):
         OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
@@ -95,6 +95,8 @@ def _build_app():
             self.fabric = Fabric(self.names,
                                  [Link(**lk) for lk in w["links"]],
                                  [Attachment(**a) for a in w["attachments"]])
+            self.state_path = self.config.get("state_path")
+            self._restore_state()
             self.datapaths: dict[int, object] = {}
             self.ready: set[int] = set()
             self.pending: dict[int, tuple[object, list]] = {}   # xid -> (event, replies)
@@ -111,6 +113,38 @@ def _build_app():
             self.api_thread.start()
             LOG.info("controller up: %d switches, OpenFlow port %s, API port %s",
                      len(self.names), self.config["of_port"], self.config["api_port"])
+
+        # ---- state that survives a controller restart ------------------------------------
+        def _restore_state(self) -> None:
+            """Attachments and graphs saved by a previous controller process of this run:
+            restored before any switch connects, so a restart does not cut traffic."""
+            if not self.state_path or not os.path.exists(self.state_path):
+                return
+            with open(self.state_path) as f:
+                st = json.load(f)
+            known = set(self.fabric.attachments())
+            for a in st.get("attachments", []):
+                if a["name"] not in known:
+                    self.fabric.add_attachment(Attachment(**a))
+            for g in st.get("graphs", []):
+                try:
+                    self.fabric.add_graph(ForwardingGraphSpec.from_dict(g))
+                except Exception as exc:  # a saved graph that no longer fits: say so, go on
+                    LOG.error("saved graph %s not restored: %s", g.get("name"), exc)
+            LOG.info("restored %d graphs and %d attachments from %s",
+                     len(st.get("graphs", [])), len(st.get("attachments", [])), self.state_path)
+
+        def save_state(self) -> None:
+            if not self.state_path:
+                return
+            import dataclasses
+            st = {"attachments": [dataclasses.asdict(a)
+                                  for a in self.fabric.attachments().values()],
+                  "graphs": [g.to_dict() for g in self.fabric.graphs().values()]}
+            tmp = self.state_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(st, f)
+            os.replace(tmp, self.state_path)
 
         # ---- applying what the logic decided --------------------------------------
         def apply(self, changes, reason: str = "") -> int:

@@ -113,6 +113,7 @@ class Northbound:
             raise HTTPError(400, f"attachment {name}: unknown switch {att.switch!r}")
         with self.app.lock:
             self.app.apply(self.app.fabric.add_attachment(att), f"attachment {name}")
+            self.app.save_state()
         return {"name": name}
 
     def delete_attachment(self, name):
@@ -121,6 +122,7 @@ class Northbound:
                 raise HTTPError(404, f"no attachment {name!r}")
             self.app.apply(self.app.fabric.remove_attachment(name),
                            f"attachment {name} removed")
+            self.app.save_state()
 
     def _graph_view(self, name):
         f = self.app.fabric
@@ -137,19 +139,25 @@ class Northbound:
             raise HTTPError(400, f"graph name in the path ({name}) and body differ")
         payload["name"] = name
         spec = ForwardingGraphSpec.from_dict(payload)
-        changes = self.app.fabric.add_graph(spec)
-        self.app.apply(changes, f"graph {name}")
-        self.app.barrier_all()
-        return self._graph_view(name)
+        with self.app.lock:
+            self.app.apply(self.app.fabric.add_graph(spec), f"graph {name}")
+            self.app.save_state()
+            view = self._graph_view(name)
+        self.app.barrier_all()  # answer once the switches hold the flows
+        return view
 
     def get_graph(self, name):
-        self._known(name)
-        return self._graph_view(name)
+        with self.app.lock:
+            self._known(name)
+            return self._graph_view(name)
 
     def delete_graph(self, name):
-        self._known(name)
-        self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed")
+        with self.app.lock:
+            self._known(name)
+            self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed")
+            self.app.save_state()
         self.app.barrier_all()
+        return None
 
     def _known(self, name):
         if name not in self.app.fabric.graphs():

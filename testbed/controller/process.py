@@ -117,7 +117,8 @@ class ControllerProcess:
     def start(self, timeout: float = 20.0) -> None:
         cfg = self.run_dir / "controller.json"
         cfg.write_text(json.dumps({"wiring": self.wiring, "of_port": self.of_port,
-                                   "api_port": self.api_port, "log_level": self.log_level}))
+                                   "api_port": self.api_port, "log_level": self.log_level,
+                                   "state_path": str(self.run_dir / "controller-state.json")}))
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "testbed.controller.app", str(cfg)],

@@ -228,10 +228,29 @@ class Emulation:
     def _start_controller(self) -> None:
         from testbed.controller.process import ControllerProcess
 
+        # a new run starts with no graphs: forget what a previous controller of a reused
+        # run folder saved (restart_controller keeps it, on purpose)
+        (self.run_dir / "controller-state.json").unlink(missing_ok=True)
         self.controller = ControllerProcess(self.run_dir, self.wiring(), **self.controller_args)
         self.controller.start()
         self._record.add_process(self.controller.pid, "controller")
         self.ctl = self.controller.client
+
+    def restart_controller(self) -> float:
+        """Stop the controller process and start a new one (same ports, same saved graphs);
+        return the seconds until every switch is programmed again."""
+        from testbed.controller.process import ControllerProcess
+        t = time.monotonic()
+        old = self.controller
+        old.stop()
+        self._record.forget_process(old.pid)
+        self.controller = ControllerProcess(self.run_dir, self.wiring(), of_port=old.of_port,
+                                            api_port=old.api_port)
+        self.controller.start()
+        self._record.add_process(self.controller.pid, "controller")
+        self.ctl = self.controller.client
+        self.ctl.wait_switches(len(self.switches), timeout=60)
+        return time.monotonic() - t
 
     def _start_hosts(self) -> None:
         t = time.monotonic()

@@ -165,3 +165,16 @@ def test_scale_out_balances_flows_over_instances_and_scale_in_drains(emu, vnfs):
     assert vnfs["vC"].packets == before["vC"]
     assert vnfs["vA"].packets - before["vA"] == pytest.approx(sum(got), abs=20)
     emu.ctl.delete_graph("scaled")
+
+
+def test_controller_restart_keeps_graphs_and_traffic(emu, vnfs):
+    """The controller process is replaced; the new one restores the saved graphs before the
+    switches reconnect, so the chain still carries traffic afterwards."""
+    emu.ctl.put_graph(_graph(emu, "kept", "h1", "h16", ["vA"], 5006))
+    old_pid = emu.controller.pid
+    took = emu.restart_controller()
+    assert emu.controller.pid != old_pid and took < 30
+    assert "kept" in emu.ctl.graphs()
+    res = _probe(emu, "h1", "h16", 5006, n=400, tag="afterrestart").start().wait()
+    assert res["received"] >= 390
+    emu.ctl.delete_graph("kept")

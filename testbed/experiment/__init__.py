@@ -1,0 +1,1 @@
+"""Experiments: scenarios, the SimPy engine, load and faults, results, plots and sweeps."""

@@ -1,0 +1,144 @@
+"""What a scenario declares: topology, descriptors, network services, load, faults, policies.
+
+A scenario is a plain Python file in ``scenarios/`` with a ``build(s)`` function::
+
+    def build(s):
+        s.topology("topologies/fat_tree4.yaml")
+        s.onboard("descriptors/nsd/chain3.yaml", vnfds=["fw", "fwd", "fwd2"])
+        s.instantiate("chain3", "web")
+        s.load("web", profile={"type": "step", "before": 300, "after": 1500, "at": 10})
+        s.fault(at=8, kind="link_down", target="auto", duration=4)
+        s.policy("liveness")
+
+``s.param(name, default)`` reads ``--set name=value`` (typed like the default). All
+randomness comes from ``s.rng`` (seeded with ``--seed``), and the fault and load timeline
+is computed from it before anything runs, so the same seed gives the same timeline.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed.errors import TestbedError
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULT_KINDS = ("link_down", "switch_down", "compute_down", "vnf_crash", "vnf_hang",
+               "nfvo_restart", "controller_restart")
+
+
+@dataclass
+class LoadSpec:
+    ns: str
+    profile: dict
+    flows: int = 8
+    port: int | None = None        # default: the NS graph's udp_dst
+
+
+@dataclass
+class FaultSpec:
+    at: float
+    kind: str
+    target: str = "auto"           # "auto": chosen when the run starts (on the active path)
+    duration: float | None = None  # None: permanent (until healed)
+
+
+@dataclass
+class StochasticFaults:
+    kind: str
+    targets: list[str]
+    mtbf_s: float
+    mttr_s: float
+
+
+@dataclass
+class Scenario:
+    name: str
+    seed: int
+    duration: float
+    params: dict = field(default_factory=dict)
+    topology_path: str | None = None
+    onboards: list[tuple[str, list[str]]] = field(default_factory=list)
+    services: list[tuple[str, str]] = field(default_factory=list)
+    loads: list[LoadSpec] = field(default_factory=list)
+    faults: list[FaultSpec] = field(default_factory=list)
+    stochastic: list[StochasticFaults] = field(default_factory=list)
+    policies: list = field(default_factory=list)
+    slas: dict = field(default_factory=dict)
+    probe_rate: int = 500
+    checks: dict = field(default_factory=dict)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self):
+        self.rng = random.Random(self.seed)
+        self._used_params: set[str] = set()
+
+    # ---- declarations ------------------------------------------------------------------
+    def param(self, name: str, default):
+        """A parameter, overridable with ``--set name=value`` (converted to the default's type)."""
+        self._used_params.add(name)
+        if name not in self.params:
+            self.params[name] = default
+            return default
+        raw = self.params[name]
+        try:
+            value = type(default)(raw) if not isinstance(default, bool) else \
+                str(raw).lower() in ("1", "true", "yes", "on")
+        except (TypeError, ValueError):
+            raise TestbedError(f"--set {name}={raw!r}: expected {type(default).__name__}") \
+                from None
+        self.params[name] = value
+        return value
+
+    def topology(self, path: str) -> None:
+        self.topology_path = str(path)
+
+    def onboard(self, nsd: str, vnfds: list[str]) -> None:
+        """``nsd``: a path; ``vnfds``: VNFD ids in descriptors/vnfd or paths."""
+        paths = [v if v.endswith(".yaml") else str(ROOT / "descriptors" / "vnfd" / f"{v}.yaml")
+                 for v in vnfds]
+        self.onboards.append((str(nsd), paths))
+
+    def instantiate(self, nsd_id: str, ns: str) -> None:
+        self.services.append((nsd_id, ns))
+
+    def load(self, ns: str, profile: dict, flows: int = 8, port: int | None = None) -> None:
+        self.loads.append(LoadSpec(ns, dict(profile), flows, port))
+
+    def fault(self, at: float, kind: str, target: str = "auto",
+              duration: float | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise TestbedError(f"fault kind {kind!r} unknown; known: {', '.join(FAULT_KINDS)}")
+        self.faults.append(FaultSpec(float(at), kind, target, duration))
+
+    def random_faults(self, kind: str, targets: list[str], mtbf_s: float, mttr_s: float) -> None:
+        """Faults of ``kind`` on each target: exponential times between failures (mean
+        mtbf_s) and to repair (mean mttr_s), drawn from the seed."""
+        if kind not in FAULT_KINDS:
+            raise TestbedError(f"fault kind {kind!r} unknown; known: {', '.join(FAULT_KINDS)}")
+        self.stochastic.append(StochasticFaults(kind, list(targets), mtbf_s, mttr_s))
+
+    def policy(self, policy, **params) -> None:
+        """A policy object, or a name of ``mano.policies.POLICIES`` with its parameters."""
+        self.policies.append((policy, params))
+
+    def sla(self, ns: str, **targets) -> None:
+        self.slas[ns] = targets
+
+    def expect(self, **checks) -> None:
+        """Plausibility checks on the summary (e.g. ``scale_out=True``, ``max_outage_ms=2000``,
+        ``healthy_at_end=True``): a run that fails one fails."""
+        self.checks.update(checks)
+
+    # ---- the timeline -----------------------------------------------------------------------
+    def timeline(self) -> list[FaultSpec]:
+        """Every fault of the run in time order: scheduled ones and those drawn from the seed."""
+        out = [f for f in self.faults if f.at < self.duration]
+        for st in self.stochastic:
+            for target in st.targets:
+                t = self.rng.expovariate(1.0 / st.mtbf_s)
+                while t < self.duration:
+                    repair = max(0.5, self.rng.expovariate(1.0 / st.mttr_s))
+                    out.append(FaultSpec(round(t, 3), st.kind, target, round(repair, 3)))
+                    t += repair + self.rng.expovariate(1.0 / st.mtbf_s)
+        return sorted(out, key=lambda f: (f.at, f.kind, f.target))
