@@ -59,6 +59,88 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise TestbedError(f"--set {pair!r}: expected key=value")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_run(args) -> int:
+    _need_root("testbed run")
+    from testbed.experiment.engine import run_scenario
+
+    run_dir = run_scenario(args.scenario, seed=args.seed, duration=args.duration,
+                           overrides=_overrides(args.set), results=args.results)
+    import json
+    summary = json.loads((run_dir / "summary.json").read_text())
+    print((run_dir / "summary.md").read_text())
+    print(f"results and plots: {run_dir}/ (timeline.png, recovery_cdf.png)")
+    if not summary.get("passed", False):
+        failed = [c for c in summary.get("checks", []) if not c["ok"]]
+        print(f"testbed: run FAILED: {failed or summary.get('leftovers') or 'unhealthy at end'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from testbed.experiment import plots, results
+
+    runs = [results.load_run(Path(r)) for r in args.runs]
+    for run, path in zip(runs, args.runs):
+        summary = results.summarize(run)
+        results.write_summary(Path(path), summary)
+        plots.plot_timeline(run, Path(path) / "timeline.png")
+        plots.plot_recovery_cdf([run], Path(path) / "recovery_cdf.png")
+        print(f"{path}: redrawn")
+    if len(runs) > 1:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plots.plot_compare(runs, out / "compare.png")
+        plots.plot_recovery_cdf(runs, out / "recovery_cdf.png")
+        print(f"comparison: {out}/compare.png, {out}/recovery_cdf.png")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    _need_root("testbed sweep")
+    import itertools
+    import json
+
+    from testbed.experiment import sweep
+    from testbed.experiment.engine import run_scenario
+
+    grid = {}
+    for spec in args.grid or []:
+        k, _, vals = spec.partition("=")
+        grid[k] = vals.split(",")
+    combos = [dict(zip(grid, c)) for c in itertools.product(*grid.values())] or [{}]
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    total, done, summaries = len(combos) * len(seeds), 0, []
+    for combo in combos:
+        for seed in seeds:
+            done += 1
+            bar = "#" * (30 * done // total)
+            print(f"\r[{bar:<30}] {done}/{total} {combo} seed {seed}", end="", flush=True)
+            run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
+                                   overrides={**_overrides(args.set), **combo},
+                                   results=args.results)
+            s = json.loads((run_dir / "summary.json").read_text())
+            s["params"] = {**combo, "seed": seed}
+            summaries.append(s)
+    print()
+    rows = sweep.aggregate(summaries, by=list(grid))
+    out = Path(args.results) / Path(args.scenario).stem / "sweep"
+    out.mkdir(parents=True, exist_ok=True)
+    sweep.write_table(rows, out / "sweep.csv", out / "sweep.md")
+    print((out / "sweep.md").read_text())
+    return 0
+
+
 def cmd_up(args) -> int:
     _need_root("testbed up")
     from testbed.daemon import run_daemon
@@ -177,6 +259,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--results", default="results", help="results folder (default: results)")
     d.add_argument("--seed", type=int, default=1, help="seed (written into the results)")
     d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run a scenario (SimPy-driven load and faults) and write "
+                                   "results and plots")
+    r.add_argument("scenario", help="a scenario file, e.g. scenarios/chain_heal_link.py")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--duration", type=float, default=None, help="seconds (default: the "
+                                                               "scenario's DURATION)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="a scenario parameter")
+    r.add_argument("--results", default="results")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="re-draw runs' summaries and plots; compare several")
+    rp.add_argument("runs", nargs="+", help="run folders results/<scenario>/<run-id>")
+    rp.add_argument("--out", default="results/report", help="where a comparison goes")
+    rp.set_defaults(func=cmd_report)
+
+    sw = sub.add_parser("sweep", help="run a grid of parameters x seeds and aggregate them")
+    sw.add_argument("scenario")
+    sw.add_argument("--grid", action="append", metavar="KEY=V1,V2,...")
+    sw.add_argument("--seeds", type=int, default=3, help="number of seeds per grid point")
+    sw.add_argument("--seed", type=int, default=1, help="first seed")
+    sw.add_argument("--duration", type=float, default=None)
+    sw.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sw.add_argument("--results", default="results")
+    sw.set_defaults(func=cmd_sweep)
 
     t = sub.add_parser("topology", help="topology files")
     tsub = t.add_subparsers(dest="topology_command", required=True)
