@@ -109,7 +109,11 @@ class ScenarioRun:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.dir = Path(results) / sc.name / f"{stamp}-s{sc.seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        from testbed.experiment.load import make_profile
         self.timeline = sc.timeline()
+        # profiles are made once, here, so their random draws follow the fault timeline's
+        self.profiles = [make_profile(ld.profile, sc.rng, duration=sc.duration)
+                         for ld in sc.loads]
         self.events_f = open(self.dir / "events.jsonl", "w")
         self.metric_rows: list[tuple[float, str, str, float]] = []
         self.t0 = time.monotonic()
@@ -138,8 +142,12 @@ class ScenarioRun:
             "params": sc.params, "topology": sc.topology_path, "services": sc.services,
             "sla": sc.slas, "checks": sc.checks, "versions": _versions(), "git": _git(),
             "started": dt.datetime.now().isoformat(timespec="seconds")}, indent=1))
+        from testbed.experiment.load import timeline
         (self.dir / "timeline.json").write_text(json.dumps(
-            [vars(f) for f in self.timeline], indent=1))
+            {"faults": [vars(f) for f in self.timeline],
+             "load": {f"{ld.ns}#{i}": timeline(p, self.sc.duration, step=0.5)
+                      for i, (ld, p) in enumerate(zip(self.sc.loads, self.profiles))}},
+            indent=1))
 
     def run(self) -> Path:
         from mano.nfvo import NFVO
@@ -237,9 +245,8 @@ class ScenarioRun:
         self.commanded[i] = rate
 
     def _load_proc(self, env, load):
-        from testbed.experiment.load import make_profile
         i = self.sc.loads.index(load)
-        prof = make_profile(load.profile, self.sc.rng)
+        prof = self.profiles[i]
         self.commanded = getattr(self, "commanded", {})
         last = None
         while True:
