@@ -413,6 +413,10 @@ class ScenarioRun:
     def _finish(self) -> bool:
         for i in range(len(self.sc.loads)):
             self._command(i, 0)
+        # the continuous probes end first: their receivers hold the probe ports
+        outages = self._outages()
+        for o in outages:
+            self.event("outage", **o)
         states, flowing = {}, {}
         for _nsd, ns in self.sc.services:
             states[ns] = self.nfvo.store.get_ns_instance(ns)["state"]
@@ -422,9 +426,6 @@ class ScenarioRun:
             except Exception as exc:
                 flowing[ns] = False
                 self.event("note", text=f"final probe of {ns} failed: {exc}")
-        outages = self._outages()
-        for o in outages:
-            self.event("outage", **o)
         for key, val in list(self.procs.items()):
             if key[0] == "load":
                 sp, rp, _out = val
