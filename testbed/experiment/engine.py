@@ -343,6 +343,8 @@ class ScenarioRun:
                              vnfds=vnfds, chains=chains)
 
     def _policy_proc(self, env):
+        # metrics of the first seconds include the VNF programs' start-up: policies wait
+        yield env.timeout(min(self.sc.warmup_s, self.sc.duration))
         while True:
             yield env.timeout(0.5)
             if not self.policies:

@@ -66,6 +66,7 @@ class Scenario:
     policies: list = field(default_factory=list)
     slas: dict = field(default_factory=dict)
     probe_rate: int = 500
+    warmup_s: float = 3.0            # policies start after this (start-up CPU is not load)
     checks: dict = field(default_factory=dict)
     rng: random.Random = field(init=False)
 
