@@ -518,6 +518,10 @@ class Emulation:
     def _stop_proc(self, proc: subprocess.Popen, what: str, timeout: float = 5.0):
         if proc.poll() is None:
             proc.terminate()
+            try:  # a stopped (SIGSTOP, "hung") process acts on SIGTERM only once continued
+                proc.send_signal(signal.SIGCONT)
+            except ProcessLookupError:
+                pass
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -19,6 +19,9 @@ CASES = {
                              and s["faults"][0]["detect_s"] is not None),
     "chaos_soak": (30, ["mtbf=8"], lambda s: s["healthy_at_end"] is True
                    and len(s["faults"]) >= 1),
+    "fault_catalogue": (40, [], lambda s: {f["fault"] for f in s["faults"]} >= {
+        "link_down", "vnf_hang", "controller_restart", "vnf_crash", "nfvo_restart",
+        "switch_down"}),
 }
 
 
