@@ -10,5 +10,6 @@ def build(s):
     s.load("web", {"type": "constant", "rate": 300})
     s.fault(at=s.param("fail_at", 6.0), kind="compute_down", target="auto",
             duration=s.param("down_for", 10.0))
-    s.policy("liveness")
+    # compare healing policies on the same timeline: --set healer=datapath (or liveness)
+    s.policy(s.param("healer", "liveness"))
     s.expect(min_heals=1, healthy_at_end=True)

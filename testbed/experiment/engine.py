@@ -394,6 +394,8 @@ class ScenarioRun:
                 except (OSError, ValueError):
                     samples = []
                 achieved = samples[-1][1] if samples else 0.0
+                if samples and len(samples[-1]) > 3 and samples[-1][3] is not None:
+                    self.metric("latency_ms", {"ns": load.ns}, samples[-1][3])
                 commanded = getattr(self, "commanded", {}).get(i, 0.0)
                 self.metric("achieved_pps", {"ns": load.ns}, achieved)
                 self.metric("commanded_pps", {"ns": load.ns}, commanded)

@@ -30,7 +30,7 @@ writes ``{"ready": true, "samples": []}`` to --out as soon as it is bound, then 
 datagrams per interval and rewrites --out atomically after each one::
 
     {"ready": true, "done": false, "interval": S, "port": P, "pid": ...,
-     "samples": [[t, packets, bytes], ...], "total": n, "total_bytes": b}
+     "samples": [[t, packets, bytes, mean_latency_ms], ...], "total": n, "total_bytes": b}
 
 where t is the end of the interval (CLOCK_MONOTONIC seconds, shared by all network
 namespaces of a machine), and packets/bytes are those received during it (UDP payload
@@ -104,7 +104,7 @@ def wait_ready(path: str, timeout: float = 5.0) -> dict:
 def rates(result: dict) -> list[tuple[float, float]]:
     """(t, packets/s) per sample of a receiver result (packets divided by the interval)."""
     interval = float(result.get("interval") or 1.0)
-    return [(t, n / interval) for t, n, _b in result.get("samples") or []]
+    return [(s[0], s[1] / interval) for s in result.get("samples") or []]
 
 
 def parse_command(line: str) -> tuple[str, float | None]:
@@ -316,6 +316,9 @@ def run_recv(args: argparse.Namespace) -> int:
     samples: list[list] = []
     total = total_bytes = 0
     packets = nbytes = 0
+    lat_sum = 0  # one-way latency (ns) summed over the interval: the send time rides in the
+    #              payload and CLOCK_MONOTONIC is shared by every namespace of the machine
+    unpack_from = HEADER.unpack_from
     interval_ns = int(args.interval * 1e9)
     clock = time.clock_gettime_ns
     mono = time.CLOCK_MONOTONIC
@@ -346,13 +349,18 @@ def run_recv(args: argparse.Namespace) -> int:
         t = clock(mono)
         if t >= next_end:
             while t >= next_end:
-                samples.append([next_end / 1e9, packets, nbytes])
-                packets = nbytes = 0
+                samples.append([next_end / 1e9, packets, nbytes,
+                                round(lat_sum / packets / 1e6, 4) if packets else None])
+                packets = nbytes = lat_sum = 0
                 next_end += interval_ns
             write(False)
         if n >= 0:
             packets += 1
             nbytes += n
+            if n >= HEADER_SIZE:
+                magic, _seq, sent_ns = unpack_from(buf)
+                if magic == MAGIC:
+                    lat_sum += t - sent_ns
             total += 1
             total_bytes += n
     sock.close()

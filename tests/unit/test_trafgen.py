@@ -210,7 +210,7 @@ def _stats(proc: subprocess.Popen) -> dict:
 
 def _within(samples, t0: float, t1: float, margin: float = 0.05) -> list[float]:
     """Rates (pps) of the samples whose whole interval lies in [t0 + margin, t1]."""
-    return [n / INTERVAL for t, n, _b in samples if t - INTERVAL >= t0 + margin and t <= t1]
+    return [n / INTERVAL for t, n, *_ in samples if t - INTERVAL >= t0 + margin and t <= t1]
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 10.0) -> None:
@@ -266,6 +266,10 @@ def test_commanded_rates_are_achieved(lab, tmp_path):
     assert idle and all(r == 0 for r in idle), samples
     assert res["total"] == st["sent"]  # no loss on a veth
     assert res["total_bytes"] == 64 * res["total"]
+    # each interval with packets carries their mean one-way latency (ms), idle ones None
+    lat = [s_[3] for s_ in samples if s_[1] > 0]
+    assert lat and all(0 < x < 50 for x in lat), samples
+    assert all(s_[3] is None for s_ in samples if s_[1] == 0)
 
 
 def test_flows_use_distinct_source_ports(lab, tmp_path):
