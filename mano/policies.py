@@ -213,7 +213,9 @@ class LivenessHealer:
                     if since is None or ctx.now - since < self.grace_s:
                         continue
                     pend = self._pending.get(iid)
-                    if pend is not None and ctx.now - pend < PENDING_HEAL_S:
+                    # a run of zeros that began after the last heal is a new failure (a
+                    # restarted instance keeps its id); an older one is that heal's stale view
+                    if pend is not None and since <= pend and ctx.now - pend < PENDING_HEAL_S:
                         continue
                     self._pending[iid] = ctx.now
                     actions.append(Action(

@@ -118,6 +118,7 @@ class ScenarioRun:
         self.metric_rows: list[tuple[float, str, str, float]] = []
         self.t0 = time.monotonic()
         self.procs: dict = {}
+        self.active_undos: dict = {}
         self.pending_heals: dict[str, float] = {}
 
     # ---- recording ---------------------------------------------------------------------------
@@ -184,6 +185,11 @@ class ScenarioRun:
                 env.process(self._policy_proc(env))
                 env.process(self._metrics_proc(env))
                 env.run(until=self.sc.duration)
+                # settle: faults still active are undone, no new ones come, policies go on
+                for undo in list(self.active_undos.values()):
+                    undo()
+                self.event("settle", seconds=self.sc.settle_s)
+                env.run(until=self.sc.duration + self.sc.settle_s)
                 healthy = self._finish()
                 self.nfvo.close()
                 self.driver.close()
@@ -231,7 +237,7 @@ class ScenarioRun:
                    if ld.ns == ns) and cl.get("udp_dst"):
                 continue  # the classifier admits one port only: the load is the probe
             p = Probe(self.emu, src, dst, port=port, rate=self.sc.probe_rate,
-                      duration=self.sc.duration + 1, tag=f"probe-{ns}").start()
+                      duration=self.sc.duration + self.sc.settle_s + 1, tag=f"probe-{ns}").start()
             self.procs[("probe", ns)] = p
 
     # ---- processes -----------------------------------------------------------------------------
@@ -292,9 +298,17 @@ class ScenarioRun:
         self.event("fault", fault=f.kind, target=target, id=fid, duration=f.duration)
         undo = self._apply(f.kind, target)
         if f.duration is not None and undo is not None:
+            done = []
+
+            def end(undo=undo, fid=fid, target=target):
+                if not done:   # once: at its time, or at the end of the run
+                    done.append(True)
+                    self.active_undos.pop(fid, None)
+                    undo()
+                    self.event("fault_end", fault=f.kind, target=target, id=fid)
+            self.active_undos[fid] = end
             yield env.timeout(f.duration)
-            undo()
-            self.event("fault_end", fault=f.kind, target=target, id=fid)
+            end()
 
     def _apply(self, kind: str, target: str):
         emu, drv = self.emu, self.driver

@@ -67,6 +67,7 @@ class Scenario:
     slas: dict = field(default_factory=dict)
     probe_rate: int = 500
     warmup_s: float = 3.0            # policies start after this (start-up CPU is not load)
+    settle_s: float = 5.0            # after the duration: faults undone, none new, policies on
     checks: dict = field(default_factory=dict)
     rng: random.Random = field(init=False)
 

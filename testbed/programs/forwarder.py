@@ -51,6 +51,7 @@ import struct
 import sys
 import time
 
+from testbed.programs.jsonio import write_json_atomic
 from testbed.programs.vnf import PROGRAMS, ParamsError, Processor, make_processor
 
 ETH_P_ALL = 0x0003
@@ -80,14 +81,6 @@ def flow_key(frame: bytes) -> str | None:
     if proto in _PORT_PROTOS and frag_offset == 0 and len(frame) >= off + 4:
         dport = (frame[off + 2] << 8) | frame[off + 3]
     return f"{src}>{dst}/{proto}:{dport}"
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` so readers never see a partial file."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 class Forwarder:

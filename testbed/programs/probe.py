@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import errno
 import heapq
-import json
 import os
 import signal
 import socket
@@ -42,6 +41,9 @@ import sys
 import time
 from array import array
 from collections.abc import Iterable
+
+from testbed.programs.jsonio import read_result, write_json_atomic  # noqa: F401
+from testbed.programs.jsonio import wait_ready as _wait_ready
 
 MAGIC = b"TBP1"
 # magic, stream id (u32), seq (u64), send time ns (u64), sender rate in pps (double)
@@ -55,36 +57,9 @@ def _now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` as JSON to ``path`` so readers never see a partial file."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
-def read_result(path: str) -> dict:
-    """Return the JSON a probe sender or receiver wrote to ``path``."""
-    with open(path) as f:
-        return json.load(f)
-
-
 def wait_ready(path: str, timeout: float = 5.0) -> dict:
-    """Wait until a receiver has written its readiness record to ``path``; return it.
-
-    Raises TimeoutError if it does not appear within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            data = read_result(path)
-            if data.get("ready"):
-                return data
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"probe receiver not ready: {path}")
-        time.sleep(0.01)
+    """Wait until a receiver has written its readiness record to ``path``; return it."""
+    return _wait_ready(path, timeout, "probe receiver")
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
