@@ -67,8 +67,7 @@ class NFVO:
     def onboard_vnfd(self, path_or_vnfd) -> str:
         vnfd = D.load_vnfd(path_or_vnfd) if isinstance(path_or_vnfd, (str, Path)) \
             else path_or_vnfd
-        D.check_vnfd_fits(vnfd, self.driver.compute_nodes()) \
-            if hasattr(D, "check_vnfd_fits") else None
+        D.check_vnfd_fits(vnfd, self.driver.compute_nodes())
         self.store.put_vnfd(vnfd.id, vnfd.to_dict())
         return vnfd.id
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import select
-import shlex
-import subprocess
 
 from mininet.link import Intf
 from mininet.node import Host
@@ -82,16 +80,6 @@ class FastHost(Host):
         if len(rc_line) != 2 or rc_line[1].strip() != "0":
             raise EmulationError(f"host {self.name}: configuration failed:\n{out.strip()}")
 
-    def popen_tracked(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        """Start a program in this host's namespace (Mininet's popen: mnexec -da PID)."""
-        return self.popen(argv, **kwargs)
-
-    def nsenter_argv(self, argv: list[str]) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-n"] + list(argv)
-
-    def describe(self) -> str:
-        return f"{self.name} (pid {self.pid})"
-
 
 class QuietIntf(Intf):
     """An interface that already exists and is configured: register it, change nothing."""
@@ -104,6 +92,3 @@ class QuietIntf(Intf):
     def config(self, **_params):  # the emulator configured it already, in one batch
         return {}
 
-
-def quote(s: str) -> str:
-    return shlex.quote(s)
