@@ -187,7 +187,18 @@ def _heal_mode(ctx: PolicyContext, vnf_id: str, mode: str | None) -> str:
     return getattr(healing, "mode", None) or "restart"
 
 
-class LivenessHealer:
+class _Healer:
+    """What the healers share: when each instance was last healed (by them or, through
+    ``notify``, by anyone), so a heal in progress is not asked for twice."""
+
+    _pending: dict[str, float]
+
+    def notify(self, action: Action, now: float) -> None:
+        if action.kind == "heal" and action.instance:
+            self._pending[action.instance] = now
+
+
+class LivenessHealer(_Healer):
     """Heal an instance whose latest ``alive`` sample is 0 and has been 0 for ``grace_s``,
     in the given mode or the VNFD's; an instance is not healed again within 5 s."""
 
@@ -199,10 +210,6 @@ class LivenessHealer:
         self.grace_s, self.mode = grace_s, mode
         self.name = "liveness"
         self._pending: dict[str, float] = {}
-
-    def notify(self, action: Action, now: float) -> None:
-        if action.kind == "heal" and action.instance:
-            self._pending[action.instance] = now
 
     def evaluate(self, ctx: PolicyContext) -> list[Action]:
         actions = []
@@ -238,7 +245,7 @@ class LivenessHealer:
         return since
 
 
-class DataPathHealer:
+class DataPathHealer(_Healer):
     """Heal an instance that is alive but not forwarding: when the NS loses more than
     ``loss_pct`` over the window and every instance is alive, the first instance in chain
     order that forwards < 1 pps while the VNF before it (or the ingress) forwards is hung."""
@@ -253,10 +260,6 @@ class DataPathHealer:
         self.loss_pct, self.window_s, self.mode = loss_pct, window_s, mode
         self.name = "datapath"
         self._pending: dict[str, float] = {}
-
-    def notify(self, action: Action, now: float) -> None:
-        if action.kind == "heal" and action.instance:
-            self._pending[action.instance] = now
 
     def evaluate(self, ctx: PolicyContext) -> list[Action]:
         actions = []

@@ -51,7 +51,7 @@ import struct
 import sys
 import time
 
-from testbed.programs.jsonio import write_json_atomic
+from testbed.programs.common import write_json_atomic
 from testbed.programs.vnf import PROGRAMS, ParamsError, Processor, make_processor
 
 ETH_P_ALL = 0x0003

@@ -34,7 +34,6 @@ import argparse
 import errno
 import heapq
 import os
-import signal
 import socket
 import struct
 import sys
@@ -42,8 +41,13 @@ import time
 from array import array
 from collections.abc import Iterable
 
-from testbed.programs.jsonio import read_result, write_json_atomic  # noqa: F401
-from testbed.programs.jsonio import wait_ready as _wait_ready
+from testbed.programs.common import (  # noqa: F401  (read_result: callers' API)
+    StopFlag,
+    read_result,
+    udp_receiver,
+    write_json_atomic,
+)
+from testbed.programs.common import wait_ready as _wait_ready
 
 MAGIC = b"TBP1"
 # magic, stream id (u32), seq (u64), send time ns (u64), sender rate in pps (double)
@@ -143,22 +147,8 @@ def analyse(records: Iterable[tuple[int, int, int]], rate: float | None) -> dict
     return result
 
 
-class _Stop:
-    """Set by SIGTERM/SIGINT; the loops poll it."""
-
-    def __init__(self) -> None:
-        self.flag = False
-
-    def install(self) -> None:
-        def handler(signum, frame):
-            self.flag = True
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-
 def run_send(args: argparse.Namespace) -> int:
-    stop = _Stop()
+    stop = StopFlag()
     stop.install()
     rate = float(args.rate)
     interval_ns = 1e9 / rate
@@ -231,17 +221,10 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def run_recv(args: argparse.Namespace) -> int:
-    stop = _Stop()
+    stop = StopFlag()
     stop.install()
     try:
-        family = socket.AF_INET6 if ":" in (args.bind or "") else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        except OSError:
-            pass
-        sock.bind((args.bind or "", args.port))
-        sock.settimeout(0.1)
+        sock = udp_receiver(args.bind, args.port, 0.1)
     except OSError as e:
         print(f"probe recv: error: cannot bind port {args.port}: {e}", file=sys.stderr)
         return 2

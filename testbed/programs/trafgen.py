@@ -49,14 +49,18 @@ import errno
 import json
 import os
 import select
-import signal
 import socket
 import struct
 import sys
 import time
 
-from testbed.programs.jsonio import read_result, write_json_atomic  # noqa: F401
-from testbed.programs.jsonio import wait_ready as _wait_ready
+from testbed.programs.common import (  # noqa: F401  (read_result: callers' API)
+    StopFlag,
+    read_result,
+    udp_receiver,
+    write_json_atomic,
+)
+from testbed.programs.common import wait_ready as _wait_ready
 
 MAGIC = b"TBG1"
 # magic, seq (u64), send time ns (u64)
@@ -108,20 +112,6 @@ def parse_command(line: str) -> tuple[str, float | None]:
     raise ValueError(f"unknown command {line.strip()!r} (expected: rate X | stats | stop)")
 
 
-class _Stop:
-    """Set by SIGTERM/SIGINT; the loops poll it."""
-
-    def __init__(self) -> None:
-        self.flag = False
-
-    def install(self) -> None:
-        def handler(signum, frame):
-            self.flag = True
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
-
-
 class _Commands:
     """Non-blocking line reader over a file descriptor (stdin)."""
 
@@ -159,7 +149,7 @@ class _Commands:
 
 
 def run_send(args: argparse.Namespace) -> int:
-    stop = _Stop()
+    stop = StopFlag()
     stop.install()
     size = max(HEADER_SIZE, args.size)
     buf = bytearray(size)
@@ -266,17 +256,10 @@ def run_send(args: argparse.Namespace) -> int:
 
 
 def run_recv(args: argparse.Namespace) -> int:
-    stop = _Stop()
+    stop = StopFlag()
     stop.install()
     try:
-        family = socket.AF_INET6 if ":" in (args.bind or "") else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        except OSError:
-            pass
-        sock.bind((args.bind or "", args.port))
-        sock.settimeout(min(0.05, args.interval / 4))
+        sock = udp_receiver(args.bind, args.port, min(0.05, args.interval / 4))
     except OSError as e:
         print(f"trafgen recv: error: cannot bind port {args.port}: {e}", file=sys.stderr)
         return 2
