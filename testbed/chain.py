@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed import measures
 from testbed.errors import TestbedError
 from testbed.programs.probe import read_result, wait_ready
 
@@ -58,7 +59,12 @@ def start_vnf(emu, name: str, switch: str, *, cost_us: float = 0.0) -> VNF:
 
 
 class Probe:
-    """A UDP probe stream src -> dst:port at ``rate`` packets/s for ``duration`` s."""
+    """A UDP probe stream src -> dst:port at ``rate`` packets/s for ``duration`` s.
+
+    Files in ``emu.run_dir``: ``{tag}-recv.json`` (the receiver's report),
+    ``{tag}-send.json`` (the sender's stats) and ``{tag}-records.bin`` (the raw records,
+    see :mod:`testbed.measures`).
+    """
 
     def __init__(self, emu, src: str, dst: str, *, port: int = 5001, rate: int = 2000,
                  duration: float = 3.0, tag: str = "probe", src_port: int | None = None):
@@ -67,14 +73,17 @@ class Probe:
         self.src_port = src_port or port
         self.out = emu.run_dir / f"{tag}-recv.json"
         self.stats = emu.run_dir / f"{tag}-send.json"
+        self.records = emu.run_dir / f"{tag}-records.bin"
         self.recv = self.send = None
 
     def start(self) -> Probe:
-        for p in (self.out, self.stats):
+        for p in (self.out, self.stats, self.records):
             p.unlink(missing_ok=True)
         py = [sys.executable, "-m", "testbed.programs.probe"]
-        self.recv = self.emu.popen(self.dst, py + ["recv", "--port", str(self.port),
-                                                   "--out", str(self.out)], what="probe-recv")
+        self.recv = self.emu.popen(self.dst, py + [
+            "recv", "--port", str(self.port), "--out", str(self.out),
+            "--records", str(self.records), "--sender-stats", str(self.stats)],
+            what="probe-recv")
         wait_ready(str(self.out), timeout=10)
         dst_ip = self.emu.attachments[self.dst].ip
         self.send = self.emu.popen(self.src, py + [
@@ -84,16 +93,30 @@ class Probe:
         return self
 
     def wait(self) -> dict:
-        """Wait for the sender to finish, stop the receiver, return its analysis."""
+        """Wait for the sender to finish, stop the receiver, return the stream's report.
+
+        The report is :func:`testbed.measures.probe_report` against the sender's count and
+        schedule (keys sent, received, lost, gaps (all of them), outage_ms, max_gap_ms,
+        latency_ms {"min", "median", "p99"}, ...), plus the receiver's "foreign",
+        "malformed" and the sender's "send_errors". Without the sender's stats (it died),
+        "sent" is None and the rest is inferred from the records.
+        """
         self.send.wait(self.duration + 30)
         time.sleep(0.2)  # the last packets in flight
         self.emu.stop_process(self.recv)
         self.emu.stop_process(self.send)
         result = read_result(str(self.out))
         try:
-            result["sent"] = json.loads(self.stats.read_text())["sent"]
-        except (OSError, ValueError, KeyError):
-            result["sent"] = None
+            stats = json.loads(self.stats.read_text())
+        except (OSError, ValueError):
+            stats = None
+        if stats is not None and result.get("schedule_from") != "sender":
+            # the receiver ended before the sender's stats were there: redo it with them
+            result.update(measures.probe_report_with_sender(
+                measures.read_records(self.records), stats))
+            result["schedule_from"] = "sender"
+        result["sent"] = stats.get("sent") if stats else None
+        result["send_errors"] = stats.get("errors") if stats else None
         return result
 
 

@@ -5,43 +5,47 @@ Sender::
     python -m testbed.programs.probe send --dst IP --port P --rate PPS --duration S
         [--src-port SP] [--size BYTES] [--stream-id N] [--stats FILE]
 
-sends ``rate * duration`` datagrams on an absolute schedule (packet i leaves at
-start + i/rate: sleep until close, then spin; late packets never shift later ones). Each
-datagram carries (magic, stream id, seq, send time ns, rate), the time from
+issues ``rate * duration`` sequence numbers on an absolute schedule (seq i is due at
+start_ns + i/rate: sleep until close, then spin; late packets never shift later ones).
+Each datagram carries (magic, stream id, seq, send time ns, rate), the time from
 CLOCK_MONOTONIC, which all network namespaces of a machine share. Send errors
-(ENETUNREACH, EPERM, ...) are counted and sending goes on. Without --duration it runs
-until SIGTERM/SIGINT. At exit it writes --stats::
+(ENETUNREACH, EPERM, ...) are counted and sending goes on (those seqs are lost). Without
+--duration it runs until SIGTERM/SIGINT. At exit it writes --stats::
 
-    {"sent", "errors", "errors_by_errno", "rate", "duration", "stream_id",
-     "elapsed_s", "achieved_rate", "max_late_ms"}
+    {"sent": seqs issued (0 .. sent-1), "errors": sends of them that failed,
+     "errors_by_errno", "rate", "start_ns": seq 0's due time (CLOCK_MONOTONIC ns),
+     "duration", "stream_id", "elapsed_s", "achieved_rate", "max_late_ms", ...}
 
 Receiver::
 
-    python -m testbed.programs.probe recv --port P --out FILE [--duration S] [--bind ADDR]
+    python -m testbed.programs.probe recv --port P --out FILE [--records FILE]
+        [--sender-stats FILE] [--k K] [--duration S] [--bind ADDR]
 
 writes {"ready": true, ...} to --out once listening, records (seq, recv ns, send ns) per
-datagram until --duration elapses or SIGTERM/SIGINT, then overwrites --out with
-``analyse(records, rate)`` plus "ready", "done", "port", "stream_id", "foreign",
-"malformed". It follows the first stream id it sees; datagrams of other streams count as
-"foreign".
+datagram until --duration elapses or SIGTERM/SIGINT, then writes the raw records to
+--records (flat native-order u64 array, see :mod:`testbed.measures`) and overwrites --out
+with :func:`testbed.measures.probe_report` plus "ready", "done", "port", "stream_id",
+"foreign", "malformed", "schedule_from". The schedule (sent, start_ns, rate) comes from
+--sender-stats if that file exists at the end ("schedule_from": "sender"), else it is
+inferred from the records ("records": loss after the last packet is then invisible). It
+follows the first stream id it sees; datagrams of other streams count as "foreign".
 
-Callers use :func:`read_result` (and :func:`wait_ready`); :func:`analyse` is pure.
+Callers use :func:`read_result` (and :func:`wait_ready`).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import heapq
 import os
 import socket
 import struct
 import sys
 import time
 from array import array
-from collections.abc import Iterable
 
-from testbed.programs.common import (  # noqa: F401  (read_result: callers' API)
+from testbed import measures
+from testbed.programs.common import (
     StopFlag,
     read_result,
     udp_receiver,
@@ -53,7 +57,6 @@ MAGIC = b"TBP1"
 # magic, stream id (u32), seq (u64), send time ns (u64), sender rate in pps (double)
 HEADER = struct.Struct("!4sIQQd")
 HEADER_SIZE = HEADER.size  # 32
-MAX_GAPS = 10
 SPIN_NS = 200_000  # sleep until this close to the send time, then spin
 
 
@@ -64,87 +67,6 @@ def _now_ns() -> int:
 def wait_ready(path: str, timeout: float = 5.0) -> dict:
     """Wait until a receiver has written its readiness record to ``path``; return it."""
     return _wait_ready(path, timeout, "probe receiver")
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending, non-empty list (q in 0..100)."""
-    n = len(sorted_values)
-    rank = max(1, -(-int(q * n) // 100))  # ceil(q*n/100), at least 1
-    return sorted_values[min(rank, n) - 1]
-
-
-def analyse(records: Iterable[tuple[int, int, int]], rate: float | None) -> dict:
-    """Summarise received probe datagrams.
-
-    ``records`` are (seq, recv_ns, send_ns) in the order they were received (send_ns 0 or
-    None if unknown); ``rate`` is the sender's nominal packets per second (None if
-    unknown). Gaps are receive-time gaps between consecutive received datagrams; the
-    outage is the largest gap minus the nominal interval 1/rate.
-    """
-    received = 0
-    seen: set[int] = set()
-    duplicates = 0
-    reordered = 0
-    max_seq = -1
-    min_seq = None
-    latencies: list[float] = []
-    gaps: list[tuple[int, int, int, int]] = []  # (gap_ns, recv_ns of previous, after, before)
-    prev_seq = prev_recv = None
-    for seq, recv_ns, send_ns in records:
-        received += 1
-        if seq in seen:
-            duplicates += 1
-        else:
-            seen.add(seq)
-            if seq < max_seq:
-                reordered += 1
-        max_seq = max(max_seq, seq)
-        if min_seq is None or seq < min_seq:
-            min_seq = seq
-        if send_ns:
-            latencies.append((recv_ns - send_ns) / 1e6)
-        if prev_recv is not None:
-            gaps.append((recv_ns - prev_recv, prev_recv, prev_seq, seq))
-        prev_seq, prev_recv = seq, recv_ns
-
-    interval_ms = 1000.0 / rate if rate else None
-    result: dict = {
-        "received": received,
-        "unique": len(seen),
-        "duplicates": duplicates,
-        "reordered": reordered,
-        "first_seq": min_seq,
-        "last_seq": max_seq if received else None,
-        "lost": (max_seq - min_seq + 1 - len(seen)) if received else 0,
-        "rate": rate,
-        "interval_ms": interval_ms,
-        "max_gap_ms": 0.0,
-        "outage_ms": 0.0,
-        "gaps": [],
-        "latency_ms": {"median": None, "p99": None},
-    }
-    if gaps:
-        top = heapq.nlargest(MAX_GAPS, gaps, key=lambda g: g[0])
-        max_gap_ms = top[0][0] / 1e6
-        result["max_gap_ms"] = max_gap_ms
-        result["outage_ms"] = max(0.0, max_gap_ms - (interval_ms or 0.0))
-        result["gaps"] = [
-            {
-                "after_seq": after,
-                "before_seq": before,
-                "lost": max(0, before - after - 1),
-                "gap_ms": gap_ns / 1e6,
-                "start_ns": start_ns,
-            }
-            for gap_ns, start_ns, after, before in top
-        ]
-    if latencies:
-        latencies.sort()
-        result["latency_ms"] = {
-            "median": _percentile(latencies, 50),
-            "p99": _percentile(latencies, 99),
-        }
-    return result
 
 
 def run_send(args: argparse.Namespace) -> int:
@@ -200,11 +122,12 @@ def run_send(args: argparse.Namespace) -> int:
     elapsed = (clock(mono) - start) / 1e9
     sock.close()
     stats = {
-        "sent": sent,
+        "sent": i,
         "errors": errors,
         "errors_by_errno": errors_by_errno,
-        "attempted": i,
+        "delivered_to_kernel": sent,
         "rate": rate,
+        "start_ns": start,
         "duration": args.duration,
         "stream_id": stream_id,
         "dst": args.dst,
@@ -273,7 +196,12 @@ def run_recv(args: argparse.Namespace) -> int:
         if end is not None and t >= end:
             break
     sock.close()
-    result = analyse(zip(seqs, recvs, sends), rate)
+    if args.records:
+        try:
+            measures.write_records(args.records, seqs, recvs, sends)
+        except OSError as e:
+            print(f"probe recv: error: cannot write {args.records}: {e}", file=sys.stderr)
+    result = _report(args, seqs, recvs, sends, rate)
     result.update(
         {
             "ready": True,
@@ -290,6 +218,44 @@ def run_recv(args: argparse.Namespace) -> int:
         result["last_recv_ns"] = recvs[-1]
     write_json_atomic(args.out, result)
     return 0
+
+
+def _sender_stats(path: str | None) -> dict | None:
+    """The sender's stats if ``path`` holds a complete one, else None."""
+    if not path:
+        return None
+    try:
+        stats = read_result(path)
+    except (OSError, ValueError):
+        return None
+    if all(stats.get(key) is not None for key in ("rate", "sent", "start_ns")):
+        return stats
+    return None
+
+
+def _report(args: argparse.Namespace, seqs: array, recvs: array, sends: array,
+            rate: float | None) -> dict:
+    """The receiver's analysis: measures.probe_report with the best schedule it has."""
+    flat = array("Q", bytes(24 * len(seqs)))
+    flat[0::3], flat[1::3], flat[2::3] = seqs, recvs, sends
+    records = measures.Records(flat)
+    stats = _sender_stats(args.sender_stats)
+    if stats is not None:
+        result = measures.probe_report_with_sender(records, stats, k=args.k)
+        result["schedule_from"] = "sender"
+        return result
+    if rate:
+        sent, start_ns = measures.infer_schedule(records, rate)
+        result = measures.probe_report(records, rate=rate, sent=sent, start_ns=start_ns,
+                                       k=args.k)
+    else:  # nothing received and no sender stats: nothing is known about the stream
+        result = {"sent": None, "received": 0, "unique": 0, "duplicates": 0, "reordered": 0,
+                  "unexpected": 0, "lost": None, "loss_pct": None, "first_seq": None,
+                  "last_seq": None, "rate": None, "interval_ms": None, "k": args.k,
+                  "gaps": [], "outage_ms": None, "max_gap_ms": None, "recovered": None,
+                  "latency_ms": {"min": None, "median": None, "p99": None}}
+    result["schedule_from"] = "records"
+    return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -312,7 +278,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--out", required=True, help="JSON result file")
     r.add_argument("--duration", type=float, default=None, help="seconds (default: until signal)")
     r.add_argument("--bind", default="", help="local address (default: all)")
+    r.add_argument("--records", default=None,
+                   help="raw records file written at exit (native u64: seq, recv_ns, send_ns)")
+    r.add_argument("--sender-stats", default=None,
+                   help="the sender's --stats file, read at exit for its count and schedule")
+    r.add_argument("--k", type=float, default=measures.DEFAULT_K,
+                   help="a gap is an outage when longer than K inter-packet intervals")
     args = p.parse_args(argv)
+    if args.mode == "recv" and args.k < 1:
+        r.error("--k must be >= 1")
     if args.mode == "send":
         if args.rate <= 0:
             s.error("--rate must be > 0")

@@ -1,6 +1,6 @@
 """Tests of the programs that run inside emulated hosts: probe, forwarder and VNF programs.
 
-The pure tests check ``probe.analyse`` and the VNF programs' per-packet functions on
+The pure tests check the VNF programs' per-packet functions on
 hand-built frames (checksums verified by an independent recomputation). The real-packet tests build their own network
 namespaces (``tbt-<pid>-*``) joined by veth pairs, run the programs in them with
 ``ip netns exec``, and always delete the namespaces again.
@@ -26,73 +26,6 @@ PREFIX = f"tbt-{os.getpid()}-"
 
 
 # --------------------------------------------------------------------------- pure tests
-
-
-def _stream(rate: float, seqs, start_ns: int = 10**12, latency_ns: int = 100_000):
-    """Records for ``seqs`` sent on schedule at ``rate``, each received ``latency_ns`` later."""
-    interval = 1e9 / rate
-    out = []
-    for s in seqs:
-        sent = start_ns + int(s * interval)
-        out.append((s, sent + latency_ns, sent))
-    return out
-
-
-def test_analyse_clean_stream():
-    """A complete, in-order stream has no loss, no duplicates and an outage of about zero."""
-    r = probe.analyse(_stream(1000, range(1000)), 1000.0)
-    assert r["received"] == r["unique"] == 1000
-    assert r["lost"] == r["duplicates"] == r["reordered"] == 0
-    assert r["first_seq"] == 0 and r["last_seq"] == 999
-    assert r["max_gap_ms"] == pytest.approx(1.0, abs=0.01)
-    assert r["outage_ms"] == pytest.approx(0.0, abs=0.01)
-    assert r["latency_ms"]["median"] == pytest.approx(0.1)
-    assert r["latency_ms"]["p99"] == pytest.approx(0.1)
-
-
-def test_analyse_50ms_gap_at_1000pps():
-    """A 50 ms hole in a 1000 pps stream reports 49 lost packets and an outage of about 49 ms."""
-    seqs = list(range(100)) + list(range(149, 300))
-    r = probe.analyse(_stream(1000, seqs), 1000.0)
-    assert r["lost"] == 49
-    assert r["max_gap_ms"] == pytest.approx(50.0, abs=0.01)
-    assert r["outage_ms"] == pytest.approx(49.0, abs=0.01)
-    top = r["gaps"][0]
-    assert (top["after_seq"], top["before_seq"], top["lost"]) == (99, 149, 49)
-    assert top["gap_ms"] == pytest.approx(50.0, abs=0.01)
-    assert len(r["gaps"]) == 10  # the ten largest gaps only
-    assert r["gaps"][1]["gap_ms"] <= top["gap_ms"]
-
-
-def test_analyse_duplicates():
-    """Datagrams received twice count as duplicates, not as extra unique packets or loss."""
-    recs = _stream(1000, range(10))
-    recs = recs[:5] + [recs[4], recs[4]] + recs[5:]
-    r = probe.analyse(recs, 1000.0)
-    assert r["received"] == 12
-    assert r["unique"] == 10
-    assert r["duplicates"] == 2
-    assert r["lost"] == 0 and r["reordered"] == 0
-
-
-def test_analyse_reordering():
-    """A datagram that arrives after a higher sequence number counts as reordered, not lost."""
-    base = _stream(1000, range(10))
-    recs = base[:3] + [base[4], base[3]] + base[5:]
-    r = probe.analyse(recs, 1000.0)
-    assert r["reordered"] == 1
-    assert r["lost"] == 0 and r["duplicates"] == 0
-    assert r["unique"] == 10
-
-
-def test_analyse_empty_and_unknown_rate():
-    """No records gives zeros and no latency; an unknown rate leaves the outage equal to the max gap."""
-    r = probe.analyse([], None)
-    assert r["received"] == 0 and r["lost"] == 0 and r["gaps"] == []
-    assert r["latency_ms"] == {"median": None, "p99": None}
-    r = probe.analyse([(0, 1_000_000, 0), (1, 6_000_000, 0)], None)
-    assert r["outage_ms"] == pytest.approx(5.0) and r["max_gap_ms"] == pytest.approx(5.0)
-    assert r["latency_ms"]["median"] is None  # send stamps of 0 mean unknown
 
 
 def test_flow_key_parses_udp():
@@ -295,7 +228,8 @@ def _probe_pair(lab: Lab):
 def _run_probe(lab: Lab, tmp_path: Path, rate: int, duration: float, during=None):
     a, b = _probe_pair(lab)
     out, stats = tmp_path / "recv.json", tmp_path / "send.json"
-    recv = lab.run(b, "-m", "testbed.programs.probe", "recv", "--port", "5001", "--out", str(out))
+    recv = lab.run(b, "-m", "testbed.programs.probe", "recv", "--port", "5001", "--out", str(out),
+                   "--records", str(tmp_path / "records.bin"), "--sender-stats", str(stats))
     assert _wait_file(out, recv)["ready"] is True
     send = lab.run(
         a,
@@ -334,7 +268,9 @@ def test_probe_2000pps_no_loss(lab, tmp_path):
     assert res["received"] == st["sent"]
     assert res["lost"] == 0 and res["duplicates"] == 0
     assert res["first_seq"] == 0 and res["last_seq"] == 1999
-    assert res["rate"] == 2000
+    assert res["rate"] == 2000 and res["schedule_from"] == "sender"
+    # a busy 2-core host delays some packets by a millisecond or so: gaps without loss
+    assert res["recovered"] is True and all(g["lost"] == 0 for g in res["gaps"]), res["gaps"]
     assert res["latency_ms"]["median"] is not None and res["latency_ms"]["median"] < 5
 
 
@@ -348,10 +284,11 @@ def test_probe_link_down_100ms_gives_outage(lab, tmp_path):
         _ip("-n", a, "link", "set", "dev", "va", "up")
 
     res, st = _run_probe(lab, tmp_path, 2000, 2.0, during=flap)
-    assert 80 <= res["outage_ms"] <= 300, res["gaps"][:3]
-    assert res["gaps"][0]["lost"] > 0
-    assert res["lost"] == res["last_seq"] - res["first_seq"] + 1 - res["unique"]
-    assert st["attempted"] == 4000
+    assert 80 <= res["outage_ms"] <= 300, res["gaps"]
+    worst = max(res["gaps"], key=lambda g: g["outage_ms"])
+    assert worst["lost"] > 0 and worst["recovered"] is True
+    assert res["lost"] == st["sent"] - res["unique"]
+    assert st["sent"] == 4000
 
 
 _ECHO_CLIENT = r"""
