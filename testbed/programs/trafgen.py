@@ -3,7 +3,7 @@
 Sender::
 
     python -m testbed.programs.trafgen send --dst IP --port P [--flows N]
-        [--src-port-base B] [--size BYTES]
+        [--src-port-base B] [--size BYTES] [--stats FILE] [--interval S]
 
 sends UDP datagrams to IP:P at an aggregate rate (packets/s) read from stdin, one command
 a line:
@@ -14,13 +14,27 @@ a line:
   falls more than ``MAX_BEHIND_S`` behind (a starved CPU), the schedule restarts instead of
   bursting out the backlog: the achieved rate is then lower, as the receiver will measure.
 - ``stats``   -- write one JSON line to stdout: {"sent", "rate", "t", "errors"}
-  (t: CLOCK_MONOTONIC seconds). Nothing else is ever written to stdout.
+  (t: CLOCK_MONOTONIC seconds; sent: packets sent so far, the "errors" among them failed
+  in sendto). Nothing else is ever written to stdout.
 - ``stop`` or end of input (or SIGTERM/SIGINT) -- exit 0.
 
 Bad commands are reported on stderr and ignored. The starting rate is 0. Datagrams go
 round-robin over N flows: N sockets bound to source ports B..B+N-1 (default 8 flows from
 port 20000), so a switch or load balancer can spread them by 5-tuple. Each payload starts
 with (magic b"TBG1", seq u64, send time ns u64), padded to --size bytes.
+
+With --stats FILE the sender counts its packets per *send-time interval*, index
+``floor(send_ns / interval_ns)`` with interval_ns = int(S * 1e9) (S = --interval, default
+0.5 s), and rewrites FILE atomically once per interval (and at exit, "done": true)::
+
+    {"interval": S, "sent": total, "errors": n, "sent_by_interval": {"<index>": n, ...},
+     "commanded_by_interval": {"<index>": mean commanded packets/s over the interval},
+     "partial_index": index of the unfinished interval (its counts are partial),
+     "done": bool, "pid": ...}
+
+Every interval since the sender started is listed (zeros included); the commanded rate is
+the time-weighted mean over the interval, so sent/interval < commanded means the sender
+fell behind (see testbed.measures.sender_behind).
 
 Receiver::
 
@@ -34,7 +48,10 @@ datagrams per interval and rewrites --out atomically after each one::
 
 where t is the end of the interval (CLOCK_MONOTONIC seconds, shared by all network
 namespaces of a machine), and packets/bytes are those received during it (UDP payload
-bytes). With the default 1 s interval, ``packets`` is the achieved rate in packets/s. On
+bytes). It also counts the packets by the sender's interval index read from each payload's
+send time, ``"received_by_interval": {"<index>": n, ...}``: with the same --interval as the
+sender, these count the same packets as its "sent_by_interval" (loss per interval:
+testbed.measures.interval_loss). With the default 1 s interval, ``packets`` is the achieved rate in packets/s. On
 SIGTERM/SIGINT it writes the file a last time with "done": true (the unfinished interval is
 not a sample; it is reported as "partial": [t, packets, bytes]) and exits 0.
 
@@ -179,9 +196,21 @@ def run_send(args: argparse.Namespace) -> int:
     interval_ns = 0.0
     start = 0  # schedule origin (ns) of the current rate
     i = 0  # packets due so far on the current schedule
-    seq = sent = errors = 0
+    seq = errors = 0
     last_poll = clock(mono)
     running = True
+    book = _IntervalBook(int(args.interval * 1e9), last_poll)
+
+    def write_stats(done: bool) -> None:
+        if not args.stats:
+            return
+        try:
+            write_json_atomic(args.stats, {**book.as_dict(args.interval), "sent": seq,
+                                           "errors": errors, "done": done, "pid": os.getpid()})
+        except OSError as e:
+            print(f"trafgen send: cannot write {args.stats}: {e}", file=sys.stderr, flush=True)
+
+    write_stats(False)
 
     def handle(lines: list[str]) -> None:
         nonlocal rate, interval_ns, start, i, running
@@ -199,20 +228,26 @@ def run_send(args: argparse.Namespace) -> int:
             if cmd == "stats":
                 out.write(
                     json.dumps(
-                        {"sent": sent, "rate": rate, "t": clock(mono) / 1e9, "errors": errors}
+                        {"sent": seq, "rate": rate, "t": clock(mono) / 1e9, "errors": errors}
                     )
                     + "\n"
                 )
                 out.flush()
             elif cmd == "rate" and x != rate:
+                now = clock(mono)
+                if book.roll(now):
+                    write_stats(False)
+                book.command(now, x)
                 rate = x
                 interval_ns = 1e9 / rate if rate > 0 else 0.0
-                start = clock(mono)
+                start = now
                 i = 0
 
     while running and not stop.flag:
         if cmds.eof:
             break
+        if book.roll(clock(mono)):
+            write_stats(False)
         if rate <= 0:
             if cmds.wait(IDLE_POLL_S):
                 handle(cmds.read_lines())
@@ -239,10 +274,12 @@ def run_send(args: argparse.Namespace) -> int:
         while clock(mono) < due:
             pass
         t = clock(mono)
+        if book.roll(t):
+            write_stats(False)
         pack_into(buf, 0, MAGIC, seq, t)
+        book.count += 1
         try:
             sends[seq % nflows](buf)
-            sent += 1
         except OSError as e:
             errors += 1
             if errors == 1:
@@ -252,7 +289,57 @@ def run_send(args: argparse.Namespace) -> int:
         i += 1
     for s in socks:
         s.close()
+    book.roll(clock(mono))
+    book.finish(clock(mono))
+    write_stats(True)
     return 0
+
+
+class _IntervalBook:
+    """The sender's per-interval counts: packets by send-time index, mean commanded rate.
+
+    Interval ``idx`` spans [idx*interval_ns, (idx+1)*interval_ns) of CLOCK_MONOTONIC ns.
+    """
+
+    def __init__(self, interval_ns: int, now: int) -> None:
+        self.interval_ns = interval_ns
+        self.cur = now // interval_ns  # the interval being counted
+        self.count = 0  # packets sent in it so far
+        self.rate = 0.0  # commanded rate since seg_t
+        self.seg_t = now  # start of the current constant-rate segment within ``cur``
+        self.area = 0.0  # integral of the commanded rate over ``cur`` up to seg_t (pps*ns)
+        self.sent: dict[str, int] = {}
+        self.commanded: dict[str, float] = {}
+        self.partial: int | None = None
+
+    def roll(self, t: int) -> bool:
+        """Close every interval that ended at or before ``t``; True if any closed."""
+        closed = False
+        while (self.cur + 1) * self.interval_ns <= t:
+            end = (self.cur + 1) * self.interval_ns
+            self.area += self.rate * (end - self.seg_t)
+            self.sent[str(self.cur)] = self.count
+            self.commanded[str(self.cur)] = round(self.area / self.interval_ns, 3)
+            self.cur, self.count, self.area, self.seg_t = self.cur + 1, 0, 0.0, end
+            closed = True
+        return closed
+
+    def command(self, t: int, rate: float) -> None:
+        """The commanded rate changes at ``t`` (after :meth:`roll` to ``t``)."""
+        self.area += self.rate * (t - self.seg_t)
+        self.rate, self.seg_t = rate, t
+
+    def finish(self, t: int) -> None:
+        """At exit: record the unfinished interval as partial (mean over its elapsed part)."""
+        elapsed = t - self.cur * self.interval_ns
+        area = self.area + self.rate * (t - self.seg_t)
+        self.sent[str(self.cur)] = self.count
+        self.commanded[str(self.cur)] = round(area / elapsed, 3) if elapsed > 0 else self.rate
+        self.partial = self.cur
+
+    def as_dict(self, interval_s: float) -> dict:
+        return {"interval": interval_s, "sent_by_interval": self.sent,
+                "commanded_by_interval": self.commanded, "partial_index": self.partial}
 
 
 def run_recv(args: argparse.Namespace) -> int:
@@ -273,6 +360,7 @@ def run_recv(args: argparse.Namespace) -> int:
         return 2
 
     samples: list[list] = []
+    by_interval: dict[int, int] = {}  # send-time interval index -> packets received
     total = total_bytes = 0
     packets = nbytes = 0
     lat_sum = 0  # one-way latency (ns) summed over the interval: the send time rides in the
@@ -292,6 +380,7 @@ def run_recv(args: argparse.Namespace) -> int:
             "samples": samples,
             "total": total,
             "total_bytes": total_bytes,
+            "received_by_interval": {str(k): v for k, v in sorted(by_interval.items())},
         }
         if partial is not None:
             data["partial"] = partial
@@ -320,6 +409,8 @@ def run_recv(args: argparse.Namespace) -> int:
                 magic, _seq, sent_ns = unpack_from(buf)
                 if magic == MAGIC:
                     lat_sum += t - sent_ns
+                    idx = sent_ns // interval_ns
+                    by_interval[idx] = by_interval.get(idx, 0) + 1
             total += 1
             total_bytes += n
     sock.close()
@@ -339,6 +430,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     s.add_argument("--flows", type=int, default=8, help="number of flows (source ports)")
     s.add_argument("--src-port-base", type=int, default=20000, help="first source port")
     s.add_argument("--size", type=int, default=64, help=f"UDP payload bytes (min {HEADER_SIZE})")
+    s.add_argument("--stats", default=None,
+                   help="JSON file of per-interval counts, rewritten every interval")
+    s.add_argument("--interval", type=float, default=0.5,
+                   help="seconds per counting interval (the receiver's --interval must match)")
     r = sub.add_parser("recv", help="count received datagrams per interval")
     r.add_argument("--port", type=int, required=True)
     r.add_argument("--out", required=True, help="JSON result file, rewritten every interval")
@@ -352,6 +447,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             s.error("source ports out of range (1..65535)")
         if args.size > 65507:
             s.error("--size too large")
+        if args.interval <= 0:
+            s.error("--interval must be > 0")
     elif args.interval <= 0:
         r.error("--interval must be > 0")
     return args

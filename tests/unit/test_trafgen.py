@@ -232,8 +232,10 @@ def test_commanded_rates_are_achieved(lab, tmp_path):
     recv = lab.run(b, "recv", "--port", str(PORT), "--out", str(out), "--interval", str(INTERVAL))
     first = _wait_ready(out, recv)
     assert first["samples"] == []
+    sstats = tmp_path / "send.json"
     send = lab.run(
-        a, "send", "--dst", "10.98.0.2", "--port", str(PORT), "--flows", "4", stdin=subprocess.PIPE
+        a, "send", "--dst", "10.98.0.2", "--port", str(PORT), "--flows", "4",
+        "--stats", str(sstats), "--interval", str(INTERVAL), stdin=subprocess.PIPE
     )
     time.sleep(0.3)  # started, idle at rate 0
     assert _stats(send)["sent"] == 0
@@ -265,6 +267,10 @@ def test_commanded_rates_are_achieved(lab, tmp_path):
         assert r == pytest.approx(2000, rel=0.10), samples
     assert idle and all(r == 0 for r in idle), samples
     assert res["total"] == st["sent"]  # no loss on a veth
+    # the same packets counted by send-time interval on both sides
+    counts = json.loads(sstats.read_text())
+    assert {k: v for k, v in counts["sent_by_interval"].items() if v} == res[
+        "received_by_interval"]
     assert res["total_bytes"] == 64 * res["total"]
     # each interval with packets carries their mean one-way latency (ms), idle ones None
     lat = [s_[3] for s_ in samples if s_[1] > 0]
