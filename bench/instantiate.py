@@ -27,7 +27,7 @@ def main() -> int:
     from mano.nfvo import NFVO
     from testbed import chain
     from testbed.emulator import Emulation
-    from testbed.nfvi import EmulatedDriver
+    from testbed.nfvi.emulated import EmulatedDriver
     from testbed.topology.builders import fat_tree
 
     times = []

@@ -1,6 +1,9 @@
 """The ``testbed`` command.
 
-    testbed demo [--topology FILE] [--protection]   the main job (see README)
+    testbed run SCENARIO [--seed N] [--duration S] [--set K=V] [--nfvi emulated]
+    testbed sweep SCENARIO --grid K=V1,V2 [--seeds N]
+    testbed report RUN [RUN ...]
+    testbed demo [--topology FILE] [--protection]   restoration vs protection, once
     testbed topology check FILE [--largest-component]
     testbed clean [--dry-run]                      remove leftovers of killed runs
     testbed up [TOPOLOGY] [--state DIR]            a running testbed (emulation + NFVO)
@@ -22,7 +25,9 @@ import os
 import sys
 from pathlib import Path
 
+from mano.errors import MANOError
 from testbed.errors import TestbedError
+from testbed.nfvi import KINDS as NFVI_KINDS
 
 
 def _need_root(what: str) -> None:
@@ -74,7 +79,8 @@ def cmd_run(args) -> int:
     from testbed.experiment.engine import run_scenario
 
     run_dir = run_scenario(args.scenario, seed=args.seed, duration=args.duration,
-                           overrides=_overrides(args.set), results=args.results)
+                           overrides=_overrides(args.set), results_dir=args.results,
+                           nfvi=args.nfvi)
     import json
     summary = json.loads((run_dir / "summary.json").read_text())
     print((run_dir / "summary.md").read_text())
@@ -128,7 +134,7 @@ def cmd_sweep(args) -> int:
             print(f"\r[{bar:<30}] {done}/{total} {combo} seed {seed}", end="", flush=True)
             run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
                                    overrides={**_overrides(args.set), **combo},
-                                   results=args.results)
+                                   results_dir=args.results, nfvi=args.nfvi)
             s = json.loads((run_dir / "summary.json").read_text())
             s["params"] = {**combo, "seed": seed}
             summaries.append(s)
@@ -268,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "scenario's DURATION)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="a scenario parameter")
     r.add_argument("--results", default="results")
+    r.add_argument("--nfvi", default="emulated", choices=sorted(NFVI_KINDS),
+                   help="the infrastructure to run on (default: emulated)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="re-draw runs' summaries and plots; compare several")
@@ -283,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--duration", type=float, default=None)
     sw.add_argument("--set", action="append", metavar="KEY=VALUE")
     sw.add_argument("--results", default="results")
+    sw.add_argument("--nfvi", default="emulated", choices=sorted(NFVI_KINDS))
     sw.set_defaults(func=cmd_sweep)
 
     t = sub.add_parser("topology", help="topology files")
@@ -354,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return args.func(args)
-    except TestbedError as exc:
+    except (TestbedError, MANOError) as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

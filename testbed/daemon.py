@@ -112,7 +112,7 @@ def run_daemon(topology, state: Path, *, nfvo: bool = True) -> int:
 
 def _serve(topology, state: Path, nfvo: bool) -> int:
     from testbed.infra_server import InfraServer
-    from testbed.nfvi import EmulatedDriver
+    from testbed.nfvi.emulated import EmulatedDriver
 
     with Emulation(topology, run_dir=state / "run") as emu:
         driver = EmulatedDriver(emu)

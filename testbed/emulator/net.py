@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -541,6 +542,10 @@ class Emulation:
         self._stopping = True
         t = time.monotonic()
         errors: list[str] = []
+        # a Ctrl-C during the tear-down must not leave half of the run behind
+        old_int = None
+        if threading.current_thread() is threading.main_thread():
+            old_int = signal.signal(signal.SIGINT, _tearing_down)
         try:
             for proc, what in list(self._procs):
                 try:
@@ -580,9 +585,15 @@ class Emulation:
         finally:
             self.timings["stop"] = time.monotonic() - t
             self._restore_signal_handlers()
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
         if errors:
             raise EmulationError(f"tear-down had problems (logs kept in {self.run_dir}; "
                                  "`testbed clean` retries):\n  " + "\n  ".join(errors))
+
+
+def _tearing_down(_signum, _frame) -> None:
+    print("testbed: tearing the emulation down, please wait", file=sys.stderr, flush=True)
 
 
 def remove_tagged(run_id: str) -> None:

@@ -1,45 +1,77 @@
-"""Run a scenario: a SimPy ``RealtimeEnvironment`` drives the emulated data center.
+"""Run a scenario: SimPy is the model of time; the NFVI and the MANO stack do the work.
 
-``run_scenario(path, seed=..., duration=..., overrides=...)``:
+``run_scenario(path, seed=..., duration=..., overrides=..., nfvi="emulated")``:
 
-1. imports the scenario file and calls its ``build(s)`` (see ``scenario.py``); computes the
-   fault timeline from the seed and writes it (``timeline.json``) before anything runs;
-2. brings up the emulation, the NFVI driver and the NFVO (its database in the run folder),
-   onboards and instantiates the network services;
-3. starts per NS a commanded-rate traffic generator (``trafgen``) and a continuous
-   sequence-numbered probe, then runs SimPy processes in real time: load (commands the
-   rate from the profile), faults (apply, and undo after their duration), policies
-   (evaluated every 0.5 s; actions go to the NFVO) and metrics (every second: achieved and
-   commanded rate, loss, instance counts, active servers, host CPU idle);
-4. at the end checks every NS (INSTANTIATED, packets flowing), tears everything down,
-   checks nothing is left, and writes ``results/<scenario>/<run-id>/``: config.json,
-   timeline.json, events.jsonl, metrics.csv, summary.json, summary.md and plots.
+1. imports the scenario file and calls its ``build(s)`` (``scenario.py``); the fault and
+   load timeline comes from the seed;
+2. opens the NFVI (``testbed.nfvi.open_nfvi``: everything the engine does to the
+   infrastructure goes through ``testbed.nfvi.api.ExperimentNfvi``), starts the NFVO on
+   its driver (its database in the run folder), onboards and instantiates every NS, then
+   resolves ``auto`` fault targets from the seed (``targets.py``) and writes
+   ``timeline.json`` with concrete targets before the clock starts;
+3. starts a load generator and a sequence-numbered probe on every forwarding graph of every
+   NS, then runs SimPy processes on a ``RealtimeEnvironment``: load (commands each
+   generator's rate from its profile), faults (apply, and undo after their duration),
+   policies (every 0.5 s) and metrics (every second). **No process ever blocks on a MANO
+   operation or a fault primitive**: those run on worker threads and the process waits for
+   their completion by polling every 10 ms, so every timeline event fires on time. Each
+   timeline event records its planned and executed time; each tick its drift;
+4. after the duration, a settle phase (faults undone, none new, policies on), then the
+   probes stop and their raw records are kept in ``probes/``; every gap is an ``outage``
+   event (``testbed.measures``); every NS is checked (INSTANTIATED, packets flowing);
+   everything is torn down (also on an error or Ctrl-C; a second Ctrl-C during the tear-down
+   does not stop it) and ``summary.json``/``summary.md`` and the plots are written.
+
+Results go through one writer (``results.RunWriter``); the files are described in
+``results/README.md``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
-import json
 import logging
-import os
 import platform
+import shutil
+import signal
 import subprocess
-import sys
-import time
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import simpy
 import simpy.rt
 
+from mano.errors import MANOError
+from mano.monitoring import labels_of
+from mano.nfvo import NFVO
+from mano.policies import Action, PolicyContext, make_policy
+from mano.policies import notify as notify_policy
+from testbed import measures
 from testbed.errors import TestbedError
-from testbed.experiment.scenario import ROOT, FaultSpec, Scenario
+from testbed.experiment import plots, results
+from testbed.experiment.load import make_profile
+from testbed.experiment.load import timeline as load_timeline
+from testbed.experiment.scenario import ROOT, Scenario
+from testbed.experiment.targets import ServiceView, resolve, target_rng
+from testbed.nfvi import open_nfvi
+from testbed.topology import load_topology
 
 log = logging.getLogger(__name__)
 PROBE_PORT, LOAD_PORT = 5001, 6001
+POLL_S = 0.01                 # how often a waiting process looks at its operation
+POLICY_EVERY_S = 0.5
+METRICS_EVERY_S = 1.0
+LOAD_EVERY_S = 0.5
+CLOSED_AFTER_S = 0.3          # a load interval is complete this long after its end
+DRIFT_LIMIT_MS = 50.0
+COPIED_METRICS = ("cpu_util", "cpu_cores", "packets_rate", "alive")
 
 
 def load_scenario(path, *, seed: int = 1, duration: float | None = None,
                   overrides: dict | None = None) -> Scenario:
+    """Import a scenario file and run its ``build(s)``; raises ``TestbedError`` naming the
+    file for a missing file, a missing ``build`` or an unknown ``--set`` parameter."""
     path = Path(path)
     if not path.is_file():
         raise TestbedError(f"no scenario file {path}")
@@ -57,13 +89,18 @@ def load_scenario(path, *, seed: int = 1, duration: float | None = None,
                            f"the scenario has {', '.join(sorted(sc._used_params)) or 'none'}")
     if sc.topology_path is None or not sc.services:
         raise TestbedError(f"{path}: build(s) must call s.topology(...) and s.instantiate(...)")
+    known = {ns for _d, ns in sc.services}
+    for ld in sc.loads:
+        if ld.ns not in known:
+            raise TestbedError(f"{path}: s.load({ld.ns!r}, ...): no such NS; the scenario "
+                               f"instantiates {', '.join(sorted(known))}")
     return sc
 
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
-    for pkg in ("nfv-testbed", "os-ken", "simpy", "networkx", "matplotlib"):
+    for pkg in ("nfv-testbed", "os-ken", "simpy", "networkx", "matplotlib", "psutil"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -84,284 +121,363 @@ def _git() -> str:
         return ""
 
 
-class HostCpu:
-    """Idle share of the machine's CPU between calls (from /proc/stat)."""
-
-    def __init__(self):
-        self.last = self._read()
-
-    @staticmethod
-    def _read():
-        with open("/proc/stat") as f:
-            vals = [int(x) for x in f.readline().split()[1:]]
-        return sum(vals), vals[3] + vals[4]
-
-    def idle_pct(self) -> float:
-        cur = self._read()
-        total, idle = cur[0] - self.last[0], cur[1] - self.last[1]
-        self.last = cur
-        return 100.0 * idle / total if total else 100.0
+@contextlib.contextmanager
+def _sigint_deferred(on_signal):
+    """Within the block, Ctrl-C does not interrupt (the tear-down must finish); it calls
+    ``on_signal`` instead. Only the main thread may change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, lambda *_: on_signal())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class ScenarioRun:
-    def __init__(self, sc: Scenario, results: Path):
+    """One run of a scenario on one NFVI (see the module docstring)."""
+
+    def __init__(self, sc: Scenario, results_dir: Path, nfvi: str = "emulated"):
         self.sc = sc
+        self.nfvi_kind = nfvi
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.dir = Path(results) / sc.name / f"{stamp}-s{sc.seed}"
+        self.dir = Path(results_dir) / sc.name / f"{stamp}-s{sc.seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
-        from testbed.experiment.load import make_profile
         self.timeline = sc.timeline()
         # profiles are made once, here, so their random draws follow the fault timeline's
         self.profiles = [make_profile(ld.profile, sc.rng, duration=sc.duration)
                          for ld in sc.loads]
-        self.events_f = open(self.dir / "events.jsonl", "w")
-        self.metric_rows: list[tuple[float, str, str, float]] = []
-        self.t0 = time.monotonic()
-        self.procs: dict = {}
-        self.active_undos: dict = {}
-        self.pending_heals: dict[str, float] = {}
+        self.writer = results.RunWriter(self.dir)
+        self.t0 = 0.0
+        self.nfvi = None
+        self.nfvo: NFVO | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.faults: list[dict] = []
+        self.graphs: dict[str, list[tuple[str, object]]] = {}   # ns -> [(graph name, fg)]
+        self.loads: list[tuple[str, int]] = []                   # (generator key, profile #)
+        self.probes: list[str] = []
+        self.active_undos: dict[str, object] = {}
+        self.busy: set[str] = set()          # NSs with an operation in progress
+        self.nfvo_down = False
+        self.interrupted = 0
+        self._copied: dict[tuple, float] = {}
+        self._closed_interval: dict[str, int] = {}
 
-    # ---- recording ---------------------------------------------------------------------------
+    # ---- recording -----------------------------------------------------------------------
     def now(self) -> float:
-        return round(time.monotonic() - self.t0, 4)
+        """Seconds since the run's clock started."""
+        return round(self.nfvi.clock() - self.t0, 4) if self.nfvi is not None else 0.0
 
-    def event(self, kind: str, **fields) -> None:
-        rec = {"t": self.now(), "kind": kind, **fields}
-        self.events_f.write(json.dumps(rec, default=str) + "\n")
-        self.events_f.flush()
-        log.info("event %s", rec)
+    def event(self, kind: str, t: float | None = None, **fields) -> None:
+        self.writer.event(self.now() if t is None else t, kind, **fields)
+        log.info("event %s %s", kind, fields)
 
-    def metric(self, name: str, labels: dict, value: float) -> None:
-        lab = ";".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        self.metric_rows.append((self.now(), name, lab, float(value)))
+    def metric(self, name: str, labels: dict, value: float, t: float | None = None) -> None:
+        self.writer.metric(self.now() if t is None else t, name, labels, value)
 
-    # ---- set-up ------------------------------------------------------------------------------
-    def write_config(self) -> None:
-        sc = self.sc
-        (self.dir / "config.json").write_text(json.dumps({
-            "scenario": sc.name, "seed": sc.seed, "duration": sc.duration,
-            "params": sc.params, "topology": sc.topology_path, "services": sc.services,
-            "sla": sc.slas, "checks": sc.checks, "versions": _versions(), "git": _git(),
-            "started": dt.datetime.now().isoformat(timespec="seconds")}, indent=1))
-        from testbed.experiment.load import timeline
-        (self.dir / "timeline.json").write_text(json.dumps(
-            {"faults": [vars(f) for f in self.timeline],
-             "load": {f"{ld.ns}#{i}": timeline(p, self.sc.duration, step=0.5)
-                      for i, (ld, p) in enumerate(zip(self.sc.loads, self.profiles))}},
-            indent=1))
+    def _drift(self, env, proc: str) -> float:
+        """Record how late this wake-up is (ms): executed − planned."""
+        d = max(0.0, (self.now() - env.now) * 1000.0)
+        self.metric("engine_drift_ms", {"process": proc}, round(d, 3), t=env.now)
+        return d
 
+    # ---- the run ---------------------------------------------------------------------------
     def run(self) -> Path:
-        from mano.nfvo import NFVO
-        from testbed.emulator import Emulation
-        from testbed.nfvi import EmulatedDriver
-        from testbed.topology import load_topology
-
-        self.write_config()
-        topo = load_topology(ROOT / self.sc.topology_path
-                             if not Path(self.sc.topology_path).is_absolute()
-                             else self.sc.topology_path)
-        healthy = False
+        sc = self.sc
+        self.writer.config({
+            "scenario": sc.name, "seed": sc.seed, "duration": sc.duration,
+            "settle_s": sc.settle_s, "nfvi": self.nfvi_kind, "params": sc.params,
+            "topology": sc.topology_path, "services": sc.services,
+            "service_params": sc.service_params, "sla": sc.slas, "checks": sc.checks,
+            "probe_rate": sc.probe_rate, "gap_k": measures.DEFAULT_K,
+            "versions": _versions(), "git": _git(),
+            "started": dt.datetime.now().isoformat(timespec="seconds")})
+        healthy, left, error = False, [], None
+        stack = contextlib.ExitStack()
         try:
-            with Emulation(topo, run_dir=self.dir / "run") as emu:
-                self.emu = emu
-                self.driver = EmulatedDriver(emu)
-                self.nfvo = NFVO(self.driver, self.dir / "nfvo.db")
-                self.nfvo.start_monitoring(interval=0.5)
-                for nsd, vnfds in self.sc.onboards:
-                    self.nfvo.onboard_nsd(ROOT / nsd if not Path(nsd).is_absolute() else nsd,
-                                          vnfds)
-                for nsd_id, ns in self.sc.services:
-                    self.nfvo.instantiate(nsd_id, ns)
-                    self.event("ns_instantiated", ns=ns, nsd=nsd_id)
-                self.policies = self._make_policies()
-                self._start_traffic()
-                self.t0 = time.monotonic()
-                self.event("start", duration=self.sc.duration, seed=self.sc.seed)
-                env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
-                for load in self.sc.loads:
-                    env.process(self._load_proc(env, load))
-                for f in self.timeline:
-                    env.process(self._fault_proc(env, f))
-                env.process(self._policy_proc(env))
-                env.process(self._metrics_proc(env))
-                env.run(until=self.sc.duration)
-                # settle: faults still active are undone, no new ones come, policies go on
-                for undo in list(self.active_undos.values()):
-                    undo()
-                self.event("settle", seconds=self.sc.settle_s)
-                env.run(until=self.sc.duration + self.sc.settle_s)
-                healthy = self._finish()
-                self.nfvo.close()
-                self.driver.close()
+            healthy = self._run_inside(stack)
+        except KeyboardInterrupt:
+            self.interrupted += 1
+            error = "interrupted (Ctrl-C)"
+        except (TestbedError, MANOError) as exc:
+            error = str(exc)
         finally:
-            self.events_f.flush()
-        left = _leftovers()
-        self.event("teardown", leftovers=left)
-        self.events_f.close()
-        self._write_metrics()
-        return self._results(healthy and not left, left)
+            # the tear-down runs to its end: a Ctrl-C now only says so
+            with _sigint_deferred(self._on_sigint_in_teardown):
+                try:
+                    if self.nfvi is not None:
+                        self.event("teardown_begin")
+                    stack.close()
+                    if self.nfvi is not None:
+                        left = self.nfvi.leftovers()
+                finally:
+                    with contextlib.suppress(Exception):
+                        self.writer.event(self.now(), "teardown", leftovers=left, error=error)
+                    self.writer.close()
+        path = self._results(healthy and not left and error is None, left, error)
+        if self.interrupted:
+            raise KeyboardInterrupt
+        if error is not None:
+            raise TestbedError(f"{error} (results so far: {path})")
+        return path
 
-    def _make_policies(self):
-        from mano.policies import make_policy
+    def _on_sigint_in_teardown(self) -> None:
+        self.interrupted += 1
+        print("testbed: tearing down, please wait (Ctrl-C again will not stop it)",
+              flush=True)
+
+    def _run_inside(self, stack: contextlib.ExitStack) -> bool:
+        sc = self.sc
+        topo_path = sc.topology_path if Path(sc.topology_path).is_absolute() \
+            else ROOT / sc.topology_path
+        topo = load_topology(topo_path)
+        self.nfvi = stack.enter_context(open_nfvi(self.nfvi_kind, topo, self.dir / "run"))
+        self.t0 = self.nfvi.clock()
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mano-op")
+        stack.callback(self.pool.shutdown, wait=True, cancel_futures=True)
+        self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db")
+        stack.callback(lambda: self.nfvo.close())
+        self.nfvo.start_monitoring(interval=0.5)
+        for nsd, vnfds in sc.onboards:
+            self.nfvo.onboard_nsd(ROOT / nsd if not Path(nsd).is_absolute() else nsd, vnfds)
+        for nsd_id, ns in sc.services:
+            self.nfvo.instantiate(nsd_id, ns, **sc.service_params.get(ns, {}))
+            self.event("ns_instantiated", ns=ns, nsd=nsd_id)
+        self._read_graphs()
+        self.faults = resolve(self.timeline, self._service_views(), target_rng(sc.seed))
+        self._write_timeline()
+        self.policies = [make_policy(p, **params) if isinstance(p, str) else p
+                         for p, params in sc.policies]
+        self._start_traffic()
+        env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
+        self.t0 = self.nfvi.clock()
+        self.event("start", duration=sc.duration, seed=sc.seed)
+        for key, i in self.loads:
+            env.process(self._load_proc(env, key, i))
+        for f in self.faults:
+            env.process(self._fault_proc(env, f))
+        env.process(self._policy_proc(env))
+        env.process(self._metrics_proc(env))
+        env.run(until=sc.duration)
+        # settle: faults still active are undone, no new ones come, policies go on
+        self.event("settle", seconds=sc.settle_s)
+        for fid, undo in list(self.active_undos.items()):
+            env.process(self._undo_proc(env, fid, undo))
+        env.run(until=sc.duration + sc.settle_s)
+        self._wait_operations(env)
+        return self._finish()
+
+    # ---- set-up helpers ----------------------------------------------------------------------
+    def _read_graphs(self) -> None:
+        for _nsd, ns in self.sc.services:
+            nsd = self.nfvo.nsd(self.nfvo.store.get_ns_instance(ns)["nsd_id"])
+            self.graphs[ns] = [(f"{ns}.{fg.id}", fg) for fg in nsd.vnffg]
+
+    def _endpoints(self, ns: str, fg) -> tuple[str, str]:
+        """The ingress and egress endpoints of a graph of ``ns`` (as instantiated)."""
+        data = (self.nfvo.store.get_ns_instance(ns)["data"] or {})
+        sap = (data.get("endpoints") or {}).get(fg.id) or {}
+        return sap.get("ingress", fg.ingress), sap.get("egress", fg.egress)
+
+    def _service_views(self) -> list[ServiceView]:
         out = []
-        for p, params in self.sc.policies:
-            out.append(make_policy(p, **params) if isinstance(p, str) else p)
+        for _nsd, ns in self.sc.services:
+            paths, hops = {}, {}
+            for name, fg in self.graphs[ns]:
+                paths[name] = self.nfvi.graph_paths(name)
+                ing, egr = self._endpoints(ns, fg)
+                sw = {self.nfvi.endpoint_switch(ing), self.nfvi.endpoint_switch(egr)}
+                for v in fg.path:
+                    sw |= {r["switch"] for r in self.nfvo.vnfm.instances(ns, v)}
+                hops[name] = sw
+            vnfs = list(dict.fromkeys(v for _n, fg in self.graphs[ns] for v in fg.path))
+            computes = {v: sorted({r["compute_node"] for r in self.nfvo.vnfm.instances(ns, v)})
+                        for v in vnfs}
+            out.append(ServiceView(ns, paths, hops, vnfs, computes))
         return out
 
-    def _graph(self, ns: str) -> tuple[str, str, dict]:
-        ns_row = self.nfvo.store.get_ns_instance(ns)
-        nsd = self.nfvo.nsd(ns_row["nsd_id"])
-        fg = nsd.vnffg[0]
-        return fg.ingress, fg.egress, dict(fg.classifier)
+    def _write_timeline(self) -> None:
+        loads = {}
+        for i, (ld, p) in enumerate(zip(self.sc.loads, self.profiles)):
+            loads[f"{ld.ns}#{i}"] = load_timeline(p, self.sc.duration, step=LOAD_EVERY_S)
+        (self.dir / "timeline.json").write_text(results.dumps(
+            {"seed": self.sc.seed, "faults": self.faults, "load": loads}))
 
     def _start_traffic(self) -> None:
-        py = [sys.executable, "-m"]
-        for i, load in enumerate(self.sc.loads):
-            src, dst, cl = self._graph(load.ns)
-            port = load.port or cl.get("udp_dst") or LOAD_PORT + i
-            out = self.emu.run_dir / f"load-{load.ns}-{i}.json"
-            out.unlink(missing_ok=True)
-            rp = self.emu.popen(dst, py + ["testbed.programs.trafgen", "recv", "--port",
-                                           str(port), "--out", str(out)], what="trafgen-recv")
-            _wait_json(out)
-            sp = self.emu.popen(src, py + ["testbed.programs.trafgen", "send", "--dst",
-                                           self.emu.attachments[dst].ip, "--port", str(port),
-                                           "--flows", str(load.flows)],
-                                what="trafgen-send", stdin=subprocess.PIPE)
-            self.procs[("load", i)] = (sp, rp, out)
-        from testbed.chain import Probe
-        for nsd_id, ns in self.sc.services:
-            src, dst, cl = self._graph(ns)
-            port = cl.get("udp_dst") or PROBE_PORT
-            if any((ld.port or cl.get("udp_dst")) == port for ld in self.sc.loads
-                   if ld.ns == ns) and cl.get("udp_dst"):
-                continue  # the classifier admits one port only: the load is the probe
-            p = Probe(self.emu, src, dst, port=port, rate=self.sc.probe_rate,
-                      duration=self.sc.duration + self.sc.settle_s + 1, tag=f"probe-{ns}").start()
-            self.procs[("probe", ns)] = p
+        """A load generator per (load, graph) and a probe per graph, each on ports of its own
+        unless the graph's classifier fixes the UDP destination port."""
+        index = {name: k for k, name in enumerate(n for _d, ns in self.sc.services
+                                                   for n, _fg in self.graphs[ns])}
+        loaded: set[str] = set()
+        for i, ld in enumerate(self.sc.loads):
+            chosen = [(n, fg) for n, fg in self.graphs[ld.ns]
+                      if ld.graph is None or fg.id == ld.graph]
+            if not chosen:
+                raise TestbedError(f"s.load({ld.ns!r}, graph={ld.graph!r}): the NS has no such "
+                                   f"graph; it has {', '.join(fg.id for _n, fg in self.graphs[ld.ns])}")
+            for name, fg in chosen:
+                src, dst = self._endpoints(ld.ns, fg)
+                port = ld.port or fg.classifier.get("udp_dst") or LOAD_PORT + index[name]
+                key = f"{name}#{i}"
+                self.nfvi.start_load(key, src, dst, int(port), ld.flows)
+                self.loads.append((key, i))
+                loaded.add(name)
+        for _nsd, ns in self.sc.services:
+            for name, fg in self.graphs[ns]:
+                fixed = fg.classifier.get("udp_dst")
+                if fixed and name in loaded:
+                    self.event("note", text=f"no probe on {name}: its classifier admits UDP "
+                                            f"port {fixed} only, which its load uses")
+                    continue
+                src, dst = self._endpoints(ns, fg)
+                self.nfvi.start_probe(name, src, dst, int(fixed or PROBE_PORT + index[name]),
+                                      self.sc.probe_rate)
+                self.probes.append(name)
 
-    # ---- processes -----------------------------------------------------------------------------
-    def _command(self, i: int, rate: float) -> None:
-        sp = self.procs[("load", i)][0]
-        try:
-            sp.stdin.write(f"rate {rate:.1f}\n".encode())
-            sp.stdin.flush()
-        except (BrokenPipeError, OSError):
-            self.event("note", text=f"traffic generator {i} is gone")
-        self.commanded[i] = rate
+    # ---- operations off the SimPy loop ----------------------------------------------------------
+    def _off_loop(self, env, fn, *args):
+        """Run ``fn(*args)`` on a worker thread; the calling SimPy process yields from this
+        generator and gets the finished ``Future`` (never blocking the loop)."""
+        fut: Future = self.pool.submit(fn, *args)
+        while not fut.done():
+            yield env.timeout(POLL_S)
+        return fut
 
-    def _load_proc(self, env, load):
-        i = self.sc.loads.index(load)
+    def _wait_operations(self, env) -> None:
+        """Let operations still running finish (bounded) before the final check."""
+        deadline = env.now + 30
+        while self.busy and env.now < deadline:
+            env.run(until=env.now + 0.1)
+
+    # ---- processes ---------------------------------------------------------------------------
+    def _load_proc(self, env, key: str, i: int):
         prof = self.profiles[i]
-        self.commanded = getattr(self, "commanded", {})
+        ns = self.sc.loads[i].ns
         last = None
         while True:
             rate = round(prof.rate_at(env.now), 1)
             if rate != last:
-                self._command(i, rate)
-                self.event("load", ns=load.ns, rate=rate)
+                drift = self._drift(env, "load")
+                try:
+                    self.nfvi.command_load(key, rate)
+                except TestbedError as exc:
+                    self.event("note", text=str(exc))
+                self.event("load", ns=ns, graph=key.split("#")[0], rate=rate,
+                           planned_t=round(env.now, 4), drift_ms=round(drift, 3))
                 last = rate
-            yield env.timeout(0.5)
+            else:
+                self._drift(env, "load")
+            yield env.timeout(LOAD_EVERY_S)
 
-    def _resolve(self, f: FaultSpec) -> str:
-        ns = self.sc.services[0][1]
-        chain = self._chain(ns)
-        if f.kind in ("link_down",) and f.target == "auto":
-            from testbed.chain import active_link
-            name = f"{ns}.{self.nfvo.nsd(self.nfvo.store.get_ns_instance(ns)['nsd_id']).vnffg[0].id}"
-            a, b = active_link(self.emu.ctl.graph(name)["paths"])
-            return f"{a}-{b}"
-        if f.kind in ("vnf_crash", "vnf_hang"):
-            vnf = f.target if f.target != "auto" else chain[len(chain) // 2]
-            ids = self.nfvo.vnfm.instances(ns, vnf) if vnf in chain else []
-            if not ids and vnf in {r["id"] for r in self.nfvo.list_vnfs()}:
-                return vnf
-            if not ids:
-                raise TestbedError(f"fault {f.kind}: no live instance of {vnf!r}")
-            return ids[0]["id"]
-        if f.kind == "compute_down" and f.target == "auto":
-            return self.nfvo.vnfm.instances(ns, chain[0])[0]["compute_node"]
-        return f.target
+    def _instance_of(self, ns: str, vnf: str) -> str | None:
+        rows = self.nfvo.vnfm.instances(ns, vnf)
+        return rows[0]["id"] if rows else None
 
-    def _chain(self, ns: str) -> list[str]:
-        nsd = self.nfvo.nsd(self.nfvo.store.get_ns_instance(ns)["nsd_id"])
-        return list(nsd.vnffg[0].path)
-
-    def _fault_proc(self, env, f: FaultSpec):
-        yield env.timeout(f.at)
+    def _fault_proc(self, env, f: dict):
+        yield env.timeout(f["at"])
+        drift = self._drift(env, "fault")
+        fields = dict(fault=f["kind"], target=f["target"], id=f["id"], ns=f["ns"],
+                      duration=f["duration"], planned_t=f["at"], drift_ms=round(drift, 3))
+        if f["kind"] in ("vnf_crash", "vnf_hang"):
+            ns, _, vnf = f["target"].partition("/")
+            iid = None if self.nfvo_down else self._instance_of(ns, vnf)
+            if iid is None:
+                self.event("note", text=f"fault {f['id']}: {f['target']} has no live instance "
+                                        f"now; nothing to break")
+                return
+            fields["instance"] = iid
+        self.event("fault", **fields)
+        fut = yield from self._off_loop(env, self._apply, f, fields.get("instance"))
         try:
-            target = self._resolve(f)
-        except Exception as exc:
-            self.event("note", text=f"fault {f.kind} at {f.at}: {exc}")
+            undo = fut.result()
+        except Exception as exc:   # the NFVI refused: recorded, the run goes on
+            self.event("note", text=f"fault {f['id']} could not be applied: {exc}")
             return
-        fid = f"{f.kind}@{f.at}"
-        self.event("fault", fault=f.kind, target=target, id=fid, duration=f.duration)
-        undo = self._apply(f.kind, target)
-        if f.duration is not None and undo is not None:
-            done = []
+        self.event("fault_applied", id=f["id"])
+        if f["duration"] is None or undo is None:
+            return
+        self.active_undos[f["id"]] = undo
+        end = f["at"] + f["duration"]
+        if end >= self.sc.duration:
+            return          # undone by the settle phase
+        yield env.timeout(end - env.now)
+        if f["id"] in self.active_undos:
+            yield from self._undo_proc(env, f["id"], undo, planned=end)
 
-            def end(undo=undo, fid=fid, target=target):
-                if not done:   # once: at its time, or at the end of the run
-                    done.append(True)
-                    self.active_undos.pop(fid, None)
-                    undo()
-                    self.event("fault_end", fault=f.kind, target=target, id=fid)
-            self.active_undos[fid] = end
-            yield env.timeout(f.duration)
-            end()
+    def _undo_proc(self, env, fid: str, undo, planned: float | None = None):
+        if self.active_undos.pop(fid, None) is None:
+            return
+        drift = self._drift(env, "fault") if planned is not None else 0.0
+        f = next(x for x in self.faults if x["id"] == fid)
+        self.event("fault_end", fault=f["kind"], target=f["target"], id=fid,
+                   planned_t=round(env.now if planned is None else planned, 4),
+                   drift_ms=round(drift, 3))
+        fut = yield from self._off_loop(env, undo)
+        try:
+            fut.result()
+        except Exception as exc:
+            self.event("note", text=f"fault {fid} could not be undone: {exc}")
 
-    def _apply(self, kind: str, target: str):
-        emu, drv = self.emu, self.driver
+    def _apply(self, f: dict, instance: str | None):
+        """Apply one fault (on a worker thread); return its undo or None."""
+        kind, target = f["kind"], f["target"]
+        nfvi = self.nfvi
         if kind == "link_down":
-            a, b = target.split("-", 1)
-            emu.set_link(a, b, False)
-            return lambda: emu.set_link(a, b, True)
+            a, _, b = target.partition("-")
+            return nfvi.fail_link(a, b, hold=f["id"])
         if kind == "switch_down":
-            peers = [p.peer for p in emu.switches[target].ports.values() if p.peer in emu.switches]
-            for p in peers:
-                emu.set_link(target, p, False)
-            return lambda: [emu.set_link(target, p, True) for p in peers]
+            return nfvi.fail_switch(target, hold=f["id"])
+        if kind == "compute_down":
+            return nfvi.fail_compute_node(target)
         if kind == "vnf_crash":
-            drv.kill_instance(target)
+            nfvi.crash_instance(instance)
             return None
         if kind == "vnf_hang":
-            drv.hang_instance(target, True)
-            return lambda: _ignore(lambda: drv.hang_instance(target, False))
-        if kind == "compute_down":
-            drv.fail_compute_node(target)
-            return lambda: drv.recover_compute_node(target)
-        if kind == "nfvo_restart":
-            from mano.nfvo import NFVO
-            self.nfvo.close()
-            self.nfvo = NFVO(self.driver, self.dir / "nfvo.db")
-            self.nfvo.start_monitoring(interval=0.5)
-            self.event("recovered", target="nfvo", report="reconciled")
-            return None
+            return nfvi.hang_instance(instance)
         if kind == "controller_restart":
-            emu.restart_controller()
+            nfvi.restart_controller()
+            self.event("recovered", target="controller", report="switches reconnected")
             return None
-        raise TestbedError(f"fault {kind} is not supported")
+        if kind == "nfvo_restart":
+            self._restart_nfvo()
+            return None
+        raise TestbedError(f"fault kind {kind!r} is not supported")
 
-    def _context(self):
-        from mano.policies import PolicyContext
+    def _restart_nfvo(self) -> None:
+        self.nfvo_down = True
+        try:
+            old = self.nfvo
+            self._copy_metrics(old)
+            old.close()
+            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db")
+            self.nfvo.start_monitoring(interval=0.5)
+            self._copied.clear()
+        finally:
+            self.nfvo_down = False
+        self.event("recovered", target="nfvo", report="reconciled")
+
+    def _context(self) -> PolicyContext:
         ns_map, chains, vnfds = {}, {}, {}
         for _nsd, ns in self.sc.services:
-            if self.nfvo.store.get_ns_instance(ns)["state"] != "INSTANTIATED":
+            if ns in self.busy or \
+                    self.nfvo.store.get_ns_instance(ns)["state"] != "INSTANTIATED":
                 continue
-            chain = self._chain(ns)
+            chain = list(dict.fromkeys(v for _n, fg in self.graphs[ns] for v in fg.path))
             chains[ns] = chain
             ns_map[ns] = {v: [r["id"] for r in self.nfvo.vnfm.instances(ns, v)] for v in chain}
             for v in chain:
                 vnfds[v] = self.nfvo.vnfd(v)
-        return PolicyContext(now=time.monotonic(), metrics=self.nfvo.metrics, ns=ns_map,
+        return PolicyContext(now=self.nfvi.clock(), metrics=self.nfvo.metrics, ns=ns_map,
                              vnfds=vnfds, chains=chains)
 
     def _policy_proc(self, env):
         # metrics of the first seconds include the VNF programs' start-up: policies wait
         yield env.timeout(min(self.sc.warmup_s, self.sc.duration))
         while True:
-            yield env.timeout(0.5)
-            if not self.policies:
+            yield env.timeout(POLICY_EVERY_S)
+            self._drift(env, "policy")
+            if not self.policies or self.nfvo_down:
                 continue
             ctx = self._context()
             for pol in self.policies:
@@ -371,70 +487,159 @@ class ScenarioRun:
                     self.event("note", text=f"policy {getattr(pol, 'name', pol)} failed: {exc}")
                     continue
                 for a in actions:
-                    self._act(pol, a)
+                    env.process(self._act(env, pol, a))
 
-    def _act(self, pol, a) -> None:
+    def _rel(self, t: float | None) -> float | None:
+        return None if t is None else round(t - self.t0, 4)
+
+    def _act(self, env, pol, a: Action):
+        """Carry out one action off the loop; record detect/decide/execute times."""
         name = getattr(pol, "name", type(pol).__name__)
+        decided = self.now()
+        observed = self._rel(getattr(a, "observed_at", None))
+        base = dict(ns=a.ns, vnf=a.vnf, by=name, reason=a.reason)
+        if a.kind == "give_up":
+            self.event("heal_given_up", target=a.instance, **base)
+            return
+        if a.ns in self.busy or self.nfvo_down:
+            self.event("action_refused", action=a.kind, target=a.instance, **base,
+                       why="an operation on this NS is in progress" if a.ns in self.busy
+                       else "the NFVO is restarting")
+            return
+        self.busy.add(a.ns)
         try:
-            if a.kind in ("scale_out", "scale_in"):
-                self.nfvo.scale(a.ns, a.vnf, a.kind.split("_")[1])
-                n = len(self.nfvo.vnfm.instances(a.ns, a.vnf))
-                self.event(a.kind, ns=a.ns, vnf=a.vnf, instances=n, reason=a.reason, by=name)
-            elif a.kind == "heal":
-                self.event("detect", target=a.instance, by=name, reason=a.reason)
+            if a.kind == "heal":
+                if observed is not None:
+                    self.event("detect", t=observed, target=a.instance, **base)
                 row = self.nfvo.store.get_vnf_instance(a.instance)
-                node_up = row["compute_node"] not in self.driver._down_nodes
-                mode = a.mode if node_up else "recreate"
-                self.event("heal_start", target=a.instance, mode=mode)
-                self.nfvo.heal(a.ns, a.instance, mode)
+                up = {c.name: c.up for c in self.nfvi.driver.compute_nodes()}
+                mode = a.mode if up.get(row["compute_node"], True) else "recreate"
+                start = self.now()
+                self.event("heal_start", target=a.instance, mode=mode, **base)
+                fut = yield from self._off_loop(env, self.nfvo.heal, a.ns, a.instance, mode)
+                timing = self._timing(observed, decided, start)
+                if fut.exception() is not None:
+                    self.event("action_failed", action="heal", target=a.instance,
+                               error=str(fut.exception()), **base, **timing)
+                    return
                 new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
-                self.event("heal_done", target=a.instance, instances=new, mode=mode)
-            if hasattr(pol, "notify"):
-                pol.notify(a, time.monotonic())
-        except Exception as exc:
-            self.event("note", text=f"{name}: {a.kind} {a.ns}/{a.vnf or a.instance} failed: "
-                                    f"{exc}")
+                self.event("heal_done", target=a.instance, instances=new, mode=mode, **base,
+                           **timing)
+            else:
+                direction = a.kind.split("_")[1]
+                before = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
+                start = self.now()
+                kw = {"instance": a.instance} if direction == "in" and a.instance else {}
+                fut = yield from self._off_loop(env, lambda: self.nfvo.scale(
+                    a.ns, a.vnf, direction, **kw))
+                timing = self._timing(observed, decided, start)
+                if fut.exception() is not None:
+                    self.event("action_failed", action=a.kind, error=str(fut.exception()),
+                               **base, **timing)
+                    return
+                after = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)]
+                self.event(a.kind, instances=len(after), added=sorted(set(after) - before),
+                           removed=sorted(before - set(after)), **base, **timing)
+            for p in self.policies:
+                notify_policy(p, a, self.nfvi.clock())
+        finally:
+            self.busy.discard(a.ns)
+
+    def _timing(self, observed, decided, start) -> dict:
+        done = self.now()
+        return {"observed_t": observed, "decided_t": decided, "start_t": start,
+                "completed_t": done,
+                "decide_s": None if observed is None else round(decided - observed, 4),
+                "execute_s": round(done - start, 4)}
 
     def _metrics_proc(self, env):
-        cpu = HostCpu()
         while True:
-            yield env.timeout(1.0)
-            self.metric("host_cpu_idle_pct", {"host": "machine"}, cpu.idle_pct())
-            self.metric("active_servers", {}, self.nfvo.vim.active_servers())
-            for i, load in enumerate(self.sc.loads):
-                out = self.procs[("load", i)][2]
-                try:
-                    samples = json.loads(out.read_text()).get("samples") or []
-                except (OSError, ValueError):
-                    samples = []
-                achieved = samples[-1][1] if samples else 0.0
-                if samples and len(samples[-1]) > 3 and samples[-1][3] is not None:
-                    self.metric("latency_ms", {"ns": load.ns}, samples[-1][3])
-                commanded = getattr(self, "commanded", {}).get(i, 0.0)
-                self.metric("achieved_pps", {"ns": load.ns}, achieved)
-                self.metric("commanded_pps", {"ns": load.ns}, commanded)
-                if commanded > 0:
-                    loss = max(0.0, 100.0 * (1 - achieved / commanded))
-                    self.metric("loss_pct", {"ns": load.ns}, loss)
-                    from mano.monitoring import labels_of
-                    self.nfvo.metrics.record("loss_pct", labels_of(ns=load.ns, graph="load"),
-                                             time.monotonic(), loss)
-            for _nsd, ns in self.sc.services:
-                for v in self._chain(ns):
-                    self.metric("instances", {"ns": ns, "vnf": v},
-                                len(self.nfvo.vnfm.instances(ns, v)))
-            for lb, pts in self.nfvo.metrics.series("cpu_util").items():
-                if pts and time.monotonic() - pts[-1][0] < 2:
-                    self.metric("cpu_util", dict(lb), pts[-1][1])
+            yield env.timeout(METRICS_EVERY_S)
+            self._drift(env, "metrics")
+            self._sample(final=False)
 
-    # ---- the end ---------------------------------------------------------------------------------
+    def _sample(self, final: bool) -> None:
+        health = self.nfvi.host_health()
+        for i, idle in enumerate(health.get("idle_pct_per_cpu") or []):
+            self.metric("cpu_idle_pct", {"cpu": i}, idle)
+        for p in health.get("busiest") or []:
+            self.metric("process_cpu_pct", {"process": p["name"]}, p["cpu_pct"])
+        for key, _i in self.loads:
+            try:
+                c = self.nfvi.load_counters(key)
+            except TestbedError as exc:
+                self.event("note", text=str(exc))
+                continue
+            self._record_intervals(key, c, final)
+        if self.nfvo_down:
+            return
+        self.metric("active_servers", {}, self.nfvo.vim.active_servers())
+        for _nsd, ns in self.sc.services:
+            for v in dict.fromkeys(v for _n, fg in self.graphs[ns] for v in fg.path):
+                self.metric("instances", {"ns": ns, "vnf": v},
+                            len(self.nfvo.vnfm.instances(ns, v)))
+        self._copy_metrics(self.nfvo)
+        self.writer.flush()
+
+    def _record_intervals(self, key: str, c, final: bool) -> None:
+        """Per complete send-time interval: sent, received, commanded, loss (see
+        ``testbed.measures.interval_loss``); loss also goes to the NFVO's metrics (the
+        data-path healer reads it)."""
+        graph = key.split("#")[0]
+        ns = graph.split(".")[0]
+        lb = {"ns": ns, "graph": graph}
+        now_abs = self.nfvi.clock()
+        last = self._closed_interval.get(key)
+        ready = [i for i in sorted(c.sent) if (last is None or i > last) and
+                 (final or (i + 1) * c.interval_s <= now_abs - CLOSED_AFTER_S)]
+        if not ready:
+            return
+        loss = measures.interval_loss({i: c.sent[i] for i in ready},
+                                      {i: c.received.get(i, 0) for i in ready})
+        for i in ready:
+            t_abs = (i + 1) * c.interval_s
+            t = round(t_abs - self.t0, 4)
+            self.metric("sent_pps", lb, c.sent[i] / c.interval_s, t=t)
+            self.metric("received_pps", lb, c.received.get(i, 0) / c.interval_s, t=t)
+            if i in c.commanded:
+                self.metric("commanded_pps", lb, c.commanded[i], t=t)
+            if i in c.latency_ms:
+                self.metric("latency_ms", lb, c.latency_ms[i], t=t)
+            if i in loss:
+                self.metric("loss_pct", lb, loss[i], t=t)
+                if not self.nfvo_down:
+                    self.nfvo.metrics.record("loss_pct", labels_of(**lb), t_abs, loss[i])
+        self._closed_interval[key] = ready[-1]
+
+    def _copy_metrics(self, nfvo) -> None:
+        """Copy the NFVO's per-instance series recorded since the last copy."""
+        for name in COPIED_METRICS:
+            for labels, pts in nfvo.metrics.series(name).items():
+                key = (name, labels)
+                last = self._copied.get(key, float("-inf"))
+                for t, v in pts:
+                    if t > last:
+                        self.metric(name, dict(labels), v, t=round(t - self.t0, 4))
+                        last = t
+                self._copied[key] = last
+
+    # ---- the end ---------------------------------------------------------------------------
     def _finish(self) -> bool:
-        for i in range(len(self.sc.loads)):
-            self._command(i, 0)
+        for key, _i in self.loads:
+            with contextlib.suppress(TestbedError):
+                self.nfvi.command_load(key, 0)
         # the continuous probes end first: their receivers hold the probe ports
-        outages = self._outages()
-        for o in outages:
-            self.event("outage", **o)
+        (self.dir / "probes").mkdir(exist_ok=True)
+        for name in self.probes:
+            try:
+                rec = self.nfvi.stop_probe(name)
+            except TestbedError as exc:
+                self.event("note", text=f"probe {name}: {exc}")
+                continue
+            self._outages(name, rec)
+        for key, _i in self.loads:
+            with contextlib.suppress(TestbedError):
+                self._record_intervals(key, self.nfvi.stop_load(key), final=True)
         states, flowing = {}, {}
         for _nsd, ns in self.sc.services:
             states[ns] = self.nfvo.store.get_ns_instance(ns)["state"]
@@ -444,108 +649,51 @@ class ScenarioRun:
             except Exception as exc:
                 flowing[ns] = False
                 self.event("note", text=f"final probe of {ns} failed: {exc}")
-        for key, val in list(self.procs.items()):
-            if key[0] == "load":
-                sp, rp, _out = val
-                _ignore(lambda: sp.stdin.write(b"stop\n"))
-                _ignore(lambda: sp.stdin.flush())
-                self.emu.stop_process(sp)
-                self.emu.stop_process(rp)
+        self._copy_metrics(self.nfvo)
         healthy = all(s == "INSTANTIATED" for s in states.values()) and all(flowing.values())
         self.event("end", ns_states=states, packets_flowing=flowing, healthy=healthy)
         return healthy
 
-    def _outages(self) -> list[dict]:
-        out = []
-        faults = [json.loads(line) for line in open(self.dir / "events.jsonl")
-                  if '"kind": "fault"' in line]
-        for key, p in self.procs.items():
-            if key[0] != "probe":
-                continue
-            res = p.wait()
-            for g in res.get("gaps", []):
-                start = g["start_ns"] / 1e9 - self.t0
-                if g["gap_ms"] < 20:
-                    continue
-                near = [f for f in faults if f["t"] - 0.05 <= start + g["gap_ms"] / 1000
-                        and start <= f["t"] + 30]
-                fid = min(near, key=lambda f: abs(f["t"] - start))["id"] if near else None
-                out.append({"ns": key[1], "fault_id": fid, "outage_ms": g["gap_ms"],
-                            "lost": g["lost"], "start_t": round(start, 3),
-                            "end_t": round(start + g["gap_ms"] / 1000, 3)})
-        return out
+    def _outages(self, name: str, rec) -> None:
+        """Keep the probe's raw records in ``probes/`` and write every gap as an event."""
+        dest = self.dir / "probes"
+        records = Path(shutil.copy(rec.records, dest / f"{name}.bin"))
+        shutil.copy(rec.sender_stats, dest / f"{name}-send.json")
+        recs = measures.read_records(records)
+        rep = measures.probe_report(recs, rate=rec.rate, sent=rec.sent, start_ns=rec.start_ns)
+        ns = name.split(".")[0]
+        self.event("probe", ns=ns, graph=name, rate=rec.rate, sent=rec.sent,
+                   received=rep["unique"], lost=rep["lost"], duplicates=rep["duplicates"],
+                   reordered=rep["reordered"], records=f"probes/{name}.bin",
+                   start_ns=rec.start_ns, k=measures.DEFAULT_K)
+        for g in measures.probe_gaps(recs, rate=rec.rate, sent=rec.sent,
+                                     start_ns=rec.start_ns):
+            self.event("outage", ns=ns, graph=name, outage_ms=round(g.outage_ms, 3),
+                       lost=g.lost, start_t=round(g.start_ns / 1e9 - self.t0, 4),
+                       end_t=round(g.end_ns / 1e9 - self.t0, 4), leading=g.leading,
+                       trailing=g.trailing, recovered=g.recovered)
 
-    def _write_metrics(self) -> None:
-        import csv
-        with open(self.dir / "metrics.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["time", "metric", "labels", "value"])
-            for row in self.metric_rows:
-                w.writerow([f"{row[0]:.3f}", row[1], row[2], row[3]])
-
-    def _results(self, ok: bool, left: list[str]) -> Path:
-        from testbed.experiment import plots, results
+    def _results(self, ok: bool, left: list[str], error: str | None) -> Path:
         run = results.load_run(self.dir)
         summary = results.summarize(run)
+        summary["nfvi"] = self.nfvi_kind
         summary["leftovers"] = left
-        summary["checks"] = check(summary, self.sc.checks)
-        summary["passed"] = ok and all(c["ok"] for c in summary["checks"])
+        summary["error"] = error
+        summary["checks"] = results.check(summary, self.sc.checks)
+        summary["passed"] = ok and all(c["ok"] for c in summary["checks"]) \
+            and not summary["engine"]["flagged"]
         results.write_summary(self.dir, summary)
-        plots.plot_timeline(run, self.dir / "timeline.png")
-        plots.plot_recovery_cdf([run], self.dir / "recovery_cdf.png")
+        with contextlib.suppress(Exception):   # plots never hide the numbers
+            plots.plot_timeline(run, self.dir / "timeline.png")
+            plots.plot_recovery_cdf([run], self.dir / "recovery_cdf.png")
         return self.dir
 
 
-def check(summary: dict, checks: dict) -> list[dict]:
-    """Plausibility checks a scenario declared with ``s.expect(...)``."""
-    out = []
-    for name, want in checks.items():
-        if name == "max_outage_ms":
-            vals = [f.get("outage_ms") for f in summary.get("faults", [])
-                    if f.get("outage_ms") is not None]
-            ok = bool(vals) and all(0 < v < want for v in vals)
-            out.append({"check": name, "ok": ok, "detail": f"outages {vals} ms, bound {want}"})
-        elif name == "scale_out":
-            n = summary.get("scaling", {}).get("scale_outs", 0)
-            out.append({"check": name, "ok": (n > 0) == bool(want), "detail": f"{n} scale-outs"})
-        elif name == "healthy_at_end":
-            h = summary.get("healthy_at_end")
-            out.append({"check": name, "ok": h == want, "detail": f"healthy_at_end={h}"})
-        elif name == "min_heals":
-            n = len([f for f in summary.get("faults", []) if f.get("heal_s") is not None])
-            out.append({"check": name, "ok": n >= want, "detail": f"{n} healed faults"})
-        else:
-            out.append({"check": name, "ok": False, "detail": "unknown check"})
-    return out
-
-
-def _leftovers() -> list[str]:
-    from testbed import cgroups
-    from testbed.emulator import registry
-    from testbed.emulator.net import tagged_bridges, tagged_links
-    out = [f"bridge {b}" for bs in tagged_bridges().values() for b in bs]
-    out += [f"link {i}" for ls in tagged_links().values() for i in ls]
-    out += [f"cgroup {b}" for b in cgroups.run_bases()]
-    out += [f"record {r.run_id}" for r in registry.all_runs() if not r.owner_alive()]
-    return out
-
-
-def _wait_json(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TestbedError(f"{path.name} did not appear within {timeout:.0f} s")
-        time.sleep(0.02)
-
-
-def _ignore(fn) -> None:
-    try:
-        fn()
-    except Exception:
-        pass
-
-
 def run_scenario(path, *, seed: int = 1, duration: float | None = None,
-                 overrides: dict | None = None, results: str | os.PathLike = "results") -> Path:
+                 overrides: dict | None = None, results_dir: str | Path = "results",
+                 nfvi: str = "emulated") -> Path:
+    """Run a scenario file (see the module docstring); return its run folder. Raises
+    ``TestbedError`` (with the run folder) when the run could not complete, and
+    ``KeyboardInterrupt`` after a clean tear-down when interrupted."""
     sc = load_scenario(path, seed=seed, duration=duration, overrides=overrides)
-    return ScenarioRun(sc, Path(results)).run()
+    return ScenarioRun(sc, Path(results_dir), nfvi).run()

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, MaxNLocator
 
-from testbed.experiment.results import OVERLOAD_IDLE_PCT, Run, summarize
+from testbed.experiment.results import Run, emulation_health, summarize
 
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9,
          "xtick.labelsize": 10, "ytick.labelsize": 10, "axes.grid": True, "grid.alpha": 0.3,
@@ -97,8 +97,8 @@ def plot_timeline(run: Run, path) -> Path:
     all_t = [s.t for rows in run.metrics.values() for s in rows] + [e["t"] for e in run.events]
     duration = float(cfg.get("duration") or 0) or (max(all_t) if all_t else 1.0)
     xmax = max([duration] + [t for t in all_t if t <= duration * 1.05])
-    idle = [s.value for s in run.metrics.get("host_cpu_idle_pct", [])]
-    overloaded = bool(idle) and min(idle) < OVERLOAD_IDLE_PCT
+    health = emulation_health(run)
+    overloaded = health["overloaded"]
 
     with plt.rc_context(STYLE):
         fig, (a_tp, a_lat, a_inst) = plt.subplots(
@@ -107,11 +107,11 @@ def plot_timeline(run: Run, path) -> Path:
         colors = PALETTE
 
         # throughput
-        ach, cmd = _pts(run, "achieved_pps"), _pts(run, "commanded_pps")
+        ach, cmd = _pts(run, "received_pps"), _pts(run, "commanded_pps")
         for i, ns in enumerate(sorted(set(ach) | set(cmd))):
             c = colors[i % len(colors)]
             if ns in ach:
-                a_tp.plot(*_xy(ach[ns]), color=c, lw=2.2, alpha=0.9, label=f"{ns} achieved",
+                a_tp.plot(*_xy(ach[ns]), color=c, lw=2.2, alpha=0.9, label=f"{ns} received",
                           zorder=2)
             if ns in cmd:
                 a_tp.plot(*_xy(cmd[ns]), color=_darker(c), ls="--", lw=1.3, zorder=3,
@@ -188,7 +188,9 @@ def plot_timeline(run: Run, path) -> Path:
         nrows = _label_faults(fig, a_tp, faults, xmax) if len(faults) <= MAX_FAULT_LABELS else 0
         if overloaded:
             a_tp.set_title(f"WARNING: emulation host overloaded (CPU idle down to "
-                           f"{min(idle):.0f} %): timings are not trustworthy",
+                           f"{health['min_idle_pct'] or 0:.0f} %"
+                           f"{', load sender behind' if health['senders_behind'] else ''}):"
+                           f" timings are not trustworthy",
                            color=FAULT, fontweight="bold", fontsize=11,
                            pad=8 + nrows * ROW_PT)
         path.parent.mkdir(parents=True, exist_ok=True)

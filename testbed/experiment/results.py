@@ -14,9 +14,14 @@ How the summary reads the event log:
   latest earlier fault on that target); a fault is healed when every target detected for it
   is healed (``heal_s`` is then the last of those heals); a ``recovered`` event (e.g. the
   NFVO reconciled after its restart) also counts as the heal.
-- ``outage_ms`` is the largest data-path gap the probes attributed to the fault,
-  ``outage_total_ms`` the sum of its gaps, ``lost`` the packets lost in them, and
-  ``restored_s`` the time from the fault to the end of its last gap.
+- Every probe gap (``outage`` event, see ``testbed.measures``) belongs to the latest fault
+  that began before the gap (with ``ATTRIBUTION_SLACK_S`` of slack) and at most
+  ``ATTRIBUTION_WINDOW_S`` before it, preferring faults that affect the gap's NS; a gap
+  with no such fault is *unattributed*.
+- ``outage_ms`` is the largest gap attributed to the fault, ``outage_total_ms`` the sum of
+  its gaps, ``lost`` the packets lost in them, and ``restored_s`` the time from the fault
+  to the end of its last gap. A fault is ``recovered`` unless one of its gaps lasted to the
+  end of the run, or it was detected and never healed.
 - ``recovery_s`` is ``heal_s`` when MANO healed the fault, else ``restored_s`` (a link
   failure is repaired by the controller, not healed by MANO): the recovery-time CDF uses it.
 """
@@ -32,13 +37,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-ATTRIBUTION_WINDOW_S = 120.0   # a detect with no fault of its own: the latest fault this recent
+from testbed import measures
+
+ATTRIBUTION_WINDOW_S = 120.0   # a detect or gap with no fault of its own: the latest fault this recent
+ATTRIBUTION_SLACK_S = 0.1      # a gap may begin this much before its fault's event is stamped
+DRIFT_LIMIT_MS = 50.0          # a run whose engine was later than this on an event flags itself
 STEP_RATIO = 1.5               # a load step: the rate changes by this factor ...
 STEP_WINDOW_S = 5.0            # ... within this many seconds
-SERVED_LOSS_PCT = 5.0          # after a scale-out the load counts as served below this loss
+SHARE_FRACTION = 0.5           # a new instance carries its share at this part of the mean
 AVAILABLE_LOSS_PCT = 50.0      # an NS counts as available in a sample with less loss than this
 DEFAULT_MAX_LOSS_PCT = 1.0     # the SLA when a scenario declares none
-OVERLOAD_IDLE_PCT = 10.0       # host CPU idle below this: the emulation was overloaded
+OVERLOAD_IDLE_PCT = 10.0       # a CPU with less idle than this is saturated
+OVERLOAD_FOR_S = 1.0           # ... and the run overloaded when one stays so for longer
+SENDER_RATIO = 0.9             # the load sender is behind below this share of its command
 HEAL_KINDS = ("heal_done",)
 LATENCY_KEYS = ("max_latency_ms", "latency_ms", "latency_max_ms", "max_latency")
 LOSS_KEYS = ("max_loss_pct", "max_loss", "loss_pct", "loss_max_pct")
@@ -116,6 +127,11 @@ class RunWriter:
             self._metrics_f.flush()
         return n
 
+    def flush(self) -> None:
+        """Flush the metrics file (events are flushed one by one)."""
+        if self._metrics_f:
+            self._metrics_f.flush()
+
     def close(self) -> None:
         """Flush and close the files."""
         self._events.close()
@@ -128,6 +144,11 @@ class RunWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def dumps(obj) -> str:
+    """JSON as the run files are written (indented, one trailing newline)."""
+    return json.dumps(obj, indent=1, default=str) + "\n"
 
 
 # ---- loading -------------------------------------------------------------------------------
@@ -232,15 +253,29 @@ def _interval(times: list[float]) -> float:
 def _fault_targets_match(fault: dict, target) -> bool:
     if target is None:
         return False
-    if fault.get("target") == target:
+    if target in (fault.get("target"), fault.get("instance")):
         return True
     kind = fault.get("fault", "")
     return (kind == "nfvo_restart" and target == "nfvo") or \
         (kind == "controller_restart" and target == "controller")
 
 
+def attribute_gap(gap: dict, faults: list[dict], ids: dict) -> str | None:
+    """The fault a probe gap belongs to (see the module docstring), or None."""
+    start = float(gap.get("start_t") or 0.0)
+    cands = [f for f in faults if f["t"] <= start + ATTRIBUTION_SLACK_S
+             and start - f["t"] <= ATTRIBUTION_WINDOW_S]
+    if gap.get("leading"):
+        cands = [f for f in cands if f["t"] <= start + ATTRIBUTION_SLACK_S]
+    mine = [f for f in cands if gap.get("ns") in (f.get("ns") or [])]
+    pool = mine or [f for f in cands if not f.get("ns")]
+    if not pool:
+        return None
+    return ids[id(max(pool, key=lambda f: f["t"]))]
+
+
 def _faults(run: Run) -> tuple[list[dict], list[dict]]:
-    """Per fault: detect, heal, data-path outage; and the outages no fault owns."""
+    """Per fault: detect, decide, execute, heal, data-path outage; and the unattributed gaps."""
     faults = run.events_of("fault")
     by_id = {}
     for i, f in enumerate(faults):
@@ -282,10 +317,12 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
     outages: dict[str, list[dict]] = defaultdict(list)
     orphans = []
     for o in run.events_of("outage"):
-        if o.get("fault_id") in by_id:
-            outages[o["fault_id"]].append(o)
+        fid = attribute_gap(o, faults, ids)
+        if fid is not None:
+            outages[fid].append(o)
         else:
-            orphans.append({k: o.get(k) for k in ("ns", "outage_ms", "lost", "start_t", "end_t")})
+            orphans.append({k: o.get(k) for k in ("ns", "graph", "outage_ms", "lost", "start_t",
+                                                   "end_t", "leading", "trailing")})
 
     out = []
     for f in faults:
@@ -306,11 +343,17 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
         restored = max(ends_t) - t if ends_t else None
         heal_s = heal_t - t if heal_t is not None else None
         end = ends.get(f.get("id"))
+        trailing = any(g.get("trailing") for g in gaps)
+        unhealed = bool(ds) and heal is None
         out.append({
-            "id": fid, "fault": f.get("fault"), "target": f.get("target"), "t": _r(t, 3),
+            "id": fid, "fault": f.get("fault"), "target": f.get("target"),
+            "instance": f.get("instance"), "ns": f.get("ns"), "t": _r(t, 3),
+            "planned_t": f.get("planned_t"),
             "end_t": _r(end["t"], 3) if end else None,
             "detect_s": _r(ds[0]["t"] - t) if ds else None,
             "detected_by": ds[0].get("by") if ds else None,
+            "decide_s": _r((heal or {}).get("decide_s")),
+            "execute_s": _r((heal or {}).get("execute_s")),
             "heal_s": _r(heal_s),
             "heal_mode": (heal or {}).get("mode"),
             "healed_targets": f"{len(targets & set(first_heal))}/{len(targets)}"
@@ -321,6 +364,10 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
             "outage_total_ms": _r(sum(gap_ms), 3) if gap_ms else None,
             "lost": int(sum(int(g.get("lost") or 0) for g in gaps)) if gaps else None,
             "gaps": len(gaps),
+            "outages_by_ns": {ns: _r(max(float(g["outage_ms"]) for g in gaps
+                                         if g.get("ns") == ns), 3)
+                              for ns in sorted({str(g.get("ns")) for g in gaps})},
+            "recovered": not trailing and not unhealed,
         })
     return out, orphans
 
@@ -328,12 +375,13 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
 def _load_steps(run: Run) -> list[dict]:
     """Load steps per NS: the commanded rate rose (or fell) by ``STEP_RATIO`` within
     ``STEP_WINDOW_S``; the step starts at the first change after the base rate."""
-    per_ns: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    per_ns: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
     for e in run.events_of("load"):
         if e.get("rate") is not None:
-            per_ns[str(e.get("ns", ""))].append((float(e["t"]), float(e["rate"])))
+            key = (str(e.get("ns", "")), str(e.get("graph", "")))
+            per_ns[key].append((float(e.get("planned_t", e["t"])), float(e["rate"])))
     steps = []
-    for ns, pts in per_ns.items():
+    for (ns, _graph), pts in sorted(per_ns.items()):
         last_step_t = -math.inf
         for i in range(1, len(pts)):
             t, rate = pts[i]
@@ -358,37 +406,76 @@ def _load_steps(run: Run) -> list[dict]:
     return sorted(steps, key=lambda s: s["t"])
 
 
+def _served(run: Run, act: dict, until: float) -> float | None:
+    """When the instance a scale-out added first carries its share: the first sample of its
+    ``packets_rate`` at or after the operation completed that is at least
+    ``SHARE_FRACTION`` of the VNF's mean rate per instance at that time (measured at the
+    instances, by the NFVO's monitoring)."""
+    added = act.get("added") or []
+    if not added:
+        return None
+    vnf_series = run.series("packets_rate", ns=act.get("ns"), vnf=act.get("vnf"))
+    latest: dict[str, list[tuple[float, float]]] = {dict(k).get("instance"): v
+                                                     for k, v in vnf_series.items()}
+    done = float(act.get("completed_t") or act["t"])
+    for t, v in latest.get(added[0], []):
+        if t < done or t >= until:
+            continue
+        others = []
+        for iid, pts in latest.items():
+            near = [x for tt, x in pts if t - 1.0 <= tt <= t]
+            if near:
+                others.append(near[-1])
+        fair = sum(others) / len(others) if others else 0.0
+        if fair > 0 and v >= SHARE_FRACTION * fair:
+            return t
+    return None
+
+
 def _scaling(run: Run) -> dict:
+    """Load steps and the scaling actions that answered them, with the reaction split in
+    detect (step → threshold crossing observed), decide (crossing → action decided),
+    execute (action start → operation COMPLETED) and served (step → the new instance
+    carries its share, measured at the instance)."""
     steps = _load_steps(run)
     outs, ins = run.events_of("scale_out"), run.events_of("scale_in")
-    loss = {}
-    for labels, pts in run.series("loss_pct").items():
-        loss.setdefault(dict(labels).get("ns"), []).extend(pts)
     rows = []
     for i, s in enumerate(steps):
         nxt = next((x["t"] for x in steps[i + 1:] if x["ns"] == s["ns"]), math.inf)
         pool = outs if s["direction"] == "up" else ins
         act = next((a for a in pool if str(a.get("ns", "")) == s["ns"]
-                    and s["t"] <= a["t"] < nxt), None)
+                    and s["t"] <= float(a.get("decided_t", a["t"])) < nxt), None)
         row = {**s, "t": _r(s["t"], 3), "action": "scale_out" if s["direction"] == "up"
-               else "scale_in", "action_t": _r(act["t"], 3) if act else None,
+               else "scale_in", "action_t": _r(act.get("decided_t", act["t"]), 3)
+               if act else None,
                "vnf": act.get("vnf") if act else None,
                "instances": act.get("instances") if act else None,
-               "reaction_s": _r(act["t"] - s["t"]) if act else None, "served_s": None}
-        if act and s["direction"] == "up":
-            ok = [t for t, v in sorted(loss.get(s["ns"], [])) if act["t"] <= t < nxt
-                  and v <= SERVED_LOSS_PCT]
-            row["served_s"] = _r(ok[0] - s["t"]) if ok else None
+               "detect_s": None, "decide_s": None, "execute_s": None,
+               "reaction_s": None, "served_s": None}
+        if act:
+            obs = act.get("observed_t")
+            row["detect_s"] = _r(obs - s["t"]) if obs is not None else None
+            row["decide_s"] = _r(act.get("decide_s"))
+            row["execute_s"] = _r(act.get("execute_s"))
+            row["reaction_s"] = _r(float(act.get("completed_t", act["t"])) - s["t"])
+            if s["direction"] == "up":
+                served = _served(run, act, nxt)
+                row["served_s"] = _r(served - s["t"]) if served is not None else None
         rows.append(row)
-    up = [r["reaction_s"] for r in rows if r["direction"] == "up"]
+    up = [r for r in rows if r["direction"] == "up"]
     down = [r["reaction_s"] for r in rows if r["direction"] == "down"]
     return {
         "scale_outs": len(outs), "scale_ins": len(ins), "steps": rows,
         "actions": [{"t": _r(a["t"], 3), "kind": a["kind"], "ns": a.get("ns"),
                      "vnf": a.get("vnf"), "instances": a.get("instances"),
+                     "added": a.get("added"), "removed": a.get("removed"),
+                     "decide_s": a.get("decide_s"), "execute_s": a.get("execute_s"),
                      "reason": a.get("reason")} for a in run.events_of("scale_out", "scale_in")],
-        "reaction_s_median": _r(_median(up)),
-        "served_s_median": _r(_median(r["served_s"] for r in rows if r["direction"] == "up")),
+        "reaction_s_median": _r(_median(r["reaction_s"] for r in up)),
+        "detect_s_median": _r(_median(r["detect_s"] for r in up)),
+        "decide_s_median": _r(_median(r["decide_s"] for r in up)),
+        "execute_s_median": _r(_median(r["execute_s"] for r in up)),
+        "served_s_median": _r(_median(r["served_s"] for r in up)),
         "scale_in_s_median": _r(_median(down)),
     }
 
@@ -414,10 +501,12 @@ def _sla_and_availability(run: Run) -> tuple[dict, dict]:
     services = [sv[1] for sv in run.config.get("services") or []
                 if isinstance(sv, (list, tuple)) and len(sv) == 2]
     names = sorted(set(loss) | set(lat) | set(services) | set(run.config.get("sla") or {}))
-    duration = float(run.config.get("duration") or 0) or None
-    gaps = defaultdict(float)
+    gaps, span = defaultdict(float), defaultdict(float)
     for o in run.events_of("outage"):
         gaps[str(o.get("ns"))] += float(o.get("outage_ms") or 0)
+    for p in run.events_of("probe"):     # seconds of probing: sent / rate
+        if p.get("rate"):
+            span[str(p.get("ns"))] += float(p.get("sent") or 0) / float(p["rate"])
     sla, avail = {}, {}
     for ns in names:
         lim = _sla_limits(run, ns)
@@ -436,8 +525,8 @@ def _sla_and_availability(run: Run) -> tuple[dict, dict]:
             "availability": _r(sum(v < AVAILABLE_LOSS_PCT for v in vals) / len(vals))
             if vals else None,
             "samples": len(vals),
-            "probe_availability": _r(max(0.0, 1 - gaps[ns] / 1000 / duration))
-            if duration else None,
+            "probe_availability": _r(max(0.0, 1 - gaps[ns] / 1000 / span[ns]))
+            if span.get(ns) else None,
         }
     return sla, avail
 
@@ -462,27 +551,55 @@ def _servers(run: Run) -> dict:
             "samples": len(vals)}
 
 
-def _emulation(run: Run) -> dict:
-    idle = sorted(p for s in run.series("host_cpu_idle_pct").values() for p in s)
-    vals = [v for _, v in idle]
-    step = _interval([t for t, _ in idle])
-    low = [t for t, v in idle if v < OVERLOAD_IDLE_PCT]
-    ach, cmd = _per_ns(run, "achieved_pps"), _per_ns(run, "commanded_pps")
-    ratios: dict[str, list[float]] = {}
-    for ns, cpts in cmd.items():
-        st = _interval([t for t, _ in cpts])
-        a = {round(t / st): v for t, v in ach.get(ns, [])}
-        ratios[ns] = [a[round(t / st)] / c for t, c in cpts if c > 0 and round(t / st) in a]
-    allr = [r for rs in ratios.values() for r in rs]
+def emulation_health(run: Run) -> dict:
+    """Emulation health: per-CPU saturation (``measures.saturation`` on ``cpu_idle_pct``),
+    each load sender against its commanded rate (``measures.sender_behind`` on
+    ``sent_pps``/``commanded_pps``) and the busiest watched processes."""
+    per_t: dict[float, dict[int, float]] = defaultdict(dict)
+    for s in run.metrics.get("cpu_idle_pct", []):
+        per_t[s.t][int(s.labels.get("cpu", 0))] = s.value
+    samples = [(t, [c[i] for i in sorted(c)]) for t, c in sorted(per_t.items())]
+    sat = measures.saturation(samples, idle_below_pct=OVERLOAD_IDLE_PCT, for_s=OVERLOAD_FOR_S)
+    senders = {}
+    for labels, cmd in run.series("commanded_pps").items():
+        lb = dict(labels)
+        sent = dict(run.series("sent_pps", **lb).get(labels, []))
+        pts = [(t, c, sent[t]) for t, c in cmd if t in sent]
+        senders[lb.get("graph") or lb.get("ns", "")] = measures.sender_behind(
+            pts, ratio_below=SENDER_RATIO, for_s=OVERLOAD_FOR_S)
+    procs: dict[str, list[float]] = defaultdict(list)
+    for s in run.metrics.get("process_cpu_pct", []):
+        procs[s.labels.get("process", "?")].append(s.value)
+    busiest = sorted(({"process": k, "max_cpu_pct": _r(max(v), 1), "mean_cpu_pct":
+                       _r(_mean(v), 1)} for k, v in procs.items()),
+                     key=lambda r: -r["max_cpu_pct"])[:5]
+    behind = sorted(k for k, v in senders.items() if v["behind"])
+    ratios = [v["min_ratio"] for v in senders.values() if v["min_ratio"] is not None]
     return {
-        "host_idle_min_pct": _r(min(vals), 2) if vals else None,
-        "host_idle_mean_pct": _r(_mean(vals), 2),
-        "overloaded": bool(low),
-        "overloaded_s": _r(len(low) * step, 3),
+        "min_idle_pct": _r(sat["min_idle_pct"], 2) if sat["min_idle_pct"] is not None
+        else None,
+        "min_idle_pct_per_cpu": [_r(x, 2) for x in sat["min_idle_pct_per_cpu"]],
+        "saturated": sat["saturated"],
+        "cpu_saturated": sat["overloaded"],
+        "senders_behind": behind,
+        "sender_min_ratio": _r(min(ratios)) if ratios else None,
+        "overloaded": bool(sat["overloaded"] or behind),
         "overload_threshold_pct": OVERLOAD_IDLE_PCT,
-        "achieved_ratio_median": _r(_median(allr)),
-        "achieved_ratio": {ns: _r(_median(r)) for ns, r in sorted(ratios.items())},
+        "busiest": busiest,
     }
+
+
+def _engine(run: Run) -> dict:
+    """How late the engine executed what it planned: every timeline event (its
+    ``planned_t`` against its time) and every tick (``engine_drift_ms`` samples)."""
+    drift = [float(s.value) for s in run.metrics.get("engine_drift_ms", [])]
+    for e in run.events_of("fault", "fault_end", "load"):
+        if e.get("planned_t") is not None:
+            drift.append(max(0.0, (float(e["t"]) - float(e["planned_t"])) * 1000.0))
+    mx = max(drift) if drift else None
+    return {"max_drift_ms": _r(mx, 2), "p99_drift_ms": _r(_pct(drift, 99), 2),
+            "samples": len(drift), "limit_ms": DRIFT_LIMIT_MS,
+            "flagged": mx is not None and mx > DRIFT_LIMIT_MS}
 
 
 def summarize(run: Run) -> dict:
@@ -492,8 +609,12 @@ def summarize(run: Run) -> dict:
     faults, orphans = _faults(run)
     scaling = _scaling(run)
     sla, avail = _sla_and_availability(run)
-    emu = _emulation(run)
+    emu = emulation_health(run)
+    engine = _engine(run)
     servers = _servers(run)
+    probes = {e.get("graph"): {k: e.get(k) for k in ("ns", "rate", "sent", "received", "lost",
+                                                   "duplicates", "reordered", "records")}
+              for e in run.events_of("probe")}
     ends = run.events_of("end")
     healthy = ends[-1].get("healthy") if ends else cfg.get("healthy_at_end")
     summary = {
@@ -501,7 +622,7 @@ def summarize(run: Run) -> dict:
         "duration": cfg.get("duration"), "params": cfg.get("params") or {},
         "faults": faults, "unattributed_outages": orphans, "scaling": scaling,
         "sla": sla, "availability": avail, "cpu": _cpu(run), "active_servers": servers,
-        "emulation": emu, "healthy_at_end": healthy,
+        "probes": probes, "emulation": emu, "engine": engine, "healthy_at_end": healthy,
         "ns_states": ends[-1].get("ns_states") if ends else None,
     }
     avs = [a["availability"] for a in avail.values() if a["availability"] is not None]
@@ -514,18 +635,58 @@ def summarize(run: Run) -> dict:
         "outage_ms_median": _r(_median(f["outage_ms"] for f in faults), 3),
         "outage_ms_max": max((f["outage_ms"] for f in faults if f["outage_ms"] is not None),
                              default=None),
-        "lost_total": sum(f["lost"] or 0 for f in faults),
+        "lost_total": sum(p["lost"] or 0 for p in probes.values()),
+        "unrecovered_faults": sum(not f["recovered"] for f in faults),
         "scale_outs": scaling["scale_outs"], "scale_ins": scaling["scale_ins"],
         "reaction_s_median": scaling["reaction_s_median"],
+        "served_s_median": scaling["served_s_median"],
         "scale_in_s_median": scaling["scale_in_s_median"],
         "sla_violation_s": _r(sum(s["violation_s"] or 0 for s in sla.values()), 3),
         "availability_min": min(avs) if avs else None,
         "active_servers_max": servers["max"], "active_servers_mean": servers["mean"],
-        "host_idle_min_pct": emu["host_idle_min_pct"],
-        "achieved_ratio_median": emu["achieved_ratio_median"],
+        "cpu_idle_min_pct": emu["min_idle_pct"],
+        "overloaded": int(emu["overloaded"]),
+        "max_drift_ms": engine["max_drift_ms"],
         "healthy_at_end": None if healthy is None else int(bool(healthy)),
     }
     return summary
+
+
+def check(summary: dict, checks: dict) -> list[dict]:
+    """The checks a scenario declared with ``s.expect(...)``, each ``{"check", "ok",
+    "detail"}``. ``max_outage_ms`` fails on any fault that did not recover (its outage ran
+    to the end of the run, or it was detected and never healed). An unknown check fails."""
+    out = []
+    faults = summary.get("faults", [])
+    unrecovered = [f["id"] for f in faults if not f.get("recovered", True)]
+    for name, want in checks.items():
+        if name == "max_outage_ms":
+            vals = {f["id"]: f.get("outage_ms") for f in faults
+                    if f.get("outage_ms") is not None}
+            ok = not unrecovered and all(v < want for v in vals.values())
+            out.append({"check": name, "ok": ok, "detail": (
+                f"outages {vals} ms, bound {want}"
+                + (f"; never recovered: {', '.join(unrecovered)}" if unrecovered else ""))})
+        elif name == "all_recovered":
+            out.append({"check": name, "ok": not (want and unrecovered),
+                        "detail": f"never recovered: {unrecovered or 'none'}"})
+        elif name == "scale_out":
+            n = summary.get("scaling", {}).get("scale_outs", 0)
+            out.append({"check": name, "ok": (n > 0) == bool(want), "detail": f"{n} scale-outs"})
+        elif name == "scale_in":
+            n = summary.get("scaling", {}).get("scale_ins", 0)
+            out.append({"check": name, "ok": (n > 0) == bool(want), "detail": f"{n} scale-ins"})
+        elif name == "healthy_at_end":
+            h = summary.get("healthy_at_end")
+            out.append({"check": name, "ok": h == want, "detail": f"healthy_at_end={h}"})
+        elif name == "min_heals":
+            n = len([f for f in faults if f.get("heal_s") is not None])
+            out.append({"check": name, "ok": n >= want, "detail": f"{n} healed faults"})
+        else:
+            out.append({"check": name, "ok": False, "detail": "unknown check; known: "
+                        "max_outage_ms, all_recovered, scale_out, scale_in, healthy_at_end, "
+                        "min_heals"})
+    return out
 
 
 # ---- writing the summary ------------------------------------------------------------------
@@ -550,10 +711,18 @@ def overload_warning(summary: dict) -> str | None:
     emu = summary.get("emulation") or {}
     if not emu.get("overloaded"):
         return None
-    return (f"**WARNING: THE EMULATION HOST WAS OVERLOADED** — host CPU idle fell to "
-            f"{_f(emu.get('host_idle_min_pct'), 1)} % (below {_f(emu.get('overload_threshold_pct'), 0)}"
-            f" % for {_f(emu.get('overloaded_s'), 0)} s): timings and rates in this run measure "
-            f"the machine, not the policies; re-run with less load or a smaller topology.")
+    why = []
+    if emu.get("cpu_saturated"):
+        cpus = sorted({r["cpu"] for r in emu.get("saturated") or []})
+        why.append(f"CPU {', '.join(map(str, cpus))} saturated (idle below "
+                   f"{_f(emu.get('overload_threshold_pct'), 0)} % for over a second; minimum "
+                   f"{_f(emu.get('min_idle_pct'), 1)} %)")
+    if emu.get("senders_behind"):
+        why.append(f"load sender(s) {', '.join(emu['senders_behind'])} fell behind their "
+                   f"commanded rate (down to {_f(emu.get('sender_min_ratio'), 2)} of it)")
+    return (f"**WARNING: THE EMULATION HOST WAS OVERLOADED** — {'; '.join(why)}: timings and "
+            f"rates in this run measure the machine, not the policies; re-run with less load "
+            f"or a smaller topology.")
 
 
 def summary_markdown(summary: dict) -> str:
@@ -582,11 +751,12 @@ def summary_markdown(summary: dict) -> str:
     lines += ["## Faults", ""]
     if s.get("faults"):
         lines += _table(
-            ["t (s)", "fault", "target", "detect (s)", "heal (s)", "restored (s)",
-             "outage (ms)", "lost pkts", "detected by"],
-            [[_f(f["t"], 2), f["fault"], f"`{f['target']}`", _f(f["detect_s"]),
-              _f(f["heal_s"]), _f(f["restored_s"]), _f(f["outage_ms"], 1), _f(f["lost"]),
-              _f(f["detected_by"])] for f in s["faults"]])
+            ["t (s)", "fault", "target", "NS", "detect (s)", "decide (s)", "execute (s)",
+             "heal (s)", "outage (ms)", "lost", "recovered"],
+            [[_f(f["t"], 2), f["fault"], f"`{f['target']}`", ", ".join(f.get("ns") or []) or "–",
+              _f(f["detect_s"]), _f(f.get("decide_s")), _f(f.get("execute_s")),
+              _f(f["heal_s"]), _f(f["outage_ms"], 1), _f(f["lost"]),
+              _f(f.get("recovered"))] for f in s["faults"]])
     else:
         lines += ["No faults.", ""]
     if s.get("unattributed_outages"):
@@ -601,11 +771,18 @@ def summary_markdown(summary: dict) -> str:
                f"to a step down {_f(sc.get('scale_in_s_median'))} s."), ""]
     if sc.get("steps"):
         lines += _table(
-            ["load step t (s)", "ns", "rate (pps)", "action", "at (s)", "VNF", "instances",
-             "reaction (s)", "served (s)"],
+            ["step t (s)", "ns", "rate (pps)", "action", "VNF", "n", "detect (s)",
+             "decide (s)", "execute (s)", "served (s)"],
             [[_f(r["t"], 2), r["ns"], f"{r['from']:.0f} → {r['to']:.0f}", r["action"],
-              _f(r["action_t"], 2), _f(r["vnf"]), _f(r["instances"]), _f(r["reaction_s"]),
-              _f(r["served_s"])] for r in sc["steps"]])
+              _f(r["vnf"]), _f(r["instances"]), _f(r.get("detect_s")), _f(r.get("decide_s")),
+              _f(r.get("execute_s")), _f(r["served_s"])] for r in sc["steps"]])
+
+    if s.get("probes"):
+        lines += ["## Probes", ""]
+        lines += _table(["graph", "rate (pps)", "sent", "received", "lost", "records"],
+                        [[g, _f(p.get("rate"), 0), _f(p.get("sent")), _f(p.get("received")),
+                          _f(p.get("lost")), f"`{p.get('records')}`"]
+                         for g, p in s["probes"].items()])
 
     lines += ["## SLA and availability", ""]
     if s.get("sla"):
@@ -628,10 +805,20 @@ def summary_markdown(summary: dict) -> str:
     srv, emu = s.get("active_servers") or {}, s.get("emulation") or {}
     lines += ["## Servers and emulation health", "",
               f"- active servers: max {_f(srv.get('max'), 0)}, mean {_f(srv.get('mean'), 2)}",
-              f"- host CPU idle: min {_f(emu.get('host_idle_min_pct'), 1)} %, "
-              f"mean {_f(emu.get('host_idle_mean_pct'), 1)} %"
+              f"- CPU idle, minimum per CPU: "
+              f"{', '.join(_f(x, 1) for x in emu.get('min_idle_pct_per_cpu') or []) or '–'} %"
               + (" — **OVERLOADED**" if emu.get("overloaded") else ""),
-              f"- achieved / commanded rate (median): {_f(emu.get('achieved_ratio_median'))}",
+              f"- load senders: lowest sent / commanded {_f(emu.get('sender_min_ratio'), 2)}"
+              + (f", behind: {', '.join(emu['senders_behind'])}" if emu.get("senders_behind")
+                 else ""),
+              "- busiest processes (max % of a core): " + (", ".join(
+                  f"{b['process']} {_f(b['max_cpu_pct'], 0)}" for b in emu.get("busiest") or [])
+                  or "–"),
+              f"- engine drift: max {_f((s.get('engine') or {}).get('max_drift_ms'), 1)} ms, "
+              f"p99 {_f((s.get('engine') or {}).get('p99_drift_ms'), 1)} ms"
+              + (" — **LATER THAN "
+                 f"{_f((s.get('engine') or {}).get('limit_ms'), 0)} ms: the timeline drifted**"
+                 if (s.get("engine") or {}).get("flagged") else ""),
               ""]
     return "\n".join(lines)
 

@@ -29,18 +29,27 @@ FAULT_KINDS = ("link_down", "switch_down", "compute_down", "vnf_crash", "vnf_han
 
 @dataclass
 class LoadSpec:
+    """Load on an NS: the profile's rate (packets/s) on each of its forwarding graphs, or on
+    the one named by ``graph`` (the VNFFG id)."""
+
     ns: str
     profile: dict
     flows: int = 8
-    port: int | None = None        # default: the NS graph's udp_dst
+    port: int | None = None        # default: the graph's udp_dst, else one of its own
+    graph: str | None = None
 
 
 @dataclass
 class FaultSpec:
+    """A fault at ``at`` seconds: ``target`` is concrete or ``"auto"`` (resolved from the
+    seed once the services are up, see ``testbed.experiment.targets``); ``ns`` restricts an
+    ``auto`` or VNF-id target to one NS."""
+
     at: float
     kind: str
-    target: str = "auto"           # "auto": chosen when the run starts (on the active path)
+    target: str = "auto"
     duration: float | None = None  # None: permanent (until healed)
+    ns: str | None = None
 
 
 @dataclass
@@ -49,6 +58,7 @@ class StochasticFaults:
     targets: list[str]
     mtbf_s: float
     mttr_s: float
+    ns: str | None = None
 
 
 @dataclass
@@ -60,12 +70,13 @@ class Scenario:
     topology_path: str | None = None
     onboards: list[tuple[str, list[str]]] = field(default_factory=list)
     services: list[tuple[str, str]] = field(default_factory=list)
+    service_params: dict[str, dict] = field(default_factory=dict)  # ns -> instantiation params
     loads: list[LoadSpec] = field(default_factory=list)
     faults: list[FaultSpec] = field(default_factory=list)
     stochastic: list[StochasticFaults] = field(default_factory=list)
     policies: list = field(default_factory=list)
     slas: dict = field(default_factory=dict)
-    probe_rate: int = 500
+    probe_rate: int = 1000           # packets/s: gaps of 2 ms are resolved (k = 2 intervals)
     warmup_s: float = 3.0            # policies start after this (start-up CPU is not load)
     settle_s: float = 5.0            # after the duration: faults undone, none new, policies on
     checks: dict = field(default_factory=dict)
@@ -101,24 +112,39 @@ class Scenario:
                  for v in vnfds]
         self.onboards.append((str(nsd), paths))
 
-    def instantiate(self, nsd_id: str, ns: str) -> None:
+    def instantiate(self, nsd_id: str, ns: str, **params) -> None:
+        """Instantiate NSD ``nsd_id`` as NS ``ns``. ``params`` are the NFVO's instantiation
+        parameters (e.g. ``ingress="h2", egress="h15"`` to bind the NSD's endpoints to other
+        hosts, ``protection=True``), see ``mano.nfvo.NFVO.instantiate``."""
+        if ns in {n for _d, n in self.services}:
+            raise TestbedError(f"NS {ns!r} is instantiated twice in this scenario")
         self.services.append((nsd_id, ns))
+        if params:
+            self.service_params[ns] = dict(params)
 
-    def load(self, ns: str, profile: dict, flows: int = 8, port: int | None = None) -> None:
-        self.loads.append(LoadSpec(ns, dict(profile), flows, port))
+    def load(self, ns: str, profile: dict, flows: int = 8, port: int | None = None,
+             graph: str | None = None) -> None:
+        self.loads.append(LoadSpec(ns, dict(profile), flows, port, graph))
 
     def fault(self, at: float, kind: str, target: str = "auto",
-              duration: float | None = None) -> None:
+              duration: float | None = None, ns: str | None = None) -> None:
         if kind not in FAULT_KINDS:
             raise TestbedError(f"fault kind {kind!r} unknown; known: {', '.join(FAULT_KINDS)}")
-        self.faults.append(FaultSpec(float(at), kind, target, duration))
+        if duration is not None and duration <= 0:
+            raise TestbedError(f"fault {kind} at {at}: duration must be > 0 s or None "
+                               f"(permanent), not {duration}")
+        self.faults.append(FaultSpec(float(at), kind, target, duration, ns))
 
-    def random_faults(self, kind: str, targets: list[str], mtbf_s: float, mttr_s: float) -> None:
+    def random_faults(self, kind: str, targets: list[str], mtbf_s: float, mttr_s: float,
+                      ns: str | None = None) -> None:
         """Faults of ``kind`` on each target: exponential times between failures (mean
         mtbf_s) and to repair (mean mttr_s), drawn from the seed."""
         if kind not in FAULT_KINDS:
             raise TestbedError(f"fault kind {kind!r} unknown; known: {', '.join(FAULT_KINDS)}")
-        self.stochastic.append(StochasticFaults(kind, list(targets), mtbf_s, mttr_s))
+        if mtbf_s <= 0 or mttr_s <= 0:
+            raise TestbedError(f"random faults {kind}: mtbf_s and mttr_s must be > 0 s, got "
+                               f"{mtbf_s} and {mttr_s}")
+        self.stochastic.append(StochasticFaults(kind, list(targets), mtbf_s, mttr_s, ns))
 
     def policy(self, policy, **params) -> None:
         """A policy object, or a name of ``mano.policies.POLICIES`` with its parameters."""
@@ -141,6 +167,7 @@ class Scenario:
                 t = self.rng.expovariate(1.0 / st.mtbf_s)
                 while t < self.duration:
                     repair = max(0.5, self.rng.expovariate(1.0 / st.mttr_s))
-                    out.append(FaultSpec(round(t, 3), st.kind, target, round(repair, 3)))
+                    out.append(FaultSpec(round(t, 3), st.kind, target, round(repair, 3),
+                                         st.ns))
                     t += repair + self.rng.expovariate(1.0 / st.mtbf_s)
         return sorted(out, key=lambda f: (f.at, f.kind, f.target))

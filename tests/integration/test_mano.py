@@ -9,7 +9,7 @@ import pytest
 
 from testbed import chain
 from testbed.emulator import Emulation
-from testbed.nfvi import EmulatedDriver
+from testbed.nfvi.emulated import EmulatedDriver
 from testbed.topology.builders import fat_tree
 
 ROOT = Path(__file__).resolve().parents[2]

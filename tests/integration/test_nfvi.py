@@ -11,7 +11,7 @@ from mano.nfvi import Flavour, Image, NfviDriver
 from mano.remote import RemoteDriver
 from testbed.emulator import Emulation
 from testbed.infra_server import InfraServer
-from testbed.nfvi import EmulatedDriver
+from testbed.nfvi.emulated import EmulatedDriver
 from testbed.topology.builders import fat_tree
 
 
