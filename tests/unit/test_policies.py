@@ -1,10 +1,12 @@
 """Scaling and healing policies over a hand-filled time-series store (pure logic)."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from mano.descriptors import load_vnfd
 from mano.monitoring import TimeSeriesStore, labels_of
 from mano.policies import (
     POLICIES,
@@ -228,3 +230,176 @@ def test_registry_and_errors():
         make_policy("threshold", hgh=1)
     with pytest.raises(PolicyError):
         Action("reboot", "web", "fw")
+
+
+def test_scale_out_observed_at_is_the_crossing_and_bounded_by_the_last_action():
+    """observed_at of a scale-out is the first sample of the run above high (before the
+    window if the run began earlier), but never before the VNF's last action."""
+    s, p = TimeSeriesStore(), ThresholdScaler(high=0.7, low=0.2, window_s=2.0, cooldown_s=5.0)
+    feed(s, "cpu_util", "fw-1", [(1, 0.3), (2, 0.3), (3, 0.8), (4, 0.9), (5, 0.9)])
+    [a] = p.evaluate(ctx(s, 5.0))
+    assert a.kind == "scale_out" and a.observed_at == 3
+    feed(s, "cpu_util", "fw-1", [(t, 0.9) for t in range(6, 16)])
+    [b] = p.evaluate(ctx(s, 15.0))            # still high since 3, but acted at 5
+    assert b.observed_at == 6
+
+
+def test_scale_in_observed_at_is_the_first_sample_below_low():
+    """A scale-in's observed_at is when the averaged metric went below low."""
+    s, p = TimeSeriesStore(), ThresholdScaler(high=0.7, low=0.2, window_s=2.0)
+    two = {"fw": ["fw-1", "fw-2"]}
+    for iid, dt in (("fw-1", 0), ("fw-2", 0.1)):
+        feed(s, "cpu_util", iid, [(t + dt, 0.5 if t < 4 else 0.05) for t in range(1, 9)])
+    [a] = p.evaluate(ctx(s, 8.5, two))
+    assert (a.kind, a.instance) == ("scale_in", "fw-2")
+    assert a.observed_at == 4.1               # both instances below low from 4.1 on
+
+
+def test_default_threshold_scaler_scales_the_busy_vnf_under_a_flash_crowd():
+    """With cpu_util as a fraction of the quota, the default scaler scales the shipped busy
+    VNF (200 us per packet) out at 1,000 packets/s and holds at 200 packets/s."""
+    busy = load_vnfd(Path(__file__).resolve().parents[2] / "descriptors" / "vnfd" / "busy.yaml")
+    cost_s = busy.image.params["cost_us"] * 1e-6
+    vcpu = busy.flavour.vcpu
+
+    def util(pps):  # the per-packet cost alone: a lower bound of what the instance uses
+        return min(1.0, pps * cost_s / vcpu)
+
+    peak, base = TimeSeriesStore(), TimeSeriesStore()
+    feed(peak, "cpu_util", "busy_1", [(t / 2, util(1000)) for t in range(1, 10)], vnf="busy")
+    feed(base, "cpu_util", "busy_1", [(t / 2, util(200)) for t in range(1, 10)], vnf="busy")
+    vnfds = {"busy": busy}
+    one = {"busy": ["busy_1"]}
+    assert [a.kind for a in ThresholdScaler().evaluate(ctx(peak, 4.5, one, vnfds))] == \
+        ["scale_out"]
+    assert ThresholdScaler().evaluate(ctx(base, 4.5, one, vnfds)) == []
+    assert util(1000) >= 0.75 and util(200) <= 0.2      # a clear margin above high
+
+
+def restart_vnfd(mode="restart", max_restarts=2):
+    return SimpleNamespace(scaling=SimpleNamespace(min=1, max=3, step=1),
+                           healing=SimpleNamespace(mode=mode, max_restarts=max_restarts))
+
+
+def crash(store, iid, t, vnf="fw"):
+    """The instance was alive just before ``t`` and is found dead at ``t``."""
+    feed(store, "alive", iid, [(t - 0.5, 1), (t, 0)], vnf=vnf)
+
+
+def test_liveness_restarts_max_restarts_times_then_recreates():
+    """An instance that keeps failing is restarted max_restarts times (same id), then
+    recreated; observed_at is the start of its dead run."""
+    s, p = TimeSeriesStore(), LivenessHealer()
+    vnfds = {"fw": restart_vnfd(max_restarts=2)}
+    modes = []
+    for t in (1.0, 10.0, 20.0):
+        crash(s, "fw-1", t)
+        [a] = p.evaluate(ctx(s, t + 0.2, None, vnfds))
+        assert a.observed_at == t
+        modes.append(a.mode)
+    assert modes == ["restart", "restart", "recreate"]
+    assert "restarted 2 times (max_restarts 2)" in a.reason
+    assert p.restarts("fw-1") == 2 and p.recreates("web", "fw") == 1
+
+
+def test_crash_looping_vnf_is_given_up_once():
+    """Recreated instances that keep failing: max_restarts recreates, then one give_up
+    action, then no more heals of that VNF."""
+    s, p = TimeSeriesStore(), LivenessHealer()
+    vnfds = {"fw": restart_vnfd(mode="recreate", max_restarts=2)}
+    kinds = []
+    for n, t in enumerate((1.0, 5.0, 9.0), start=1):
+        crash(s, f"fw-{n}", t)
+        kinds += [(a.kind, a.instance) for a in p.evaluate(ctx(s, t + 0.1, {"fw": [f"fw-{n}"]},
+                                                                vnfds))]
+    assert kinds == [("heal", "fw-1"), ("heal", "fw-2"), ("give_up", "fw-3")]
+    assert p.given_up("web", "fw")
+    crash(s, "fw-3", 20.0)
+    assert p.evaluate(ctx(s, 30.0, {"fw": ["fw-3"]}, vnfds)) == []
+    Action("give_up", "web", "fw", "fw-3", reason="x")      # a valid action kind
+
+
+def test_zero_max_restarts_gives_up_at_the_first_failure():
+    """max_restarts 0: no restart, no recreate, the first failure is a give-up."""
+    s, p = TimeSeriesStore(), LivenessHealer()
+    crash(s, "fw-1", 1.0)
+    [a] = p.evaluate(ctx(s, 1.1, None, {"fw": restart_vnfd(max_restarts=0)}))
+    assert a.kind == "give_up" and "giving up" in a.reason
+
+
+def test_a_healthy_period_ends_the_run_of_failures():
+    """After the VNF's instances have been alive for healthy_reset_s, its recreate count
+    starts again from zero; a shorter healthy period does not reset it."""
+    s, p = TimeSeriesStore(), LivenessHealer(healthy_reset_s=10.0)
+    vnfds = {"fw": restart_vnfd(mode="recreate", max_restarts=1)}
+    crash(s, "fw-1", 1.0)
+    [a] = p.evaluate(ctx(s, 1.1, None, vnfds))
+    assert a.kind == "heal" and p.recreates("web", "fw") == 1
+    feed(s, "alive", "fw-2", [(t, 1) for t in range(2, 8)])
+    p.evaluate(ctx(s, 7.0, {"fw": ["fw-2"]}, vnfds))
+    assert p.recreates("web", "fw") == 1                    # alive 5 s only
+    feed(s, "alive", "fw-2", [(t, 1) for t in range(8, 14)])
+    p.evaluate(ctx(s, 13.0, {"fw": ["fw-2"]}, vnfds))
+    assert p.recreates("web", "fw") == 0                    # alive 11 s >= 10 s
+    crash(s, "fw-2", 20.0)
+    [b] = p.evaluate(ctx(s, 20.1, {"fw": ["fw-2"]}, vnfds))
+    assert b.kind == "heal"
+
+
+def test_counts_see_heals_of_others_and_do_not_double_count_own_heals():
+    """A heal reported by notify counts; the notify of the healer's own proposal does not
+    count it again, and a restart carried out as a recreate is counted as a recreate."""
+    s, p = TimeSeriesStore(), LivenessHealer()
+    vnfds = {"fw": restart_vnfd(max_restarts=3)}
+    p.evaluate(ctx(s, 0.0, None, vnfds))
+    p.notify(Action("heal", "web", "fw", "fw-1", "restart", "by another healer"), 1.0)
+    assert p.restarts("fw-1") == 1
+    crash(s, "fw-1", 10.0)
+    [a] = p.evaluate(ctx(s, 10.1, None, vnfds))
+    assert p.restarts("fw-1") == 2
+    p.notify(a, 11.0)
+    assert p.restarts("fw-1") == 2
+    crash(s, "fw-1", 20.0)
+    [b] = p.evaluate(ctx(s, 20.1, None, vnfds))
+    p.notify(Action("heal", "web", "fw", "fw-1", "recreate", b.reason), 21.0)
+    assert p.restarts("fw-1") == 2 and p.recreates("web", "fw") == 1
+    p.notify(Action("give_up", "web", "fw", "fw-1", reason="elsewhere"), 22.0)
+    crash(s, "fw-1", 30.0)
+    assert p.evaluate(ctx(s, 30.1, None, vnfds)) == []
+
+
+def test_composite_passes_a_give_up_to_every_member():
+    """A give-up from one healer reaches the others at once, and their heals of that VNF
+    in the same evaluation are dropped."""
+    s = TimeSeriesStore()
+    crash(s, "fw-1", 1.0)
+    live, other = LivenessHealer(), LivenessHealer()
+    comp = CompositePolicy(live, other)
+    acts = comp.evaluate(ctx(s, 1.1, None, {"fw": restart_vnfd(max_restarts=0)}))
+    assert [a.kind for a in acts] == ["give_up"]
+    assert other.given_up("web", "fw")
+
+
+def test_datapath_observed_at_is_the_start_of_the_loss_run():
+    """The data-path healer's observed_at is the first loss sample above its threshold in
+    the run that reaches into the window; max_restarts applies to its recreates too."""
+    s = TimeSeriesStore()
+    chain = {"a": ["a-1"], "b": ["b-1"]}
+    vnfds = {"a": restart_vnfd(max_restarts=0), "b": restart_vnfd(max_restarts=1)}
+    for vnf, iid in (("a", "a-1"), ("b", "b-1")):
+        feed(s, "alive", iid, [(9, 1), (10, 1)], vnf=vnf)
+    feed(s, "packets_rate", "a-1", [(9.5, 1000), (10, 1000)], vnf="a")
+    feed(s, "packets_rate", "b-1", [(9.5, 0), (10, 0)], vnf="b")
+    for t, v in ((7.0, 0.0), (8.0, 60.0), (9.0, 100.0), (9.8, 100.0)):
+        s.record("loss_pct", labels_of(ns="web", graph="g"), t, v)
+    p = DataPathHealer(loss_pct=50, window_s=1.0)
+    [h] = p.evaluate(ctx(s, 10.0, chain, vnfds, {"web": ["a", "b"]}))
+    assert (h.kind, h.instance, h.observed_at) == ("heal", "b-1", 8.0)
+    feed(s, "alive", "a-1", [(16, 1)], vnf="a")
+    feed(s, "alive", "b-2", [(16, 1)], vnf="b")
+    feed(s, "packets_rate", "a-1", [(15.5, 1000), (16, 1000)], vnf="a")
+    feed(s, "packets_rate", "b-2", [(15.5, 0), (16, 0)], vnf="b")
+    s.record("loss_pct", labels_of(ns="web", graph="g"), 15.5, 100.0)
+    chain = {"a": ["a-1"], "b": ["b-2"]}
+    [g] = p.evaluate(ctx(s, 16.0, chain, vnfds, {"web": ["a", "b"]}))
+    assert g.kind == "give_up"
