@@ -4,18 +4,37 @@ All samples carry times from one clock (``time.monotonic`` by default, injectabl
 infrastructure and service metrics line up. Series are keyed by a metric name and a label
 tuple, e.g. ``("cpu_util", (("instance", "fw1"), ("ns", "web")))``.
 
-Per VNF instance the ``Monitor`` records ``cpu_util`` (cores, from cgroup CPU accounting),
-``packets_rate`` and ``bytes_rate`` (from the VNF program's counters) and ``alive`` (1/0).
-Per NS, whoever measures probes records ``latency_ms`` and ``loss_pct`` with ``record``.
+Per VNF instance, at each poll ``t`` after the first, the ``Monitor`` records (``t0`` is the
+instance's previous poll, counters are the driver's ``InstanceMetrics``):
+
+- ``cpu_cores``: CPU cores used, ``(cpu_seconds(t) - cpu_seconds(t0)) / (t - t0)``, from
+  cgroup CPU accounting;
+- ``cpu_util``: the fraction of the instance's vCPU quota used, ``cpu_cores / vcpu`` where
+  ``vcpu`` is the flavour's CPU quota in cores (the VNFD's ``vdu.flavour.vcpu``, as
+  allocated). 0 is idle, 1 is the whole quota (the cgroup throttles there); a reading may
+  exceed 1 by a few percent when the poll and the scheduler's quota period do not line up.
+  Not clipped. Scaling thresholds on ``cpu_util`` are therefore in the same unit for
+  every VNF, whatever its flavour;
+- ``packets_rate`` and ``bytes_rate``: packets/s and bytes/s forwarded by the VNF program
+  over the same interval;
+- ``alive``: 1 if the program is running, else 0 (recorded at every poll, the first too).
+
+Per NS, whoever measures the data path records ``latency_ms`` and ``loss_pct`` with
+``record``.
 """
 from __future__ import annotations
 
 import bisect
-import csv
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from mano.errors import MANOError
+
+log = logging.getLogger(__name__)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -69,27 +88,25 @@ class TimeSeriesStore:
         with self._lock:
             return sorted({m for m, _ in self._data})
 
-    def to_csv(self, path) -> int:
-        """Write every point as a tidy row: time, metric, labels (k=v;...), value."""
-        n = 0
-        with self._lock:
-            items = [(m, lb, list(zip(ts, vs))) for (m, lb), (ts, vs) in self._data.items()]
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["time", "metric", "labels", "value"])
-            for m, lb, pts in sorted(items):
-                lab = ";".join(f"{k}={v}" for k, v in lb)
-                for t, v in pts:
-                    w.writerow([f"{t:.6f}", m, lab, v])
-                    n += 1
-        return n
+
+class Watched(NamedTuple):
+    """One instance the ``Monitor`` polls: its id, the labels of its series (e.g. ns, vnf)
+    and its flavour's CPU quota in cores (``None``: unknown, then no ``cpu_util``)."""
+
+    instance_id: str
+    labels: dict[str, str]
+    vcpu: float | None
 
 
 class Monitor:
-    """Polls ``driver.instance_metrics`` for the instances ``instances()`` names."""
+    """Polls ``driver.instance_metrics`` every ``interval`` s for the instances
+    ``instances()`` names (``Watched`` values, or ``(id, labels, vcpu)`` tuples) and records
+    the metrics listed in the module docstring into ``store``, stamped with ``clock()``.
+    An instance whose metrics cannot be read (it went away between listing and reading)
+    is skipped for that poll."""
 
     def __init__(self, driver, store: TimeSeriesStore,
-                 instances: Callable[[], Iterable[tuple[str, dict]]],
+                 instances: Callable[[], Iterable[tuple[str, dict, float | None]]],
                  interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self.driver, self.store, self.instances = driver, store, instances
         self.interval, self.clock = interval, clock
@@ -98,10 +115,12 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     def poll_once(self) -> None:
-        for iid, extra in list(self.instances()):
+        """Read every watched instance once and record its samples."""
+        watched = list(self.instances())
+        for iid, extra, vcpu in watched:
             try:
                 m = self.driver.instance_metrics(iid)
-            except Exception:
+            except MANOError:
                 continue  # the instance went away between listing and reading
             t = self.clock()
             lb = labels_of(instance=iid, **extra)
@@ -111,12 +130,16 @@ class Monitor:
             if prev is None or t <= prev[0]:
                 continue
             dt = t - prev[0]
-            self.store.record("cpu_util", lb, t, max(0.0, (m.cpu_seconds - prev[1]) / dt))
+            cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
+            self.store.record("cpu_cores", lb, t, cores)
+            if vcpu:
+                self.store.record("cpu_util", lb, t, cores / vcpu)
             self.store.record("packets_rate", lb, t, max(0.0, (m.packets - prev[2]) / dt))
             self.store.record("bytes_rate", lb, t, max(0.0, (m.bytes - prev[3]) / dt))
-
-    def forget(self, iid: str) -> None:
-        self._last.pop(iid, None)
+        # instances no longer watched (removed) leave no state behind
+        keep = {w[0] for w in watched}
+        for iid in [i for i in self._last if i not in keep]:
+            del self._last[iid]
 
     def start(self) -> Monitor:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
@@ -125,7 +148,10 @@ class Monitor:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.poll_once()
+            try:
+                self.poll_once()
+            except Exception:   # a bug here must not end monitoring for the whole run
+                log.exception("monitor: poll failed")
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,6 +1,6 @@
 """The NFVI driver interface: the only way ``mano`` reaches the infrastructure.
 
-The VIM and the NFVO call a driver; ``testbed.nfvi.EmulatedDriver`` implements it on the
+The VIM and the NFVO call a driver; ``testbed.nfvi.emulated.EmulatedDriver`` implements it on the
 emulated data center (Mininet + OVS + controller), a simulated driver will implement it in
 pure SimPy. Nothing here imports mininet or os_ken.
 
@@ -71,25 +71,95 @@ class InfraEvent:
 
 @runtime_checkable
 class NfviDriver(Protocol):
-    def compute_nodes(self) -> list[ComputeNodeInfo]: ...
-    def endpoints(self) -> dict[str, str]: ...          # endpoint name -> ip
-    def switch_distance(self, a: str, b: str) -> float: ...  # hops (or delay) between switches
+    """Every call the NFVO, VNFM, VIM and ``Monitor`` make on the infrastructure.
+
+    Units: CPU in cores (fractions allowed), memory in MiB, disk in GB, times in seconds of
+    ``time.monotonic`` (the one clock), rates in packets/s, latencies in milliseconds.
+
+    Errors: a driver raises only ``mano.errors`` classes across this seam, so that the MANO
+    stack's own fallbacks (which catch ``MANOError``) run: ``NotFoundError`` for an unknown
+    instance, graph, endpoint or compute node; ``InfrastructureError`` when the
+    infrastructure failed to do what was asked (a host not created, a controller that
+    refused a graph, a process that did not start); other ``MANOError`` subclasses where
+    they fit (``ConflictError`` for an instance id that exists already). Calls may come
+    from several threads at once (the NFVO runs operations on different NSs in parallel
+    and its monitor polls meanwhile): a driver serialises what must be serialised.
+    """
+
+    def compute_nodes(self) -> list[ComputeNodeInfo]:
+        """Every compute node with its capacity (vcpu cores, memory MiB, disk GB), its
+        switch and whether it is up."""
+        ...
+
+    def endpoints(self) -> dict[str, str]:
+        """Endpoint (traffic source/sink host) name -> IPv4 address."""
+        ...
+
+    def endpoint_switches(self) -> dict[str, str]:
+        """Endpoint name -> the switch it is attached to (placement puts VNFs near it)."""
+        ...
+
+    def switch_distance(self, a: str, b: str) -> float:
+        """Distance between two switches (hops, or delay in ms; 0 for ``a == b``), used
+        by latency-aware placement. ``NotFoundError`` for an unknown switch."""
+        ...
 
     def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,
-                        image: Image) -> InstanceInfo: ...
-    def delete_instance(self, instance_id: str) -> None: ...   # idempotent
-    def restart_instance(self, instance_id: str) -> InstanceInfo: ...
-    def list_instances(self) -> list[InstanceInfo]: ...     # what really exists (reconciliation)
-    def instance_metrics(self, instance_id: str) -> InstanceMetrics: ...
+                        image: Image) -> InstanceInfo:
+        """Create the instance on ``compute_node``, limited to ``flavour`` (cgroup CPU
+        quota ``vcpu`` cores, memory ``memory_mb`` MiB), running ``image``'s program;
+        return once the program runs. ``ConflictError`` if the id exists, ``NotFoundError``
+        for an unknown node, ``InfrastructureError`` if it could not be made (then nothing
+        of it is left)."""
+        ...
 
-    def put_graph(self, graph: dict) -> dict: ...   # controller forwarding graph (see testbed.controller)
-    def delete_graph(self, name: str) -> None: ...  # idempotent
-    def list_graphs(self) -> list[str]: ...
-    def graph_stats(self, name: str) -> dict: ...
+    def delete_instance(self, instance_id: str) -> None:
+        """Remove the instance and everything it holds; idempotent (an unknown id is not
+        an error). ``InfrastructureError`` if it could not be removed."""
+        ...
 
-    def subscribe(self, callback: Callable[[InfraEvent], None]) -> None: ...
+    def restart_instance(self, instance_id: str) -> InstanceInfo:
+        """Restart the instance's program in place (same id, host, addresses).
+        ``NotFoundError`` for an unknown id, ``InfrastructureError`` if it did not start."""
+        ...
 
-    # a probe of the data path: {"sent", "received", "loss_pct", "latency_ms", "max_gap_ms",
-    # "time"} for UDP from endpoint src to dst:port
+    def list_instances(self) -> list[InstanceInfo]:
+        """What really exists in the infrastructure (reconciliation), with ``alive``."""
+        ...
+
+    def instance_metrics(self, instance_id: str) -> InstanceMetrics:
+        """Cumulative counters of one instance: CPU seconds (cgroup accounting), packets
+        and bytes forwarded, and whether its program is alive. ``NotFoundError`` for an
+        unknown id."""
+        ...
+
+    def put_graph(self, graph: dict) -> dict:
+        """Install or replace a forwarding graph ``{"name", "match", "hops", "protection",
+        ["rewrites"]}`` (hops: ingress endpoint, instance id or list of ids per VNF,
+        egress endpoint); returns the controller's answer (the paths it chose).
+        ``InfrastructureError`` if the controller refused it or is unreachable."""
+        ...
+
+    def delete_graph(self, name: str) -> None:
+        """Remove a forwarding graph; idempotent. ``InfrastructureError`` on failure."""
+        ...
+
+    def list_graphs(self) -> list[str]:
+        """Names of the forwarding graphs installed now."""
+        ...
+
+    def graph_stats(self, name: str) -> dict:
+        """The controller's counters of one graph. ``NotFoundError`` for an unknown one."""
+        ...
+
+    def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        """Call ``callback`` (from any thread) with every ``InfraEvent`` from now on."""
+        ...
+
     def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
-              duration: float = 1.0, src_port: int | None = None) -> dict: ...
+              duration: float = 1.0, src_port: int | None = None) -> dict:
+        """Send a UDP probe from endpoint ``src`` to ``dst``:``port`` at ``rate`` packets/s
+        for ``duration`` s; returns ``{"sent", "received", "loss_pct" (0-100),
+        "latency_ms" (median, or None), "max_gap_ms", "time" (monotonic s)}``.
+        ``NotFoundError`` for an unknown endpoint."""
+        ...

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from mano import descriptors as D
 from mano.errors import ConflictError, MANOError, NotFoundError
-from mano.nfvi import Flavour
+from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
+from mano.nfvi import Flavour, NfviDriver
 from mano.opocc import OpOccManager, OpState
 from mano.store import Store
 from mano.vim import VIM
@@ -31,8 +32,19 @@ REWRITING_PROGRAMS = ("nat", "lb")
 
 
 class NFVO:
-    def __init__(self, driver, db_path: str | Path, *, strategy: str = "latency_aware",
-                 auto_rollback: bool = True, reconcile: bool = True):
+    """The orchestrator over one NFVI driver and one SQLite file (see the module docstring).
+
+    Thread safety: operations may be called from several threads at once (the experiment
+    engine runs one worker per NS) while the monitor thread polls. One operation at a time
+    per NS: a second one on the same NS, from any thread, is refused with
+    ``ConflictError`` while the first is not final; operations on different NSs run in
+    parallel. The store serialises its transactions under one lock, the VIM places under
+    its lock, the VNFM reserves instance ids under its lock.
+    """
+
+    def __init__(self, driver: NfviDriver, db_path: str | Path, *,
+                 strategy: str = "latency_aware", auto_rollback: bool = True,
+                 reconcile: bool = True):
         self.driver = driver
         self.store = Store(db_path)
         self.ops = OpOccManager(self.store)
@@ -41,21 +53,27 @@ class NFVO:
                          auto_rollback=auto_rollback)
         self.vnfm.before_remove = self._drain
         self.auto_rollback = auto_rollback
-        self._endpoint_switch = dict(getattr(driver, "endpoint_switches", dict)())
+        self._endpoint_switch = dict(driver.endpoint_switches())
         self.events: list = []           # infrastructure status reported by the VIM
         self.vim.subscribe("infra", self._on_infra_event)
-        from mano.monitoring import Monitor, TimeSeriesStore
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored)
         if reconcile:
             self.reconcile()
 
-    def _monitored(self):
-        return [(r["id"], {"ns": r["ns_id"] or "", "vnf": r["vnfd_id"]})
+    def _monitored(self) -> list[Watched]:
+        """Every instantiated instance, labelled with its NS and VNF, with its flavour's
+        vCPU quota as allocated (so the monitor can record ``cpu_util`` as a fraction)."""
+        vcpu = {a["instance_id"]: a["vcpu"] for a in self.store.list_allocations()}
+        return [Watched(r["id"], {"ns": r["ns_id"] or "", "vnf": r["vnfd_id"]},
+                        vcpu.get(r["id"]))
                 for r in self.store.list_vnf_instances(state=INSTANTIATED)]
 
     def start_monitoring(self, interval: float = 1.0) -> None:
-        """Poll every instance's CPU, packet and liveness metrics into ``self.metrics``."""
+        """Poll every instance's metrics into ``self.metrics`` every ``interval`` s:
+        ``cpu_util`` (fraction of its vCPU quota, 0-1), ``cpu_cores`` (cores),
+        ``packets_rate``, ``bytes_rate`` (per s) and ``alive`` (1/0); see
+        ``mano.monitoring``."""
         self.monitor.interval = interval
         self.monitor.start()
 
@@ -133,19 +151,31 @@ class NFVO:
         self._program_graphs(op, ns_id, nsd)
         self.store.set_ns_state(ns_id, INSTANTIATED)
 
-    def scale(self, ns_id: str, vnfd_id: str, direction: str, steps: int = 1) -> dict:
+    def scale(self, ns_id: str, vnfd_id: str, direction: str, steps: int = 1, *,
+              instance: str | None = None) -> dict:
+        """Scale VNF ``vnfd_id`` of NS ``ns_id`` ``direction`` ("out" | "in") by ``steps``
+        steps of its scaling aspect; returns the completed NS operation occurrence.
+
+        A scale-in removes ``instance`` if given (then the newest others, if a step holds
+        more than one instance), else the newest instances; each is drained first (the
+        graphs are reprogrammed without it). Raises ``NotFoundError`` (unknown NS, VNF or
+        instance), ``ConflictError`` (NS not INSTANTIATED or busy, outside the scaling
+        aspect, ``instance`` of another VNF or NS or not live, ``instance`` on a
+        scale-out), ``MANOError`` for a bad direction."""
         self._need_instantiated(ns_id)
         if vnfd_id not in _vnf_ids(self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])):
             raise NotFoundError(f"NS {ns_id} has no VNF {vnfd_id!r}")
-        self.vnfm.check_scale(ns_id, self.vnfd(vnfd_id), direction, steps)
+        self.vnfm.check_scale(ns_id, self.vnfd(vnfd_id), direction, steps, instance)
 
         def body(op, ns_id):
             nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
             self.vnfm.scale(ns_id, self.vnfd(vnfd_id), direction, steps,
-                            self._ctx(nsd, ns_id, vnfd_id), parent=op.id)
+                            self._ctx(nsd, ns_id, vnfd_id), parent=op.id, instance=instance)
             self._program_graphs(op, ns_id, nsd)
-        return self._ns_op(ns_id, "SCALE", {"vnfd": vnfd_id, "direction": direction,
-                                            "steps": steps}, body)
+        params = {"vnfd": vnfd_id, "direction": direction, "steps": steps}
+        if instance is not None:
+            params["instance"] = instance
+        return self._ns_op(ns_id, "SCALE", params, body)
 
     def heal(self, ns_id: str, instance_id: str, mode: str | None = None) -> dict:
         self._need_instantiated(ns_id)
@@ -378,7 +408,6 @@ class NFVO:
     def measure_ns(self, ns_id: str, *, duration: float = 1.0, rate: int = 1000) -> dict:
         """Probe every forwarding graph of the NS end to end (ingress -> egress, real packets)
         and record ``latency_ms`` and ``loss_pct`` per NS and graph in ``self.metrics``."""
-        from mano.monitoring import labels_of
         self._need_instantiated(ns_id)
         nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
         out = {}

@@ -64,20 +64,29 @@ class VNFM:
                          lambda op: [self._add(op, ns_id, vnfd, ctx) for _ in range(n)])
 
     def scale(self, ns_id: str, vnfd, direction: str, steps: int = 1, ctx=None,
-              parent: str | None = None) -> list[dict]:
-        current, delta = self.check_scale(ns_id, vnfd, direction, steps)
+              parent: str | None = None, instance: str | None = None) -> list[dict]:
+        """Scale out (add instances, returned) or in (remove ``instance`` if given, then
+        the newest others; each drained first by ``before_remove``). Errors as
+        ``check_scale``."""
+        current, delta = self.check_scale(ns_id, vnfd, direction, steps, instance)
 
         def body(op):
             if direction == "out":
                 return [self._add(op, ns_id, vnfd, ctx) for _ in range(delta)]
-            for row in current[-delta:]:   # newest first out
-                self._remove(op, row["id"])
+            for iid in _scale_in_victims([r["id"] for r in current], delta, instance):
+                self._remove(op, iid)
             return []
-        return self._run(ns_id, vnfd, "SCALE", {"direction": direction, "delta": delta},
-                         parent, body)
+        params = {"direction": direction, "delta": delta}
+        if instance is not None:
+            params["instance"] = instance
+        return self._run(ns_id, vnfd, "SCALE", params, parent, body)
 
-    def check_scale(self, ns_id: str, vnfd, direction: str, steps: int = 1):
-        """Refuse (before any operation starts) a scale outside the VNF's scaling aspect."""
+    def check_scale(self, ns_id: str, vnfd, direction: str, steps: int = 1,
+                    instance: str | None = None):
+        """Refuse (before any operation starts) a scale outside the VNF's scaling aspect,
+        or a scale-in of an instance that is not a live instance of this VNF of this NS:
+        ``NotFoundError`` for an unknown instance, ``ConflictError`` otherwise. Returns
+        (the live instances oldest first, the number of instances to add or remove)."""
         if direction not in ("out", "in"):
             raise MANOError(f"scale direction must be 'out' or 'in', not {direction!r}")
         current = self.instances(ns_id, vnfd.id)
@@ -89,7 +98,28 @@ class VNFM:
                 f"cannot scale {vnf_subject(ns_id, vnfd.id)} {direction} by {delta}: "
                 f"{len(current)} -> {target} instances is outside its scaling aspect "
                 f"[{lo}, {hi}]")
+        if instance is not None:
+            self._check_victim(ns_id, vnfd, direction, instance, current)
         return current, delta
+
+    def _check_victim(self, ns_id: str, vnfd, direction: str, instance: str,
+                      current: list[dict]) -> None:
+        subject = vnf_subject(ns_id, vnfd.id)
+        if direction != "in":
+            raise ConflictError(f"scale-out of {subject} names instance {instance!r}; only "
+                                f"a scale-in removes a named instance")
+        try:
+            row = self.store.get_vnf_instance(instance)
+        except NotFoundError:
+            raise NotFoundError(f"cannot scale {subject} in: no VNF instance {instance!r}; "
+                                f"its live instances are "
+                                f"{', '.join(r['id'] for r in current)}") from None
+        if (row["ns_id"], row["vnfd_id"]) != (ns_id, vnfd.id):
+            raise ConflictError(f"cannot scale {subject} in by removing {instance!r}: it is "
+                                f"an instance of {vnf_subject(row['ns_id'] or '-', row['vnfd_id'])}")
+        if row["state"] != INSTANTIATED:
+            raise ConflictError(f"cannot scale {subject} in by removing {instance!r}: it is "
+                                f"{row['state']}, not INSTANTIATED")
 
     def heal(self, ns_id: str, vnfd, instance_id: str, mode: str | None = None, ctx=None,
              parent: str | None = None) -> list[dict]:
@@ -199,6 +229,15 @@ class VNFM:
             self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"rollback failed: {exc}")
             raise
         self.ops.transition(op_id, OpState.ROLLED_BACK)
+
+
+def _scale_in_victims(live: list[str], delta: int, named: str | None) -> list[str]:
+    """The ``delta`` instances a scale-in removes: ``named`` first, then the newest of the
+    others (``live`` is oldest first)."""
+    if named is None:
+        return live[len(live) - delta:]
+    others = [i for i in live if i != named]
+    return [named] + others[len(others) - (delta - 1):] if delta > 1 else [named]
 
 
 def _natural(s: str):

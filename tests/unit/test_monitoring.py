@@ -1,9 +1,10 @@
 """The time-series store and the metrics poller (with a fake driver: pure logic)."""
 from __future__ import annotations
 
-import csv
+import pytest
 
-from mano.monitoring import Monitor, TimeSeriesStore, labels_of
+from mano.errors import NotFoundError
+from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import InstanceMetrics
 
 
@@ -21,35 +22,64 @@ def test_store_keeps_order_filters_by_labels_and_bounds_memory():
     assert sorted(s.window("cpu_util", 3, ns="x")) == [30, 40, 99]
 
 
-def test_store_writes_tidy_csv(tmp_path):
-    """Every point becomes one row: time, metric, labels, value."""
-    s = TimeSeriesStore()
-    s.record("alive", labels_of(instance="fw1"), 1.5, 1.0)
-    s.record("alive", labels_of(instance="fw1"), 2.5, 0.0)
-    assert s.to_csv(tmp_path / "m.csv") == 2
-    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
-    assert rows[1] == {"time": "2.500000", "metric": "alive", "labels": "instance=fw1",
-                       "value": "0.0"}
-
-
 class FakeDriver:
     def __init__(self):
         self.cpu, self.pk = 0.0, 0
+        self.gone: set[str] = set()
 
     def instance_metrics(self, iid):
+        if iid in self.gone:
+            raise NotFoundError(f"no instance {iid!r}")
         return InstanceMetrics(iid, 0.0, self.cpu, self.pk, self.pk * 100, True)
 
 
 def test_monitor_turns_counters_into_rates_on_one_clock():
-    """Two polls 2 s apart with 1 CPU-second and 1000 packets between them give cpu_util 0.5
-    and packets_rate 500, stamped with the injected clock."""
+    """Two polls 2 s apart with 0.1 CPU-second and 1000 packets between them give
+    cpu_cores 0.05, cpu_util 0.2 of a 0.25-vCPU quota and packets_rate 500, stamped with the
+    injected clock."""
     now = [10.0]
     drv, store = FakeDriver(), TimeSeriesStore()
-    mon = Monitor(drv, store, lambda: [("fw1", {"ns": "web"})], clock=lambda: now[0])
+    mon = Monitor(drv, store, lambda: [Watched("fw1", {"ns": "web"}, 0.25)],
+                  clock=lambda: now[0])
     mon.poll_once()
-    drv.cpu, drv.pk, now[0] = 1.0, 1000, 12.0
+    drv.cpu, drv.pk, now[0] = 0.1, 1000, 12.0
     mon.poll_once()
     lb = labels_of(instance="fw1", ns="web")
-    assert store.series("cpu_util")[lb] == [(12.0, 0.5)]
+    assert store.series("cpu_cores")[lb] == [(12.0, pytest.approx(0.05))]
+    assert store.series("cpu_util")[lb] == [(12.0, pytest.approx(0.2))]
     assert store.series("packets_rate")[lb] == [(12.0, 500.0)]
     assert store.series("alive")[lb] == [(10.0, 1.0), (12.0, 1.0)]
+
+
+def test_cpu_util_is_relative_to_each_instances_quota():
+    """The same cores used are a larger cpu_util on a smaller quota; without a known quota
+    only cpu_cores is recorded."""
+    now = [0.0]
+    drv, store = FakeDriver(), TimeSeriesStore()
+    watched = [("big", {}, 1.0), ("small", {}, 0.25), ("unknown", {}, None)]
+    mon = Monitor(drv, store, lambda: watched, clock=lambda: now[0])
+    mon.poll_once()
+    drv.cpu, now[0] = 0.5, 2.0
+    mon.poll_once()
+    assert store.latest("cpu_util", instance="big") == pytest.approx(0.25)
+    assert store.latest("cpu_util", instance="small") == pytest.approx(1.0)
+    assert store.latest("cpu_util", instance="unknown") is None
+    assert store.latest("cpu_cores", instance="unknown") == pytest.approx(0.25)
+
+
+def test_monitor_skips_an_instance_that_went_away_and_forgets_removed_ones():
+    """An instance whose metrics raise NotFoundError is skipped while the others are
+    recorded; once no longer watched, its last counters are dropped."""
+    now = [0.0]
+    drv, store = FakeDriver(), TimeSeriesStore()
+    watched = [Watched("a", {}, 1.0), Watched("b", {}, 1.0)]
+    mon = Monitor(drv, store, lambda: list(watched), clock=lambda: now[0])
+    mon.poll_once()
+    drv.gone.add("b")
+    now[0] = 1.0
+    mon.poll_once()
+    assert store.latest("alive", instance="a") == 1.0
+    assert [t for t, _ in store.series("alive", instance="b")[labels_of(instance="b")]] == [0.0]
+    watched.pop()
+    mon.poll_once()
+    assert set(mon._last) == {"a"}

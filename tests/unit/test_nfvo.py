@@ -4,12 +4,13 @@ and reconciliation after a restart."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from mano.errors import ConflictError, MANOError
-from mano.nfvi import ComputeNodeInfo, InstanceInfo
+from mano.errors import ConflictError, InfrastructureError, MANOError, NotFoundError
+from mano.nfvi import ComputeNodeInfo, InstanceInfo, InstanceMetrics, NfviDriver
 from mano.nfvo import NFVO
 from mano.opocc import OpState
 
@@ -23,8 +24,13 @@ class FakeDriver:
         self.instances: dict[str, InstanceInfo] = {}
         self.graphs: dict[str, dict] = {}
         self.fail_on: set[str] = set()
+        self.fail_put = False
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
+        self.hold: set[str] = set()          # threads whose creates wait for ``release``
+        self.release = threading.Event()
+        self.barrier: threading.Barrier | None = None
+        self.calls: list[tuple] = []
 
     def compute_nodes(self):
         return [ComputeNodeInfo(f"n{i}", f"e{i}", 4.0, 4096, 100) for i in range(1, 5)]
@@ -42,12 +48,17 @@ class FakeDriver:
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(10)
+        if threading.current_thread().name in self.hold:
+            self.release.wait(10)
+        if self.barrier is not None:
+            self.barrier.wait()       # BrokenBarrierError unless the other thread gets here
         if iid in self.fail_on:
             raise MANOError(f"boom creating {iid}")
         self.instances[iid] = InstanceInfo(iid, node, "e1", "10.1.0.1", "02:00:00:00:00:01")
         return self.instances[iid]
 
     def delete_instance(self, iid):
+        self.calls.append(("delete_instance", iid))
         self.instances.pop(iid, None)
 
     def restart_instance(self, iid):
@@ -57,9 +68,12 @@ class FakeDriver:
         return list(self.instances.values())
 
     def instance_metrics(self, iid):
-        raise MANOError("no metrics here")
+        return InstanceMetrics(iid, 0.0, 0.0, 0, 0, iid in self.instances)
 
     def put_graph(self, g):
+        if self.fail_put:
+            raise InfrastructureError(f"controller refused graph {g['name']}")
+        self.calls.append(("put_graph", g["name"], g["hops"]))
         self.graphs[g["name"]] = g
         return {"paths": []}
 
@@ -74,6 +88,10 @@ class FakeDriver:
 
     def subscribe(self, cb):
         pass
+
+    def probe(self, src, dst, *, port, rate=1000, duration=1.0, src_port=None):
+        return {"sent": 0, "received": 0, "loss_pct": 100.0, "latency_ms": None,
+                "max_gap_ms": None, "time": 0.0}
 
 
 @pytest.fixture
@@ -170,3 +188,119 @@ def test_catalogue_disable_refuses_instantiation_and_delete_is_refused_while_in_
     assert all(v["state"] == "TERMINATED" for v in nfvo.store.list_vnf_instances(ns_id="web"))
     nfvo.delete_nsd("chain3")
     assert nfvo.store.list_nsds() == []
+
+
+def test_the_fake_driver_implements_every_declared_call():
+    """The NFVO's fake driver has every method of the NfviDriver Protocol, so the NFVO
+    calls nothing the Protocol does not declare."""
+    assert isinstance(FakeDriver(), NfviDriver)
+
+
+def test_scale_in_removes_the_named_instance_after_draining_it(nfvo):
+    """A scale-in naming an instance removes that one (not the newest), after the graph
+    was reprogrammed without it; without a name the newest goes."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.scale("web", "fwd", "out")
+    nfvo.scale("web", "fwd", "out")
+    drv = nfvo.driver
+    drv.calls.clear()
+    op = nfvo.scale("web", "fwd", "in", instance="fwd_2")
+    assert op["params"]["instance"] == "fwd_2"
+    assert [r["id"] for r in nfvo.vnfm.instances("web", "fwd")] == ["fwd_1", "fwd_3"]
+    i = drv.calls.index(("delete_instance", "fwd_2"))
+    assert drv.calls[i - 1] == ("put_graph", "web.fg1", ["h1", "fw_1", ["fwd_1", "fwd_3"],
+                                                         "fwd2_1", "h16"])
+    nfvo.scale("web", "fwd", "in")
+    assert [r["id"] for r in nfvo.vnfm.instances("web", "fwd")] == ["fwd_1"]
+
+
+def test_scale_in_of_an_unknown_or_foreign_instance_is_refused(nfvo):
+    """Naming an unknown instance is NotFoundError; one of another VNF or NS, one already
+    terminated, or a name on a scale-out is ConflictError; nothing changes."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.instantiate("chain3", "shop")
+    nfvo.scale("web", "fwd", "out")
+    nfvo.scale("web", "fwd", "out")
+    nfvo.scale("web", "fwd", "in", instance="fwd_3")
+    with pytest.raises(NotFoundError, match="no VNF instance 'fwd_9'.*fwd_1, fwd_4"):
+        nfvo.scale("web", "fwd", "in", instance="fwd_9")
+    with pytest.raises(ConflictError, match="it is an instance of web/fw"):
+        nfvo.scale("web", "fwd", "in", instance="fw_1")
+    with pytest.raises(ConflictError, match="it is an instance of shop/fwd"):
+        nfvo.scale("web", "fwd", "in", instance="fwd_2")
+    with pytest.raises(ConflictError, match="TERMINATED, not INSTANTIATED"):
+        nfvo.scale("web", "fwd", "in", instance="fwd_3")
+    with pytest.raises(ConflictError, match="only a scale-in removes a named instance"):
+        nfvo.scale("web", "fwd", "out", instance="fwd_1")
+    assert [r["id"] for r in nfvo.vnfm.instances("web", "fwd")] == ["fwd_1", "fwd_4"]
+
+
+def test_infrastructure_error_runs_the_reprogram_fallback(nfvo):
+    """When the driver raises InfrastructureError while programming a scaled NS's graph,
+    the rollback's re-programming fails too and falls back to removing the graph: the
+    operation ends ROLLED_BACK, not stuck in FAILED_TEMP."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.driver.fail_put = True
+    with pytest.raises(InfrastructureError, match="refused graph web.fg1"):
+        nfvo.scale("web", "fwd", "out")
+    op = nfvo.ops.list(level="ns", subject_id="web")[-1]
+    assert (op.operation, op.state) == ("SCALE", OpState.ROLLED_BACK)
+    assert "web.fg1" not in nfvo.driver.graphs
+
+
+def _run(errors, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except (MANOError, threading.BrokenBarrierError) as exc:   # reported to the test
+        errors.append(exc)
+
+
+def test_operations_on_two_ns_run_in_parallel_while_the_monitor_polls(nfvo):
+    """Scale-outs of two NSs from two threads are inside the driver at the same time (a
+    barrier both must reach) while the monitor thread polls; both complete."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.instantiate("chain3", "shop")
+    nfvo.start_monitoring(interval=0.001)
+    nfvo.driver.barrier = threading.Barrier(2, timeout=5)
+    errors: list[Exception] = []
+    threads = [threading.Thread(target=_run, args=(errors, nfvo.scale, ns, "fwd", "out"))
+               for ns in ("web", "shop")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == []
+    for ns in ("web", "shop"):
+        assert len(nfvo.vnfm.instances(ns, "fwd")) == 2
+        assert [o.state for o in nfvo.ops.list(level="ns", subject_id=ns)] == \
+            [OpState.COMPLETED, OpState.COMPLETED]
+    assert nfvo.metrics.latest("alive", ns="shop") == 1.0
+
+
+def test_a_second_operation_on_the_same_ns_is_refused_while_others_proceed(nfvo):
+    """While a scale of one NS is held inside the driver, a heal of the same NS from
+    another thread is refused with ConflictError, and a scale of another NS completes."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.instantiate("chain3", "shop")
+    drv = nfvo.driver
+    drv.hold = {"web-worker"}
+    errors: list[Exception] = []
+    web = threading.Thread(target=_run, args=(errors, nfvo.scale, "web", "fwd", "out"),
+                           name="web-worker")
+    web.start()
+    deadline = time.monotonic() + 5
+    while nfvo.ops.active_for("web", "ns") is None or \
+            nfvo.ops.active_for("web/fwd", "vnf") is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    healer = threading.Thread(target=_run, args=(errors, nfvo.heal, "web", "fw_1"))
+    healer.start()
+    healer.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], ConflictError)
+    assert "one at a time" in str(errors[0])
+    nfvo.scale("shop", "fwd", "out")                 # another NS is not held up
+    assert web.is_alive()
+    drv.release.set()
+    web.join(10)
+    assert len(errors) == 1
+    assert len(nfvo.vnfm.instances("web", "fwd")) == 2
