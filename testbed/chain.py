@@ -110,7 +110,8 @@ class Probe:
             stats = json.loads(self.stats.read_text())
         except (OSError, ValueError):
             stats = None
-        if stats is not None and result.get("schedule_from") != "sender":
+        if (stats is not None and result.get("schedule_from") != "sender"
+                and self.records.exists()):
             # the receiver ended before the sender's stats were there: redo it with them
             result.update(measures.probe_report_with_sender(
                 measures.read_records(self.records), stats))
