@@ -66,12 +66,20 @@ class TimeSeriesStore:
                 del ts[: len(ts) - self.max_points]
                 del vs[: len(vs) - self.max_points]
 
-    def series(self, metric: str, **match: str) -> dict[Labels, list[tuple[float, float]]]:
-        """Every series of ``metric`` whose labels include ``match``."""
+    def series(self, metric: str, since: float | None = None,
+               **match: str) -> dict[Labels, list[tuple[float, float]]]:
+        """Every series of ``metric`` whose labels include ``match``, as (t, value) lists in
+        time order; with ``since``, only the points at ``t > since`` (found by bisection, so
+        a caller that follows a long series pays only for what is new)."""
         want = {(k, str(v)) for k, v in match.items()}
+        out = {}
         with self._lock:
-            return {lb: list(zip(ts, vs)) for (m, lb), (ts, vs) in self._data.items()
-                    if m == metric and want <= set(lb)}
+            for (m, lb), (ts, vs) in self._data.items():
+                if m != metric or not want <= set(lb):
+                    continue
+                i = 0 if since is None else bisect.bisect_right(ts, since)
+                out[lb] = list(zip(ts[i:], vs[i:]))
+        return out
 
     def latest(self, metric: str, **match: str) -> float | None:
         best = None

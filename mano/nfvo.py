@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 import uuid
@@ -128,10 +130,31 @@ class NFVO:
         return gid
 
     # ---- NS lifecycle ------------------------------------------------------------------------
-    def instantiate(self, nsd_id: str, ns_id: str) -> dict:
+    def instantiate(self, nsd_id: str, ns_id: str, *, sap: dict[str, str] | None = None,
+                    protection: bool | None = None) -> dict:
+        """Instantiate NSD ``nsd_id`` as NS ``ns_id``; returns the completed operation.
+
+        Instantiation parameters (cf. SOL005 InstantiateNsRequest ``sapData`` and
+        ``additionalParamsForNs``): ``sap`` binds endpoints the NSD's graphs name to other
+        endpoints of the NFVI (``{"h1": "h2"}``: traffic enters at h2 instead of h1; a
+        classifier's ``ipv4_src``/``ipv4_dst`` equal to the NSD endpoint's address follow to
+        the new endpoint's), so one NSD serves several NSs; ``protection`` overrides every
+        graph's fast-failover protection. Raises ``NotFoundError`` for an unknown NSD or
+        endpoint, ``ConflictError`` when the NSD is disabled or the NS exists.
+        """
         nsd_row = self.store.get_nsd(nsd_id)
         if not nsd_row["enabled"]:
             raise ConflictError(f"NSD {nsd_id} is disabled; enable it to instantiate")
+        sap = dict(sap or {})
+        named = {e for fg in self.nsd(nsd_id).vnffg for e in (fg.ingress, fg.egress)}
+        known = self.driver.endpoints()
+        for old, new in sap.items():
+            if old not in named:
+                raise NotFoundError(f"NS {ns_id}: sap {old!r}: NSD {nsd_id} names no such "
+                                    f"endpoint; its graphs use {', '.join(sorted(named))}")
+            if new not in known:
+                raise NotFoundError(f"NS {ns_id}: sap {old!r} -> {new!r}: the NFVI has no "
+                                    f"endpoint {new!r}; it has {', '.join(sorted(known))}")
         try:
             ns = self.store.get_ns_instance(ns_id)
             if ns["state"] not in (TERMINATED, NOT_INSTANTIATED) or \
@@ -139,8 +162,26 @@ class NFVO:
                 raise ConflictError(f"NS {ns_id} exists already (state {ns['state']})")
         except NotFoundError:
             pass
-        self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": []})
-        return self._ns_op(ns_id, "INSTANTIATE", {"nsd": nsd_id}, self._instantiate_body)
+        params = {"sap": sap, "protection": protection}
+        self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": [], **params})
+        return self._ns_op(ns_id, "INSTANTIATE", {"nsd": nsd_id, **params},
+                           self._instantiate_body)
+
+    def bound_vnffg(self, ns_id: str, fg):
+        """Graph ``fg`` of NS ``ns_id``'s NSD as the NS instantiated it (its ``sap`` and
+        ``protection`` parameters applied): the endpoints, classifier and protection the
+        NFVI really gets."""
+        data = self.store.get_ns_instance(ns_id)["data"] or {}
+        sap, prot = data.get("sap") or {}, data.get("protection")
+        if not sap and prot is None:
+            return fg
+        ips = self.driver.endpoints()
+        readdress = {ips[a]: ips[b] for a, b in sap.items() if a in ips and b in ips}
+        cl = {k: (readdress.get(v, v) if k in ("ipv4_src", "ipv4_dst") else v)
+              for k, v in dict(fg.classifier).items()}
+        return dataclasses.replace(fg, ingress=sap.get(fg.ingress, fg.ingress),
+                                   egress=sap.get(fg.egress, fg.egress), classifier=cl,
+                                   protection=fg.protection if prot is None else bool(prot))
 
     def _instantiate_body(self, op, ns_id: str) -> None:
         nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
@@ -240,6 +281,7 @@ class NFVO:
     def _ctx(self, nsd, ns_id: str, vnfd_id: str):
         """Placement context: the switches of the chain neighbours of ``vnfd_id``."""
         for fg in nsd.vnffg:
+            fg = self.bound_vnffg(ns_id, fg)
             if vnfd_id in fg.path:
                 i = fg.path.index(vnfd_id)
                 prev = self._hop_switch(ns_id, fg.path[i - 1]) if i > 0 else \
@@ -283,6 +325,7 @@ class NFVO:
                 self.driver.delete_graph(name)
 
     def graph_for(self, ns_id: str, nsd, fg, exclude=frozenset()) -> dict:
+        fg = self.bound_vnffg(ns_id, fg)
         hops: list = [fg.ingress]
         rewrites: list[str] = []
         for v in fg.path:
@@ -344,8 +387,9 @@ class NFVO:
                 self.ops.remove_step(op_id, step)
             if op.operation == "INSTANTIATE":
                 ns = self.store.get_ns_instance(op.subject_id)
+                keep = {k: v for k, v in (ns["data"] or {}).items() if k != "graphs"}
                 self.store.put_ns_instance(op.subject_id, ns["nsd_id"], NOT_INSTANTIATED,
-                                           {"graphs": []})
+                                           {"graphs": [], **keep})
         except Exception as exc:
             self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"rollback failed: {exc}")
             raise
@@ -412,6 +456,7 @@ class NFVO:
         nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
         out = {}
         for fg in nsd.vnffg:
+            fg = self.bound_vnffg(ns_id, fg)
             cl = fg.classifier
             port = cl.get("udp_dst") or cl.get("tcp_dst") or 5001
             if cl.get("ip_proto", 17) != 17:

@@ -86,11 +86,26 @@ def cmd_run(args) -> int:
     print((run_dir / "summary.md").read_text())
     print(f"results and plots: {run_dir}/ (timeline.png, recovery_cdf.png)")
     if not summary.get("passed", False):
-        failed = [c for c in summary.get("checks", []) if not c["ok"]]
-        print(f"testbed: run FAILED: {failed or summary.get('leftovers') or 'unhealthy at end'}",
-              file=sys.stderr)
+        print(f"testbed: run FAILED: {'; '.join(_failures(summary))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _failures(summary: dict) -> list[str]:
+    """Why a run did not pass, in words."""
+    out = [f"check {c['check']} failed ({c['detail']})" for c in summary.get("checks", [])
+           if not c["ok"]]
+    if summary.get("leftovers"):
+        out.append(f"left over after tear-down: {', '.join(summary['leftovers'])}")
+    eng = summary.get("engine") or {}
+    if eng.get("flagged"):
+        out.append(f"the engine ran up to {eng.get('max_drift_ms')} ms late (limit "
+                   f"{eng.get('limit_ms')} ms): the timeline drifted")
+    if summary.get("error"):
+        out.append(str(summary["error"]))
+    if summary.get("healthy_at_end") is False:
+        out.append(f"not healthy at the end (NS states {summary.get('ns_states')})")
+    return out or ["see summary.md"]
 
 
 def cmd_report(args) -> int:

@@ -19,8 +19,11 @@ Gaps (outages)
     at ``start_ns + sent*T + L``), where L is the smallest one-way latency observed
     (recv_ns - send_ns over all records, 0 if none is known): the virtual packets arrive "in
     time", with the path's base latency, so that a healthy stream has no edge gaps. Every
-    pair of consecutive arrivals (virtual ones included) more than ``k*T`` apart is a gap;
-    its outage is ``(end - start) - T``, so n packets lost mid-stream give about n*T.
+    pair of consecutive arrivals (virtual ones included) more than ``k*T`` apart with at
+    least one sequence number between them never received is a gap (a gap *in the
+    sequence*); its outage is ``(end - start) - T``, so n packets lost mid-stream give
+    about n*T. A pause as long with nothing lost is a *delay spike* (packets late, not
+    lost: a busy host's scheduling or queueing), counted apart, never an outage.
     A gap that reaches the virtual end is *trailing*: the stream had not come back when
     the sender stopped (not recovered). All gaps are kept.
 
@@ -205,8 +208,10 @@ class _Scan:
         return self.got[lo:hi].count(0)
 
 
-def _gaps(scan: _Scan, sent: int, start_ns: int, t_ns: float, k: float) -> tuple[list[Gap], int]:
-    """All gaps in arrival order, and the largest spacing between arrivals (ns)."""
+def _gaps(scan: _Scan, sent: int, start_ns: int, t_ns: float,
+          k: float) -> tuple[list[Gap], int, list[Gap]]:
+    """The gaps (with loss) in arrival order, the largest spacing between arrivals (ns), and
+    the delay spikes (pauses longer than k*T in which nothing was lost)."""
     limit = k * t_ns
     t_ms = t_ns / 1e6
     lead_t = start_ns - t_ns + scan.base_latency
@@ -220,9 +225,9 @@ def _gaps(scan: _Scan, sent: int, start_ns: int, t_ns: float, k: float) -> tuple
 
     if scan.first is None:
         spacing = end_t - lead_t
-        if spacing > limit:
+        if spacing > limit and sent:
             gaps.append(gap(lead_t, end_t, None, None, sent))
-        return gaps, round(spacing)
+        return gaps, round(spacing), []
     s0, r0, send0 = scan.first
     lead = r0 - lead_t
     if lead > limit:
@@ -233,7 +238,9 @@ def _gaps(scan: _Scan, sent: int, start_ns: int, t_ns: float, k: float) -> tuple
     trail = end_t - r1
     if trail > limit:
         gaps.append(gap(r1, end_t, s1, None, scan.missing(s1 + 1, sent)))
-    return gaps, round(max(lead, trail, scan.max_inner_ns))
+    spikes = [g for g in gaps if g.lost == 0]
+    return ([g for g in gaps if g.lost > 0], round(max(lead, trail, scan.max_inner_ns)),
+            spikes)
 
 
 def probe_gaps(records: Iterable[tuple[int, int, int]], *, rate: float, sent: int,
@@ -247,6 +254,15 @@ def probe_gaps(records: Iterable[tuple[int, int, int]], *, rate: float, sent: in
     """
     t_ns = _check(rate, sent, k)
     return _gaps(_Scan(records, sent, t_ns, k), sent, start_ns, t_ns, k)[0]
+
+
+def delay_spikes(records: Iterable[tuple[int, int, int]], *, rate: float, sent: int,
+                 start_ns: int, k: float = DEFAULT_K) -> list[Gap]:
+    """Pauses in arrival longer than ``k`` intervals with nothing lost (late, not lost,
+    packets: scheduling jitter of a busy host or queueing); arguments as
+    :func:`probe_gaps`. They are not outages."""
+    t_ns = _check(rate, sent, k)
+    return _gaps(_Scan(records, sent, t_ns, k), sent, start_ns, t_ns, k)[2]
 
 
 def lost_packets(records: Iterable[tuple[int, int, int]], sent: int) -> int:
@@ -292,14 +308,15 @@ def probe_report(records: Iterable[tuple[int, int, int]], *, rate: float, sent: 
     and largest unique seq received, None if none), rate (packets/s), interval_ms (T), k,
     start_ns, end_ns (start_ns + sent*T), base_latency_ms (L), gaps (every :class:`Gap` as
     a dict, in time order), outage_ms (largest gap's outage, 0.0 if none), max_gap_ms
-    (largest spacing between consecutive arrivals, virtual ones included), recovered
+    (largest spacing between consecutive arrivals, virtual ones included), delay_spikes and
+    max_delay_spike_ms (pauses without loss, see :func:`delay_spikes`), recovered
     (False if a gap is trailing), latency_ms {"min", "median", "p99"} (one-way,
     recv_ns - send_ns, nearest rank, None if unknown). Raises ValueError as
     :func:`probe_gaps`.
     """
     t_ns = _check(rate, sent, k)
     scan = _Scan(records, sent, t_ns, k)
-    gaps, spacing = _gaps(scan, sent, start_ns, t_ns, k)
+    gaps, spacing, spikes = _gaps(scan, sent, start_ns, t_ns, k)
     lost = scan.got.count(0)
     lat = sorted(scan.latencies)
     got_seqs = scan.got
@@ -325,6 +342,8 @@ def probe_report(records: Iterable[tuple[int, int, int]], *, rate: float, sent: 
         "gaps": [g.as_dict() for g in gaps],
         "outage_ms": max((g.outage_ms for g in gaps), default=0.0),
         "max_gap_ms": spacing / 1e6,
+        "delay_spikes": len(spikes),
+        "max_delay_spike_ms": max((g.outage_ms for g in spikes), default=0.0),
         "recovered": not any(g.trailing for g in gaps),
         "latency_ms": {
             "min": lat[0] / 1e6 if lat else None,

@@ -28,6 +28,7 @@ Results go through one writer (``results.RunWriter``); the files are described i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.util
 import logging
@@ -63,8 +64,7 @@ POLL_S = 0.01                 # how often a waiting process looks at its operati
 POLICY_EVERY_S = 0.5
 METRICS_EVERY_S = 1.0
 LOAD_EVERY_S = 0.5
-CLOSED_AFTER_S = 0.3          # a load interval is complete this long after its end
-DRIFT_LIMIT_MS = 50.0
+COPY_LAG_S = 0.2
 COPIED_METRICS = ("cpu_util", "cpu_cores", "packets_rate", "alive")
 
 
@@ -158,10 +158,12 @@ class ScenarioRun:
         self.loads: list[tuple[str, int]] = []                   # (generator key, profile #)
         self.probes: list[str] = []
         self.active_undos: dict[str, object] = {}
-        self.busy: set[str] = set()          # NSs with an operation in progress
+        self.busy: set[str] = set()          # NSs with an operation in progress or queued
+        self._queues: dict[str, list] = {}
+        self._healed_at: dict[str, float] = {}
         self.nfvo_down = False
         self.interrupted = 0
-        self._copied: dict[tuple, float] = {}
+        self._copied_until = float("-inf")
         self._closed_interval: dict[str, int] = {}
 
     # ---- recording -----------------------------------------------------------------------
@@ -190,7 +192,8 @@ class ScenarioRun:
             "settle_s": sc.settle_s, "nfvi": self.nfvi_kind, "params": sc.params,
             "topology": sc.topology_path, "services": sc.services,
             "service_params": sc.service_params, "sla": sc.slas, "checks": sc.checks,
-            "probe_rate": sc.probe_rate, "gap_k": measures.DEFAULT_K,
+            "probe_rate": sc.probe_rate, "probe_rates": sc.probe_rates,
+            "gap_k": measures.DEFAULT_K,
             "versions": _versions(), "git": _git(),
             "started": dt.datetime.now().isoformat(timespec="seconds")})
         healthy, left, error = False, [], None
@@ -276,9 +279,8 @@ class ScenarioRun:
 
     def _endpoints(self, ns: str, fg) -> tuple[str, str]:
         """The ingress and egress endpoints of a graph of ``ns`` (as instantiated)."""
-        data = (self.nfvo.store.get_ns_instance(ns)["data"] or {})
-        sap = (data.get("endpoints") or {}).get(fg.id) or {}
-        return sap.get("ingress", fg.ingress), sap.get("egress", fg.egress)
+        bound = self.nfvo.bound_vnffg(ns, fg)
+        return bound.ingress, bound.egress
 
     def _service_views(self) -> list[ServiceView]:
         out = []
@@ -325,14 +327,14 @@ class ScenarioRun:
                 loaded.add(name)
         for _nsd, ns in self.sc.services:
             for name, fg in self.graphs[ns]:
-                fixed = fg.classifier.get("udp_dst")
+                fixed = self.nfvo.bound_vnffg(ns, fg).classifier.get("udp_dst")
                 if fixed and name in loaded:
                     self.event("note", text=f"no probe on {name}: its classifier admits UDP "
                                             f"port {fixed} only, which its load uses")
                     continue
                 src, dst = self._endpoints(ns, fg)
                 self.nfvi.start_probe(name, src, dst, int(fixed or PROBE_PORT + index[name]),
-                                      self.sc.probe_rate)
+                                      self.sc.probe_rates.get(ns, self.sc.probe_rate))
                 self.probes.append(name)
 
     # ---- operations off the SimPy loop ----------------------------------------------------------
@@ -452,7 +454,6 @@ class ScenarioRun:
             old.close()
             self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db")
             self.nfvo.start_monitoring(interval=0.5)
-            self._copied.clear()
         finally:
             self.nfvo_down = False
         self.event("recovered", target="nfvo", report="reconciled")
@@ -493,57 +494,88 @@ class ScenarioRun:
         return None if t is None else round(t - self.t0, 4)
 
     def _act(self, env, pol, a: Action):
-        """Carry out one action off the loop; record detect/decide/execute times."""
+        """Carry out one action off the loop; record detect/decide/execute times.
+
+        One operation at a time per NS (the NFVO refuses a second): later actions on the NS
+        wait their turn in order, and one that has gone stale meanwhile (its instance gone,
+        or healed since it was decided) is dropped with an event."""
         name = getattr(pol, "name", type(pol).__name__)
         decided = self.now()
         observed = self._rel(getattr(a, "observed_at", None))
-        base = dict(ns=a.ns, vnf=a.vnf, by=name, reason=a.reason)
+        base = {"ns": a.ns, "vnf": a.vnf, "by": name, "reason": a.reason}
         if a.kind == "give_up":
             self.event("heal_given_up", target=a.instance, **base)
+            for p in self.policies:         # every healer stops healing this VNF
+                notify_policy(p, a, self.nfvi.clock())
             return
-        if a.ns in self.busy or self.nfvo_down:
-            self.event("action_refused", action=a.kind, target=a.instance, **base,
-                       why="an operation on this NS is in progress" if a.ns in self.busy
-                       else "the NFVO is restarting")
-            return
+        queue = self._queues.setdefault(a.ns, [])
+        ticket = object()
+        queue.append(ticket)
         self.busy.add(a.ns)
         try:
+            while queue[0] is not ticket or self.nfvo_down:
+                yield env.timeout(POLL_S)
+            why = self._stale(a, decided)
+            if why:
+                self.event("action_dropped", action=a.kind, target=a.instance, why=why, **base)
+                return
             if a.kind == "heal":
-                if observed is not None:
-                    self.event("detect", t=observed, target=a.instance, **base)
-                row = self.nfvo.store.get_vnf_instance(a.instance)
-                up = {c.name: c.up for c in self.nfvi.driver.compute_nodes()}
-                mode = a.mode if up.get(row["compute_node"], True) else "recreate"
-                start = self.now()
-                self.event("heal_start", target=a.instance, mode=mode, **base)
-                fut = yield from self._off_loop(env, self.nfvo.heal, a.ns, a.instance, mode)
-                timing = self._timing(observed, decided, start)
-                if fut.exception() is not None:
-                    self.event("action_failed", action="heal", target=a.instance,
-                               error=str(fut.exception()), **base, **timing)
-                    return
-                new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
-                self.event("heal_done", target=a.instance, instances=new, mode=mode, **base,
-                           **timing)
+                yield from self._heal(env, a, base, observed, decided)
             else:
-                direction = a.kind.split("_")[1]
-                before = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
-                start = self.now()
-                kw = {"instance": a.instance} if direction == "in" and a.instance else {}
-                fut = yield from self._off_loop(env, lambda: self.nfvo.scale(
-                    a.ns, a.vnf, direction, **kw))
-                timing = self._timing(observed, decided, start)
-                if fut.exception() is not None:
-                    self.event("action_failed", action=a.kind, error=str(fut.exception()),
-                               **base, **timing)
-                    return
-                after = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)]
-                self.event(a.kind, instances=len(after), added=sorted(set(after) - before),
-                           removed=sorted(before - set(after)), **base, **timing)
-            for p in self.policies:
-                notify_policy(p, a, self.nfvi.clock())
+                yield from self._scale(env, a, base, observed, decided)
         finally:
-            self.busy.discard(a.ns)
+            queue.remove(ticket)
+            if not queue:
+                self.busy.discard(a.ns)
+
+    def _stale(self, a: Action, decided: float) -> str | None:
+        if a.instance is None:
+            return None
+        live = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
+        if a.instance not in live:
+            return f"{a.instance} is no longer an instance of {a.ns}/{a.vnf}"
+        if a.kind == "heal" and self._healed_at.get(a.instance, -1.0) > decided:
+            return f"{a.instance} was healed after this heal was decided"
+        return None
+
+    def _heal(self, env, a: Action, base: dict, observed, decided):
+        if observed is not None:
+            self.event("detect", t=observed, target=a.instance, **base)
+        row = self.nfvo.store.get_vnf_instance(a.instance)
+        up = {c.name: c.up for c in self.nfvi.driver.compute_nodes()}
+        mode = a.mode if up.get(row["compute_node"], True) else "recreate"
+        a = dataclasses.replace(a, mode=mode)     # the counts follow what is done
+        start = self.now()
+        self.event("heal_start", target=a.instance, mode=mode, **base)
+        fut = yield from self._off_loop(env, self.nfvo.heal, a.ns, a.instance, mode)
+        timing = self._timing(observed, decided, start)
+        if fut.exception() is not None:
+            self.event("action_failed", action="heal", target=a.instance,
+                       error=str(fut.exception()), **base, **timing)
+            return
+        self._healed_at[a.instance] = self.now()
+        new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
+        self.event("heal_done", target=a.instance, instances=new, mode=mode, **base, **timing)
+        for p in self.policies:
+            notify_policy(p, a, self.nfvi.clock())
+
+    def _scale(self, env, a: Action, base: dict, observed, decided):
+        direction = a.kind.split("_")[1]
+        before = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
+        start = self.now()
+        kw = {"instance": a.instance} if direction == "in" and a.instance else {}
+        fut = yield from self._off_loop(env, lambda: self.nfvo.scale(
+            a.ns, a.vnf, direction, **kw))
+        timing = self._timing(observed, decided, start)
+        if fut.exception() is not None:
+            self.event("action_failed", action=a.kind, error=str(fut.exception()), **base,
+                       **timing)
+            return
+        after = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)]
+        self.event(a.kind, instances=len(after), added=sorted(set(after) - before),
+                   removed=sorted(before - set(after)), **base, **timing)
+        for p in self.policies:
+            notify_policy(p, a, self.nfvi.clock())
 
     def _timing(self, observed, decided, start) -> dict:
         done = self.now()
@@ -588,10 +620,9 @@ class ScenarioRun:
         graph = key.split("#")[0]
         ns = graph.split(".")[0]
         lb = {"ns": ns, "graph": graph}
-        now_abs = self.nfvi.clock()
         last = self._closed_interval.get(key)
         ready = [i for i in sorted(c.sent) if (last is None or i > last) and
-                 (final or (i + 1) * c.interval_s <= now_abs - CLOSED_AFTER_S)]
+                 (final or (i + 1) * c.interval_s <= c.complete_until)]
         if not ready:
             return
         loss = measures.interval_loss({i: c.sent[i] for i in ready},
@@ -613,15 +644,16 @@ class ScenarioRun:
 
     def _copy_metrics(self, nfvo) -> None:
         """Copy the NFVO's per-instance series recorded since the last copy."""
+        since = self._copied_until
+        # up to a horizon a little in the past: the monitor reads the clock, then records
+        # several series; a point must not arrive after its time was copied
+        horizon = self.nfvi.clock() - COPY_LAG_S
         for name in COPIED_METRICS:
-            for labels, pts in nfvo.metrics.series(name).items():
-                key = (name, labels)
-                last = self._copied.get(key, float("-inf"))
+            for labels, pts in nfvo.metrics.series(name, since=since).items():
                 for t, v in pts:
-                    if t > last:
+                    if t <= horizon:
                         self.metric(name, dict(labels), v, t=round(t - self.t0, 4))
-                        last = t
-                self._copied[key] = last
+        self._copied_until = max(since, horizon)
 
     # ---- the end ---------------------------------------------------------------------------
     def _finish(self) -> bool:

@@ -77,6 +77,7 @@ class Scenario:
     policies: list = field(default_factory=list)
     slas: dict = field(default_factory=dict)
     probe_rate: int = 1000           # packets/s: gaps of 2 ms are resolved (k = 2 intervals)
+    probe_rates: dict[str, int] = field(default_factory=dict)   # ns -> packets/s
     warmup_s: float = 3.0            # policies start after this (start-up CPU is not load)
     settle_s: float = 5.0            # after the duration: faults undone, none new, policies on
     checks: dict = field(default_factory=dict)
@@ -149,6 +150,17 @@ class Scenario:
     def policy(self, policy, **params) -> None:
         """A policy object, or a name of ``mano.policies.POLICIES`` with its parameters."""
         self.policies.append((policy, params))
+
+    def probe(self, rate: int, ns: str | None = None) -> None:
+        """The probe rate (packets/s) of every NS, or of ``ns``. The probe's packets cross
+        the chain like any others (a VNF with a CPU cost per packet pays for them too); at
+        ``rate`` packets/s a gap of ``2000 / rate`` ms is the shortest resolved (k = 2)."""
+        if not rate or rate <= 0:
+            raise TestbedError(f"probe rate must be > 0 packets/s, not {rate!r}")
+        if ns is None:
+            self.probe_rate = int(rate)
+        else:
+            self.probe_rates[ns] = int(rate)
 
     def sla(self, ns: str, **targets) -> None:
         self.slas[ns] = targets

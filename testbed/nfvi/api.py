@@ -43,6 +43,7 @@ class LoadCounters:
     """
 
     interval_s: float
+    complete_until: float = 0.0   # clock seconds: both counts are final for intervals ending before
     sent: dict[int, int] = field(default_factory=dict)
     received: dict[int, int] = field(default_factory=dict)
     commanded: dict[int, float] = field(default_factory=dict)

@@ -104,18 +104,21 @@ def test_many_small_gaps_at_2khz_are_all_found():
                                                                               5000)
 
 
-def test_sender_stall_is_a_gap_the_sender_explains():
-    """Packets from seq 100 on sent 5 ms late: a gap with no loss whose sender_late_ms
-    matches its outage, so it is told apart from a data-path outage."""
+def test_a_pause_without_loss_is_a_delay_spike_not_an_outage():
+    """Packets from seq 100 on sent 5 ms late: nothing is lost, so there is no gap in the
+    sequence (no outage) but one delay spike of 5 ms, whose sender_late_ms says the sender
+    caused it; two packets lost mid-stream are a gap with sender_late_ms 0."""
     recs = stream(2000, range(400))
     stall = 5_000_000
     recs = [(s, r + stall, t + stall) if s >= 100 else (s, r, t) for s, r, t in recs]
-    (g,) = report(recs, 2000, 400)["gaps"]
-    assert g["lost"] == 0 and g["before_seq"] == 100
-    assert g["outage_ms"] == pytest.approx(5.0) and g["sender_late_ms"] == pytest.approx(5.0)
+    rep = report(recs, 2000, 400)
+    assert rep["gaps"] == [] and rep["outage_ms"] == 0.0 and rep["recovered"]
+    assert rep["delay_spikes"] == 1 and rep["max_delay_spike_ms"] == pytest.approx(5.0)
+    (spike,) = m.delay_spikes(recs, rate=2000, sent=400, start_ns=START)
+    assert spike.lost == 0 and spike.sender_late_ms == pytest.approx(5.0)
     (g,) = report(stream(2000, [s for s in range(400) if s != 100 and s != 101]), 2000,
                   400)["gaps"]
-    assert g["sender_late_ms"] == 0.0
+    assert g["sender_late_ms"] == 0.0 and g["lost"] == 2
 
 
 def test_gap_exactly_at_threshold_is_not_a_gap():

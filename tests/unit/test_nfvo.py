@@ -304,3 +304,20 @@ def test_a_second_operation_on_the_same_ns_is_refused_while_others_proceed(nfvo)
     web.join(10)
     assert len(errors) == 1
     assert len(nfvo.vnfm.instances("web", "fwd")) == 2
+
+
+def test_one_nsd_serves_two_ns_through_sap_bindings(nfvo):
+    """Instantiation parameters bind the NSD's endpoints to others: the second NS's graph
+    enters at h2 and leaves at h15, its classifier follows their addresses, protection is
+    overridden; an unknown endpoint is refused naming what exists."""
+    nfvo.instantiate("chain3", "a")
+    nfvo.instantiate("chain3", "b", sap={"h1": "h2", "h16": "h15"}, protection=True)
+    ga, gb = (nfvo.driver.graphs[f"{ns}.fg1"] for ns in ("a", "b"))
+    ips = nfvo.driver.endpoints()
+    assert ga["hops"][0] == "h1" and gb["hops"][0] == "h2" and gb["hops"][-1] == "h15"
+    assert gb["match"]["ipv4_src"] == ips["h2"] and gb["match"]["ipv4_dst"] == ips["h15"]
+    assert gb["protection"] is True and ga["protection"] is False
+    with pytest.raises(NotFoundError, match="has no endpoint 'h99'"):
+        nfvo.instantiate("chain3", "c", sap={"h1": "h99"})
+    with pytest.raises(NotFoundError, match="names no such endpoint"):
+        nfvo.instantiate("chain3", "d", sap={"h7": "h2"})

@@ -246,10 +246,17 @@ class EmulatedNfvi:
             s = {}
         interval = float(s.get("interval") or r.get("interval") or LOAD_INTERVAL_S)
         lat = {}
-        for sample in r.get("samples") or []:
+        samples = r.get("samples") or []
+        for sample in samples:
             if len(sample) > 3 and sample[3] is not None:
                 lat[round(sample[0] / interval) - 1] = float(sample[3])
-        return LoadCounters(interval, {k: int(v) for k, v in
+        # the sender's counts are final before its unfinished interval; the receiver's up to
+        # its last write, less the packets that may still have been on their way
+        partial = s.get("partial_index")
+        sender_until = partial * interval if partial is not None else float("inf")
+        recv_until = float(samples[-1][0]) - IN_FLIGHT_S if samples else 0.0
+        return LoadCounters(interval, min(sender_until, recv_until),
+                            {k: int(v) for k, v in
                                        _int_keys(s.get("sent_by_interval")).items()},
                             {k: int(v) for k, v in
                              _int_keys(r.get("received_by_interval")).items()},
