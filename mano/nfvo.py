@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from mano import descriptors as D
@@ -46,7 +47,9 @@ class NFVO:
 
     def __init__(self, driver: NfviDriver, db_path: str | Path, *,
                  strategy: str = "latency_aware", auto_rollback: bool = True,
-                 reconcile: bool = True):
+                 reconcile: bool = True, clock: Callable[[], float] = time.monotonic):
+        """``clock``: seconds, the clock of the metrics (the run's clock: real or modelled
+        time; ``time.monotonic`` by default)."""
         self.driver = driver
         self.store = Store(db_path)
         self.ops = OpOccManager(self.store)
@@ -59,7 +62,7 @@ class NFVO:
         self.events: list = []           # infrastructure status reported by the VIM
         self.vim.subscribe("infra", self._on_infra_event)
         self.metrics = TimeSeriesStore()
-        self.monitor = Monitor(driver, self.metrics, self._monitored)
+        self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
         if reconcile:
             self.reconcile()
 

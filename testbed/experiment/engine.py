@@ -37,10 +37,8 @@ import shutil
 import signal
 import subprocess
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import simpy
 import simpy.rt
 
 from mano.errors import MANOError
@@ -60,7 +58,8 @@ from testbed.topology import load_topology
 
 log = logging.getLogger(__name__)
 PROBE_PORT, LOAD_PORT = 5001, 6001
-POLL_S = 0.01                 # how often a waiting process looks at its operation
+POLL_S = 0.01                 # how often a queued action looks whether its turn came
+MONITOR_EVERY_S = 0.5         # the NFVO's monitor polls the instances this often
 POLICY_EVERY_S = 0.5
 METRICS_EVERY_S = 1.0
 LOAD_EVERY_S = 0.5
@@ -152,7 +151,8 @@ class ScenarioRun:
         self.t0 = 0.0
         self.nfvi = None
         self.nfvo: NFVO | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.env = None
+        self.start = 0.0
         self.faults: list[dict] = []
         self.graphs: dict[str, list[tuple[str, object]]] = {}   # ns -> [(graph name, fg)]
         self.loads: list[tuple[str, int]] = []                   # (generator key, profile #)
@@ -180,8 +180,9 @@ class ScenarioRun:
 
     def _drift(self, env, proc: str) -> float:
         """Record how late this wake-up is (ms): executed − planned."""
-        d = max(0.0, (self.now() - env.now) * 1000.0)
-        self.metric("engine_drift_ms", {"process": proc}, round(d, 3), t=env.now)
+        planned = env.now - self.start
+        d = max(0.0, (self.now() - planned) * 1000.0)
+        self.metric("engine_drift_ms", {"process": proc}, round(d, 3), t=round(planned, 4))
         return d
 
     # ---- the run ---------------------------------------------------------------------------
@@ -237,23 +238,26 @@ class ScenarioRun:
         topo = load_topology(topo_path)
         self.nfvi = stack.enter_context(open_nfvi(self.nfvi_kind, topo, self.dir / "run"))
         self.t0 = self.nfvi.clock()
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mano-op")
-        stack.callback(self.pool.shutdown, wait=True, cancel_futures=True)
-        self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db")
+        env = self.env = self.nfvi.environment()
+        self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
         stack.callback(lambda: self.nfvo.close())
-        self.nfvo.start_monitoring(interval=0.5)
+        self.nfvi.start_monitoring(env, self.nfvo, MONITOR_EVERY_S)
         for nsd, vnfds in sc.onboards:
             self.nfvo.onboard_nsd(ROOT / nsd if not Path(nsd).is_absolute() else nsd, vnfds)
-        for nsd_id, ns in sc.services:
-            self.nfvo.instantiate(nsd_id, ns, **sc.service_params.get(ns, {}))
-            self.event("ns_instantiated", ns=ns, nsd=nsd_id)
+        # instantiation is MANO work like any other: on the NFVI's terms (real or modelled)
+        env.run(until=env.process(self._instantiate_all(env)))
         self._read_graphs()
         self.faults = resolve(self.timeline, self._service_views(), target_rng(sc.seed))
         self._write_timeline()
         self.policies = [make_policy(p, **params) if isinstance(p, str) else p
                          for p, params in sc.policies]
         self._start_traffic()
-        env = simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
+        if isinstance(env, simpy.rt.RealtimeEnvironment):
+            # real time restarts here: the set-up's seconds are not the run's (``sync``
+            # resets the wall-clock origin only; the simulated origin is ``env_start``)
+            env.env_start = env.now
+            env.sync()
+        self.start = env.now     # the run's processes count from here
         self.t0 = self.nfvi.clock()
         self.event("start", duration=sc.duration, seed=sc.seed)
         for key, i in self.loads:
@@ -262,14 +266,22 @@ class ScenarioRun:
             env.process(self._fault_proc(env, f))
         env.process(self._policy_proc(env))
         env.process(self._metrics_proc(env))
-        env.run(until=sc.duration)
+        env.run(until=self.start + sc.duration)
         # settle: faults still active are undone, no new ones come, policies go on
         self.event("settle", seconds=sc.settle_s)
         for fid, undo in list(self.active_undos.items()):
             env.process(self._undo_proc(env, fid, undo))
-        env.run(until=sc.duration + sc.settle_s)
+        env.run(until=self.start + sc.duration + sc.settle_s)
         self._wait_operations(env)
         return self._finish()
+
+    def _instantiate_all(self, env):
+        for nsd_id, ns in self.sc.services:
+            params = self.sc.service_params.get(ns, {})
+            fut = yield from self.nfvi.call(env, lambda n=nsd_id, x=ns, p=params:
+                                            self.nfvo.instantiate(n, x, **p))
+            fut.result()      # a failed instantiation ends the run (its error says why)
+            self.event("ns_instantiated", ns=ns, nsd=nsd_id)
 
     # ---- set-up helpers ----------------------------------------------------------------------
     def _read_graphs(self) -> None:
@@ -338,14 +350,6 @@ class ScenarioRun:
                 self.probes.append(name)
 
     # ---- operations off the SimPy loop ----------------------------------------------------------
-    def _off_loop(self, env, fn, *args):
-        """Run ``fn(*args)`` on a worker thread; the calling SimPy process yields from this
-        generator and gets the finished ``Future`` (never blocking the loop)."""
-        fut: Future = self.pool.submit(fn, *args)
-        while not fut.done():
-            yield env.timeout(POLL_S)
-        return fut
-
     def _wait_operations(self, env) -> None:
         """Let operations still running finish (bounded) before the final check."""
         deadline = env.now + 30
@@ -358,7 +362,7 @@ class ScenarioRun:
         ns = self.sc.loads[i].ns
         last = None
         while True:
-            rate = round(prof.rate_at(env.now), 1)
+            rate = round(prof.rate_at(env.now - self.start), 1)
             if rate != last:
                 drift = self._drift(env, "load")
                 try:
@@ -366,7 +370,8 @@ class ScenarioRun:
                 except TestbedError as exc:
                     self.event("note", text=str(exc))
                 self.event("load", ns=ns, graph=key.split("#")[0], rate=rate,
-                           planned_t=round(env.now, 4), drift_ms=round(drift, 3))
+                           planned_t=round(env.now - self.start, 4),
+                           drift_ms=round(drift, 3))
                 last = rate
             else:
                 self._drift(env, "load")
@@ -390,7 +395,7 @@ class ScenarioRun:
                 return
             fields["instance"] = iid
         self.event("fault", **fields)
-        fut = yield from self._off_loop(env, self._apply, f, fields.get("instance"))
+        fut = yield from self.nfvi.call(env, self._apply, f, fields.get("instance"))
         try:
             undo = fut.result()
         except Exception as exc:   # the NFVI refused: recorded, the run goes on
@@ -403,7 +408,7 @@ class ScenarioRun:
         end = f["at"] + f["duration"]
         if end >= self.sc.duration:
             return          # undone by the settle phase
-        yield env.timeout(end - env.now)
+        yield env.timeout(self.start + end - env.now)
         if f["id"] in self.active_undos:
             yield from self._undo_proc(env, f["id"], undo, planned=end)
 
@@ -413,9 +418,9 @@ class ScenarioRun:
         drift = self._drift(env, "fault") if planned is not None else 0.0
         f = next(x for x in self.faults if x["id"] == fid)
         self.event("fault_end", fault=f["kind"], target=f["target"], id=fid,
-                   planned_t=round(env.now if planned is None else planned, 4),
+                   planned_t=round(env.now - self.start if planned is None else planned, 4),
                    drift_ms=round(drift, 3))
-        fut = yield from self._off_loop(env, undo)
+        fut = yield from self.nfvi.call(env, undo)
         try:
             fut.result()
         except Exception as exc:
@@ -452,8 +457,8 @@ class ScenarioRun:
             old = self.nfvo
             self._copy_metrics(old)
             old.close()
-            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db")
-            self.nfvo.start_monitoring(interval=0.5)
+            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+            self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
         finally:
             self.nfvo_down = False
         self.event("recovered", target="nfvo", report="reconciled")
@@ -547,7 +552,7 @@ class ScenarioRun:
         a = dataclasses.replace(a, mode=mode)     # the counts follow what is done
         start = self.now()
         self.event("heal_start", target=a.instance, mode=mode, **base)
-        fut = yield from self._off_loop(env, self.nfvo.heal, a.ns, a.instance, mode)
+        fut = yield from self.nfvi.call(env, self.nfvo.heal, a.ns, a.instance, mode)
         timing = self._timing(observed, decided, start)
         if fut.exception() is not None:
             self.event("action_failed", action="heal", target=a.instance,
@@ -564,7 +569,7 @@ class ScenarioRun:
         before = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
         start = self.now()
         kw = {"instance": a.instance} if direction == "in" and a.instance else {}
-        fut = yield from self._off_loop(env, lambda: self.nfvo.scale(
+        fut = yield from self.nfvi.call(env, lambda: self.nfvo.scale(
             a.ns, a.vnf, direction, **kw))
         timing = self._timing(observed, decided, start)
         if fut.exception() is not None:

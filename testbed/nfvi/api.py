@@ -4,8 +4,10 @@ The MANO stack reaches the infrastructure through the driver (``ExperimentNfvi.d
 the experiment engine does everything else through this interface, so that one scenario
 file runs on any NFVI (emulated today, simulated next):
 
-- **clock**: ``clock()`` is the one clock of the run, in seconds (``time.monotonic`` on the
-  emulated NFVI). Probe and load records, metrics and events use it.
+- **clock and work**: ``clock()`` is the one clock of the run, in seconds (``time.monotonic``
+  on the emulated NFVI). Probe and load records, metrics and events use it. The NFVI also
+  makes the SimPy environment (``environment``), runs MANO operations and fault primitives
+  without blocking it (``call``) and drives the NFVO's monitor (``start_monitoring``).
 - **topology queries**: ``graph_paths`` (the switch paths a forwarding graph uses now),
   ``switch_links`` and ``endpoint_switch`` (to resolve ``auto`` fault targets).
 - **faults**: each primitive applies a fault and returns its *undo* (a callable, safe to call
@@ -23,10 +25,12 @@ names the element and what was wrong; the engine records it and goes on.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+import simpy
 
 from mano.nfvi import NfviDriver
 
@@ -74,6 +78,27 @@ class ExperimentNfvi(Protocol):
 
     def clock(self) -> float:
         """Seconds on the run's one clock (the clock of probe records and metrics)."""
+        ...
+
+    # ---- time and MANO work -----------------------------------------------------------------
+    def environment(self) -> simpy.Environment:
+        """The SimPy environment the engine runs on: a ``RealtimeEnvironment`` where the
+        infrastructure is real (its clock is ``clock()``), a plain ``Environment`` where it
+        is modelled (its ``now`` is ``clock()``). Made once, before the run's processes."""
+        ...
+
+    def call(self, env: simpy.Environment, fn: Callable, *args) -> Generator:
+        """Run ``fn(*args)`` (a MANO operation or a fault primitive) without blocking the
+        SimPy loop: a SimPy process does ``fut = yield from nfvi.call(env, fn, ...)`` and
+        gets a finished ``concurrent.futures.Future`` (its result or exception) once the
+        work is done, while every other process goes on. On a real NFVI the work runs on a
+        worker thread; on a modelled one it takes modelled time."""
+        ...
+
+    def start_monitoring(self, env: simpy.Environment, nfvo, interval: float) -> None:
+        """Make the NFVO's monitor (``nfvo.monitor``) poll every ``interval`` seconds of the
+        run's clock (a thread on a real NFVI, a SimPy process on a modelled one); it stops
+        with ``nfvo.close()``."""
         ...
 
     # ---- topology -------------------------------------------------------------------------

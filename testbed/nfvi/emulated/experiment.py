@@ -18,7 +18,10 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+import simpy.rt
 
 from mano.errors import NotFoundError
 from testbed import cgroups
@@ -33,6 +36,7 @@ from testbed.programs import trafgen as trafgen_prog
 
 log = logging.getLogger(__name__)
 LOAD_INTERVAL_S = 0.5
+POLL_S = 0.01              # how often a waiting SimPy process looks at its operation
 IN_FLIGHT_S = 0.2          # after a sender stops, the packets still on their way
 
 
@@ -59,6 +63,7 @@ class EmulatedNfvi:
         self._probes: dict[str, tuple[subprocess.Popen, subprocess.Popen, Path, Path,
                                       float]] = {}
         self._health: HostHealth | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nfvi-call")
         self._closed = False
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -86,6 +91,7 @@ class EmulatedNfvi:
             return
         self._closed = True
         try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
             for key in list(self._loads):
                 self._stop_load_procs(key)
             for key in list(self._probes):
@@ -110,6 +116,21 @@ class EmulatedNfvi:
         """``time.monotonic()``: the clock of probe records (CLOCK_MONOTONIC, shared by all
         network namespaces) and of the NFVO's metrics."""
         return time.monotonic()
+
+    def environment(self) -> simpy.rt.RealtimeEnvironment:
+        """Real time: one simulated second is one second of ``clock()``; a late step is
+        not an error (``strict=False``): the engine records every drift instead."""
+        return simpy.rt.RealtimeEnvironment(factor=1.0, strict=False)
+
+    def call(self, env, fn, *args):
+        """``fn(*args)`` on a worker thread; the process polls every ``POLL_S`` seconds."""
+        fut: Future = self._pool.submit(fn, *args)
+        while not fut.done():
+            yield env.timeout(POLL_S)
+        return fut
+
+    def start_monitoring(self, env, nfvo, interval: float) -> None:
+        nfvo.start_monitoring(interval=interval)
 
     # ---- topology ---------------------------------------------------------------------------
     def graph_paths(self, graph: str) -> list[list[str]]:
