@@ -69,8 +69,9 @@ role ``ROLE_SPLIT`` and carries both: ``dst slot << 24 | src slot << 16 | segmen
 Switch (re)connection. The fabric's record of what is installed always equals the desired
 state (``state_for``), whether or not a switch is connected: the app skips changes for a
 switch that is not connected and, when one (re)connects, deletes every flow and group on it
-and installs ``base_flows(dpid)`` plus ``state_for(dpid)``. ``switch_status`` is for a switch
-dead in the data plane; a lost control connection does not stop OVS forwarding.
+and installs ``base_flows(dpid)`` plus ``state_for(dpid)``. A switch dead in the data plane
+is seen as its neighbours' ports going down (port status); a lost control connection does
+not stop OVS forwarding.
 """
 
 from __future__ import annotations
@@ -202,7 +203,6 @@ class Fabric:
             self._check_attachment(att)
             self._atts[att.name] = att
         self._down_ports: set[tuple[str, int]] = set()
-        self._down_switches: set[str] = set()
         self._topo: nx.Graph | None = None
         # Path memos, valid for one _topo (many graphs share their switch pairs).
         self._paths: dict[tuple[str, str], list[str] | None] = {}
@@ -275,8 +275,7 @@ class Fabric:
         return [n for n, g in self._graphs.items() if att_name in g.spec.attachment_names()]
 
     def _link_up(self, link: Link) -> bool:
-        return (link.a not in self._down_switches and link.b not in self._down_switches
-                and (link.a, link.a_port) not in self._down_ports
+        return ((link.a, link.a_port) not in self._down_ports
                 and (link.b, link.b_port) not in self._down_ports)
 
     def _up_links(self) -> frozenset[Link]:
@@ -298,23 +297,6 @@ class Fabric:
         if after == before:
             return Changes()  # an attachment port or the second end of a link
         return self._recompute(before, after)
-
-    def switch_status(self, dpid: int, up: bool) -> Changes:
-        """A whole switch died in the data plane (all its links count as down) or came back
-        (its links count as up again, except ports reported down). A lost control
-        connection alone is not this: OVS keeps forwarding; the app re-syncs on reconnect."""
-        if dpid not in self._names:
-            return Changes()
-        sw = self._names[dpid]
-        before, links_before = set(self._down_switches), self._up_links()
-        if up:
-            self._down_switches.discard(sw)
-        else:
-            self._down_switches.add(sw)
-        if self._down_switches == before:
-            return Changes()
-        # Everything: a same-switch segment on it uses no link but is affected too.
-        return self._recompute(links_before, self._up_links(), every=True)
 
     def _recompute(self, before: frozenset[Link], after: frozenset[Link],
                    every: bool = False) -> Changes:
@@ -621,7 +603,7 @@ class Fabric:
         if self._topo is None:
             self._paths, self._backups = {}, {}
             topo = nx.Graph()
-            topo.add_nodes_from(sorted(s for s in self._dpids if s not in self._down_switches))
+            topo.add_nodes_from(sorted(self._dpids))
             ups = sorted(self._up_links(), key=lambda l: (min(l.a, l.b), max(l.a, l.b),
                                                           l.port_of(min(l.a, l.b))))
             for link in ups:
@@ -729,7 +711,7 @@ class Fabric:
         src, dst = self._atts[sname], self._atts[dname]
         vid = g.pair_vids[pk]
         cookie = g.gid << COOKIE_SHIFT | g.slots[(i + 1, dname)] << SLOT_SHIFT | i << SEGMENT_SHIFT
-        if src.switch == dst.switch and src.switch not in self._down_switches:
+        if src.switch == dst.switch:
             g.pair_paths[pk] = [src.switch]
             return ((("in_port",) if src.port == dst.port else ("output", dst.port)),), True
         path = self._path(topo, src.switch, dst.switch)

@@ -593,7 +593,7 @@ class Emulation:
 
 
 def _tearing_down(_signum, _frame) -> None:
-    print("testbed: tearing the emulation down, please wait", file=sys.stderr, flush=True)
+    print("testbed: tearing down the emulation, please wait", file=sys.stderr, flush=True)
 
 
 def remove_tagged(run_id: str) -> None:

@@ -62,6 +62,7 @@ POLL_S = 0.01                 # how often a queued action looks whether its turn
 MONITOR_EVERY_S = 0.5         # the NFVO's monitor polls the instances this often
 POLICY_EVERY_S = 0.5
 METRICS_EVERY_S = 1.0
+METRICS_PHASE_S = 0.25
 LOAD_EVERY_S = 0.5
 COPY_LAG_S = 0.2
 COPIED_METRICS = ("cpu_util", "cpu_cores", "packets_rate", "alive")
@@ -590,10 +591,15 @@ class ScenarioRun:
                 "execute_s": round(done - start, 4)}
 
     def _metrics_proc(self, env):
+        # a quarter of a second out of phase with the load and policy ticks, and its work
+        # (reading counters, host health, copying the NFVO's series) done off the loop
+        yield env.timeout(METRICS_PHASE_S)
         while True:
             yield env.timeout(METRICS_EVERY_S)
             self._drift(env, "metrics")
-            self._sample(final=False)
+            fut = yield from self.nfvi.call(env, self._sample, False)
+            if fut.exception() is not None:
+                self.event("note", text=f"metrics sample failed: {fut.exception()}")
 
     def _sample(self, final: bool) -> None:
         health = self.nfvi.host_health()

@@ -32,6 +32,7 @@ import itertools
 import json
 import math
 import statistics
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,7 @@ class RunWriter:
     def __init__(self, run_dir):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()    # the engine writes from its loop and its workers
         self._events = open(self.dir / "events.jsonl", "a")  # noqa: SIM115 (closed by close)
         self._metrics_f = None
         self._metrics = None
@@ -100,11 +102,17 @@ class RunWriter:
     def event(self, t: float, kind: str, **fields) -> None:
         """Append one event to ``events.jsonl`` and flush it."""
         rec = {"t": round(float(t), 6), "kind": kind, **fields}
-        self._events.write(json.dumps(rec, default=str) + "\n")
-        self._events.flush()
+        line = json.dumps(rec, default=str) + "\n"
+        with self._lock:
+            self._events.write(line)
+            self._events.flush()
 
     def metric(self, t: float, name: str, labels: dict, value: float) -> None:
         """Append one tidy row to ``metrics.csv``."""
+        with self._lock:
+            self._metric(t, name, labels, value)
+
+    def _metric(self, t: float, name: str, labels: dict, value: float) -> None:
         if self._metrics is None:
             path = self.dir / "metrics.csv"
             fresh = not path.exists() or path.stat().st_size == 0
@@ -129,8 +137,9 @@ class RunWriter:
 
     def flush(self) -> None:
         """Flush the metrics file (events are flushed one by one)."""
-        if self._metrics_f:
-            self._metrics_f.flush()
+        with self._lock:
+            if self._metrics_f:
+                self._metrics_f.flush()
 
     def close(self) -> None:
         """Flush and close the files."""
