@@ -9,7 +9,8 @@ Implementations live side by side, each in a package of its own:
 
 - ``testbed.nfvi.emulated``: Mininet hosts and Open vSwitch switches programmed by the
   os-ken controller, real VNF programs, real packets (needs root);
-- a simulated (pure SimPy, flow-level) NFVI comes next.
+- ``testbed.nfvi.simulated``: a flow-level model on a plain SimPy environment, calibrated
+  from the emulated one; operations take modelled time (no root, no Mininet).
 
 ``open_nfvi(kind, topology, run_dir)`` returns the chosen one as a context manager. The
 implementations are found by module name, so choosing one never imports another (the
@@ -21,7 +22,7 @@ import importlib
 
 from testbed.errors import TestbedError
 
-KINDS = {"emulated": "testbed.nfvi.emulated"}
+KINDS = {"emulated": "testbed.nfvi.emulated", "simulated": "testbed.nfvi.simulated"}
 
 
 def open_nfvi(kind: str, topology, run_dir, **options):

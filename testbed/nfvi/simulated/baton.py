@@ -1,0 +1,124 @@
+"""Run synchronous MANO code in modelled time: a baton between the SimPy loop and workers.
+
+``Baton.call(env, fn, *args)`` (a SimPy process body, used with ``yield from``) runs
+``fn(*args)`` on a worker thread of its own. Exactly one of the SimPy loop and the workers
+runs at any moment: the loop hands the baton to a worker and waits until the worker hands
+it back. A worker hands it back when it needs modelled time (``Baton.sleep(seconds)``: a
+SimPy timeout is scheduled, and when it fires the loop hands the baton to that worker
+again) or when ``fn`` returns. So MANO work happens at modelled instants, the loop keeps
+stepping other processes while an operation waits, nothing runs concurrently and a run is
+deterministic.
+
+Outside a worker (set-up and tear-down code calling the driver directly on the loop's
+thread) ``sleep`` takes no modelled time.
+
+``close()`` ends the workers still waiting: their ``sleep`` raises ``NfviClosed`` so they
+unwind, and the loop's thread waits for each to finish.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+import simpy
+
+from mano.errors import InfrastructureError
+
+
+class NfviClosed(InfrastructureError):
+    """The simulated NFVI closed while an operation waited for modelled time."""
+
+
+class _Worker:
+    """One call's thread and the two events that pass the baton (see the module doc)."""
+
+    def __init__(self, baton: Baton, env: simpy.Environment, fn, args, fut: Future,
+                 done: simpy.Event):
+        self.baton, self.env, self.fn, self.args = baton, env, fn, args
+        self.fut, self.done = fut, done
+        self._go = threading.Event()      # set: the worker may run
+        self._back = threading.Event()    # set: the loop may run
+        self.thread = threading.Thread(target=self._main, name="simnfvi-call", daemon=True)
+
+    def resume(self) -> None:
+        """On the loop's thread: let the worker run until it hands the baton back."""
+        self._back.clear()
+        self._go.set()
+        self._back.wait()
+
+    def pause(self) -> None:
+        """On the worker's thread: hand the baton back and wait to be resumed."""
+        self._go.clear()
+        self._back.set()
+        self._go.wait()
+
+    def _main(self) -> None:
+        self._go.wait()
+        self.baton._local.worker = self
+        try:
+            self.fut.set_result(self.fn(*self.args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            self.fut.set_exception(exc)
+        finally:
+            self.baton._running.discard(self)
+            # the loop's thread is blocked in resume(): scheduling on env is safe here
+            self.done.succeed()
+            self._back.set()
+
+
+class Baton:
+    """The baton of one simulated NFVI (see the module docstring)."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._running: set[_Worker] = set()
+        self._paused: dict[_Worker, None] = {}   # insertion order: deterministic close
+        self.closed = False
+
+    def call(self, env: simpy.Environment, fn, *args):
+        """``fut = yield from baton.call(env, fn, *args)``: ``fn(*args)`` in modelled time;
+        ``fut`` is a finished ``concurrent.futures.Future``."""
+        fut: Future = Future()
+        if self.closed:
+            fut.set_exception(NfviClosed("the simulated NFVI is closed"))
+            return fut
+        done = env.event()
+        w = _Worker(self, env, fn, args, fut, done)
+        self._running.add(w)
+        w.thread.start()
+        w.resume()
+        yield done
+        return fut
+
+    def in_worker(self) -> bool:
+        """Whether the calling thread is a worker (so ``sleep`` takes modelled time)."""
+        return getattr(self._local, "worker", None) is not None
+
+    def sleep(self, env: simpy.Environment, seconds: float) -> None:
+        """Let ``seconds`` of modelled time pass for the calling worker (no-op outside one
+        or for ``seconds <= 0``). Raises ``NfviClosed`` if the NFVI closed meanwhile."""
+        w = getattr(self._local, "worker", None)
+        if w is None or seconds <= 0:
+            return
+        if self.closed:
+            raise NfviClosed("the simulated NFVI is closed")
+        ev = env.timeout(seconds)
+        ev.callbacks.append(lambda _ev: self._wake(w))
+        self._paused[w] = None
+        w.pause()
+        if self.closed:
+            raise NfviClosed("the simulated NFVI closed while an operation waited")
+
+    def _wake(self, w: _Worker) -> None:
+        if w in self._paused:          # not woken already (by close)
+            del self._paused[w]
+            w.resume()
+
+    def close(self) -> None:
+        """End every worker that waits for modelled time (on the loop's thread)."""
+        self.closed = True
+        while self._paused:
+            w = next(iter(self._paused))
+            self._wake(w)
+        for w in list(self._running):
+            w.thread.join(5)

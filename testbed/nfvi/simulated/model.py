@@ -1,0 +1,461 @@
+"""The flow-level (fluid) model of the simulated NFVI: pure, no SimPy, every call takes ``now``.
+
+What it holds: the data plane (switch links up or down, the forwarding graphs *installed*
+with the switch path of every (segment, source, destination) pair, fast-failover detours),
+the controller's view (``fabric``, a ``testbed.controller.logic.Fabric``: the controller's
+own path logic, imported, not copied), VNF instances (CPU quota, per-packet cost, alive,
+hung) and traffic streams (load generators and probes: a rate over one or more UDP flows).
+
+The state is piecewise constant: ``update(now)`` first integrates every counter over the
+time since the last update at the old rates (``advance``), then recomputes the rates
+(``recompute``). Callers update after each change (a load command, a fault, an instance or
+a graph change), so the work is per event, never per packet. Formulas (see
+``docs/simulated-nfvi.md``):
+
+- a flow with source port ``p`` visits, at a hop of n instances, the instance
+  ``logic.split_instance(p, n)`` (the controller's L4 source-port split), or the first one
+  where the controller would use a select group (the hash of one address pair);
+- an instance's service rate is ``mu = vcpu / c`` packets/s with ``c = (base_cost_us(program)
+  + cost_us) * 1e-6`` s of CPU per packet; offered ``lam`` packets/s, it forwards
+  ``min(lam, mu)`` (fluid: the excess is dropped at its queue), uses ``min(vcpu, lam * c)``
+  cores, and holds a packet ``min(K / mu, 1 / (mu - lam))`` s (M/M/1 sojourn, capped by a
+  full queue of K packets; ``K / mu`` at or over capacity);
+- a link of ``bw_mbit`` carries ``bw * 1e6 / (8 * packet_bytes)`` packets/s per direction;
+  over it every flow on it is scaled by ``capacity / offered``;
+- losses compose along the path and the offered loads are iterated to a fixed point;
+- one-way latency = propagation (``delay_ms`` of every link crossed, access links included)
+  + ``switch_latency_us`` per switch + every instance's sojourn.
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from testbed.controller.logic import Fabric, split_instance
+from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
+from testbed.errors import TestbedError
+from testbed.nfvi.simulated.calibration import Calibration
+
+INF = float("inf")
+FIRST_PORT = 1          # port numbers per switch: links first, then endpoints, then instances
+
+
+@dataclass
+class Instance:
+    """A VNF instance: where it runs, its CPU quota (cores) and cost per packet (s)."""
+
+    iid: str
+    node: str
+    switch: str
+    program: str
+    vcpu: float
+    cost_s: float
+    deny_ports: frozenset = frozenset()   # UDP destination ports a firewall drops
+    alive: bool = True
+    hung: bool = False
+    # cumulative counters, integrated by ``FlowModel.advance``
+    cpu_seconds: float = 0.0
+    packets: float = 0.0
+    # rates in force since the last update
+    offered_pps: float = 0.0
+    forwarded_pps: float = 0.0
+    cpu_cores: float = 0.0
+    sojourn_s: float = 0.0
+
+    def serving(self) -> bool:
+        return self.alive and not self.hung
+
+    def service_rate(self) -> float:
+        return self.vcpu / self.cost_s if self.cost_s > 0 else INF
+
+
+@dataclass
+class LoadAccount:
+    """A load generator's counts per send-time interval ``floor(t / interval_s)``: packets
+    sent and received (floats, rounded when read), commanded-rate and latency integrals."""
+
+    interval_s: float
+    first: int
+    sent: dict[int, float] = field(default_factory=dict)
+    received: dict[int, float] = field(default_factory=dict)
+    rate_dt: dict[int, float] = field(default_factory=dict)
+    elapsed: dict[int, float] = field(default_factory=dict)
+    latency_w: dict[int, float] = field(default_factory=dict)
+
+    def add(self, t0: float, t1: float, rate: float, frac: float, latency_s: float) -> None:
+        """Account [t0, t1) at ``rate`` packets/s, ``frac`` of them delivered."""
+        t = t0
+        while t < t1:
+            i = math.floor(t / self.interval_s + 1e-9)
+            end = min(t1, (i + 1) * self.interval_s)
+            dt = end - t
+            if dt <= 0:
+                break
+            n = rate * dt
+            self.sent[i] = self.sent.get(i, 0.0) + n
+            self.received[i] = self.received.get(i, 0.0) + n * frac
+            self.rate_dt[i] = self.rate_dt.get(i, 0.0) + rate * dt
+            self.elapsed[i] = self.elapsed.get(i, 0.0) + dt
+            self.latency_w[i] = self.latency_w.get(i, 0.0) + n * frac * latency_s
+            t = end
+
+
+@dataclass
+class Stream:
+    """Traffic from endpoint ``src`` to ``dst``: ``rate`` packets/s split evenly over one
+    UDP flow per source port in ``sports``, to destination port ``dport``."""
+
+    key: str
+    src: str
+    dst: str
+    sports: tuple[int, ...]
+    dport: int
+    rate: float = 0.0
+    frac: float = 0.0                     # delivered fraction, now
+    latency_s: float = 0.0                # mean one-way latency of what is delivered, now
+    account: LoadAccount | None = None    # load generators
+    history: list[tuple[float, float, float]] | None = None   # probes: (t, frac, latency_s)
+
+
+@dataclass
+class InstalledGraph:
+    """A forwarding graph as the switches hold it: its spec and every pair's switch path."""
+
+    spec: ForwardingGraphSpec
+    pairs: dict[tuple[int, str, str], list[str]]
+
+
+def _ip_matches(value, ip: str) -> bool:
+    if isinstance(value, tuple):
+        net = ipaddress.IPv4Network(f"{value[0]}/{value[1]}")
+        return ipaddress.IPv4Address(ip) in net
+    return value == ip
+
+
+class FlowModel:
+    """The fluid model of one simulated data center (see the module docstring)."""
+
+    def __init__(self, topology, cal: Calibration):
+        self.topology, self.cal = topology, cal
+        self.t = 0.0
+        self.switches = {s.name: s.dpid for s in topology.switches()}
+        self._next_port: dict[str, int] = {s: FIRST_PORT for s in self.switches}
+        links: list[Link] = []
+        self.link_ports: dict[frozenset, tuple[tuple[str, int], tuple[str, int]]] = {}
+        self.link_spec: dict[frozenset, object] = {}
+        eps = {e.name for e in topology.endpoints()}
+        for spec in topology.links():
+            key = frozenset((spec.a, spec.b))
+            self.link_spec[key] = spec
+            if spec.a in eps or spec.b in eps:
+                continue
+            pa, pb = self._port(spec.a), self._port(spec.b)
+            links.append(Link(spec.a, pa, spec.b, pb))
+            self.link_ports[key] = ((spec.a, pa), (spec.b, pb))
+        self.endpoints = {e.name: e for e in topology.endpoints()}
+        atts = [Attachment(e.name, e.switch, self._port(e.switch), e.mac, e.ip)
+                for e in topology.endpoints()]
+        self.fabric = Fabric(self.switches, links, atts)
+        self.attach_switch = {a.name: a.switch for a in atts}
+        self.ips = {e.name: e.ip for e in topology.endpoints()}
+        self.down: set[frozenset] = set()                 # data plane: links down now
+        self.installed: dict[str, InstalledGraph] = {}
+        self.detours: dict[tuple[str, tuple[int, str, str]], list[str]] = {}
+        self.instances: dict[str, Instance] = {}
+        self.streams: dict[str, Stream] = {}
+        pkt_bits = 8.0 * cal.packet_bytes
+        self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
+                              for k, s in self.link_spec.items()}
+
+    def _port(self, switch: str) -> int:
+        p = self._next_port[switch]
+        self._next_port[switch] = p + 1
+        return p
+
+    # ---- time ------------------------------------------------------------------------------
+    def advance(self, now: float) -> None:
+        """Integrate every counter over [last update, now) at the rates in force."""
+        dt = now - self.t
+        if dt < 0:
+            raise TestbedError(f"simulated NFVI: time went back from {self.t} to {now}")
+        if dt > 0:
+            for inst in self.instances.values():
+                inst.cpu_seconds += inst.cpu_cores * dt
+                inst.packets += inst.forwarded_pps * dt
+            for st in self.streams.values():
+                if st.account is not None and st.rate > 0:
+                    st.account.add(self.t, now, st.rate, st.frac, st.latency_s)
+        self.t = now
+
+    def update(self, now: float) -> None:
+        """Advance to ``now``, then recompute the rates for the current state."""
+        self.advance(now)
+        self.recompute()
+
+    # ---- attachments and instances ------------------------------------------------------------
+    def add_instance(self, inst: Instance) -> None:
+        port = self._port(inst.switch)
+        self.fabric.add_attachment(Attachment(inst.iid, inst.switch, port))
+        self.attach_switch[inst.iid] = inst.switch
+        self.instances[inst.iid] = inst
+
+    def remove_instance(self, iid: str) -> None:
+        self.instances.pop(iid, None)
+        if iid in self.fabric.attachments():
+            used = [n for n, g in self.fabric.graphs().items() if iid in g.attachment_names()]
+            if not used:
+                self.fabric.remove_attachment(iid)
+
+    # ---- links --------------------------------------------------------------------------------
+    def link_key(self, a: str, b: str) -> frozenset:
+        key = frozenset((a, b))
+        if key not in self.link_ports:
+            raise TestbedError(f"link {a}-{b}: no such link between switches")
+        return key
+
+    def set_link(self, a: str, b: str, up: bool) -> None:
+        """The data plane: link a-b goes down or up now (the controller learns it later)."""
+        key = self.link_key(a, b)
+        if up:
+            self.down.discard(key)
+        else:
+            self.down.add(key)
+
+    def controller_sees(self, a: str, b: str, up: bool) -> None:
+        """The controller gets the port-status events of both ends (restoration)."""
+        for sw, port in self.link_ports[self.link_key(a, b)]:
+            self.fabric.port_status(self.switches[sw], port, up)
+
+    def path_up(self, path: list[str]) -> bool:
+        return all(frozenset(path[j:j + 2]) not in self.down for j in range(len(path) - 1))
+
+    def detour(self, path: list[str]) -> list[str] | None:
+        """A fast-failover detour of ``path``: at the first switch before a down link, the
+        shortest up path from there to the path's last switch avoiding the down links (None
+        if there is none). Approximates the fabric's pre-computed backup buckets."""
+        for j in range(len(path) - 1):
+            if frozenset(path[j:j + 2]) in self.down:
+                g = nx.Graph()
+                g.add_nodes_from(sorted(self.switches))
+                g.add_edges_from(sorted(tuple(sorted(k)) for k in self.link_ports
+                                        if k not in self.down))
+                try:
+                    rest = nx.shortest_path(g, path[j], path[-1])
+                except nx.NetworkXNoPath:
+                    return None
+                return path[:j] + rest
+        return list(path)
+
+    # ---- graphs -------------------------------------------------------------------------------
+    def install(self, name: str) -> None:
+        """The switches now hold the controller's current flows for graph ``name``."""
+        spec = self.fabric.graphs()[name]
+        pairs = {(p["segment"], p["from"], p["to"]): p["path"]
+                 for p in self.fabric.graph_pairs(name)}
+        self.installed[name] = InstalledGraph(spec, pairs)
+        for k in [k for k in self.detours if k[0] == name]:
+            del self.detours[k]
+
+    def uninstall(self, name: str) -> None:
+        self.installed.pop(name, None)
+        for k in [k for k in self.detours if k[0] == name]:
+            del self.detours[k]
+
+    def switch_over(self) -> None:
+        """Fast-failover groups of protected graphs move pairs whose primary path is down
+        onto a detour (where one exists)."""
+        for name in sorted(self.installed):
+            g = self.installed[name]
+            if not g.spec.protection:
+                continue
+            for pk, path in sorted(g.pairs.items()):
+                if path and not self.path_up(path) and (name, pk) not in self.detours:
+                    d = self.detour(path)
+                    if d is not None:
+                        self.detours[(name, pk)] = d
+
+    # ---- streams ------------------------------------------------------------------------------
+    def add_stream(self, st: Stream) -> None:
+        if st.src not in self.endpoints or st.dst not in self.endpoints:
+            bad = st.src if st.src not in self.endpoints else st.dst
+            raise TestbedError(f"no endpoint {bad!r}; endpoints: "
+                               f"{', '.join(sorted(self.endpoints))}")
+        self.streams[st.key] = st
+
+    def classify(self, st: Stream, sport: int) -> InstalledGraph | None:
+        """The installed graph whose classifier takes this flow at its ingress (highest
+        priority, then name), as the switches' flow tables would."""
+        best, rank = None, None
+        for name in sorted(self.installed):
+            g = self.installed[name]
+            spec = g.spec
+            if spec.hops[0] != st.src:
+                continue
+            m = dict(spec.match)
+            if m.get("ip_proto", 17) != 17 or "tcp_src" in m or "tcp_dst" in m:
+                continue
+            if "ipv4_src" in m and not _ip_matches(m["ipv4_src"], self.ips[st.src]):
+                continue
+            if "ipv4_dst" in m and not _ip_matches(m["ipv4_dst"], self.ips[st.dst]):
+                continue
+            if m.get("udp_dst", st.dport) != st.dport or m.get("udp_src", sport) != sport:
+                continue
+            r = spec.priority + len(m)
+            if rank is None or r > rank:
+                best, rank = g, r
+        return best
+
+    def _route(self, st: Stream, sport: int):
+        """The elements one flow crosses, in order: ("link", u, v) and ("inst", iid), or None
+        when it is dropped on the way (no graph, no path, a path down, an unknown hop)."""
+        g = self.classify(st, sport)
+        if g is None or g.spec.hops[-1] != st.dst:
+            return None
+        spec = g.spec
+        split = "udp_src" if dict(spec.match).get("ip_proto") == 17 else None
+        chosen = [spec.hops[0]]
+        for k in range(1, len(spec.hops) - 1):
+            names = spec.instances(k)
+            idx = split_instance(sport, len(names)) if split else 0
+            chosen.append(names[idx])
+        chosen.append(spec.hops[-1])
+        elems: list[tuple] = [("link", st.src, self.endpoints[st.src].switch)]
+        for i in range(len(chosen) - 1):
+            pk = (i, chosen[i], chosen[i + 1])
+            path = self.detours.get((spec.name, pk)) or g.pairs.get(pk)
+            if not path or not self.path_up(path):
+                return None
+            elems += [("switch", s) for s in path]
+            elems += [("link", path[j], path[j + 1]) for j in range(len(path) - 1)]
+            nxt = chosen[i + 1]
+            if i + 1 < len(chosen) - 1:
+                if nxt not in self.instances:
+                    return None
+                elems.append(("inst", nxt))
+        elems.append(("link", self.endpoints[st.dst].switch, st.dst))
+        return elems
+
+    # ---- the fixed point ------------------------------------------------------------------------
+    def recompute(self) -> None:
+        """Rates, losses and latencies for the current state (see the module docstring)."""
+        flows = []          # (stream, rate, elements)
+        for key in sorted(self.streams):
+            st = self.streams[key]
+            per = st.rate / len(st.sports) if st.sports else 0.0
+            for p in st.sports:
+                flows.append((st, per, self._route(st, p) if per > 0 else None))
+        factor: dict[tuple, float] = {}
+        offered: dict[tuple, float] = {}
+        for _ in range(30):
+            offered = {}
+            for st, rate, elems in flows:
+                if not elems:
+                    continue
+                r = rate
+                for e in elems:
+                    if e[0] == "switch":
+                        continue
+                    offered[e] = offered.get(e, 0.0) + r
+                    r *= factor.get(e, 1.0)
+                    if e[0] == "inst" and st.dport in self.instances[e[1]].deny_ports:
+                        r = 0.0
+            new = {e: self._factor(e, lam) for e, lam in offered.items()}
+            if all(abs(new[e] - factor.get(e, 1.0)) < 1e-12 for e in new):
+                factor = new
+                break
+            factor = new
+        for inst in self.instances.values():
+            lam = offered.get(("inst", inst.iid), 0.0) if inst.serving() else 0.0
+            mu = inst.service_rate()
+            inst.offered_pps = lam
+            inst.cpu_cores = min(inst.vcpu, lam * inst.cost_s)
+            inst.forwarded_pps = min(lam, mu)
+            inst.sojourn_s = self._sojourn(lam, mu)
+        sums: dict[str, list[float]] = {}
+        for st, rate, elems in flows:
+            acc = sums.setdefault(st.key, [0.0, 0.0, 0.0])
+            acc[0] += rate
+            if not elems:
+                continue
+            r, lat = rate, 0.0
+            for e in elems:
+                if e[0] == "switch":
+                    lat += self.cal.switch_latency_us * 1e-6
+                    continue
+                r *= factor.get(e, 1.0)
+                if e[0] == "link":
+                    lat += self._delay_s(e[1], e[2])
+                else:
+                    inst = self.instances[e[1]]
+                    lat += inst.sojourn_s
+                    if st.dport in inst.deny_ports:
+                        inst.forwarded_pps -= r
+                        r = 0.0
+            acc[1] += r
+            acc[2] += r * lat
+        for key, st in self.streams.items():
+            total, got, lat_w = sums.get(key, (0.0, 0.0, 0.0))
+            if total > 0:
+                st.frac = min(1.0, got / total)
+                st.latency_s = lat_w / got if got > 0 else 0.0
+            elif not st.sports or st.rate <= 0:
+                # no traffic now: what a packet would meet (probes keep their history)
+                st.frac, st.latency_s = self.would_deliver(st)
+            if st.history is not None:
+                last = st.history[-1] if st.history else None
+                cur = (self.t, round(st.frac, 12), round(st.latency_s, 12))
+                if last is None or last[1:] != cur[1:]:
+                    st.history.append(cur)
+
+    def would_deliver(self, st: Stream) -> tuple[float, float]:
+        elems = self._route(st, st.sports[0]) if st.sports else None
+        if not elems:
+            return 0.0, 0.0
+        lat = 0.0
+        for e in elems:
+            if e[0] == "switch":
+                lat += self.cal.switch_latency_us * 1e-6
+            elif e[0] == "link":
+                lat += self._delay_s(e[1], e[2])
+            elif not self.instances[e[1]].serving() or \
+                    st.dport in self.instances[e[1]].deny_ports:
+                return 0.0, 0.0
+        return 1.0, lat
+
+    def _delay_s(self, u: str, v: str) -> float:
+        spec = self.link_spec.get(frozenset((u, v)))
+        return (spec.delay_ms / 1000.0) if spec is not None else 0.0
+
+    def _factor(self, e: tuple, lam: float) -> float:
+        """The fraction of what is offered to element ``e`` that it passes on."""
+        if lam <= 0:
+            return 1.0
+        if e[0] == "inst":
+            inst = self.instances[e[1]]
+            if not inst.serving():
+                return 0.0
+            return min(1.0, inst.service_rate() / lam)
+        cap = self.link_capacity.get(frozenset((e[1], e[2])), INF)
+        return min(1.0, cap / lam)
+
+    def _sojourn(self, lam: float, mu: float) -> float:
+        if mu == INF:
+            return 0.0
+        full = self.cal.vnf_queue_packets / mu
+        if lam >= mu:
+            return full
+        return min(full, 1.0 / (mu - lam))
+
+    # ---- views -------------------------------------------------------------------------------------
+    def stream_now(self, st: Stream) -> tuple[float, float]:
+        """(delivered fraction, latency s) a stream meets now."""
+        return st.frac, st.latency_s
+
+    def instance_counters(self, iid: str, now: float) -> tuple[float, float]:
+        """(cpu_seconds, packets) of an instance at ``now`` (integrated, not recomputed)."""
+        self.advance(now)
+        inst = self.instances[iid]
+        return inst.cpu_seconds, inst.packets
