@@ -1,7 +1,7 @@
 """The ``testbed`` command.
 
-    testbed run SCENARIO [--seed N] [--duration S] [--set K=V] [--nfvi emulated]
-    testbed sweep SCENARIO --grid K=V1,V2 [--seeds N]
+    testbed run SCENARIO [--seed N] [--duration S] [--set K=V] [--nfvi emulated|simulated]
+    testbed sweep SCENARIO --grid K=V1,V2 [--seeds N] [--nfvi emulated|simulated]
     testbed report RUN [RUN ...]
     testbed demo [--topology FILE] [--protection]   restoration vs protection, once
     testbed topology check FILE [--largest-component]
@@ -28,6 +28,7 @@ from pathlib import Path
 from mano.errors import MANOError
 from testbed.errors import TestbedError
 from testbed.nfvi import KINDS as NFVI_KINDS
+from testbed.statedir import DEFAULT_STATE
 
 
 def _need_root(what: str) -> None:
@@ -75,7 +76,8 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def cmd_run(args) -> int:
-    _need_root("testbed run")
+    if args.nfvi == "emulated":
+        _need_root("testbed run --nfvi emulated")
     from testbed.experiment.engine import run_scenario
 
     run_dir = run_scenario(args.scenario, seed=args.seed, duration=args.duration,
@@ -128,7 +130,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    _need_root("testbed sweep")
+    if args.nfvi == "emulated":
+        _need_root("testbed sweep --nfvi emulated")
     import itertools
     import json
 
@@ -141,32 +144,42 @@ def cmd_sweep(args) -> int:
         grid[k] = vals.split(",")
     combos = [dict(zip(grid, c)) for c in itertools.product(*grid.values())] or [{}]
     seeds = list(range(args.seed, args.seed + args.seeds))
-    total, done, summaries = len(combos) * len(seeds), 0, []
+    total, done, summaries, failed = len(combos) * len(seeds), 0, [], []
     for combo in combos:
         for seed in seeds:
             done += 1
             bar = "#" * (30 * done // total)
             print(f"\r[{bar:<30}] {done}/{total} {combo} seed {seed}", end="", flush=True)
-            run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
-                                   overrides={**_overrides(args.set), **combo},
-                                   results_dir=args.results, nfvi=args.nfvi)
+            try:
+                run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
+                                       overrides={**_overrides(args.set), **combo},
+                                       results_dir=args.results, nfvi=args.nfvi)
+            except TestbedError as exc:   # recorded; the other runs go on
+                failed.append(f"{combo} seed {seed}: {exc}")
+                continue
             s = json.loads((run_dir / "summary.json").read_text())
             s["params"] = {**combo, "seed": seed}
             summaries.append(s)
     print()
+    if not summaries:
+        raise TestbedError("every run of the sweep failed:\n  " + "\n  ".join(failed))
     rows = sweep.aggregate(summaries, by=list(grid))
     out = Path(args.results) / Path(args.scenario).stem / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     sweep.write_table(rows, out / "sweep.csv", out / "sweep.md")
     print((out / "sweep.md").read_text())
+    if failed:
+        print("testbed: these runs failed (their folders hold what they measured):\n  "
+              + "\n  ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_up(args) -> int:
     _need_root("testbed up")
     from testbed.daemon import run_daemon
-    from testbed.topology import load_topology
     from testbed.demo import DEFAULT_TOPOLOGY
+    from testbed.topology import load_topology
 
     topo = load_topology(args.topology or DEFAULT_TOPOLOGY)
     return run_daemon(topo, Path(args.state))
@@ -316,8 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--largest-component", action="store_true",
                    help="keep the largest connected part of a disconnected topology")
     c.set_defaults(func=cmd_topology_check)
-
-    from testbed.daemon import DEFAULT_STATE
 
     def with_state(sp):
         sp.add_argument("--state", default=str(DEFAULT_STATE),

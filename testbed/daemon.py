@@ -26,9 +26,10 @@ from pathlib import Path
 
 from testbed.emulator import Emulation, registry
 from testbed.errors import TestbedError
+from testbed.statedir import DEFAULT_STATE
 
 log = logging.getLogger(__name__)
-DEFAULT_STATE = Path(os.environ.get("TESTBED_STATE", "/var/lib/testbed"))
+__all__ = ["DEFAULT_STATE", "nfvo_url", "run_daemon", "stop_daemon"]
 
 
 def read_json(path: Path) -> dict | None:
@@ -71,12 +72,11 @@ class NfvoSupervisor:
 
     def start(self) -> None:
         (self.state / "nfvo.json").unlink(missing_ok=True)
-        logf = open(self.state / "nfvo.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mano.server", "--state", str(self.state),
-             "--infra", self.infra_url], stdin=subprocess.DEVNULL, stdout=logf,
-            stderr=subprocess.STDOUT, start_new_session=True)
-        logf.close()
+        with open(self.state / "nfvo.log", "ab") as logf:   # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mano.server", "--state", str(self.state),
+                 "--infra", self.infra_url], stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=subprocess.STDOUT, start_new_session=True)
         self.emu._record.add_process(self.proc.pid, "nfvo")
 
     def check(self) -> None:
