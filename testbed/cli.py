@@ -99,10 +99,6 @@ def _failures(summary: dict) -> list[str]:
            if not c["ok"]]
     if summary.get("leftovers"):
         out.append(f"left over after tear-down: {', '.join(summary['leftovers'])}")
-    eng = summary.get("engine") or {}
-    if eng.get("flagged"):
-        out.append(f"the engine ran up to {eng.get('max_drift_ms')} ms late (limit "
-                   f"{eng.get('limit_ms')} ms): the timeline drifted")
     if summary.get("error"):
         out.append(str(summary["error"]))
     if summary.get("healthy_at_end") is False:

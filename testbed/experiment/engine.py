@@ -32,6 +32,7 @@ import dataclasses
 import datetime as dt
 import importlib.util
 import logging
+import os
 import platform
 import shutil
 import signal
@@ -65,6 +66,7 @@ METRICS_EVERY_S = 1.0
 METRICS_PHASE_S = 0.25
 LOAD_EVERY_S = 0.5
 COPY_LAG_S = 0.2
+ENGINE_NICE = -10             # the SimPy loop's thread, on a busy host
 COPIED_METRICS = ("cpu_util", "cpu_cores", "packets_rate", "alive")
 
 
@@ -135,6 +137,14 @@ def _sigint_deferred(on_signal):
         signal.signal(signal.SIGINT, old)
 
 
+def _prioritise_this_thread(nice: int = ENGINE_NICE) -> None:
+    """Give the thread that runs the SimPy loop (only it: OVS, the VNFs and the traffic
+    programs keep their priority) a head start on a busy host, so timeline events fire on
+    time. Needs root; elsewhere it stays as it is."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class ScenarioRun:
     """One run of a scenario on one NFVI (see the module docstring)."""
 
@@ -198,7 +208,7 @@ class ScenarioRun:
             "gap_k": measures.DEFAULT_K,
             "versions": _versions(), "git": _git(),
             "started": dt.datetime.now().isoformat(timespec="seconds")})
-        healthy, left, error = False, [], None
+        healthy, left, error, bug = False, [], None, None
         stack = contextlib.ExitStack()
         try:
             healthy = self._run_inside(stack)
@@ -207,6 +217,8 @@ class ScenarioRun:
             error = "interrupted (Ctrl-C)"
         except (TestbedError, MANOError) as exc:
             error = str(exc)
+        except Exception as exc:     # a bug: torn down and summarised, then raised
+            error, bug = f"{type(exc).__name__}: {exc}", exc
         finally:
             # the tear-down runs to its end: a Ctrl-C now only says so
             with _sigint_deferred(self._on_sigint_in_teardown):
@@ -221,6 +233,8 @@ class ScenarioRun:
                         self.writer.event(self.now(), "teardown", leftovers=left, error=error)
                     self.writer.close()
         path = self._results(healthy and not left and error is None, left, error)
+        if bug is not None:
+            raise bug
         if self.interrupted:
             raise KeyboardInterrupt
         if error is not None:
@@ -253,6 +267,7 @@ class ScenarioRun:
         self.policies = [make_policy(p, **params) if isinstance(p, str) else p
                          for p, params in sc.policies]
         self._start_traffic()
+        _prioritise_this_thread()
         if isinstance(env, simpy.rt.RealtimeEnvironment):
             # real time restarts here: the set-up's seconds are not the run's (``sync``
             # resets the wall-clock origin only; the simulated origin is ``env_start``)
@@ -723,8 +738,9 @@ class ScenarioRun:
         summary["leftovers"] = left
         summary["error"] = error
         summary["checks"] = results.check(summary, self.sc.checks)
-        summary["passed"] = ok and all(c["ok"] for c in summary["checks"]) \
-            and not summary["engine"]["flagged"]
+        # a drifted timeline, like an overloaded host, is flagged loudly in the summary
+        # (the numbers measured the machine); it does not by itself fail the run
+        summary["passed"] = ok and all(c["ok"] for c in summary["checks"])
         results.write_summary(self.dir, summary)
         with contextlib.suppress(Exception):   # plots never hide the numbers
             plots.plot_timeline(run, self.dir / "timeline.png")

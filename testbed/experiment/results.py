@@ -741,6 +741,12 @@ def summary_markdown(summary: dict) -> str:
     warn = overload_warning(s)
     if warn:
         lines += [warn, ""]
+    eng = s.get("engine") or {}
+    if eng.get("flagged"):
+        lines += [f"**WARNING: THE TIMELINE DRIFTED** — the engine ran an event up to "
+                  f"{_f(eng.get('max_drift_ms'), 1)} ms after its planned time (limit "
+                  f"{_f(eng.get('limit_ms'), 0)} ms): faults and load changes were late by "
+                  f"that much.", ""]
     head = [f"Duration {_f(s.get('duration'), 0)} s.",
             f"Healthy at end: {_f(s.get('healthy_at_end'))}."]
     if "passed" in s:
