@@ -114,6 +114,10 @@ class Baton:
             del self._paused[w]
             w.resume()
 
+    def active(self) -> int:
+        """How many calls have not finished (running or waiting for modelled time)."""
+        return len(self._running)
+
     def close(self) -> None:
         """End every worker that waits for modelled time (on the loop's thread)."""
         self.closed = True

@@ -1,0 +1,98 @@
+"""The baton that runs synchronous MANO code in modelled time: one runner at a time, work at
+the modelled instants, errors through the future, workers ended on close."""
+from __future__ import annotations
+
+import simpy
+
+from testbed.nfvi.simulated.baton import Baton, NfviClosed
+
+
+def test_work_takes_modelled_time_while_other_processes_go_on():
+    """A call that sleeps 1 s finishes at t = 1; a ticking process runs meanwhile, and the
+    order of everything is fixed."""
+    env, baton, log = simpy.Environment(), Baton(), []
+
+    def op():
+        log.append(("op start", env.now))
+        baton.sleep(env, 1.0)
+        log.append(("op slept", env.now))
+        baton.sleep(env, 0.5)
+        return "done"
+
+    def ticker():
+        for _ in range(4):
+            yield env.timeout(0.4)
+            log.append(("tick", env.now))
+
+    def caller():
+        fut = yield from baton.call(env, op)
+        log.append(("result", env.now, fut.result()))
+
+    env.process(ticker())
+    env.process(caller())
+    env.run()
+    rounded = [(e[0], round(e[1], 9), *e[2:]) for e in log]
+    assert rounded == [("op start", 0), ("tick", 0.4), ("tick", 0.8), ("op slept", 1.0),
+                       ("tick", 1.2), ("result", 1.5, "done"), ("tick", 1.6)]
+
+
+def test_two_calls_interleave_at_their_modelled_instants():
+    """Two operations sleeping different times finish in modelled-time order."""
+    env, baton, done = simpy.Environment(), Baton(), []
+
+    def op(name, secs):
+        baton.sleep(env, secs)
+        done.append((name, env.now))
+
+    def caller(name, secs):
+        yield from baton.call(env, op, name, secs)
+
+    env.process(caller("slow", 2.0))
+    env.process(caller("fast", 0.5))
+    env.run()
+    assert done == [("fast", 0.5), ("slow", 2.0)]
+
+
+def test_an_exception_reaches_the_caller_through_the_future():
+    """What the work raises is the future's exception; the loop goes on."""
+    env, baton, got = simpy.Environment(), Baton(), []
+
+    def op():
+        baton.sleep(env, 0.1)
+        raise ValueError("boom")
+
+    def caller():
+        fut = yield from baton.call(env, op)
+        got.append(fut.exception())
+
+    env.process(caller())
+    env.run()
+    assert isinstance(got[0], ValueError) and str(got[0]) == "boom"
+
+
+def test_sleep_outside_a_call_takes_no_time():
+    """Code on the loop's own thread (set-up, tear-down) sleeps no modelled time."""
+    env, baton = simpy.Environment(), Baton()
+    baton.sleep(env, 5.0)
+    assert env.now == 0 and not baton.in_worker()
+
+
+def test_close_ends_a_worker_waiting_for_modelled_time():
+    """Closing while an operation waits makes its sleep raise NfviClosed; the thread ends."""
+    env, baton, seen = simpy.Environment(), Baton(), []
+
+    def op():
+        try:
+            baton.sleep(env, 100.0)
+        except NfviClosed as exc:
+            seen.append(str(exc))
+            raise
+
+    def caller():
+        yield from baton.call(env, op)
+
+    env.process(caller())
+    env.run(until=1.0)
+    baton.close()
+    assert seen and "closed" in seen[0]
+    assert baton.active() == 0

@@ -1,0 +1,242 @@
+"""The simulated NFVI's flow-level model (pure): CPU follows load, capacity queues and drops,
+paths follow the controller's logic after failures, fast failover detours, the L4 split
+shares flows, firewalls drop, load intervals and probe records are exact."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from testbed import measures
+from testbed.controller.logic import split_instance
+from testbed.controller.specs import ForwardingGraphSpec
+from testbed.errors import TestbedError
+from testbed.nfvi.simulated.calibration import load_calibration
+from testbed.nfvi.simulated.experiment import probe_records
+from testbed.nfvi.simulated.model import FlowModel, Instance, LoadAccount, Stream
+from testbed.topology.model import Topology
+
+CAL = load_calibration()
+
+
+def ring(bw_mbit=None, delay_ms=0.0) -> Topology:
+    """s1-s2-s3-s4-s1; h1 on s1, h2 on s3; compute n1 on s2, n2 on s4."""
+    t = Topology("ring")
+    for s in ("s1", "s2", "s3", "s4"):
+        t.add_switch(s)
+    for a, b in (("s1", "s2"), ("s2", "s3"), ("s3", "s4"), ("s4", "s1")):
+        t.add_link(a, b, bw_mbit=bw_mbit, delay_ms=delay_ms)
+    t.add_endpoint("h1", "s1", delay_ms=delay_ms)
+    t.add_endpoint("h2", "s3", delay_ms=delay_ms)
+    t.add_compute("n1", "s2", vcpu=4, memory_mb=4096, disk_gb=10)
+    t.add_compute("n2", "s4", vcpu=4, memory_mb=4096, disk_gb=10)
+    return t
+
+
+def inst(iid, node="n1", switch="s2", vcpu=0.25, cost_us=200.0, program="forwarder",
+         deny=frozenset()) -> Instance:
+    return Instance(iid, node, switch, program, vcpu,
+                    (CAL.base_cost_us(program) + cost_us) * 1e-6, frozenset(deny))
+
+
+def graph(m: FlowModel, hops, protection=False, name="g"):
+    spec = ForwardingGraphSpec.from_dict({"name": name, "hops": hops,
+                                          "match": {"ip_proto": 17}, "protection": protection})
+    m.fabric.add_graph(spec)
+    m.install(name)
+
+
+def model_with_chain(rate, **kw) -> tuple[FlowModel, Stream]:
+    m = FlowModel(ring(**{k: v for k, v in kw.items() if k in ("bw_mbit", "delay_ms")}), CAL)
+    m.add_instance(inst("v1", **{k: v for k, v in kw.items() if k in ("vcpu", "cost_us",
+                                                                      "deny")}))
+    graph(m, ["h1", "v1", "h2"])
+    st = Stream("load", "h1", "h2", tuple(range(20000, 20008)), 6001, rate=rate)
+    m.add_stream(st)
+    m.update(0.0)
+    return m, st
+
+
+def test_cpu_follows_offered_load_below_capacity():
+    """Below capacity an instance forwards everything and uses rate x cost cores."""
+    m, st = model_with_chain(500)
+    v = m.instances["v1"]
+    assert v.cpu_cores == pytest.approx(500 * 220e-6)
+    assert v.forwarded_pps == pytest.approx(500)
+    assert st.frac == pytest.approx(1.0)
+
+
+def test_over_capacity_the_instance_saturates_drops_and_queues():
+    """Over capacity the instance uses its whole quota, forwards vcpu / cost packets/s, the
+    stream loses the rest and waits a full queue (K / mu)."""
+    m, st = model_with_chain(2000)
+    v = m.instances["v1"]
+    mu = 0.25 / 220e-6
+    assert v.cpu_cores == pytest.approx(0.25)
+    assert v.forwarded_pps == pytest.approx(mu)
+    assert st.frac == pytest.approx(mu / 2000)
+    assert st.latency_s >= CAL.vnf_queue_packets / mu
+
+
+def test_counters_integrate_the_rates_between_updates():
+    """CPU seconds and packets are the integrals of the rates in force between updates."""
+    m, st = model_with_chain(500)
+    m.advance(2.0)
+    st.rate = 1000
+    m.update(2.0)
+    cpu, packets = m.instance_counters("v1", 3.0)
+    assert packets == pytest.approx(500 * 2 + 1000)
+    assert cpu == pytest.approx((500 * 2 + 1000) * 220e-6)
+
+
+def test_hung_and_dead_instances_forward_nothing():
+    """A hung instance (alive) or a dead one passes no packet and burns no CPU."""
+    m, st = model_with_chain(500)
+    m.instances["v1"].hung = True
+    m.update(1.0)
+    assert st.frac == 0 and m.instances["v1"].cpu_cores == 0
+    m.instances["v1"].hung, m.instances["v1"].alive = False, False
+    m.update(2.0)
+    assert st.frac == 0
+
+
+def test_firewall_drops_denied_port_but_pays_for_it():
+    """A firewall denying the stream's port delivers nothing yet spends CPU on it."""
+    m, st = model_with_chain(500, cost_us=0.0, deny={6001})
+    assert st.frac == 0
+    assert m.instances["v1"].cpu_cores == pytest.approx(500 * CAL.base_cost_us("forwarder")
+                                                        * 1e-6)
+
+
+def test_link_capacity_scales_what_crosses_it():
+    """A link of bw_mbit carries bw*1e6/(8*packet_bytes) packets/s; the excess is lost."""
+    cap = 1.0 * 1e6 / (8 * CAL.packet_bytes)
+    _m, st = model_with_chain(2 * cap, bw_mbit=1.0, vcpu=100.0, cost_us=0.0)
+    assert st.frac == pytest.approx(0.5, rel=1e-6)
+
+
+def test_latency_adds_propagation_switches_and_sojourn():
+    """One-way latency: every link's delay (access links too) plus per-switch latency plus
+    the instance's M/M/1 sojourn."""
+    _m, st = model_with_chain(100, delay_ms=1.0, vcpu=1.0, cost_us=0.0)
+    mu = 1.0 / (CAL.base_cost_us("forwarder") * 1e-6)
+    links = 4                    # h1-s1, s1-s2, then s2-s3, s3-h2 (v1 hangs off s2)
+    switches = 2 + 2             # s1, s2, then s2, s3
+    want = links * 1e-3 + switches * CAL.switch_latency_us * 1e-6 + 1 / (mu - 100)
+    assert st.latency_s == pytest.approx(want)
+
+
+def test_link_down_drops_until_the_controller_reroutes_with_its_own_logic():
+    """A cut link drops the traffic of paths on it; after the controller sees the port
+    status and installs, the path avoids it (the fabric's own path logic)."""
+    m, st = model_with_chain(500)
+    before = m.installed["g"].pairs
+    used = next(p for p in before.values() if len(p) > 1)
+    a, b = used[0], used[1]
+    m.advance(1.0)
+    m.set_link(a, b, False)
+    m.recompute()
+    assert st.frac == 0
+    m.advance(1.02)
+    m.controller_sees(a, b, False)
+    m.install("g")
+    m.recompute()
+    assert st.frac == pytest.approx(1.0)
+    assert all(not {a, b} <= set(p[j:j + 2]) for p in m.installed["g"].pairs.values()
+               for j in range(len(p) - 1))
+
+
+def test_fast_failover_detours_a_protected_graph_before_the_controller():
+    """With protection, switch_over moves a pair on a cut link onto a detour at once."""
+    m = FlowModel(ring(), CAL)
+    m.add_instance(inst("v1"))
+    graph(m, ["h1", "v1", "h2"], protection=True)
+    st = Stream("p", "h1", "h2", (5001,), 5001, rate=1000)
+    m.add_stream(st)
+    m.update(0.0)
+    path = next(p for p in m.installed["g"].pairs.values() if len(p) > 1)
+    m.set_link(path[0], path[1], False)
+    m.update(0.1)
+    assert st.frac == 0
+    m.switch_over()
+    m.update(0.109)
+    assert st.frac == pytest.approx(1.0)
+
+
+def test_scaled_out_hop_splits_flows_on_source_port_bits():
+    """Two instances of a hop share eight flows by the low bit of the source port, as the
+    controller's split flows do; a single-port probe goes where its port's bits say."""
+    m = FlowModel(ring(), CAL)
+    m.add_instance(inst("v1"))
+    m.add_instance(inst("v2", node="n2", switch="s4"))
+    graph(m, ["h1", ["v1", "v2"], "h2"])
+    load = Stream("load", "h1", "h2", tuple(range(20000, 20008)), 6001, rate=800)
+    probe = Stream("probe", "h1", "h2", (5001,), 5001, rate=100)
+    m.add_stream(load)
+    m.add_stream(probe)
+    m.update(0.0)
+    chosen = ["v1", "v2"][split_instance(5001, 2)]
+    other = "v2" if chosen == "v1" else "v1"
+    assert m.instances[chosen].offered_pps == pytest.approx(400 + 100)
+    assert m.instances[other].offered_pps == pytest.approx(400)
+
+
+def test_unclassified_traffic_is_not_delivered():
+    """A stream that no installed graph's classifier takes reaches nobody."""
+    m = FlowModel(ring(), CAL)
+    st = Stream("x", "h1", "h2", (5001,), 5001, rate=100)
+    m.add_stream(st)
+    m.update(0.0)
+    assert st.frac == 0
+
+
+def test_unknown_link_and_endpoint_are_refused_by_name():
+    """Faults and streams on elements the topology lacks raise errors naming them."""
+    m = FlowModel(ring(), CAL)
+    with pytest.raises(TestbedError, match="link s1-s3: no such link"):
+        m.set_link("s1", "s3", False)
+    with pytest.raises(TestbedError, match="no endpoint 'h9'"):
+        m.add_stream(Stream("x", "h1", "h9", (1,), 1))
+
+
+def test_load_account_splits_time_at_interval_boundaries():
+    """A load account puts each packet in the interval of its send time, and integrates the
+    commanded rate and latency per interval."""
+    acc = LoadAccount(0.5, 0)
+    acc.add(0.25, 1.25, 100.0, 0.5, 0.002)
+    assert acc.sent == pytest.approx({0: 25.0, 1: 50.0, 2: 25.0})
+    assert acc.received == pytest.approx({0: 12.5, 1: 25.0, 2: 12.5})
+    assert acc.latency_w[1] / acc.received[1] == pytest.approx(0.002)
+    assert acc.rate_dt[1] / acc.elapsed[1] == pytest.approx(100.0)
+
+
+def test_probe_records_give_the_outage_to_the_measures():
+    """Records synthesised from a delivered/lost/delivered history give one gap whose
+    outage and loss are the lost span, computed by testbed.measures."""
+    rate, start_ns = 1000.0, 1_000_000_000
+    hist = [(1.0, 1.0, 0.001), (3.0, 0.0, 0.0), (3.05, 1.0, 0.001)]
+    sent = 4000
+    seqs, recvs, sends = probe_records(hist, start_ns, rate, sent)
+    recs = list(zip(seqs, recvs, sends))
+    gaps = measures.probe_gaps(recs, rate=rate, sent=sent, start_ns=start_ns)
+    assert len(gaps) == 1 and gaps[0].lost == 50 and gaps[0].recovered
+    assert gaps[0].outage_ms == pytest.approx(50.0)
+    assert measures.lost_packets(recs, sent) == 50
+
+
+def test_probe_records_spread_partial_loss_evenly():
+    """A delivered fraction f keeps f of the packets, spread evenly (no gap at f = 0.5)."""
+    seqs, _r, _s = probe_records([(0.0, 0.5, 0.0)], 0, 1000.0, 1000)
+    assert len(seqs) == 500
+    assert max(b - a for a, b in itertools.pairwise(seqs)) == 2
+    recs = list(zip(*probe_records([(0.0, 0.5, 0.0)], 0, 1000.0, 1000)))
+    assert measures.probe_gaps(recs, rate=1000.0, sent=1000, start_ns=0) == []
+
+
+def test_probe_records_are_in_arrival_order_when_latency_drops():
+    """When the latency falls, later packets may arrive first: records follow arrivals."""
+    seqs, recvs, _s = probe_records([(0.0, 1.0, 0.010), (0.005, 1.0, 0.0)], 0, 1000.0, 10)
+    assert list(recvs) == sorted(recvs)
+    assert sorted(seqs) == list(range(10)) and list(seqs) != list(range(10))
+    assert math.isclose(recvs[0], 5_000_000)
