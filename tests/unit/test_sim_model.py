@@ -4,7 +4,6 @@ shares flows, firewalls drop, load intervals and probe records are exact."""
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 
@@ -234,9 +233,11 @@ def test_probe_records_spread_partial_loss_evenly():
     assert measures.probe_gaps(recs, rate=1000.0, sent=1000, start_ns=0) == []
 
 
-def test_probe_records_are_in_arrival_order_when_latency_drops():
-    """When the latency falls, later packets may arrive first: records follow arrivals."""
-    seqs, recvs, _s = probe_records([(0.0, 1.0, 0.010), (0.005, 1.0, 0.0)], 0, 1000.0, 10)
-    assert list(recvs) == sorted(recvs)
-    assert sorted(seqs) == list(range(10)) and list(seqs) != list(range(10))
-    assert math.isclose(recvs[0], 5_000_000)
+def test_probe_records_keep_fifo_order_when_latency_drops():
+    """When the latency falls (a queue drains) no packet overtakes an earlier one: the
+    backlog arrives first, bunched, and then the new latency holds."""
+    seqs, recvs, _s = probe_records([(0.0, 1.0, 0.010), (0.005, 1.0, 0.0)], 0, 1000.0, 20)
+    assert list(seqs) == list(range(20)) and list(recvs) == sorted(recvs)
+    assert recvs[4] == 14_000_000                      # sent at 4 ms, 10 ms latency
+    assert recvs[5] == recvs[14] == 14_000_000         # behind it, bunched
+    assert recvs[15] == 15_000_000                     # then the new latency (0)

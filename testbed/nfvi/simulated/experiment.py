@@ -55,12 +55,14 @@ def probe_records(history: list[tuple[float, float, float]], start_ns: int, rate
     """The (seq, recv_ns, send_ns) records of a probe stream, in arrival order.
 
     ``history``: (from time s, delivered fraction, one-way latency s) in time order, each in
-    force until the next. Seq i leaves at ``start_ns + i * 1e9 / rate``; of the packets
+    force until the next. Seq i leaves at ``start_ns + int(i * 1e9 / rate)``; of the packets
     sent while a fraction f is delivered, seq i arrives iff ``floor((i+1) f) > floor(i f)``
-    (losses spread evenly, deterministic), at its send time plus the latency then."""
+    (losses spread evenly, deterministic), at its send time plus the latency then, but never
+    before the packet received before it (the path is FIFO: when a queue drains, its backlog
+    arrives first)."""
     T = 1e9 / rate
     seqs, recvs, sends = array("Q"), array("Q"), array("Q")
-    out: list[tuple[int, int, int]] = []
+    last = 0
     for k, (t, frac, lat) in enumerate(history):
         t_end = history[k + 1][0] if k + 1 < len(history) else math.inf
         lo = max(0, math.ceil((t * 1e9 - start_ns) / T - 1e-9))
@@ -69,18 +71,14 @@ def probe_records(history: list[tuple[float, float, float]], start_ns: int, rate
         if hi <= lo or frac <= 0:
             continue
         lat_ns = round(lat * 1e9)
-        if frac >= 1.0:
-            keep = range(lo, hi)
-        else:
-            keep = [i for i in range(lo, hi) if math.floor((i + 1) * frac) > math.floor(i * frac)]
+        keep = range(lo, hi) if frac >= 1.0 else \
+            (i for i in range(lo, hi) if math.floor((i + 1) * frac) > math.floor(i * frac))
         for i in keep:
             s = start_ns + int(i * T)
-            out.append((s + lat_ns, i, s))
-    out.sort()
-    for recv, i, s in out:
-        seqs.append(i)
-        recvs.append(recv)
-        sends.append(s)
+            last = max(last, s + lat_ns)
+            seqs.append(i)
+            sends.append(s)
+            recvs.append(last)
     return seqs, recvs, sends
 
 
