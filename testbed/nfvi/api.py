@@ -174,6 +174,12 @@ class ExperimentNfvi(Protocol):
         the machine the NFVI runs on (a simulated NFVI reports an empty dict)."""
         ...
 
+    def leftovers(self) -> list[str]:
+        """What the NFVI left on the machine after ``close`` (bridges, links, cgroups,
+        records of dead runs...), one line each; empty after a clean tear-down (always, on
+        an NFVI that makes nothing on the machine)."""
+        ...
+
     def close(self) -> None:
         """Stop everything started through this interface and remove what it created."""
         ...
