@@ -112,10 +112,24 @@ _MAX_SLOT = 0xFF
 PairKey = tuple[int, str, str]  # (segment, source instance, destination instance)
 
 
+SPLIT_TOLERANCE = 0.10   # every instance's share of the split within 10 % of 1/n
+MAX_SPLIT_BITS = 8
+
+
 def split_mask(n: int) -> int:
-    """The source-port mask that splits flows among n instances: 2**b - 1 with b =
-    ceil(log2(n)) (at least 1 bit for n >= 2; 0 for one instance)."""
-    return (1 << (n - 1).bit_length()) - 1 if n > 1 else 0
+    """The source-port mask that splits flows among n instances: ``2**b - 1`` with b the
+    fewest bits (at least ceil(log2 n)) for which the ``2**b`` values, dealt out as
+    ``v % n``, give every instance a share within ``SPLIT_TOLERANCE`` of 1/n (shares are
+    ``floor(2**b/n)`` or ``ceil(2**b/n)`` values of ``2**b``); 0 for one instance. So
+    n = 2, 4, 8 use 1, 2, 3 bits, n = 3, 5, 7 use 5, 5, 6 bits and n = 6 uses 6 bits."""
+    if n <= 1:
+        return 0
+    for b in range((n - 1).bit_length(), MAX_SPLIT_BITS + 1):
+        q, r = divmod(1 << b, n)
+        hi, lo = (q + (r > 0)) * n / (1 << b), q * n / (1 << b)
+        if hi <= 1 + SPLIT_TOLERANCE and lo >= 1 - SPLIT_TOLERANCE:
+            return (1 << b) - 1
+    return (1 << MAX_SPLIT_BITS) - 1
 
 
 def split_instance(port: int, n: int) -> int:

@@ -34,7 +34,7 @@ class LoadSpec:
 
     ns: str
     profile: dict
-    flows: int = 8
+    flows: int = 64                # UDP flows (source ports): balanced splits up to 8 instances
     port: int | None = None        # default: the graph's udp_dst, else one of its own
     graph: str | None = None
 
@@ -123,7 +123,7 @@ class Scenario:
         if params:
             self.service_params[ns] = dict(params)
 
-    def load(self, ns: str, profile: dict, flows: int = 8, port: int | None = None,
+    def load(self, ns: str, profile: dict, flows: int = 64, port: int | None = None,
              graph: str | None = None) -> None:
         self.loads.append(LoadSpec(ns, dict(profile), flows, port, graph))
 

@@ -11,7 +11,13 @@ import itertools
 import pytest
 from fakedp import FakeDataplane  # tests/unit is on sys.path (rootdir-relative, no __init__)
 
-from testbed.controller.logic import COOKIE_MASK, TRANSIT_PRIORITY, Fabric
+from testbed.controller.logic import (
+    COOKIE_MASK,
+    TRANSIT_PRIORITY,
+    Fabric,
+    split_instance,
+    split_mask,
+)
 from testbed.controller.specs import (
     Attachment,
     Bucket,
@@ -577,23 +583,37 @@ def test_scale_out_splits_flows_across_instances(snet):
 
 
 def test_udp_split_across_three_instances(snet):
-    """Three instances: 2 bits of udp_src, 4 masked flows; value v goes to instance v % 3
-    in sorted order (0 -> A, 1 -> A2, 2 -> A3, 3 -> A: the first instance gets half the
-    ports), and the counters are exact without group stats (A3 is on h1's switch)."""
+    """Three instances: 5 bits of udp_src, 32 masked flows; value v goes to instance v % 3
+    in sorted order (11, 11 and 10 of the 32 values), and the counters are exact without
+    group stats (A3 is on h1's switch)."""
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2", "A3"], "B", "h2"))))
     split = split_flows(snet.fabric, "s1", 1)
-    assert [dict(f.match)["udp_src"] for f in split] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert sorted(dict(f.match)["udp_src"] for f in split) == [(v, 31) for v in range(32)]
     assert snet.fabric.state_for(1)[1] == []
     order = ("A", "A2", "A3")
     got = shares(snet, flows_of())
-    assert got == {"A": 32, "A2": 16, "A3": 16}
+    assert got == {"A": 22, "A2": 22, "A3": 20}    # 64 flows from port 41000
     c = snet.fabric.graph_counters("fg1", snet.dp.flow_stats())
     assert c["exact"] is True
     assert {x: c["instances"][x]["delivered_packets"] for x in order} == got
     assert {x: c["instances"][x]["returned_packets"] for x in order} == got
     assert (c["ingress_packets"], c["delivered_packets"]) == (64, 64)
     for p in flows_of():
-        assert snet.dp.trace(p, "h1") == [order[(p["udp_src"] & 3) % 3], "B", "h2"], p
+        assert snet.dp.trace(p, "h1") == [order[(p["udp_src"] & 31) % 3], "B", "h2"], p
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_every_instance_gets_its_share_within_ten_percent(n):
+    """For 1 to 8 instances, the split gives each a share of the source-port values (and so
+    of many flows with consecutive source ports) within 10 % of 1/n."""
+    mask = split_mask(n)
+    values = range(mask + 1)
+    shares_ = [sum(1 for v in values if split_instance(v, n) == i) / len(values)
+               for i in range(n)]
+    assert all(abs(s * n - 1) <= 0.10 + 1e-9 for s in shares_), shares_
+    ports = range(20000, 20000 + 2 * (mask + 1))       # consecutive flows of a generator
+    per = [sum(1 for p in ports if split_instance(p, n) == i) / len(ports) for i in range(n)]
+    assert all(abs(s * n - 1) <= 0.10 + 1e-9 for s in per), per
 
 
 def test_tcp_split_on_tcp_src(snet):
@@ -623,7 +643,8 @@ def test_graph_without_protocol_keeps_a_select_group(snet):
 
 @pytest.mark.parametrize("hop,port,want", [
     (["A", "A2"], 41001, "A2"), (["A", "A2"], 41000, "A"),
-    (["A", "A2", "A3"], 41003, "A"), (["A", "A2", "A3"], 41002, "A3")])
+    (["A", "A2", "A3"], 41003, "A3"), (["A", "A2", "A3"], 41001, "A"),
+    (["A", "A2", "A3"], 41002, "A2")])
 def test_fixed_source_port_sends_everything_to_one_instance(snet, hop, port, want):
     """A classifier that fixes udp_src is one flow: no split, no group; the plain classifier
     sends it to the instance the port's low bits choose (as the split would)."""
