@@ -74,3 +74,39 @@ def test_one_seed_gives_identical_events_and_summary(tmp_path):
     assert sa.pop("run") != "" and sb.pop("run") != ""
     assert sa == sb
     assert len(sa["faults"]) >= 3      # the seed drew faults: something could differ
+
+
+BLOCKED = """
+import sys
+for name in ("mininet", "os_ken", "eventlet"):
+    sys.modules[name] = None          # any import of them now fails
+from testbed.cli import main
+code = 0
+for argv in ARGVS:
+    code = code or main(argv)
+leaked = [m for m in sys.modules if m.split(".")[0] in ("mininet", "os_ken", "eventlet")
+          and sys.modules[m] is not None]
+assert not leaked, leaked
+sys.exit(code)
+"""
+
+
+def test_cli_runs_the_simulated_nfvi_where_mininet_cannot_be_imported(tmp_path):
+    """With mininet and os_ken unimportable, the CLI checks a topology, runs a scenario on
+    the simulated NFVI, redraws its report and sweeps it: only the emulated NFVI needs them."""
+    res = tmp_path / "r"
+    scen = str(ROOT / "scenarios/chain_heal_link.py")
+    argvs = [["topology", "check", str(ROOT / "topologies/fat_tree4.yaml")],
+             ["run", scen, "--nfvi", "simulated", "--duration", "8", "--results", str(res)],
+             ["sweep", scen, "--nfvi", "simulated", "--seeds", "1", "--duration", "8",
+              "--results", str(res)]]
+    code = f"ARGVS = {argvs!r}\n" + BLOCKED
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "MPLBACKEND": "Agg"}, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = next(p for p in (res / "chain_heal_link").iterdir() if p.name != "sweep")
+    rep = subprocess.run([sys.executable, "-c", f"ARGVS = {[['report', str(run)]]!r}\n"
+                          + BLOCKED], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert rep.returncode == 0 and "redrawn" in rep.stdout, rep.stderr[-2000:]
+    assert (res / "chain_heal_link" / "sweep" / "sweep.md").exists()
