@@ -141,8 +141,14 @@ def test_load_counters_per_send_interval(nfvi):
     assert [c.sent[i] for i in (2, 3, 4, 5)] == [200, 200, 200, 200]
     assert c.received == c.sent and c.commanded[3] == pytest.approx(400)
     assert c.latency_ms[3] > 0
+    env.run(until=3.25)
+    nfvi.command_load("l", 0)
+    env.run(until=4.0)
+    c = nfvi.load_counters("l")
+    assert c.sent[6] == 100 and c.sent[7] == 0
+    assert c.commanded[6] == pytest.approx(200)     # time-weighted: 400 then 0, half each
     final = nfvi.stop_load("l")
-    assert sum(final.sent.values()) == 800
+    assert sum(final.sent.values()) == 900
 
 
 def test_crash_is_reported_after_the_watch_interval_and_node_failure_at_once(nfvi):

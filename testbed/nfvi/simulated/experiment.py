@@ -272,13 +272,12 @@ class SimulatedNfvi:
         st = self._load(key)
         if rate < 0:
             raise TestbedError(f"load generator {key!r}: rate must be >= 0, not {rate}")
-        self.model.advance(self.clock())
-        st.rate = float(rate)
-        self.model.recompute()
+        self.model.set_rate(st.key, rate, self.clock())
 
     def load_counters(self, key: str) -> LoadCounters:
         st = self._load(key)
         self.model.advance(self.clock())
+        st.settle(self.clock())
         return self._counters(st)
 
     def _counters(self, st: Stream) -> LoadCounters:
@@ -300,6 +299,7 @@ class SimulatedNfvi:
     def stop_load(self, key: str) -> LoadCounters:
         st = self._load(key)
         self.model.advance(self.clock())
+        st.settle(self.clock())
         out = self._counters(st)
         del self._loads[key]
         self.model.streams.pop(key, None)

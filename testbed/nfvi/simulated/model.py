@@ -6,10 +6,12 @@ the controller's view (``fabric``, a ``testbed.controller.logic.Fabric``: the co
 own path logic, imported, not copied), VNF instances (CPU quota, per-packet cost, alive,
 hung) and traffic streams (load generators and probes: a rate over one or more UDP flows).
 
-The state is piecewise constant: ``update(now)`` first integrates every counter over the
-time since the last update at the old rates (``advance``), then recomputes the rates
-(``recompute``). Callers update after each change (a load command, a fault, an instance or
-a graph change), so the work is per event, never per packet. Formulas (see
+The state is piecewise constant: ``update(now)`` moves the model's time to ``now``
+(``advance``) and recomputes the rates (``recompute``); each instance and stream integrates
+its own counters lazily, over the time since it last did, at the rates in force, whenever
+its rates change or its counters are read (``settle``). Callers update after each change (a
+load command, a fault, an instance or a graph change), so the work is per event, never per
+packet, and reading one instance's counters costs O(1). Formulas (see
 ``docs/simulated-nfvi.md``):
 
 - a flow with source port ``p`` visits, at a hop of n instances, the instance
@@ -56,9 +58,10 @@ class Instance:
     deny_ports: frozenset = frozenset()   # UDP destination ports a firewall drops
     alive: bool = True
     hung: bool = False
-    # cumulative counters, integrated by ``FlowModel.advance``
+    # cumulative counters, integrated by ``settle`` up to ``t_acc``
     cpu_seconds: float = 0.0
     packets: float = 0.0
+    t_acc: float = 0.0
     # rates in force since the last update
     offered_pps: float = 0.0
     forwarded_pps: float = 0.0
@@ -67,6 +70,14 @@ class Instance:
 
     def serving(self) -> bool:
         return self.alive and not self.hung
+
+    def settle(self, now: float) -> None:
+        """Integrate the counters up to ``now`` at the rates in force."""
+        dt = now - self.t_acc
+        if dt > 0:
+            self.cpu_seconds += self.cpu_cores * dt
+            self.packets += self.forwarded_pps * dt
+            self.t_acc = now
 
     def service_rate(self) -> float:
         return self.vcpu / self.cost_s if self.cost_s > 0 else INF
@@ -118,6 +129,14 @@ class Stream:
     latency_s: float = 0.0                # mean one-way latency of what is delivered, now
     account: LoadAccount | None = None    # load generators
     history: list[tuple[float, float, float]] | None = None   # probes: (t, frac, latency_s)
+    t_acc: float = 0.0                    # the account holds everything before this
+
+    def settle(self, now: float) -> None:
+        """Account [t_acc, now) at the rate and delivery in force (load generators)."""
+        if now > self.t_acc:
+            if self.account is not None:
+                self.account.add(self.t_acc, now, self.rate, self.frac, self.latency_s)
+            self.t_acc = now
 
 
 @dataclass
@@ -177,17 +196,10 @@ class FlowModel:
 
     # ---- time ------------------------------------------------------------------------------
     def advance(self, now: float) -> None:
-        """Integrate every counter over [last update, now) at the rates in force."""
-        dt = now - self.t
-        if dt < 0:
+        """Move the model's time to ``now`` (the rates in force until then stay; counters
+        are integrated lazily, see ``settle``)."""
+        if now < self.t:
             raise TestbedError(f"simulated NFVI: time went back from {self.t} to {now}")
-        if dt > 0:
-            for inst in self.instances.values():
-                inst.cpu_seconds += inst.cpu_cores * dt
-                inst.packets += inst.forwarded_pps * dt
-            for st in self.streams.values():
-                if st.account is not None and st.rate > 0:
-                    st.account.add(self.t, now, st.rate, st.frac, st.latency_s)
         self.t = now
 
     def update(self, now: float) -> None:
@@ -197,6 +209,7 @@ class FlowModel:
 
     # ---- attachments and instances ------------------------------------------------------------
     def add_instance(self, inst: Instance) -> None:
+        inst.t_acc = self.t
         port = self._port(inst.switch)
         self.fabric.add_attachment(Attachment(inst.iid, inst.switch, port))
         self.attach_switch[inst.iid] = inst.switch
@@ -283,7 +296,16 @@ class FlowModel:
             bad = st.src if st.src not in self.endpoints else st.dst
             raise TestbedError(f"no endpoint {bad!r}; endpoints: "
                                f"{', '.join(sorted(self.endpoints))}")
+        st.t_acc = self.t
         self.streams[st.key] = st
+
+    def set_rate(self, key: str, rate: float, now: float) -> None:
+        """A stream's rate changes at ``now``."""
+        st = self.streams[key]
+        self.advance(now)
+        st.settle(now)
+        st.rate = float(rate)
+        self.recompute()
 
     def classify(self, st: Stream, sport: int) -> InstalledGraph | None:
         """The installed graph whose classifier takes this flow at its ingress (highest
@@ -341,6 +363,10 @@ class FlowModel:
     # ---- the fixed point ------------------------------------------------------------------------
     def recompute(self) -> None:
         """Rates, losses and latencies for the current state (see the module docstring)."""
+        for inst in self.instances.values():
+            inst.settle(self.t)
+        for st in self.streams.values():
+            st.settle(self.t)
         flows = []          # (stream, rate, elements)
         for key in sorted(self.streams):
             st = self.streams[key]
@@ -458,4 +484,5 @@ class FlowModel:
         """(cpu_seconds, packets) of an instance at ``now`` (integrated, not recomputed)."""
         self.advance(now)
         inst = self.instances[iid]
+        inst.settle(now)
         return inst.cpu_seconds, inst.packets
