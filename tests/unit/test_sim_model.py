@@ -241,3 +241,21 @@ def test_probe_records_keep_fifo_order_when_latency_drops():
     assert recvs[4] == 14_000_000                      # sent at 4 ms, 10 ms latency
     assert recvs[5] == recvs[14] == 14_000_000         # behind it, bunched
     assert recvs[15] == 15_000_000                     # then the new latency (0)
+
+
+def test_detour_avoids_the_next_switch_like_the_fabric_backups():
+    """A fast-failover detour avoids the switch after the cut link when it can (so it also
+    survives that switch failing), even if a path through it is shorter."""
+    t = Topology("ladder")
+    for s in ("s1", "s2", "s3", "s4", "s5", "s6"):
+        t.add_switch(s)
+    for a, b in (("s1", "s2"), ("s2", "s3"), ("s1", "s4"), ("s4", "s2"), ("s4", "s5"),
+                 ("s5", "s6"), ("s6", "s3")):
+        t.add_link(a, b)
+    t.add_endpoint("h1", "s1")
+    m = FlowModel(t, CAL)
+    m.set_link("s1", "s2", False)
+    assert m.detour(["s1", "s2", "s3"]) == ["s1", "s4", "s5", "s6", "s3"]
+    assert m.detour(["s1", "s2"]) == ["s1", "s4", "s2"]      # the next switch is the last
+    m.set_link("s5", "s6", False)
+    assert m.detour(["s1", "s2", "s3"]) == ["s1", "s4", "s2", "s3"]

@@ -246,20 +246,28 @@ class FlowModel:
         return all(frozenset(path[j:j + 2]) not in self.down for j in range(len(path) - 1))
 
     def detour(self, path: list[str]) -> list[str] | None:
-        """A fast-failover detour of ``path``: at the first switch before a down link, the
-        shortest up path from there to the path's last switch avoiding the down links (None
-        if there is none). Approximates the fabric's pre-computed backup buckets."""
+        """A fast-failover detour of ``path``: at the switch before its first down link, the
+        shortest path of up links to the path's last switch that avoids the next switch
+        (unless that is the last one), else one that avoids the link only; None if there is
+        none. The fabric's backup buckets follow the same rule (``logic.Fabric``), computed
+        when the graph was installed; the model takes the links up now."""
         for j in range(len(path) - 1):
-            if frozenset(path[j:j + 2]) in self.down:
-                g = nx.Graph()
-                g.add_nodes_from(sorted(self.switches))
-                g.add_edges_from(sorted(tuple(sorted(k)) for k in self.link_ports
-                                        if k not in self.down))
+            if frozenset(path[j:j + 2]) not in self.down:
+                continue
+            g = nx.Graph()
+            g.add_nodes_from(sorted(self.switches))
+            g.add_edges_from(sorted(tuple(sorted(k)) for k in self.link_ports
+                                    if k not in self.down))
+            views = []
+            if path[j + 1] != path[-1]:
+                views.append(nx.restricted_view(g, [path[j + 1]], []))
+            views.append(g)
+            for view in views:
                 try:
-                    rest = nx.shortest_path(g, path[j], path[-1])
+                    return path[:j] + nx.shortest_path(view, path[j], path[-1])
                 except nx.NetworkXNoPath:
-                    return None
-                return path[:j] + rest
+                    continue
+            return None
         return list(path)
 
     # ---- graphs -------------------------------------------------------------------------------
