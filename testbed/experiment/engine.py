@@ -173,6 +173,7 @@ class ScenarioRun:
         self._queues: dict[str, list] = {}
         self._healed_at: dict[str, float] = {}
         self.nfvo_down = False
+        self._nfvo_lock = threading.RLock()
         self.interrupted = 0
         self._copied_until = float("-inf")
         self._closed_interval: dict[str, int] = {}
@@ -411,6 +412,8 @@ class ScenarioRun:
                 return
             fields["instance"] = iid
         self.event("fault", **fields)
+        if f["kind"] == "nfvo_restart":
+            self.nfvo_down = True       # set on the loop: no loop code is using the NFVO now
         fut = yield from self.nfvi.call(env, self._apply, f, fields.get("instance"))
         try:
             undo = fut.result()
@@ -468,13 +471,17 @@ class ScenarioRun:
         raise TestbedError(f"fault kind {kind!r} is not supported")
 
     def _restart_nfvo(self) -> None:
-        self.nfvo_down = True
+        """The NFVO stops and a new one starts on the same database (it reconciles). The
+        loop set ``nfvo_down`` before this was dispatched, so no loop code uses the NFVO
+        meanwhile; the metrics worker is kept out by ``_nfvo_lock``."""
         try:
-            old = self.nfvo
-            self._copy_metrics(old)
-            old.close()
-            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
-            self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
+            with self._nfvo_lock:
+                old = self.nfvo
+                self._copy_metrics(old)
+                old.close()
+                self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db",
+                                 clock=self.nfvi.clock)
+                self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
         finally:
             self.nfvo_down = False
         self.event("recovered", target="nfvo", report="reconciled")
@@ -629,14 +636,15 @@ class ScenarioRun:
                 self.event("note", text=str(exc))
                 continue
             self._record_intervals(key, c, final)
-        if self.nfvo_down:
-            return
-        self.metric("active_servers", {}, self.nfvo.vim.active_servers())
-        for _nsd, ns in self.sc.services:
-            for v in dict.fromkeys(v for _n, fg in self.graphs[ns] for v in fg.path):
-                self.metric("instances", {"ns": ns, "vnf": v},
-                            len(self.nfvo.vnfm.instances(ns, v)))
-        self._copy_metrics(self.nfvo)
+        with self._nfvo_lock:
+            if self.nfvo_down:
+                return
+            self.metric("active_servers", {}, self.nfvo.vim.active_servers())
+            for _nsd, ns in self.sc.services:
+                for v in dict.fromkeys(v for _n, fg in self.graphs[ns] for v in fg.path):
+                    self.metric("instances", {"ns": ns, "vnf": v},
+                                len(self.nfvo.vnfm.instances(ns, v)))
+            self._copy_metrics(self.nfvo)
         self.writer.flush()
 
     def _record_intervals(self, key: str, c, final: bool) -> None:
