@@ -1,4 +1,4 @@
-"""VNF and NS descriptors (VNFD, NSD): a documented YAML format parsed into typed models.
+"""VNF and NS descriptors (VNFD, NSD): one typed model (pydantic v2) and its YAML format.
 
 Every error is a ``DescriptorError`` naming the file, the field path and what is valid,
 e.g. ``nsd.yaml: nsd.vnffg[0].path[2]: unknown VNF 'fw2'; known: fw, nat``. Unknown keys
@@ -7,10 +7,11 @@ in ``descriptors/README.md``.
 
 - ``vnfd``: the VNFD model, ``load_vnfd``/``parse_vnfd``, ``check_vnfd_fits``.
 - ``nsd``: the NSD model, ``load_nsd``/``parse_nsd``, ``check_ns`` (cross-references).
-- ``_check``: reading YAML and checking values with the path to the field.
+- ``_fields``: the strict base model, value types and the translation of validation errors
+  into messages with the field path; ``_yaml``: reading YAML files.
 
-Models are frozen dataclasses; ``to_dict()`` gives the YAML format back (for persistence
-as JSON) and parses to an equal model.
+Models are frozen pydantic models; ``to_dict()`` gives the YAML format back (for
+persistence as JSON) and parses to an equal model.
 """
 from __future__ import annotations
 
