@@ -42,12 +42,19 @@ def read_yaml(path) -> tuple[Any, str]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise DescriptorError(f"{p}: cannot read: {reason}") from None
+    return parse_yaml(text, p.name), p.name
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """The document in ``text``; ``name`` prefixes every error (``DescriptorError``)."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader), p.name
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
-        raise DescriptorError(f"{p.name}: {where}invalid YAML: {problem}"
+        raise DescriptorError(f"{name}: {where}invalid YAML: {problem}"
                               + (f" ({context})" if context else "")) from None
+    except RecursionError:
+        raise DescriptorError(f"{name}: invalid YAML: nested too deeply") from None
