@@ -152,7 +152,7 @@ def _short(v: Any, n: int = 60) -> str:
 
 
 # ------------------------------------------------------------------ identifiers
-def testbed_id(external: str) -> str:
+def vnfd_id_for(external: str) -> str:
     """The testbed's VNFD id for a foreign VNFD id (``[a-z][a-z0-9]{0,5}``): the id itself
     when valid, else its first four letters and digits (lower case, from the first
     letter) and two characters of its CRC-32, so that one foreign id always gives the
@@ -379,7 +379,7 @@ def build_vnfd(p: VnfParts, source: str, origin: str, where: Node) -> VNFD:
     vcpu = p.vcpu
     if vcpu <= 0:
         where.fail(f"{vcpu} virtual CPUs: expected a positive number")
-    tid = testbed_id(p.external_id)
+    tid = vnfd_id_for(p.external_id)
     if tid != p.external_id:
         notes.append(where.warn(f"VNFD id {p.external_id!r} is {tid!r} here (instance names "
                                 f"must fit Linux interface names)"))

@@ -32,7 +32,7 @@ from mano.descriptors.readers.common import (
     prefix,
     protocol,
     size_mb,
-    testbed_id,
+    vnfd_id_for,
 )
 from mano.errors import DescriptorError
 
@@ -464,7 +464,7 @@ def read_nsd(defs: Definitions) -> Bundle:
             props = {**defs.defaults(typ), **{k: _value(v.value, inputs)
                                               for k, v in n.get("properties").items()}}
             ext = str(props.get("descriptor_id") or name)
-            tid = testbed_id(ext)
+            tid = vnfd_id_for(ext)
             if tid in vnf_ids.values():
                 n.fail(f"VNFD {ext!r} is used by two VNFs of the NS; the testbed runs each "
                        f"VNFD once per NS")
@@ -498,8 +498,9 @@ def read_nsd(defs: Definitions) -> Bundle:
             notes.append(n.warn("no NfpRule: the graph takes all IPv4 traffic from its "
                                 "ingress"))
         graphs.append({"id": name, "classifier": cl, "path": path})
-    ext_id = str(ns_props.get("descriptor_id") or ns_props.get("name") or
-                 Path(rel).stem)
+    # the NSD is named by its name when it has one (NSDs are chosen by people; no other
+    # descriptor refers to them), else by its descriptor_id
+    ext_id = str(ns_props.get("name") or ns_props.get("descriptor_id") or Path(rel).stem)
     nsd = build_nsd(ext_id, str(ns_props.get("name") or ext_id),
                     str(ns_props.get("version") or "1.0"), "", list(vnf_ids.values()),
                     links, graphs, label, f"sol001:{ext_id}", notes,

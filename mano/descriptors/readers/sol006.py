@@ -32,7 +32,7 @@ from mano.descriptors.readers.common import (
     port,
     prefix,
     protocol,
-    testbed_id,
+    vnfd_id_for,
 )
 from mano.descriptors.vnfd import VNFD
 from mano.errors import DescriptorError
@@ -247,7 +247,7 @@ def read_nsd(d: Node) -> NSD:
                                           f"used; {len(dfs) - 1} other(s) are not"))
         for p in df.get("vnf-profile").elems():
             pid = p.need("id").need_text()
-            tid = testbed_id(p.need("vnfd-id").need_text())
+            tid = vnfd_id_for(p.need("vnfd-id").need_text())
             if tid in profiles.values():
                 p.get("vnfd-id").fail(f"VNFD {p.get('vnfd-id').text()!r} is used by two VNF "
                                       f"profiles; the testbed runs each VNFD once per NS")
@@ -261,8 +261,8 @@ def read_nsd(d: Node) -> NSD:
                                 "from the NFVI"))
     else:
         for v in d.need("vnfd-id", "the constituent VNFDs").elems():
-            profiles[v.need_text()] = testbed_id(v.need_text())
-    declared = {testbed_id(v.need_text()) for v in d.get("vnfd-id").elems()}
+            profiles[v.need_text()] = vnfd_id_for(v.need_text())
+    declared = {vnfd_id_for(v.need_text()) for v in d.get("vnfd-id").elems()}
     for pid, tid in profiles.items():
         if declared and tid not in declared:
             d.get("vnfd-id").fail(f"VNF profile {pid!r} uses a VNFD that vnfd-id does not "

@@ -29,7 +29,7 @@ from mano.descriptors.readers.common import (
     prefix,
     protocol,
     size_mb,
-    testbed_id,
+    vnfd_id_for,
 )
 
 VDU, CP, VL = "tosca.nodes.nfv.VDU.Tacker", "tosca.nodes.nfv.CP.Tacker", "tosca.nodes.nfv.VL"
@@ -209,14 +209,14 @@ def read_vnffgd(top: Node, path: Path):
     vnfs: list[str] = []
 
     def forwarder(name: str, where: Node) -> str:
-        tid = testbed_id(name)
+        tid = vnfd_id_for(name)
         if tid not in vnfs:
             vnfs.append(tid)
         return tid
     graphs = _forwarding_graphs(tt, forwarder, notes)
     for g in tt.get("groups").values():
         for v in g.get("properties").get("constituent_vnfs").elems():
-            if testbed_id(v.need_text()) not in vnfs:
+            if vnfd_id_for(v.need_text()) not in vnfs:
                 notes.append(v.warn(f"constituent VNF {v.text()!r} is on no forwarding "
                                     f"path; not part of the NS"))
         for key in ("dependent_virtual_link", "connection_point"):
