@@ -386,7 +386,7 @@ def vnfd_to_sol006(v: VNFD) -> tuple[dict, list[str]]:
         df["vdu-profile"][0]["affinity-or-anti-affinity-group"] = [{"id": "spread"}]
     body = {"id": v.id, "product-name": v.name, "provider": "nfv-testbed",
             "version": v.version, "description": v.description or v.name,
-            "vdu": [{"id": u.id, "name": u.id, "int-cpd": [{"id": cp}],
+            "vdu": [{"id": u.id, "name": u.id, "int-cpd": [{"id": f"{cp}-int"}],
                      "virtual-compute-desc": "compute", "virtual-storage-desc": ["storage"],
                      "sw-image-desc": "image"}],
             "virtual-compute-desc": [{"id": "compute", "virtual-cpu": {"num-virtual-cpu": vcpu},
@@ -394,7 +394,7 @@ def vnfd_to_sol006(v: VNFD) -> tuple[dict, list[str]]:
             "virtual-storage-desc": [{"id": "storage", "size-of-storage": f.disk_gb}],
             "sw-image-desc": [{"id": "image", "name": f"testbed-{u.image.program}",
                                "image": f"testbed-{u.image.program}"}],
-            "ext-cpd": [{"id": f"{cp}-ext", "int-cpd": {"vdu-id": u.id, "cpd": cp}}],
+            "ext-cpd": [{"id": cp, "int-cpd": {"vdu-id": u.id, "cpd": f"{cp}-int"}}],
             "df": [df]}
     if v.monitoring:
         notes.append(f"{v.source or v.id}: vnfd.monitoring: not written (SOL006 monitoring "
