@@ -385,13 +385,15 @@ def vnfd_to_sol006(v: VNFD) -> tuple[dict, list[str]]:
                                                   "scope": "nfvi-node"}]
         df["vdu-profile"][0]["affinity-or-anti-affinity-group"] = [{"id": "spread"}]
     body = {"id": v.id, "product-name": v.name, "provider": "nfv-testbed",
-            "version": v.version, "description": v.description or v.name,
+            "version": v.version, "description": v.description,
             "vdu": [{"id": u.id, "name": u.id, "int-cpd": [{"id": f"{cp}-int"}],
-                     "virtual-compute-desc": "compute", "virtual-storage-desc": ["storage"],
+                     "virtual-compute-desc": "compute",
+                     "virtual-storage-desc": ["storage"] if f.disk_gb else [],
                      "sw-image-desc": "image"}],
             "virtual-compute-desc": [{"id": "compute", "virtual-cpu": {"num-virtual-cpu": vcpu},
                                       "virtual-memory": {"size": round(f.memory_mb / 1024, 3)}}],
-            "virtual-storage-desc": [{"id": "storage", "size-of-storage": f.disk_gb}],
+            "virtual-storage-desc": [{"id": "storage", "size-of-storage": f.disk_gb}]
+            if f.disk_gb else [],
             "sw-image-desc": [{"id": "image", "name": f"testbed-{u.image.program}",
                                "image": f"testbed-{u.image.program}"}],
             "ext-cpd": [{"id": cp, "int-cpd": {"vdu-id": u.id, "cpd": f"{cp}-int"}}],
