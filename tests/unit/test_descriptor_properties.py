@@ -85,7 +85,7 @@ def _read_ok_or_error(path: Path, files: list[str]):
     return b
 
 
-@settings(max_examples=400, derandomize=True, deadline=None,
+@settings(max_examples=400, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_change_to_any_sample_reads_or_is_refused_never_a_traceback(data):
@@ -102,7 +102,7 @@ def test_any_change_to_any_sample_reads_or_is_refused_never_a_traceback(data):
         _read_ok_or_error(f, [p.name for p in folder.iterdir()])
 
 
-@settings(max_examples=150, derandomize=True, deadline=None,
+@settings(max_examples=150, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_change_inside_a_csar_reads_or_is_refused_never_a_traceback(data):
@@ -124,7 +124,7 @@ def test_any_change_inside_a_csar_reads_or_is_refused_never_a_traceback(data):
                                              for p in files)])
 
 
-@settings(max_examples=150, derandomize=True, deadline=None)
+@settings(max_examples=150, derandomize=True, deadline=None, database=None)
 @given(st.binary(max_size=200) | st.text(max_size=200))
 def test_any_bytes_read_or_are_refused(content):
     """Arbitrary bytes or text in a descriptor file give a DescriptorError (or, rarely, a
@@ -138,7 +138,7 @@ def test_any_bytes_read_or_are_refused(content):
         _read_ok_or_error(f, ["d.yaml"])
 
 
-@settings(max_examples=100, derandomize=True, deadline=None)
+@settings(max_examples=100, derandomize=True, deadline=None, database=None)
 @given(vcpu=st.integers(1, 8), memory_mb=st.sampled_from([128, 256, 512, 1024, 2048]),
        disk=st.integers(0, 20), lo=st.integers(1, 4), extra=st.integers(0, 6),
        step=st.integers(1, 6), anti=st.booleans(), program=st.sampled_from(["forwarder",
