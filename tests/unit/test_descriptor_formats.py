@@ -292,3 +292,22 @@ def test_unbound_ends_take_the_first_and_last_endpoint_with_a_warning():
     assert bound.vnffg[0].classifier == {} and len(notes) == 2
     with pytest.raises(DescriptorError, match="a graph needs two endpoints; the topology has 1"):
         resolve_endpoints(n, {"h1": "10.0.0.1"})
+
+
+def test_sol006_3x_positions_name_vnf_profiles_through_nfp_position_elements(tmp_path):
+    """SOL006 3.x's nfpd.position-desc -> nfp-position-element-id -> nfp-position-element
+    desc.vnf-profile.vnf-profile-id gives the chain as OSM's cp-profile-id does."""
+    doc = yaml.safe_load((SOL006 / "fw_vnffg_nsd.yaml").read_text())
+    fg = doc["nsd"]["nsd"][0]["vnffgd"][0]
+    fg["nfp-position-element"] = [
+        {"id": "pe2", "desc": {"vnf-profile": {"vnf-profile-id": "2"}}},
+        {"id": "pe1", "desc": {"vnf-profile": {"vnf-profile-id": "1"}}}]
+    fg["nfpd"][0] = {"id": "p", "position-desc": [{"id": "a", "nfp-position-element-id": [
+        "pe2"]}, {"id": "b", "nfp-position-element-id": ["pe1"]}]}
+    f = tmp_path / "nsd3.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    b = read_descriptors(f)
+    (fg3,) = b.nsds[0].vnffg
+    assert fg3.path == (vnfd_id_for("cirros_vnffg-vnf"),
+                        vnfd_id_for("b1bb0ce7-ebca-4fa7-95ed-4840d70a1177"))
+    assert fg3.classifier == {} and any("no match-attributes" in w for w in b.warnings)

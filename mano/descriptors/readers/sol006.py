@@ -9,8 +9,10 @@ Read (descriptors/README.md, "ETSI SOL006 / OSM"):
   count), ``scaling-aspect`` (step and levels), ``affinity-or-anti-affinity-group``;
 - ``nsd``: ``vnfd-id``, the first ``df``'s ``vnf-profile``, ``virtual-link-desc`` and
   ``vnffgd``: one graph per ``nfpd`` (per ``match-attributes`` entry when there are
-  several); its positions (``cp-profile-id`` / ``constituent-profile-elements`` in
-  ``order``, or ``nfp-position-element``) give the chain, ``match-attributes`` the
+  several); its positions (OSM's ``position-desc-id``, SOL006 3.x's ``position-desc``):
+  ``cp-profile-id`` / ``constituent-profile-elements`` in ``order``, or
+  ``nfp-position-element-id`` -> ``nfp-position-element`` (``vnf-profile-id``, or
+  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` the
   classifier.
 
 Documents may be ``{vnfd: {...}}``, ``{nsd: {nsd: [...]}}`` (OSM), ``{nsd: {...}}``, the
@@ -314,9 +316,11 @@ def _nfp(nfpd: Node, profiles: dict[str, str], elements: dict) -> tuple[list[str
                      f"each VNF once")
         path.append(vnf)
 
-    positions = nfpd.get("position-desc-id").elems()
+    # OSM (SOL006 2.x) writes position-desc-id; SOL006 3.x position-desc
+    positions = nfpd.get("position-desc-id").elems() + nfpd.get("position-desc").elems()
     if not positions:
-        nfpd.fail("missing required key 'position-desc-id' (the positions of the path)")
+        nfpd.fail("missing required key 'position-desc-id' or 'position-desc' (the "
+                  "positions of the path)")
     for pos in positions:
         for cp in pos.get("cp-profile-id").elems():
             elems = cp.get("constituent-profile-elements").elems()
@@ -385,7 +389,7 @@ def vnfd_to_sol006(v: VNFD) -> tuple[dict, list[str]]:
                                                   "scope": "nfvi-node"}]
         df["vdu-profile"][0]["affinity-or-anti-affinity-group"] = [{"id": "spread"}]
     body = {"id": v.id, "product-name": v.name, "provider": "nfv-testbed",
-            "version": v.version, "description": v.description,
+            "software-version": v.version, "vnfm-info": ["nfv-testbed"], "version": v.version, "description": v.description,
             "vdu": [{"id": u.id, "name": u.id, "int-cpd": [{"id": f"{cp}-int"}],
                      "virtual-compute-desc": "compute",
                      "virtual-storage-desc": ["storage"] if f.disk_gb else [],
