@@ -311,3 +311,64 @@ def test_sol006_3x_positions_name_vnf_profiles_through_nfp_position_elements(tmp
     assert fg3.path == (vnfd_id_for("cirros_vnffg-vnf"),
                         vnfd_id_for("b1bb0ce7-ebca-4fa7-95ed-4840d70a1177"))
     assert fg3.classifier == {} and any("no match-attributes" in w for w in b.warnings)
+
+
+def _legacy_vnfd(name: str, node_type: str) -> dict:
+    return {"tosca_definitions_version": "tosca_simple_profile_for_nfv_1_0_0",
+            "node_types": {node_type: {"capabilities": {"forwarder1": {
+                "type": "tosca.capabilities.nfv.Forwarder"}}}},
+            "topology_template": {
+                "substitution_mappings": {"node_type": node_type},
+                "node_templates": {
+                    "VDU1": {"type": "tosca.nodes.nfv.VDU.Tacker",
+                             "properties": {"image": "cirros", "flavor": "m1.tiny"}},
+                    "CP1": {"type": "tosca.nodes.nfv.CP.Tacker",
+                            "requirements": [{"virtualBinding": {"node": "VDU1"}}]}}}}
+
+
+def test_tacker_nsd_reads_its_imported_vnfds_and_forwards_through_its_vnfs(tmp_path):
+    """A legacy NSD's imports are read from its folder (named as Tacker names them), its
+    VNF node templates are matched by node type, and an FP in it forwards through them."""
+    (tmp_path / "vnfa.yaml").write_text(yaml.safe_dump(_legacy_vnfd("vnfa", "x.VNFA")))
+    (tmp_path / "vnfb.yaml").write_text(yaml.safe_dump(_legacy_vnfd("vnfb", "x.VNFB")))
+    nsd = {"tosca_definitions_version": "tosca_simple_profile_for_nfv_1_0_0",
+           "imports": ["vnfa", "vnfb"],
+           "topology_template": {"node_templates": {
+               "A": {"type": "x.VNFA"}, "B": {"type": "x.VNFB"},
+               "FP1": {"type": "tosca.nodes.nfv.FP.TackerV2", "properties": {
+                   "policy": {"type": "ACL", "criteria": [{"name": "udp", "classifier": {
+                       "ip_proto": 17, "ip_src_prefix": "10.0.0.3/32",
+                       "destination_port_range": "5001-5001"}}]},
+                   "path": [{"forwarder": "B", "capability": "CP1"},
+                            {"forwarder": "A", "capability": "CP1"}]}}}}}
+    f = tmp_path / "ns.yaml"
+    f.write_text(yaml.safe_dump(nsd))
+    b = read_descriptors(f)
+    assert [v.id for v in b.vnfds] == ["vnfa", "vnfb"]
+    (n,) = b.nsds
+    assert n.vnfs == ("vnfa", "vnfb") and n.vnffg[0].path == ("vnfb", "vnfa")
+    assert n.vnffg[0].classifier == {"ip_proto": 17, "ipv4_src": "10.0.0.3", "udp_dst": 5001}
+    nsd["topology_template"]["node_templates"]["FP1"]["properties"]["path"][0]["forwarder"] = "C"
+    f.write_text(yaml.safe_dump(nsd))
+    _refused(f, "path[0].forwarder: unknown forwarder 'C'; VNFs of the NSD: A, B")
+
+
+def test_sol001_nfp_through_position_elements_to_vnfs(tmp_path):
+    """SOL001 4.x's NfpPosition -> element NfpPositionElement -> profile_element VNF gives
+    the same chain as Forwarding nodes do."""
+    doc = yaml.safe_load((DATA / "sol001" / "chain_nsd.yaml").read_text())
+    nodes = doc["topology_template"]["node_templates"]
+    for pos, vnf in (("pos_fw", "fw"), ("pos_sample", "sample")):
+        nodes[f"el_{vnf}"] = {"type": "tosca.nodes.nfv.NfpPositionElement",
+                              "requirements": [{"profile_element": vnf}]}
+        nodes[pos]["requirements"] = [{"element": f"el_{vnf}"}]
+    del nodes["fwd_fw"], nodes["fwd_sample"]
+    f = tmp_path / "nsd.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    (n,) = read_descriptors(f).nsds
+    assert n.vnffg[0].path == (vnfd_id_for("7f1c9a2e-scal-4e0b-9d43-fw0000000001"),
+                               vnfd_id_for("b1bb0ce7-ebca-4fa7-95ed-4840d70a1177"))
+    nodes["pos_fw"]["requirements"] = [{"element": "nowhere"}]
+    f.write_text(yaml.safe_dump(doc))
+    _refused(f, "web_nfp.requirements[0].nfp_position: 'pos_fw' leads to no VNF of the NS "
+                "(known VNFs: fw, sample)")
