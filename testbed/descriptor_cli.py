@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from mano.descriptors import read_descriptors
-from mano.descriptors.readers.sol006 import nsd_to_sol006, vnfd_to_sol006
+from mano.descriptors.readers.sol006_write import nsd_to_sol006, vnfd_to_sol006
 from mano.errors import MANOError
 from testbed.errors import TestbedError
 

@@ -182,6 +182,7 @@ def _boolean(v: Any) -> bool:
 
 
 def choice(*options):
+    """One of ``options`` (never a boolean)."""
     def check(v: Any):
         if isinstance(v, bool) or not isinstance(v, (str, int)) or v not in options:
             raise fail(f"{v!r} is not one of {', '.join(map(str, options))}")
@@ -235,6 +236,7 @@ def listing(*, nonempty: bool = True):
 
 
 def mapping(v: Any) -> dict:
+    """A mapping, else an error naming what was given."""
     if not isinstance(v, dict):
         raise fail(f"expected a mapping, got {kind(v)} {v!r}")
     return v

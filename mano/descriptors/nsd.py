@@ -47,6 +47,7 @@ AUTO = "auto"
 
 
 class VirtualLink(Strict):
+    """A virtual link of the NS (IP connectivity through the data center network)."""
     id: NonEmpty
     connectivity: Annotated[str, choice(*CONNECTIVITY)] = "ip"
 
@@ -111,6 +112,7 @@ OptPositive = Annotated[float | None, number(gt=0)]
 
 
 class SLA(Strict):
+    """Targets the NS is measured against (latency ms, loss %, throughput Mbit/s)."""
     max_latency_ms: OptPositive = None
     max_loss_pct: Annotated[float | None, number(gt=0, le=100)] = None
     min_throughput_mbit: OptPositive = None
@@ -120,6 +122,7 @@ class SLA(Strict):
 
 
 class VnfRef(Strict):
+    """A constituent VNF, by VNFD id."""
     vnfd: VnfdId
 
 
@@ -191,6 +194,7 @@ class NSD(Strict):
 
 
 class NSDDocument(Strict):
+    """An NSD file: ``{"nsd": {...}}``."""
     nsd: NSD
 
 

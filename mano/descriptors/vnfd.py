@@ -53,6 +53,7 @@ CostUs = Annotated[float, number(ge=0)]
 
 # ------------------------------------------------------------------ program parameters
 class FirewallRule(Strict):
+    """One firewall rule; the first matching rule of the list decides."""
     action: Annotated[str, choice("allow", "deny")]
     proto: Annotated[str, choice(*RULE_PROTOS)] = "any"
     src: OptIPv4OrPrefix = None
@@ -68,21 +69,25 @@ class FirewallRule(Strict):
 
 
 class ForwarderParams(Strict):
+    """The forwarder's params: ``cost_us`` CPU microseconds burnt per packet."""
     cost_us: CostUs = 0
 
 
 class FirewallParams(Strict):
+    """The firewall's params: ``default`` action and ``rules`` (first match wins)."""
     default: Annotated[str, choice("allow", "deny")] = "allow"
     rules: Annotated[tuple[FirewallRule, ...], BeforeValidator(listing(nonempty=False))] = ()
     cost_us: CostUs = 0
 
 
 class NatParams(Strict):
+    """The source NAT's params: ``public_ip`` becomes every packet's source."""
     public_ip: IPv4
     cost_us: CostUs = 0
 
 
 class LbParams(Strict):
+    """The load balancer's params: distinct ``backends``, an optional ``vip``."""
     backends: Annotated[tuple[IPv4, ...], BeforeValidator(listing())]
     vip: OptIPv4 = None
     cost_us: CostUs = 0
@@ -102,12 +107,14 @@ PARAMS_MODELS: dict[str, type[Strict]] = {"forwarder": ForwarderParams,
 
 # -------------------------------------------------------------------------- the model
 class FlavourDesc(Strict):
+    """Resources of one instance (the VIM books them, cgroups enforce vCPU and memory)."""
     vcpu: PositiveNumber            # CPU cores (fractions allowed): the cgroup CPU quota
     memory_mb: PositiveInt          # the cgroup memory limit
     disk_gb: Annotated[int, number(integer=True, ge=0)] = 0   # accounted by the VIM only
 
 
 class ImageDesc(Strict):
+    """The VNF program an instance runs and its params (checked per program)."""
     program: Annotated[str, choice(*PROGRAMS)]
     params: Annotated[dict, PlainValidator(lambda v: {} if v is None else v)] = Field(
         default_factory=dict)
@@ -120,6 +127,7 @@ class ImageDesc(Strict):
 
 
 class ConnectionPoint(Strict):
+    """The instance's one network interface."""
     id: NonEmpty
 
 
@@ -131,6 +139,7 @@ def _one_cp(v: Any):
 
 
 class VDU(Strict):
+    """The one virtualisation deployment unit of a VNF."""
     id: NonEmpty
     flavour: FlavourDesc
     image: ImageDesc
@@ -162,6 +171,7 @@ class Scaling(Strict):
 
 
 class Healing(Strict):
+    """How the VNFM heals an instance: ``restart`` in place or ``recreate``."""
     mode: Annotated[str, choice(*HEALING_MODES)] = "restart"   # in place | new instance
     max_restarts: Annotated[int, number(integer=True, ge=0)] = 3
 
@@ -173,6 +183,7 @@ class Placement(Strict):
 
 
 class MonitoringParam(Strict):
+    """A metric the NFVO reads every ``interval_s`` seconds."""
     id: NonEmpty
     metric: Annotated[str, choice(*METRICS)]
     interval_s: Annotated[float, number(gt=0)] = 1.0
@@ -252,6 +263,7 @@ class VNFD(Strict):
 
 
 class VNFDDocument(Strict):
+    """A VNFD file: ``{"vnfd": {...}}``."""
     vnfd: VNFD
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mano.descriptors import parse_nsd, parse_vnfd, read_descriptors
 from mano.descriptors.readers.sol006 import read as read_sol006
-from mano.descriptors.readers.sol006 import vnfd_to_sol006
+from mano.descriptors.readers.sol006_write import vnfd_to_sol006
 from mano.errors import DescriptorError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,10 +17,8 @@ SOL 001 are known here by name. What is read (descriptors/README.md, "ETSI SOL00
 from __future__ import annotations
 
 import posixpath
-import zipfile
 from pathlib import Path
 
-from mano.descriptors._yaml import parse_yaml
 from mano.descriptors.readers.common import (
     Bundle,
     Node,
@@ -34,187 +32,22 @@ from mano.descriptors.readers.common import (
     size_mb,
     vnfd_id_for,
 )
-from mano.errors import DescriptorError
+from mano.descriptors.readers.tosca import (
+    Definitions,
+    Package,
+    entry_of,
+    inputs_of,
+    policies,
+    requirements,
+    value_of,
+)
 
-META = "TOSCA-Metadata/TOSCA.meta"
-MAX_FILE = 4 * 2**20            # bytes of one definitions file read from a package
-ETSI_TYPES_PREFIX = "etsi_nfv_sol001_"
 VNF, NS = "tosca.nodes.nfv.VNF", "tosca.nodes.nfv.NS"
 VDU = "tosca.nodes.nfv.Vdu.Compute"
 VDU_CP, EXT_CP, VL = "tosca.nodes.nfv.VduCp", "tosca.nodes.nfv.VnfExtCp", \
     "tosca.nodes.nfv.VnfVirtualLink"
 NFP, NFP_POSITION = "tosca.nodes.nfv.NFP", "tosca.nodes.nfv.NfpPosition"
 NS_VL, SAP = "tosca.nodes.nfv.NsVirtualLink", "tosca.nodes.nfv.Sap"
-P = "tosca.policies.nfv."
-
-
-class Package:
-    """The definitions files of a CSAR (directory or zip) or of a single file's folder,
-    read on demand by path relative to the package root."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.name = path.name
-        self._zip: zipfile.ZipFile | None = None
-        self._names: set[str] = set()
-        if path.is_file() and zipfile.is_zipfile(path):
-            try:
-                self._zip = zipfile.ZipFile(path)
-                self._names = {n for n in self._zip.namelist() if not n.endswith("/")}
-            except (zipfile.BadZipFile, OSError, ValueError) as exc:
-                raise DescriptorError(f"{self.name}: not a readable zip: {exc}") from None
-            self.root = None
-        else:
-            self.root = path if path.is_dir() else path.parent
-
-    def names(self) -> list[str]:
-        """Files at the root of the package."""
-        if self._zip is not None:
-            return sorted(self._names)
-        return sorted(p.name for p in self.root.iterdir() if p.is_file())
-
-    def has(self, rel: str) -> bool:
-        if self._zip is not None:
-            return rel in self._names
-        return self.root is not None and (self.root / rel).is_file()
-
-    def text(self, rel: str) -> str:
-        where = f"{self.name}/{rel}" if self._zip is not None or self.path.is_dir() else rel
-        try:
-            if self._zip is not None:
-                info = self._zip.getinfo(rel)
-                if info.file_size > MAX_FILE:
-                    raise DescriptorError(f"{where}: {info.file_size} bytes; definitions "
-                                          f"files over {MAX_FILE} bytes are refused")
-                return self._zip.read(rel).decode()
-            f = self.root / rel
-            if f.stat().st_size > MAX_FILE:
-                raise DescriptorError(f"{where}: definitions files over {MAX_FILE} bytes "
-                                      f"are refused")
-            return f.read_text()
-        except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, ValueError,
-                RuntimeError, NotImplementedError) as exc:
-            raise DescriptorError(f"{where}: cannot read: {exc}") from None
-
-    def label(self, rel: str) -> str:
-        return f"{self.name}/{rel}" if self._zip is not None or self.path.is_dir() else \
-            posixpath.basename(rel)
-
-
-def entry_of(pkg: Package) -> str:
-    """The entry definitions file named by TOSCA.meta (``Entry-Definitions``), or the
-    one YAML file at the root of a package without TOSCA-Metadata (SOL004)."""
-    if not pkg.has(META):
-        roots = sorted(n for n in pkg.names() if "/" not in n and n.endswith((".yaml", ".yml")))
-        if len(roots) != 1:
-            raise DescriptorError(f"{pkg.name}: no {META} and {len(roots)} YAML files at the "
-                                  f"root; expected TOSCA-Metadata or exactly one")
-        return roots[0]
-    text = pkg.text(META)
-    fields = {}
-    for line in text.splitlines():
-        k, sep, v = line.partition(":")
-        if sep:
-            fields[k.strip()] = v.strip()
-    entry = fields.get("Entry-Definitions")
-    if not entry:
-        raise DescriptorError(f"{pkg.label(META)}: missing 'Entry-Definitions'; known keys: "
-                              f"{', '.join(fields) or 'none'}")
-    entry = posixpath.normpath(entry)
-    if entry.startswith(("..", "/")) or not pkg.has(entry):
-        raise DescriptorError(f"{pkg.label(META)}: Entry-Definitions: {entry!r} is not a "
-                              f"file of the package")
-    return entry
-
-
-class Definitions:
-    """Every file reachable by imports from the entry file: node types and templates."""
-
-    def __init__(self, pkg: Package, entry: str, first=None):
-        self.pkg = pkg
-        self.files: dict[str, Node] = {}
-        self.types: dict[str, dict] = {}        # node/policy/group type -> definition
-        self.order: list[str] = []
-        self._load(entry, first)
-
-    def _load(self, rel: str, doc=None) -> None:
-        pending = [(rel, doc)]
-        while pending:
-            rel, doc = pending.pop(0)
-            if rel in self.files:
-                continue
-            label = self.pkg.label(rel)
-            if doc is None:
-                doc = parse_yaml(self.pkg.text(rel), label)
-            top = Node(doc, "", label)
-            top.mapping()
-            self.files[rel] = top
-            self.order.append(rel)
-            for kind in ("node_types", "policy_types", "group_types"):
-                for name, t in top.get(kind).items():
-                    self.types.setdefault(name, t.mapping())
-            for imp in top.get("imports").elems():
-                target = _import_file(imp)
-                if posixpath.basename(target).startswith(ETSI_TYPES_PREFIX):
-                    continue                     # the ETSI types are known here by name
-                path = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-                if path.startswith("..") or target.startswith("/") or "://" in target:
-                    imp.fail(f"import {target!r} is outside the package; imports are "
-                             f"resolved inside it")
-                if not self.pkg.has(path):
-                    imp.fail(f"import {target!r} is not in the package (looked for {path})")
-                pending.append((path, None))
-
-    def derives(self, type_name: str | None, base: str) -> bool:
-        """``type_name`` is ``base`` or derived from it (through the package's types)."""
-        seen = set()
-        while isinstance(type_name, str) and type_name not in seen:
-            if type_name == base:
-                return True
-            seen.add(type_name)
-            type_name = self.types.get(type_name, {}).get("derived_from")
-        return False
-
-    def templates(self) -> list[tuple[str, Node]]:
-        """(file, topology_template) of every file that has one, in import order."""
-        out = []
-        for rel in self.order:
-            tt = self.files[rel].get("topology_template")
-            if tt.present:
-                tt.mapping()
-                out.append((rel, tt))
-        return out
-
-    def defaults(self, type_name: str | None) -> dict:
-        """Property defaults of a node type and its ancestors (nearest wins)."""
-        chain, seen = [], set()
-        while isinstance(type_name, str) and type_name in self.types and type_name not in seen:
-            seen.add(type_name)
-            chain.append(self.types[type_name])
-            type_name = self.types[type_name].get("derived_from")
-        out: dict = {}
-        for t in reversed(chain):
-            props = t.get("properties")
-            if isinstance(props, dict):
-                for k, v in props.items():
-                    if isinstance(v, dict) and "default" in v:
-                        out[k] = v["default"]
-        return out
-
-
-def _import_file(imp: Node) -> str:
-    v = imp.value
-    if isinstance(v, str):
-        return v
-    if isinstance(v, dict) and isinstance(v.get("file"), str):
-        return v["file"]
-    if isinstance(v, dict) and len(v) == 1:
-        inner = next(iter(v.values()))
-        if isinstance(inner, str):
-            return inner
-        if isinstance(inner, dict) and isinstance(inner.get("file"), str):
-            return inner["file"]
-    imp.fail(f"expected an import (a file name or {{file: NAME}}), got {v!r}")
 
 
 def is_tosca_vnf_or_ns(defs: Definitions) -> str:
@@ -234,49 +67,6 @@ def is_tosca_vnf_or_ns(defs: Definitions) -> str:
     return "vnfd"
 
 
-# ------------------------------------------------------------------ values
-def _inputs(tt: Node) -> dict:
-    out = {}
-    for k, v in tt.get("inputs").items():
-        if isinstance(v.value, dict) and "default" in v.value:
-            out[k] = v.value["default"]
-    for k, v in tt.get("substitution_mappings").get("properties").items():
-        out.setdefault(k, v.value)
-    return out
-
-
-def _value(v, inputs: dict):
-    """A property value with ``{get_input: name}`` replaced by the input's default."""
-    if isinstance(v, dict) and len(v) == 1 and "get_input" in v:
-        return inputs.get(v["get_input"]) if isinstance(v["get_input"], str) else None
-    return v
-
-
-def _requirements(n: Node) -> list[tuple[str, str, Node]]:
-    """(requirement name, target node template, node) of a node template; a requirement
-    is ``{name: target}`` or ``{name: {node: target, ...}}``."""
-    out = []
-    for r in n.get("requirements").elems():
-        for name, target in r.items():
-            v = target.value
-            if isinstance(v, dict):
-                v = v.get("node")
-            if isinstance(v, str):
-                out.append((name, v, target))
-    return out
-
-
-def _policies(tt: Node) -> list[tuple[str, Node]]:
-    """(policy name, policy) from a list of one-key mappings or one mapping."""
-    pol = tt.get("policies")
-    if isinstance(pol.value, dict):
-        return pol.items()
-    out = []
-    for p in pol.elems():
-        out += p.items()
-    return out
-
-
 # ------------------------------------------------------------------ the VNFD
 def read_vnfd(defs: Definitions) -> Bundle:
     """The VNF of a SOL001 VNFD (its first deployment flavour with a VDU)."""
@@ -294,20 +84,20 @@ def read_vnfd(defs: Definitions) -> Bundle:
         others = ", ".join(defs.pkg.label(r) for r, _ in flavours[1:])
         notes.append(tt.warn(f"deployment flavour of {label} is used; the others ({others}) "
                              f"are not"))
-    inputs = _inputs(tt)
+    inputs = inputs_of(tt)
     nodes = dict(tt.get("node_templates").items())
     props: dict = {}
     vnf_name = None
     for r, t in [*(x for x in defs.templates() if x[0] != rel), (rel, tt)]:
-        ins = _inputs(t)
+        ins = inputs_of(t)
         for name, n in t.get("node_templates").items():
             typ = n.get("type").text()
             if defs.derives(typ, VNF):
                 vnf_name = vnf_name or name
                 props = {**defs.defaults(typ), **props}
-                props.update({k: _value(v.value, {**ins, **inputs})
+                props.update({k: value_of(v.value, {**ins, **inputs})
                               for k, v in n.get("properties").items()
-                              if _value(v.value, {**ins, **inputs}) is not None})
+                              if value_of(v.value, {**ins, **inputs}) is not None})
                 for op in n.get("interfaces").get("Vnflcm").values():
                     if op.value not in (None, [], {}):
                         notes.append(op.warn("lifecycle script has no meaning here; "
@@ -337,12 +127,12 @@ def read_vnfd(defs: Definitions) -> Bundle:
     for key in ("boot_data", "boot_order", "nfvi_constraints", "monitoring_parameters"):
         if vp.get(key).present:
             notes.append(vp.get(key).warn("has no meaning on this NFVI; ignored"))
-    for name, target, r in _requirements(vdu):
+    for name, target, r in requirements(vdu):
         if name == "virtual_storage":
             notes.append(r.warn(f"virtual storage {target!r} is not attached (no block "
                                 f"storage on this NFVI)"))
     cps = [k for k, n in nodes.items() if defs.derives(n.get("type").text(), VDU_CP)
-           and any(t == vdu_name for name, t, _ in _requirements(n)
+           and any(t == vdu_name for name, t, _ in requirements(n)
                    if name == "virtual_binding")]
     for n in nodes.values():
         if defs.derives(n.get("type").text(), VL):
@@ -373,7 +163,7 @@ def _scaling(tt: Node, vdu: str, vnf: str | None, floor, ceiling, notes: list[st
     level_counts: dict[str, int] = {}
     default_level = None
     anti = False
-    for name, pol in _policies(tt):
+    for name, pol in policies(tt):
         typ = pol.get("type").text("") or ""
         props = pol.get("properties")
         targets = [t.text() for t in pol.get("targets").elems()]
@@ -445,23 +235,23 @@ def read_nsd(defs: Definitions) -> Bundle:
         defs.derives(n.get("type").text(), NFP) or defs.derives(n.get("type").text(), NS)
         for _, n in t.get("node_templates").items())), tts[0])
     label = defs.pkg.label(rel)
-    inputs = _inputs(tt)
+    inputs = inputs_of(tt)
     nodes = dict(tt.get("node_templates").items())
     notes: list[str] = []
     ns_props: dict = {}
     for name, n in nodes.items():
         typ = n.get("type").text()
         if defs.derives(typ, NS):
-            ns_props = {**defs.defaults(typ), **{k: _value(v.value, inputs)
+            ns_props = {**defs.defaults(typ), **{k: value_of(v.value, inputs)
                                                  for k, v in n.get("properties").items()}}
     if not ns_props:
-        ns_props = {k: _value(v.value, inputs)
+        ns_props = {k: value_of(v.value, inputs)
                     for k, v in tt.get("substitution_mappings").get("properties").items()}
     vnf_ids: dict[str, str] = {}
     for name, n in nodes.items():
         typ = n.get("type").text()
         if defs.derives(typ, VNF):
-            props = {**defs.defaults(typ), **{k: _value(v.value, inputs)
+            props = {**defs.defaults(typ), **{k: value_of(v.value, inputs)
                                               for k, v in n.get("properties").items()}}
             ext = str(props.get("descriptor_id") or name)
             tid = vnfd_id_for(ext)
@@ -480,7 +270,7 @@ def read_nsd(defs: Definitions) -> Bundle:
         if (g.get("type").text() or "").endswith("VNFFG"):
             for m in g.get("members").elems():
                 groups[m.text() or ""] = gname
-    for name, pol in _policies(tt):
+    for name, pol in policies(tt):
         typ = pol.get("type").text("") or ""
         if typ.endswith("NfpRule"):
             for t in pol.get("targets").elems():
@@ -513,7 +303,7 @@ def _nfp_path(defs: Definitions, nodes: dict[str, Node], name: str, nfp: Node,
     """The VNF ids along an NFP: its positions in order, each resolved to the VNF it
     forwards to (through position elements, Forwarding nodes and CPs)."""
     path: list[str] = []
-    positions = [(t, r) for rn, t, r in _requirements(nfp) if rn in ("nfp_position",
+    positions = [(t, r) for rn, t, r in requirements(nfp) if rn in ("nfp_position",
                                                                       "forwarding")]
     if not positions:
         nfp.fail("no nfp_position requirement: an NFP needs at least one position")
@@ -540,12 +330,12 @@ def _vnf_at(defs, nodes, target: str, vnf_ids: dict[str, str], seen: set) -> str
     if target in seen or target not in nodes:
         return None
     seen.add(target)
-    for _, t, _ in _requirements(nodes[target]):
+    for _, t, _ in requirements(nodes[target]):
         v = _vnf_at(defs, nodes, t, vnf_ids, seen)
         if v is not None:
             return v
     for name, n in nodes.items():              # a VNF whose requirement names the target
-        if name in vnf_ids and any(t == target for _, t, _ in _requirements(n)):
+        if name in vnf_ids and any(t == target for _, t, _ in requirements(n)):
             return vnf_ids[name]
     return None
 
@@ -570,12 +360,8 @@ def _nfp_rule(rule: Node, notes: list[str]) -> dict:
 def read(path: Path, doc=None) -> Bundle:
     """A SOL001 CSAR (directory or zip with TOSCA.meta) or single YAML file."""
     pkg = Package(path)
-    if path.is_dir() or pkg._zip is not None:
-        entry = entry_of(pkg)
-        defs = Definitions(pkg, entry)
-    else:
-        defs = Definitions(pkg, path.name, doc)
+    defs = Definitions(pkg, entry_of(pkg)) if pkg.is_csar else Definitions(pkg, path.name, doc)
     kind = is_tosca_vnf_or_ns(defs)
     b = read_vnfd(defs) if kind == "vnfd" else read_nsd(defs)
-    b.format = "sol001-csar" if (path.is_dir() or pkg._zip is not None) else "sol001"
+    b.format = "sol001-csar" if pkg.is_csar else "sol001"
     return b
