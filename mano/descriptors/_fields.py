@@ -235,13 +235,6 @@ def listing(*, nonempty: bool = True):
     return check
 
 
-def mapping(v: Any) -> dict:
-    """A mapping, else an error naming what was given."""
-    if not isinstance(v, dict):
-        raise fail(f"expected a mapping, got {kind(v)} {v!r}")
-    return v
-
-
 def unique(values, what: str, key=lambda x: x, field: str | None = None) -> None:
     """Raise at the second occurrence: ``<what> 'x' appears twice (first at index i)``."""
     seen: list = []
@@ -257,8 +250,6 @@ Text = Annotated[str, PlainValidator(_text)]
 Boolean = Annotated[bool, PlainValidator(_boolean)]
 NonEmpty = Annotated[str, string()]
 IPv4 = Annotated[str, PlainValidator(_ipv4)]
-IPv4OrPrefix = Annotated[str, PlainValidator(_ipv4_or_prefix)]
-Port = Annotated[int, PlainValidator(_port)]
 PositiveNumber = Annotated[float, number(gt=0)]
 PositiveInt = Annotated[int, number(integer=True, gt=0)]
 OptIPv4 = Annotated[str | None, PlainValidator(_ipv4)]
