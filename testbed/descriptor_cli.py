@@ -117,7 +117,11 @@ def convert(bundle, target: str, out: str | None) -> int:
         return 0
     for kind, did, d in docs:
         f = Path(out) / kind / f"{did}.yaml"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(yaml.safe_dump(d, sort_keys=False))
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(yaml.safe_dump(d, sort_keys=False))
+        except OSError as exc:
+            raise TestbedError(f"--out {out}: cannot write {f}: "
+                               f"{exc.strerror or exc}") from None
         print(f"wrote {f}")
     return 0

@@ -171,3 +171,17 @@ def test_descriptor_commands_import_no_emulator_and_need_no_root():
                        text=True, user=65534 if os.geteuid() == 0 else None)
     assert r.returncode == 0, r.stderr
     assert "VNFD" in r.stdout
+
+
+def test_check_reads_a_catalogue_folder_and_convert_reports_an_unwritable_folder(capsys,
+                                                                              tmp_path):
+    """``check descriptors/`` reads every VNFD and NSD of the catalogue; ``convert --out``
+    into a path that is a file is one error line, not a traceback."""
+    assert main(["descriptor", "check", str(REPO / "descriptors")]) == 0
+    out = capsys.readouterr().out
+    assert "catalogue: 6 VNFD(s), 3 NSD(s)" in out and "graph fg1: h1 -> fw -> fwd" in out
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["descriptor", "convert", str(CSAR), "--to", "native", "--out",
+                 str(blocker)]) == 2
+    assert f"--out {blocker}: cannot write" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 ``read_descriptors(path)`` returns a ``Bundle`` (the VNFDs and NSDs found, the format,
 warnings). What decides the format (descriptors/README.md, "Other formats"):
 
+- a directory with ``vnfd/`` or ``nsd/`` (and no ``TOSCA-Metadata``): a catalogue, every
+  file in them read by content;
 - a directory or zip: a CSAR (``TOSCA-Metadata/TOSCA.meta``, or one YAML at its root) ->
   ETSI SOL001;
 - a YAML file with ``tosca_definitions_version``: ``tosca_simple_profile_for_nfv_1_0_0``
@@ -25,7 +27,7 @@ from mano.descriptors.readers.common import Bundle
 from mano.descriptors.vnfd import parse_vnfd
 from mano.errors import DescriptorError
 
-FORMATS = ("native", "sol001", "sol001-csar", "sol006", "tacker")
+FORMATS = ("native", "sol001", "sol001-csar", "sol006", "tacker", "catalogue")
 
 __all__ = ["FORMATS", "Bundle", "detect", "read_descriptors"]
 
@@ -36,7 +38,10 @@ def read_descriptors(path) -> Bundle:
     p = Path(path)
     if not p.exists():
         raise DescriptorError(f"{p}: cannot read: No such file or directory")
-    if p.is_dir() or (p.is_file() and zipfile.is_zipfile(p)):
+    if p.is_dir() and not (p / "TOSCA-Metadata").exists() and (
+            (p / "vnfd").is_dir() or (p / "nsd").is_dir()):
+        b = _catalogue(p)
+    elif p.is_dir() or (p.is_file() and zipfile.is_zipfile(p)):
         b = sol001.read(p)
     else:
         data, name = read_yaml(p)
@@ -85,6 +90,17 @@ def _sol006_like(body) -> bool:
     if isinstance(body, list):              # OSM writes lists of descriptors
         return True
     return any(str(k) in SOL006_KEYS or "-" in str(k) for k in body)
+
+
+def _catalogue(folder: Path) -> Bundle:
+    """A folder of descriptors, ``vnfd/*.yaml`` then ``nsd/*.yaml``, each of any format."""
+    b = Bundle("catalogue")
+    for sub in ("vnfd", "nsd"):
+        for f in sorted((folder / sub).glob("*.y*ml")):
+            part = read_descriptors(f)
+            b.vnfds += part.vnfds
+            b.nsds += part.nsds
+    return b
 
 
 def _native(data, name: str) -> Bundle:
