@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 
 import logging
 import time
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mano import descriptors as D
-from mano.errors import ConflictError, MANOError, NotFoundError
+from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import Flavour, NfviDriver
 from mano.opocc import OpOccManager, OpState
@@ -60,6 +59,7 @@ class NFVO:
         self.auto_rollback = auto_rollback
         self._endpoint_switch = dict(driver.endpoint_switches())
         self.events: list = []           # infrastructure status reported by the VIM
+        self.onboarding_warnings: dict[str, list[str]] = {}   # descriptor id -> warnings
         self.vim.subscribe("infra", self._on_infra_event)
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
@@ -87,24 +87,59 @@ class NFVO:
         self.store.close()
 
     # ---- catalogue ------------------------------------------------------------------------
+    def onboard(self, path) -> dict:
+        """Onboard every VNFD and NSD in ``path``, in any supported format
+        (``mano.descriptors.read_descriptors``): VNFDs first, then NSDs (their graphs'
+        ``auto`` ends bound to endpoints). Returns ``{"format", "vnfds", "nsds",
+        "warnings"}`` (ids, and what the testbed cannot honour). Raises
+        ``DescriptorError`` naming the file and the field."""
+        bundle = D.read_descriptors(path)
+        vnfds = [self.onboard_vnfd(v) for v in bundle.vnfds]
+        nsds = [self.onboard_nsd(n) for n in bundle.nsds]
+        warnings = list(bundle.warnings)
+        for i in [*vnfds, *nsds]:
+            warnings += [w for w in self.onboarding_warnings.get(i, []) if w not in warnings]
+        return {"format": bundle.format, "vnfds": vnfds, "nsds": nsds, "warnings": warnings}
+
     def onboard_vnfd(self, path_or_vnfd) -> str:
-        vnfd = D.load_vnfd(path_or_vnfd) if isinstance(path_or_vnfd, (str, Path)) \
-            else path_or_vnfd
+        """Onboard one VNFD (a model, or a file/package of any supported format holding
+        exactly one VNFD); returns its id. Warnings are logged and kept in
+        ``onboarding_warnings[id]``."""
+        vnfd = _one(D.read_descriptors(path_or_vnfd), "vnfds", path_or_vnfd) \
+            if isinstance(path_or_vnfd, (str, Path)) else path_or_vnfd
         D.check_vnfd_fits(vnfd, self.driver.compute_nodes())
         self.store.put_vnfd(vnfd.id, vnfd.to_dict())
+        self._warn(vnfd.id, vnfd.warnings)
         return vnfd.id
+
+    def _warn(self, did: str, warnings) -> None:
+        self.onboarding_warnings[did] = list(warnings)
+        for w in warnings:
+            log.warning("onboarding %s: %s", did, w)
 
     def vnfd(self, vnfd_id: str):
         return D.parse_vnfd(self.store.get_vnfd(vnfd_id)["data"], f"vnfd {vnfd_id}")
 
     def onboard_nsd(self, path_or_nsd, vnfd_paths=()) -> str:
+        """Onboard the VNFDs of ``vnfd_paths``, then one NSD (a model, or a file/package of
+        any supported format holding exactly one NSD, and maybe VNFDs, onboarded first);
+        graph ends read as ``auto`` are bound to endpoints of the topology. Returns the
+        NSD's id."""
         for p in vnfd_paths:
             self.onboard_vnfd(p)
-        nsd = D.load_nsd(path_or_nsd) if isinstance(path_or_nsd, (str, Path)) else path_or_nsd
+        if isinstance(path_or_nsd, (str, Path)):
+            bundle = D.read_descriptors(path_or_nsd)
+            for v in bundle.vnfds:
+                self.onboard_vnfd(v)
+            nsd = _one(bundle, "nsds", path_or_nsd)
+        else:
+            nsd = path_or_nsd
+        nsd, _ = D.resolve_endpoints(nsd, dict(self.driver.endpoints()))
         vnfds = {r["id"]: self.vnfd(r["id"]) for r in self.store.list_vnfds()}
         D.check_ns(nsd, vnfds, compute_nodes=self.driver.compute_nodes(),
                    endpoints=set(self.driver.endpoints()))
         self.store.put_nsd(nsd.id, nsd.to_dict(), version=str(nsd.version))
+        self._warn(nsd.id, nsd.warnings)
         return nsd.id
 
     def nsd(self, nsd_id: str):
@@ -182,9 +217,9 @@ class NFVO:
         readdress = {ips[a]: ips[b] for a, b in sap.items() if a in ips and b in ips}
         cl = {k: (readdress.get(v, v) if k in ("ipv4_src", "ipv4_dst") else v)
               for k, v in dict(fg.classifier).items()}
-        return dataclasses.replace(fg, ingress=sap.get(fg.ingress, fg.ingress),
-                                   egress=sap.get(fg.egress, fg.egress), classifier=cl,
-                                   protection=fg.protection if prot is None else bool(prot))
+        return fg.model_copy(update={
+            "ingress": sap.get(fg.ingress, fg.ingress), "egress": sap.get(fg.egress, fg.egress),
+            "classifier": cl, "protection": fg.protection if prot is None else bool(prot)})
 
     def _instantiate_body(self, op, ns_id: str) -> None:
         nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
@@ -498,6 +533,16 @@ class NFVO:
 
 class _EmptyHop(MANOError):
     """A hop of a graph would have no instance left."""
+
+
+def _one(bundle, kind: str, path):
+    items = getattr(bundle, kind)
+    if len(items) != 1:
+        what = "VNFD" if kind == "vnfds" else "NSD"
+        raise DescriptorError(f"{Path(path).name}: expected one {what}, found {len(items)} "
+                              f"({bundle.format} format: {len(bundle.vnfds)} VNFD(s), "
+                              f"{len(bundle.nsds)} NSD(s))")
+    return items[0]
 
 
 def _vnf_ids(nsd) -> list[str]:

@@ -6,6 +6,7 @@ infrastructure only through ``RemoteDriver`` and keeps its records in ``DIR/nfvo
 it starts it reconciles (see ``NFVO.reconcile``), so it may be killed at any moment.
 
     POST /vnfd {"path"}                    POST /nsd {"path", "vnfds": [paths]}
+    POST /package {"path"}   (every VNFD and NSD in a file or CSAR, any supported format)
     GET  /nsd                              POST /nsd/ID/enable | /nsd/ID/disable
     DELETE /nsd/ID
     GET  /ns      GET /ns/ID               POST /ns {"nsd", "name"}   (instantiate)
@@ -50,6 +51,11 @@ def _jsonable(x):
     return x
 
 
+def _onboarded(nfvo, nsd_id: str) -> dict:
+    """The answer to an NSD onboarding: its id and what the testbed cannot honour."""
+    return {"id": nsd_id, "warnings": nfvo.onboarding_warnings.get(nsd_id, [])}
+
+
 class NfvoApi:
     def __init__(self, nfvo):
         self.nfvo = nfvo
@@ -57,7 +63,9 @@ class NfvoApi:
         self.routes = [
             ("GET", r"/health", lambda b: {"ok": True, "pid": os.getpid()}),
             ("POST", r"/vnfd", lambda b: {"id": n.onboard_vnfd(b["path"])}),
-            ("POST", r"/nsd", lambda b: {"id": n.onboard_nsd(b["path"], b.get("vnfds", []))}),
+            ("POST", r"/nsd", lambda b: _onboarded(n, n.onboard_nsd(b["path"],
+                                                                    b.get("vnfds", [])))),
+            ("POST", r"/package", lambda b: n.onboard(b["path"])),
             ("GET", r"/nsd", lambda b: n.store.list_nsds()),
             ("POST", r"/nsd/([^/]+)/enable", lambda b, i: n.set_nsd_enabled(i, True)),
             ("POST", r"/nsd/([^/]+)/disable", lambda b, i: n.set_nsd_enabled(i, False)),
@@ -116,7 +124,7 @@ def serve(nfvo, state: Path, host: str = "127.0.0.1") -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _do  # noqa: N815
+        do_GET = do_POST = do_DELETE = _do
 
     httpd = ThreadingHTTPServer((host, 0), Handler)
     httpd.daemon_threads = True

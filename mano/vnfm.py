@@ -179,7 +179,9 @@ class VNFM:
         flavour = vnfd.flavour
         with self._ids:   # the CREATING record reserves the id
             iid = self.new_instance_id(vnfd.id)
-            node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour), ctx)
+            spread = bool(getattr(getattr(vnfd, "placement", None), "anti_affinity", False))
+            node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour,
+                                                   anti_affinity=spread), ctx)
             self.ops.record_step(op.id, f"alloc:{iid}")
             self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
                                       flavour.disk_gb, vnf_id=vnfd.id)

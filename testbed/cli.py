@@ -5,6 +5,8 @@
     testbed report RUN [RUN ...]
     testbed demo [--topology FILE] [--protection]   restoration vs protection, once
     testbed topology check FILE [--largest-component]
+    testbed descriptor check PATH | convert PATH --to sol006|native [--out DIR]
+                                                   any descriptor format (no root needed)
     testbed clean [--dry-run]                      remove leftovers of killed runs
     testbed up [TOPOLOGY] [--state DIR]            a running testbed (emulation + NFVO)
     testbed down [--state DIR]
@@ -26,6 +28,7 @@ import sys
 from pathlib import Path
 
 from mano.errors import MANOError
+from testbed import descriptor_cli
 from testbed.errors import TestbedError
 from testbed.nfvi import KINDS as NFVI_KINDS
 from testbed.statedir import DEFAULT_STATE
@@ -234,6 +237,8 @@ def cmd_ns(args) -> int:
                                             "vnfds": [str(Path(v).resolve())
                                                       for v in args.vnfd or []]})
         print(f"onboarded NSD {out['id']}")
+        for w in out.get("warnings", []):
+            print(f"warning: {w}")
     elif c == "instantiate":
         op = _nfvo(args, "POST", "/ns", {"nsd": args.nsd, "name": args.name})
         print(f"NS {args.name}: {op['operation']} {op['state']} (operation {op['id']})")
@@ -326,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the largest connected part of a disconnected topology")
     c.set_defaults(func=cmd_topology_check)
 
+    descriptor_cli.add_parser(sub)
+
     def with_state(sp):
         sp.add_argument("--state", default=str(DEFAULT_STATE),
                         help=f"state directory of the running testbed (default {DEFAULT_STATE})")
@@ -379,8 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_descriptor_parser() -> argparse.ArgumentParser:
+    """The parser of ``testbed descriptor ...`` alone: it imports no emulator code (the
+    full parser reads the daemon's defaults, which imports Mininet)."""
+    p = argparse.ArgumentParser(prog="testbed", description="NFV testbed")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    descriptor_cli.add_parser(p.add_subparsers(dest="command", required=True))
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    words = [a for a in argv if not a.startswith("-")]
+    parser = build_descriptor_parser() if words[:1] == ["descriptor"] else build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

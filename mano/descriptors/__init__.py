@@ -1,4 +1,4 @@
-"""VNF and NS descriptors (VNFD, NSD): a documented YAML format parsed into typed models.
+"""VNF and NS descriptors (VNFD, NSD): one typed model (pydantic v2) and its YAML format.
 
 Every error is a ``DescriptorError`` naming the file, the field path and what is valid,
 e.g. ``nsd.yaml: nsd.vnffg[0].path[2]: unknown VNF 'fw2'; known: fw, nat``. Unknown keys
@@ -7,10 +7,13 @@ in ``descriptors/README.md``.
 
 - ``vnfd``: the VNFD model, ``load_vnfd``/``parse_vnfd``, ``check_vnfd_fits``.
 - ``nsd``: the NSD model, ``load_nsd``/``parse_nsd``, ``check_ns`` (cross-references).
-- ``_check``: reading YAML and checking values with the path to the field.
+- ``readers``: ``read_descriptors(path)`` reads ETSI SOL001 (CSAR or YAML), SOL006/OSM,
+  Tacker legacy templates and the testbed's own format, chosen by content, into the model.
+- ``_fields``: the strict base model, value types and the translation of validation errors
+  into messages with the field path; ``_yaml``: reading YAML files.
 
-Models are frozen dataclasses; ``to_dict()`` gives the YAML format back (for persistence
-as JSON) and parses to an equal model.
+Models are frozen pydantic models; ``to_dict()`` gives the YAML format back (for
+persistence as JSON) and parses to an equal model.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ from mano.descriptors.nsd import (
     check_ns,
     load_nsd,
     parse_nsd,
+    resolve_endpoints,
 )
+from mano.descriptors.readers import FORMATS, Bundle, read_descriptors
 from mano.descriptors.vnfd import (
     METRICS,
     PROGRAMS,
@@ -42,10 +47,33 @@ from mano.descriptors.vnfd import (
 )
 from mano.errors import DescriptorError
 
-__all__ = ["CLASSIFIER_KEYS", "METRICS", "NSD", "PROGRAMS", "SLA", "VDU", "VNFD", "VNFD_ID",
-           "VNFFG", "ConnectionPoint", "Healing", "MonitoringParam", "Scaling", "VirtualLink",
-           "check_ns", "check_vnfd_fits", "load_catalogue", "load_nsd", "load_vnfd",
-           "parse_nsd", "parse_vnfd"]
+__all__ = [
+    "CLASSIFIER_KEYS",
+    "FORMATS",
+    "METRICS",
+    "NSD",
+    "PROGRAMS",
+    "SLA",
+    "VDU",
+    "VNFD",
+    "VNFD_ID",
+    "VNFFG",
+    "Bundle",
+    "ConnectionPoint",
+    "Healing",
+    "MonitoringParam",
+    "Scaling",
+    "VirtualLink",
+    "check_ns",
+    "check_vnfd_fits",
+    "load_catalogue",
+    "load_nsd",
+    "load_vnfd",
+    "parse_nsd",
+    "parse_vnfd",
+    "read_descriptors",
+    "resolve_endpoints",
+]
 
 
 def load_catalogue(folder) -> tuple[dict[str, VNFD], dict[str, NSD]]:

@@ -1,16 +1,38 @@
-"""The network service descriptor (NSD): constituent VNFs, virtual links, VNF forwarding
-graphs (an ordered chain of VNFs between two endpoints, with a classifier) and SLA targets.
+"""The network service descriptor (NSD) model: constituent VNFs, virtual links, VNF
+forwarding graphs (an ordered chain of VNFs between two endpoints, with a classifier) and
+SLA targets.
 
 ``parse_nsd`` checks one NSD on its own (chain hops are constituent VNFs, classifier keys
-are consistent); ``check_ns`` checks it against the VNFDs and the infrastructure.
+are consistent); ``check_ns`` checks it against the VNFDs and the infrastructure;
+``resolve_endpoints`` binds graphs whose ends are ``auto`` (read from formats that name
+no endpoint of this testbed) to endpoints of the running topology.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from mano.descriptors._check import Checker, read_yaml
-from mano.descriptors.vnfd import VNFD, VNFD_ID, VNFD_ID_HINT, check_vnfd_fits
+from pydantic import BeforeValidator, Field, PlainValidator, field_validator, model_validator
+
+from mano.descriptors._fields import (
+    Boolean,
+    NonEmpty,
+    OptIPv4OrPrefix,
+    OptPort,
+    Strict,
+    Text,
+    choice,
+    fail,
+    listing,
+    nested,
+    number,
+    string,
+    unique,
+    validate,
+)
+from mano.descriptors._yaml import read_yaml
+from mano.descriptors.vnfd import VNFD, VnfdId, check_vnfd_fits
 from mano.errors import DescriptorError
 from mano.nfvi import ComputeNodeInfo
 
@@ -20,48 +42,144 @@ CLASSIFIER_KEYS = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "ud
                    "udp_dst")
 CONNECTIVITY = ("ip",)
 SLA_KEYS = ("max_latency_ms", "max_loss_pct", "min_throughput_mbit")
+# A graph end that the NFVO binds to an endpoint at onboarding (resolve_endpoints).
+AUTO = "auto"
 
 
-@dataclass(frozen=True)
-class VirtualLink:
-    id: str
-    connectivity: str = "ip"
+class VirtualLink(Strict):
+    """A virtual link of the NS (IP connectivity through the data center network)."""
+    id: NonEmpty
+    connectivity: Annotated[str, choice(*CONNECTIVITY)] = "ip"
 
 
-@dataclass(frozen=True)
-class VNFFG:
-    id: str
-    classifier: dict = field(hash=False)     # controller match keys, CLASSIFIER_KEYS
-    ingress: str = ""                        # endpoint names of the topology
-    egress: str = ""
-    path: tuple[str, ...] = ()               # constituent VNF ids, in order
-    protection: bool = False                 # fast-failover backup paths
+class Classifier(Strict):
+    """Which packets enter a chain: the controller's match keys."""
+    ip_proto: Annotated[int | None, number(integer=True, ge=0, le=255)] = None
+    ipv4_src: OptIPv4OrPrefix = None
+    ipv4_dst: OptIPv4OrPrefix = None
+    tcp_src: OptPort = None
+    tcp_dst: OptPort = None
+    udp_src: OptPort = None
+    udp_dst: OptPort = None
+
+    @model_validator(mode="after")
+    def _ports_need_their_protocol(self):
+        for k in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
+            need = 6 if k.startswith("tcp") else 17
+            if getattr(self, k) is not None and self.ip_proto != need:
+                got = "none" if self.ip_proto is None else self.ip_proto
+                raise fail(f"{k} needs ip_proto {need}, got {got}", k)
+        return self
 
 
-@dataclass(frozen=True)
-class SLA:
-    max_latency_ms: float | None = None
-    max_loss_pct: float | None = None
-    min_throughput_mbit: float | None = None
+def _classifier(v: Any) -> dict:
+    return nested(Classifier, {} if v is None else v).model_dump(exclude_none=True)
+
+
+def _path(v: Any):
+    listing()(v)
+    seen: list = []
+    for j, h in enumerate(v):
+        if h in seen:
+            raise fail(f"VNF {h!r} appears twice in the path (first at path[{seen.index(h)}])",
+                       j)
+        seen.append(h)
+    return v
+
+
+class VNFFG(Strict):
+    """A forwarding graph: ``classifier`` packets from ``ingress`` through ``path`` (VNF
+    ids, in order) to ``egress``; ``protection`` installs fast-failover backup paths."""
+    id: NonEmpty
+    classifier: Annotated[dict, PlainValidator(_classifier)]
+    ingress: NonEmpty
+    egress: NonEmpty
+    path: Annotated[tuple[NonEmpty, ...], BeforeValidator(_path)]
+    protection: Boolean = False
+
+    @model_validator(mode="after")
+    def _two_ends(self):
+        if self.ingress == self.egress and self.ingress != AUTO:
+            raise fail(f"egress equals ingress ({self.ingress!r}); expected another endpoint",
+                       "egress")
+        return self
+
+    def __hash__(self) -> int:
+        return hash(("VNFFG", self.id, self.path))
+
+
+OptPositive = Annotated[float | None, number(gt=0)]
+
+
+class SLA(Strict):
+    """Targets the NS is measured against (latency ms, loss %, throughput Mbit/s)."""
+    max_latency_ms: OptPositive = None
+    max_loss_pct: Annotated[float | None, number(gt=0, le=100)] = None
+    min_throughput_mbit: OptPositive = None
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in SLA_KEYS if getattr(self, k) is not None}
 
 
-@dataclass(frozen=True)
-class NSD:
-    id: str
-    name: str
-    version: str
-    vnfs: tuple[str, ...]                    # constituent VNFD ids
-    vnffg: tuple[VNFFG, ...]
-    virtual_links: tuple[VirtualLink, ...] = ()
+class VnfRef(Strict):
+    """A constituent VNF, by VNFD id."""
+    vnfd: VnfdId
+
+
+class NSD(Strict):
+    """One network service. ``vnfs`` are the constituent VNFD ids."""
+    id: Annotated[str, string(NSD_ID, "NSD id")]
+    name: Text = ""                  # the id when not given
+    version: Text = "1.0"
+    description: Text = ""
+    constituents: Annotated[tuple[VnfRef, ...], BeforeValidator(listing())] = \
+        Field(alias="vnfs")
+    virtual_links: Annotated[tuple[VirtualLink, ...],
+                             BeforeValidator(listing(nonempty=False))] = ()
+    vnffg: Annotated[tuple[VNFFG, ...], BeforeValidator(listing())]
     sla: SLA = SLA()
-    description: str = ""
-    source: str = field(default="", compare=False, repr=False)   # file name, for errors
+    source: str = ""
+    origin: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @field_validator("constituents")
+    @classmethod
+    def _unique_vnfs(cls, v):
+        unique(v, "VNF", key=lambda r: r.vnfd, field="vnfd")
+        return v
+
+    @field_validator("virtual_links")
+    @classmethod
+    def _unique_links(cls, v):
+        unique(v, "virtual link id", key=lambda x: x.id, field="id")
+        return v
+
+    @field_validator("vnffg")
+    @classmethod
+    def _unique_graphs(cls, v):
+        unique(v, "forwarding graph id", key=lambda x: x.id, field="id")
+        return v
+
+    @model_validator(mode="after")
+    def _hops_are_constituents(self):
+        vnfs = self.vnfs
+        for i, fg in enumerate(self.vnffg):
+            for j, h in enumerate(fg.path):
+                if h not in vnfs:
+                    raise fail(f"unknown VNF {h!r}; known: {', '.join(vnfs)}",
+                               "vnffg", i, "path", j)
+        if not self.name:
+            self.__dict__["name"] = self.id
+        return self
+
+    @property
+    def vnfs(self) -> tuple[str, ...]:
+        """The constituent VNFD ids, in order."""
+        return tuple(r.vnfd for r in self.constituents)
 
     def to_dict(self) -> dict:
-        """The YAML format, every default explicit: ``parse_nsd(n.to_dict(), s) == n``."""
+        """The testbed's YAML format, every default explicit:
+        ``parse_nsd(n.to_dict(), s) == n``."""
         d: dict = {"id": self.id, "name": self.name, "version": self.version}
         if self.description:
             d["description"] = self.description
@@ -75,84 +193,24 @@ class NSD:
         return {"nsd": d}
 
 
+class NSDDocument(Strict):
+    """An NSD file: ``{"nsd": {...}}``."""
+    nsd: NSD
+
+
 def load_nsd(path) -> NSD:
-    """Read and parse one NSD file; errors are prefixed with the file name."""
+    """Read and parse one NSD file of the testbed's format; errors are prefixed with the
+    file name."""
     data, name = read_yaml(path)
     return parse_nsd(data, name)
 
 
-def parse_nsd(data, source: str) -> NSD:
-    """Parse an NSD document (``{"nsd": {...}}``); ``source`` prefixes every error."""
-    c = Checker(source)
-    top = c.mapping(data, "(top)", required=("nsd",))
-    d = c.mapping(top["nsd"], "nsd", required=("id", "vnfs", "vnffg"),
-                  optional=("name", "version", "description", "virtual_links", "sla"))
-    nid = c.string(d["id"], "nsd.id", NSD_ID, "NSD id")
-    vnfs: list[str] = []
-    for i, v in enumerate(c.lst(d["vnfs"], "nsd.vnfs")):
-        c.mapping(v, f"nsd.vnfs[{i}]", required=("vnfd",))
-        c.unique(c.string(v["vnfd"], f"nsd.vnfs[{i}].vnfd", VNFD_ID, "VNFD id", VNFD_ID_HINT),
-                 vnfs, f"nsd.vnfs[{i}].vnfd", "VNF")
-    vls: list[VirtualLink] = []
-    vl_ids: list[str] = []
-    for i, v in enumerate(c.lst(d.get("virtual_links", []), "nsd.virtual_links",
-                                nonempty=False)):
-        p = f"nsd.virtual_links[{i}]"
-        c.mapping(v, p, required=("id",), optional=("connectivity",))
-        vls.append(VirtualLink(c.unique(c.string(v["id"], f"{p}.id"), vl_ids, f"{p}.id",
-                                        "virtual link id"),
-                               c.choice(v.get("connectivity", "ip"), f"{p}.connectivity",
-                                        CONNECTIVITY)))
-    fgs: list[VNFFG] = []
-    fg_ids: list[str] = []
-    for i, f in enumerate(c.lst(d["vnffg"], "nsd.vnffg")):
-        fgs.append(_vnffg(c, f, f"nsd.vnffg[{i}]", vnfs, fg_ids))
-    sla = c.mapping(d.get("sla", {}), "nsd.sla", optional=SLA_KEYS)
-    for k, val in sla.items():
-        c.number(val, f"nsd.sla.{k}", gt=0, le=100 if k == "max_loss_pct" else None)
-    return NSD(nid, c.text(d.get("name", nid), "nsd.name"),
-               c.text(d.get("version", "1.0"), "nsd.version"), tuple(vnfs), tuple(fgs),
-               tuple(vls), SLA(**sla), c.text(d.get("description", ""), "nsd.description"),
-               source)
-
-
-def _vnffg(c: Checker, f, fp: str, vnfs: list[str], fg_ids: list[str]) -> VNFFG:
-    c.mapping(f, fp, required=("id", "classifier", "ingress", "egress", "path"),
-              optional=("protection",))
-    fid = c.unique(c.string(f["id"], f"{fp}.id"), fg_ids, f"{fp}.id", "forwarding graph id")
-    path: list[str] = []
-    for j, h in enumerate(c.lst(f["path"], f"{fp}.path")):
-        if h not in vnfs:
-            c.fail(f"{fp}.path[{j}]", f"unknown VNF {h!r}; known: {', '.join(vnfs)}")
-        if h in path:
-            c.fail(f"{fp}.path[{j}]", f"VNF {h!r} appears twice in the path (first at "
-                                      f"path[{path.index(h)}])")
-        path.append(h)
-    ing = c.string(f["ingress"], f"{fp}.ingress")
-    eg = c.string(f["egress"], f"{fp}.egress")
-    if ing == eg:
-        c.fail(f"{fp}.egress", f"egress equals ingress ({ing!r}); expected another endpoint")
-    return VNFFG(fid, _classifier(c, f["classifier"], f"{fp}.classifier"), ing, eg,
-                 tuple(path), c.boolean(f.get("protection", False), f"{fp}.protection"))
-
-
-def _classifier(c: Checker, v, path: str) -> dict:
-    cl = c.mapping({} if v is None else v, path, optional=CLASSIFIER_KEYS)
-    out: dict = {}
-    if "ip_proto" in cl:
-        out["ip_proto"] = c.number(cl["ip_proto"], f"{path}.ip_proto", integer=True, ge=0,
-                                   le=255)
-    for k in ("ipv4_src", "ipv4_dst"):
-        if k in cl:
-            out[k] = c.ipv4_or_prefix(cl[k], f"{path}.{k}")
-    for k in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
-        if k in cl:
-            need = 6 if k.startswith("tcp") else 17
-            if out.get("ip_proto") != need:
-                c.fail(f"{path}.{k}", f"{k} needs ip_proto {need}, got "
-                                      f"{out.get('ip_proto', 'none')}")
-            out[k] = c.port(cl[k], f"{path}.{k}")
-    return out
+def parse_nsd(data, source: str, *, origin: str = "", warnings=()) -> NSD:
+    """Parse an NSD document (``{"nsd": {...}}``); ``source`` prefixes every error
+    (``DescriptorError``)."""
+    n = validate(NSDDocument, data, source).nsd
+    return n.model_copy(update={"source": source, "origin": origin,
+                                "warnings": tuple(warnings)})
 
 
 def check_ns(nsd: NSD, vnfds: dict[str, VNFD], *,
@@ -176,10 +234,64 @@ def check_ns(nsd: NSD, vnfds: dict[str, VNFD], *,
                                           f"{name!r}; known: {_some(endpoints)}")
 
 
+def resolve_endpoints(nsd: NSD, endpoints: dict[str, str]) -> tuple[NSD, list[str]]:
+    """Bind every ``auto`` ingress/egress to an endpoint of the topology (``endpoints``:
+    name -> IPv4 address), as documented in descriptors/README.md: the endpoint whose
+    address is the classifier's ``ipv4_src`` (ingress) or ``ipv4_dst`` (egress); otherwise
+    the first (ingress) or last (egress) endpoint in natural name order, and the classifier
+    address, when it names no endpoint, becomes that endpoint's. Returns the bound NSD and
+    warnings saying each choice made. Raises ``DescriptorError`` with fewer than two
+    endpoints."""
+    if not any(AUTO in (fg.ingress, fg.egress) for fg in nsd.vnffg):
+        return nsd, []
+    src = nsd.source or f"nsd {nsd.id}"
+    names = sorted(endpoints, key=_natural)
+    if len(names) < 2:
+        raise DescriptorError(f"{src}: nsd.vnffg: a graph needs two endpoints; the topology "
+                              f"has {len(names)}")
+    by_ip = {ip: n for n, ip in endpoints.items()}
+    notes: list[str] = []
+    graphs = []
+    for i, fg in enumerate(nsd.vnffg):
+        cl = dict(fg.classifier)
+        ends = {}
+        for end, key, default in (("ingress", "ipv4_src", names[0]),
+                                  ("egress", "ipv4_dst", names[-1])):
+            if getattr(fg, end) != AUTO:
+                ends[end] = getattr(fg, end)
+                continue
+            named = _endpoint_of(cl.get(key), by_ip)
+            if named is None:
+                taken = ends.get("ingress")
+                choice_ = default if default != taken else names[1]
+                note = f"nsd.vnffg[{i}].{end}: no endpoint given; using {choice_}"
+                if key in cl:
+                    note += f" (the classifier's {key} {cl[key]} is no endpoint of the " \
+                            f"topology; it becomes {endpoints[choice_]})"
+                    cl[key] = endpoints[choice_]
+                notes.append(note)
+                named = choice_
+            ends[end] = named
+        graphs.append(fg.model_copy(update={"classifier": cl, **ends}))
+    bound = nsd.model_copy(update={"vnffg": tuple(graphs),
+                                   "warnings": nsd.warnings + tuple(notes)})
+    return bound, notes
+
+
+def _endpoint_of(addr: str | None, by_ip: dict[str, str]) -> str | None:
+    if addr is None:
+        return None
+    net = ipaddress.IPv4Network(addr, strict=False)
+    hits = [n for ip, n in by_ip.items() if ipaddress.IPv4Address(ip) in net]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _natural(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
 def _some(names: set[str], n: int = 12) -> str:
-    def natural(s: str):
-        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-    ordered = sorted(names, key=natural)
+    ordered = sorted(names, key=_natural)
     if not ordered:
         return "none"
     more = f", ... ({len(ordered)} in all)" if len(ordered) > n else ""

@@ -1,16 +1,39 @@
-"""The VNF descriptor (VNFD): one YAML file describes one VNF.
+"""The VNF descriptor (VNFD) model: one VNF with one VDU (a flavour, an image naming one of
+the testbed's VNF programs with its parameters, one connection point), a scaling aspect,
+monitoring parameters, healing settings and placement constraints.
 
-A VNFD has one VDU (a flavour, an image naming one of the testbed's VNF programs with its
-parameters, one connection point), a scaling aspect, monitoring parameters and healing
-settings. The format is documented in ``descriptors/README.md``.
+Every format (``mano.descriptors.readers``) is read into this model; the testbed's own
+YAML format is its document form (``to_dict``), documented in ``descriptors/README.md``.
 """
 from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any
 
-from mano.descriptors._check import Checker, read_yaml
+from pydantic import BeforeValidator, Field, PlainValidator, field_validator, model_validator
+
+from mano.descriptors._fields import (
+    Boolean,
+    IPv4,
+    NonEmpty,
+    OptIPv4,
+    OptIPv4OrPrefix,
+    OptPort,
+    PositiveInt,
+    PositiveNumber,
+    Strict,
+    Text,
+    choice,
+    fail,
+    listing,
+    nested,
+    number,
+    string,
+    unique,
+    validate,
+)
+from mano.descriptors._yaml import read_yaml
 from mano.errors import DescriptorError
 from mano.nfvi import ComputeNodeInfo, Flavour, Image
 
@@ -22,60 +45,190 @@ VNFD_ID_HINT = (" (a lower-case letter, then up to 5 letters or digits: instance
 PROGRAMS = ("forwarder", "firewall", "nat", "lb")
 METRICS = ("cpu_util", "packets_rate", "bytes_rate", "liveness")
 HEALING_MODES = ("restart", "recreate")
+RULE_PROTOS = ("tcp", "udp", "icmp", "any")
+
+VnfdId = Annotated[str, string(VNFD_ID, "VNFD id", VNFD_ID_HINT)]
+CostUs = Annotated[float, number(ge=0)]
 
 
-@dataclass(frozen=True)
-class ConnectionPoint:
-    id: str
+# ------------------------------------------------------------------ program parameters
+class FirewallRule(Strict):
+    """One firewall rule; the first matching rule of the list decides."""
+    action: Annotated[str, choice("allow", "deny")]
+    proto: Annotated[str, choice(*RULE_PROTOS)] = "any"
+    src: OptIPv4OrPrefix = None
+    dst: OptIPv4OrPrefix = None
+    dport: OptPort = None
+
+    @model_validator(mode="after")
+    def _dport_needs_a_port_protocol(self):
+        if self.dport is not None and self.proto not in ("tcp", "udp"):
+            raise fail(f"a destination port needs proto tcp or udp, got {self.proto!r}",
+                       "dport")
+        return self
 
 
-@dataclass(frozen=True)
-class VDU:
-    id: str
-    flavour: Flavour
-    image: Image
-    connection_points: tuple[ConnectionPoint, ...] = (ConnectionPoint("cp0"),)
-
-    def __eq__(self, other):
-        # Image leaves its params out of equality; two VDUs with other rules differ.
-        if not isinstance(other, VDU):
-            return NotImplemented
-        return (self.id, self.flavour, self.image.program, self.image.params,
-                self.connection_points) == (other.id, other.flavour, other.image.program,
-                                            other.image.params, other.connection_points)
+class ForwarderParams(Strict):
+    """The forwarder's params: ``cost_us`` CPU microseconds burnt per packet."""
+    cost_us: CostUs = 0
 
 
-@dataclass(frozen=True)
-class Scaling:
-    min: int = 1
-    max: int = 1
-    step: int = 1
+class FirewallParams(Strict):
+    """The firewall's params: ``default`` action and ``rules`` (first match wins)."""
+    default: Annotated[str, choice("allow", "deny")] = "allow"
+    rules: Annotated[tuple[FirewallRule, ...], BeforeValidator(listing(nonempty=False))] = ()
+    cost_us: CostUs = 0
 
 
-@dataclass(frozen=True)
-class Healing:
-    mode: str = "restart"          # "restart" in place | "recreate" (new instance)
-    max_restarts: int = 3
+class NatParams(Strict):
+    """The source NAT's params: ``public_ip`` becomes every packet's source."""
+    public_ip: IPv4
+    cost_us: CostUs = 0
 
 
-@dataclass(frozen=True)
-class MonitoringParam:
-    id: str
-    metric: str                    # one of METRICS
-    interval_s: float = 1.0
+class LbParams(Strict):
+    """The load balancer's params: distinct ``backends``, an optional ``vip``."""
+    backends: Annotated[tuple[IPv4, ...], BeforeValidator(listing())]
+    vip: OptIPv4 = None
+    cost_us: CostUs = 0
+
+    @field_validator("backends")
+    @classmethod
+    def _distinct(cls, v):
+        unique(v, "backend")
+        return v
 
 
-@dataclass(frozen=True)
-class VNFD:
-    id: str
-    name: str
-    version: str
-    vdus: tuple[VDU, ...]
-    scaling: Scaling = Scaling()
-    monitoring: tuple[MonitoringParam, ...] = ()
+# What each program accepts, as testbed.programs.vnf checks it at run time.
+PARAMS_MODELS: dict[str, type[Strict]] = {"forwarder": ForwarderParams,
+                                          "firewall": FirewallParams, "nat": NatParams,
+                                          "lb": LbParams}
+
+
+# -------------------------------------------------------------------------- the model
+class FlavourDesc(Strict):
+    """Resources of one instance (the VIM books them, cgroups enforce vCPU and memory)."""
+    vcpu: PositiveNumber            # CPU cores (fractions allowed): the cgroup CPU quota
+    memory_mb: PositiveInt          # the cgroup memory limit
+    disk_gb: Annotated[int, number(integer=True, ge=0)] = 0   # accounted by the VIM only
+
+
+class ImageDesc(Strict):
+    """The VNF program an instance runs and its params (checked per program)."""
+    program: Annotated[str, choice(*PROGRAMS)]
+    params: Annotated[dict, PlainValidator(lambda v: {} if v is None else v)] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit_the_program(self):
+        nested(PARAMS_MODELS[self.program], self.params, "params")
+        self.__dict__["params"] = copy.deepcopy(dict(self.params))
+        return self
+
+
+class ConnectionPoint(Strict):
+    """The instance's one network interface."""
+    id: NonEmpty
+
+
+def _one_cp(v: Any):
+    listing()(v)
+    if len(v) > 1:
+        raise fail(f"{len(v)} connection points given; exactly one is supported for now")
+    return v
+
+
+class VDU(Strict):
+    """The one virtualisation deployment unit of a VNF."""
+    id: NonEmpty
+    flavour: FlavourDesc
+    image: ImageDesc
+    connection_points: Annotated[tuple[ConnectionPoint, ...], BeforeValidator(_one_cp)] = (
+        ConnectionPoint(id="cp0"),)
+
+
+class Scaling(Strict):
+    """Instances: ``min`` at instantiation, up to ``max``, ``step`` per scaling step."""
+    min: Annotated[int, number(integer=True, ge=1)] = 1
+    max: Annotated[int, number(integer=True, ge=1)] = 1
+    step: Annotated[int, number(integer=True, ge=1)] = 1
+
+    @classmethod
+    def keys(cls):
+        return ["min", "max"], ["step"]
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        lo, hi, step = self.min, self.max, self.step
+        if hi < lo:
+            raise fail(f"max {hi} is below min {lo}", "max")
+        if hi == lo and step != 1:
+            raise fail(f"step {step} with max == min ({lo}); expected 1", "step")
+        if hi > lo and step > hi - lo:
+            raise fail(f"step {step} is larger than max - min = {hi - lo}; expected "
+                       f"1..{hi - lo}", "step")
+        return self
+
+
+class Healing(Strict):
+    """How the VNFM heals an instance: ``restart`` in place or ``recreate``."""
+    mode: Annotated[str, choice(*HEALING_MODES)] = "restart"   # in place | new instance
+    max_restarts: Annotated[int, number(integer=True, ge=0)] = 3
+
+
+class Placement(Strict):
+    """Placement constraints the VIM enforces: ``anti_affinity`` puts no two instances of
+    this VNF on one compute node (ETSI SOL001 ``tosca.policies.nfv.AntiAffinityRule``)."""
+    anti_affinity: Boolean = False
+
+
+class MonitoringParam(Strict):
+    """A metric the NFVO reads every ``interval_s`` seconds."""
+    id: NonEmpty
+    metric: Annotated[str, choice(*METRICS)]
+    interval_s: Annotated[float, number(gt=0)] = 1.0
+
+    @field_validator("interval_s")
+    @classmethod
+    def _as_float(cls, v):
+        return float(v)
+
+
+def _one_vdu(v: Any):
+    listing()(v)
+    if len(v) > 1:
+        raise fail(f"{len(v)} VDUs given; exactly one VDU per VNFD is supported for now")
+    return v
+
+
+class VNFD(Strict):
+    """One VNF. ``source`` (file name), ``origin`` (format and original id) and
+    ``warnings`` (what a reader could not honour) are not part of the document."""
+    id: VnfdId
+    name: Text = ""                  # the id when not given
+    version: Text = "1.0"
+    description: Text = ""
+    vdus: Annotated[tuple[VDU, ...], BeforeValidator(_one_vdu)] = Field(alias="vdu")
+    scaling: Scaling = Scaling(min=1, max=1)
+    monitoring: Annotated[tuple[MonitoringParam, ...],
+                          BeforeValidator(listing(nonempty=False))] = ()
     healing: Healing = Healing()
-    description: str = ""
-    source: str = field(default="", compare=False, repr=False)   # file name, for errors
+    placement: Placement = Placement()
+    source: str = ""
+    origin: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @field_validator("monitoring")
+    @classmethod
+    def _unique_monitoring_ids(cls, v):
+        unique(v, "monitoring id", key=lambda m: m.id, field="id")
+        return v
+
+    @model_validator(mode="after")
+    def _name_defaults_to_id(self):
+        if not self.name:
+            self.__dict__["name"] = self.id
+        return self
 
     @property
     def vdu(self) -> VDU:
@@ -84,141 +237,49 @@ class VNFD:
 
     @property
     def flavour(self) -> Flavour:
-        return self.vdus[0].flavour
+        f = self.vdus[0].flavour
+        return Flavour(f.vcpu, f.memory_mb, f.disk_gb)
 
     @property
     def image(self) -> Image:
-        return self.vdus[0].image
+        i = self.vdus[0].image
+        return Image(i.program, copy.deepcopy(i.params))
 
     def to_dict(self) -> dict:
-        """The YAML format, every default explicit: ``parse_vnfd(v.to_dict(), s) == v``."""
+        """The testbed's YAML format, every default explicit:
+        ``parse_vnfd(v.to_dict(), s) == v``."""
         d: dict = {"id": self.id, "name": self.name, "version": self.version}
         if self.description:
             d["description"] = self.description
-        d["vdu"] = [{"id": u.id, "flavour": asdict(u.flavour),
+        d["vdu"] = [{"id": u.id, "flavour": u.flavour.model_dump(),
                      "image": {"program": u.image.program,
                                "params": copy.deepcopy(u.image.params)},
                      "connection_points": [{"id": c.id} for c in u.connection_points]}
                     for u in self.vdus]
-        d.update(scaling=asdict(self.scaling), monitoring=[asdict(m) for m in self.monitoring],
-                 healing=asdict(self.healing))
+        d.update(scaling=self.scaling.model_dump(),
+                 monitoring=[m.model_dump() for m in self.monitoring],
+                 healing=self.healing.model_dump(), placement=self.placement.model_dump())
         return {"vnfd": d}
 
 
+class VNFDDocument(Strict):
+    """A VNFD file: ``{"vnfd": {...}}``."""
+    vnfd: VNFD
+
+
 def load_vnfd(path) -> VNFD:
-    """Read and parse one VNFD file; errors are prefixed with the file name."""
+    """Read and parse one VNFD file of the testbed's format; errors are prefixed with the
+    file name. (``mano.descriptors.read_descriptors`` reads every supported format.)"""
     data, name = read_yaml(path)
     return parse_vnfd(data, name)
 
 
-def parse_vnfd(data, source: str) -> VNFD:
-    """Parse a VNFD document (``{"vnfd": {...}}``); ``source`` prefixes every error."""
-    c = Checker(source)
-    top = c.mapping(data, "(top)", required=("vnfd",))
-    d = c.mapping(top["vnfd"], "vnfd", required=("id", "vdu"),
-                  optional=("name", "version", "description", "scaling", "monitoring",
-                            "healing"))
-    vid = c.string(d["id"], "vnfd.id", VNFD_ID, "VNFD id", VNFD_ID_HINT)
-    vdus = c.lst(d["vdu"], "vnfd.vdu")
-    if len(vdus) > 1:
-        c.fail("vnfd.vdu", f"{len(vdus)} VDUs given; exactly one VDU per VNFD is supported "
-                           "for now")
-    vdu = _vdu(c, vdus[0], "vnfd.vdu[0]")
-    mons: list[MonitoringParam] = []
-    ids: list[str] = []
-    for i, m in enumerate(c.lst(d.get("monitoring", []), "vnfd.monitoring", nonempty=False)):
-        mp = f"vnfd.monitoring[{i}]"
-        c.mapping(m, mp, required=("id", "metric"), optional=("interval_s",))
-        mons.append(MonitoringParam(
-            c.unique(c.string(m["id"], f"{mp}.id"), ids, f"{mp}.id", "monitoring id"),
-            c.choice(m["metric"], f"{mp}.metric", METRICS),
-            float(c.number(m.get("interval_s", 1.0), f"{mp}.interval_s", gt=0))))
-    he = c.mapping(d.get("healing", {}), "vnfd.healing", optional=("mode", "max_restarts"))
-    healing = Healing(c.choice(he.get("mode", "restart"), "vnfd.healing.mode", HEALING_MODES),
-                      c.number(he.get("max_restarts", 3), "vnfd.healing.max_restarts",
-                               integer=True, ge=0))
-    return VNFD(vid, c.text(d.get("name", vid), "vnfd.name"),
-                c.text(d.get("version", "1.0"), "vnfd.version"), (vdu,),
-                _scaling(c, d.get("scaling", {"min": 1, "max": 1})), tuple(mons), healing,
-                c.text(d.get("description", ""), "vnfd.description"), source)
-
-
-def _vdu(c: Checker, v, path: str) -> VDU:
-    c.mapping(v, path, required=("id", "flavour", "image"), optional=("connection_points",))
-    fl = c.mapping(v["flavour"], f"{path}.flavour", required=("vcpu", "memory_mb"),
-                   optional=("disk_gb",))
-    flavour = Flavour(c.number(fl["vcpu"], f"{path}.flavour.vcpu", gt=0),
-                      c.number(fl["memory_mb"], f"{path}.flavour.memory_mb", integer=True, gt=0),
-                      c.number(fl.get("disk_gb", 0), f"{path}.flavour.disk_gb", integer=True,
-                               ge=0))
-    im = c.mapping(v["image"], f"{path}.image", required=("program",), optional=("params",))
-    prog = c.choice(im["program"], f"{path}.image.program", PROGRAMS)
-    params = _params(c, prog, im.get("params", {}), f"{path}.image.params")
-    cps = c.lst(v.get("connection_points", [{"id": "cp0"}]), f"{path}.connection_points")
-    if len(cps) > 1:
-        c.fail(f"{path}.connection_points", f"{len(cps)} connection points given; exactly one "
-                                            "is supported for now")
-    c.mapping(cps[0], f"{path}.connection_points[0]", required=("id",))
-    cp = ConnectionPoint(c.string(cps[0]["id"], f"{path}.connection_points[0].id"))
-    return VDU(c.string(v["id"], f"{path}.id"), flavour, Image(prog, params), (cp,))
-
-
-def _scaling(c: Checker, v) -> Scaling:
-    sc = c.mapping(v, "vnfd.scaling", required=("min", "max"), optional=("step",))
-    lo = c.number(sc["min"], "vnfd.scaling.min", integer=True, ge=1)
-    hi = c.number(sc["max"], "vnfd.scaling.max", integer=True, ge=1)
-    if hi < lo:
-        c.fail("vnfd.scaling.max", f"max {hi} is below min {lo}")
-    step = c.number(sc.get("step", 1), "vnfd.scaling.step", integer=True, ge=1)
-    if hi == lo and step != 1:
-        c.fail("vnfd.scaling.step", f"step {step} with max == min ({lo}); expected 1")
-    if hi > lo and step > hi - lo:
-        c.fail("vnfd.scaling.step", f"step {step} is larger than max - min = {hi - lo}; "
-                                    f"expected 1..{hi - lo}")
-    return Scaling(lo, hi, step)
-
-
-# What each program accepts (as testbed.programs.vnf checks it at run time; cost_us is
-# the forwarder loop's, in every program).
-PARAMS = {"forwarder": ("cost_us",), "firewall": ("default", "rules", "cost_us"),
-          "nat": ("public_ip", "cost_us"), "lb": ("backends", "vip", "cost_us")}
-REQUIRED_PARAMS = {"nat": ("public_ip",), "lb": ("backends",)}
-RULE_PROTOS = ("tcp", "udp", "icmp", "any")
-
-
-def _params(c: Checker, program: str, params, path: str) -> dict:
-    params = c.mapping({} if params is None else params, path,
-                       required=REQUIRED_PARAMS.get(program, ()),
-                       optional=[k for k in PARAMS[program]
-                                 if k not in REQUIRED_PARAMS.get(program, ())])
-    if "cost_us" in params:
-        c.number(params["cost_us"], f"{path}.cost_us", ge=0)
-    if program == "firewall":
-        if "default" in params:
-            c.choice(params["default"], f"{path}.default", ("allow", "deny"))
-        for i, r in enumerate(c.lst(params.get("rules", []), f"{path}.rules", nonempty=False)):
-            rp = f"{path}.rules[{i}]"
-            c.mapping(r, rp, required=("action",), optional=("proto", "src", "dst", "dport"))
-            c.choice(r["action"], f"{rp}.action", ("allow", "deny"))
-            proto = c.choice(r.get("proto", "any"), f"{rp}.proto", RULE_PROTOS)
-            for k in ("src", "dst"):
-                if k in r:
-                    c.ipv4_or_prefix(r[k], f"{rp}.{k}")
-            if "dport" in r:
-                c.port(r["dport"], f"{rp}.dport")
-                if proto not in ("tcp", "udp"):
-                    c.fail(f"{rp}.dport", f"a destination port needs proto tcp or udp, "
-                                          f"got {proto!r}")
-    elif program == "nat":
-        c.ipv4(params["public_ip"], f"{path}.public_ip")
-    elif program == "lb":
-        seen: list[str] = []
-        for i, b in enumerate(c.lst(params["backends"], f"{path}.backends")):
-            c.unique(c.ipv4(b, f"{path}.backends[{i}]"), seen, f"{path}.backends[{i}]",
-                     "backend")
-        if "vip" in params:
-            c.ipv4(params["vip"], f"{path}.vip")
-    return copy.deepcopy(dict(params))
+def parse_vnfd(data, source: str, *, origin: str = "", warnings=()) -> VNFD:
+    """Parse a VNFD document (``{"vnfd": {...}}``); ``source`` prefixes every error
+    (``DescriptorError``)."""
+    v = validate(VNFDDocument, data, source).vnfd
+    return v.model_copy(update={"source": source, "origin": origin,
+                                "warnings": tuple(warnings)})
 
 
 def check_vnfd_fits(vnfd: VNFD, compute_nodes: list[ComputeNodeInfo]) -> None:

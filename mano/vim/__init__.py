@@ -33,6 +33,7 @@ from mano.vim.placement import (
     PlacementContext,
     PlacementRequest,
     PlacementStrategy,
+    allowed_nodes,
     graph_distance,
     make_strategy,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ResourceEvent",
     "ResourcePool",
     "Resources",
+    "allowed_nodes",
     "graph_distance",
     "make_strategy",
 ]
@@ -188,13 +190,15 @@ class VIM:
     # -- placement -------------------------------------------------------------------------
     def place(self, request: PlacementRequest, ctx: PlacementContext | None = None) -> str:
         """Choose a node for ``request`` with the strategy and allocate on it, atomically.
-        Emits "allocated". Raises ``PlacementError`` if nothing fits, ``ConflictError`` if
-        the instance already holds resources."""
+        The request's own constraints (``anti_affinity``) restrict the nodes the strategy
+        sees. Emits "allocated". Raises ``PlacementError`` if nothing fits, ``ConflictError``
+        if the instance already holds resources."""
         with self._lock:
             if request.instance_id in self._where:
                 raise ConflictError(f"instance {request.instance_id} already holds resources "
                                     f"on {self._where[request.instance_id]}")
-            chosen = self._strategy.choose(request, self.nodes(), ctx or self.context())
+            nodes = allowed_nodes(request, self.nodes())
+            chosen = self._strategy.choose(request, nodes, ctx or self.context())
             if chosen not in self._pools:
                 raise PlacementError(f"strategy {self._strategy.name} chose unknown compute "
                                      f"node {chosen!r} for {request.instance_id}")

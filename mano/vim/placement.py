@@ -15,7 +15,9 @@ allocates on the chosen node (``VIM.place`` does both under one lock).
   chooses among the nodes that remain.
 
 Nodes that are down are never chosen. When nothing fits, every strategy raises the same
-``PlacementError`` saying which resource is short and where.
+``PlacementError`` saying which resource is short and where. A request's own constraint
+(``anti_affinity``, from the VNFD) is applied by ``allowed_nodes`` before any strategy
+chooses.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ class PlacementRequest:
     instance_id: str
     flavour: Flavour
     chain_position: int | None = None     # index of the VNF in its forwarding graph
+    # a constraint of the VNFD (placement.anti_affinity, ETSI AntiAffinityRule): never on a
+    # node that already hosts an instance of ``vnf_id``, whatever the strategy
+    anti_affinity: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,25 @@ def feasible(request: PlacementRequest, nodes: list[NodeState]) -> list[NodeStat
     if not ok:
         raise no_fit_error(request, nodes)
     return ok
+
+
+def allowed_nodes(request: PlacementRequest, nodes: list[NodeState]) -> list[NodeState]:
+    """The nodes ``request``'s own constraints allow: with ``anti_affinity``, those not
+    hosting an instance of its VNF. Raises ``PlacementError`` when the constraint leaves
+    no node with room (naming the nodes that have room but host one already)."""
+    if not request.anti_affinity:
+        return nodes
+    allowed = [n for n in nodes if not n.hosts_vnf(request.vnf_id)]
+    if not any(n.fits(request.flavour) for n in allowed):
+        roomy = [n.name for n in sorted(nodes, key=lambda n: natural_key(n.name))
+                 if n.fits(request.flavour)]
+        if roomy:
+            raise PlacementError(
+                f"anti-affinity of VNF {request.vnf_id}: no compute node with room for "
+                f"{request.instance_id} is free of its instances (hosting one already: "
+                f"{', '.join(roomy)})")
+        raise no_fit_error(request, nodes)
+    return allowed
 
 
 # -- the strategies --------------------------------------------------------------------------

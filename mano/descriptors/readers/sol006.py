@@ -1,0 +1,352 @@
+"""ETSI GS NFV-SOL 006 (YANG) descriptors in YAML, as OSM writes them, and the model
+written back in that form (``to_sol006``).
+
+Read (descriptors/README.md, "ETSI SOL006 / OSM"):
+
+- ``vnfd``: one ``vdu`` (its ``virtual-compute-desc`` is the flavour, its
+  ``sw-image-desc`` chooses the program), ``int-cpd``/``ext-cpd`` (connection points),
+  the first ``df``: ``vdu-profile`` (minimum, maximum), ``instantiation-level`` (initial
+  count), ``scaling-aspect`` (step and levels), ``affinity-or-anti-affinity-group``;
+- ``nsd``: ``vnfd-id``, the first ``df``'s ``vnf-profile``, ``virtual-link-desc`` and
+  ``vnffgd``: one graph per ``nfpd`` (per ``match-attributes`` entry when there are
+  several); its positions (OSM's ``position-desc-id``, SOL006 3.x's ``position-desc``):
+  ``cp-profile-id`` / ``constituent-profile-elements`` in ``order``, or
+  ``nfp-position-element-id`` -> ``nfp-position-element`` (``vnf-profile-id``, or
+  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` the
+  classifier.
+
+Documents may be ``{vnfd: {...}}``, ``{nsd: {nsd: [...]}}`` (OSM), ``{nsd: {...}}``, the
+module-qualified ``etsi-nfv-vnfd:vnfd``/``etsi-nfv-nsd:nsd``, or ``{nfv: {vnfd: [...],
+nsd: [...]}}``.
+"""
+from __future__ import annotations
+
+import math
+
+from mano.descriptors.nsd import NSD
+from mano.descriptors.readers.common import (
+    Bundle,
+    Node,
+    VnfParts,
+    build_nsd,
+    build_vnfd,
+    classifier,
+    port,
+    prefix,
+    protocol,
+    vnfd_id_for,
+)
+from mano.descriptors.vnfd import VNFD
+
+METRICS = {"cpu_utilization": "cpu_util", "cpu_util": "cpu_util",
+           "packets_received": "packets_rate", "packets_sent": "packets_rate",
+           "bytes_received": "bytes_rate", "bytes_sent": "bytes_rate"}
+
+
+def documents(data, name: str) -> list[tuple[str, Node]]:
+    """("vnfd" | "nsd", descriptor) for every descriptor in a SOL006 document."""
+    top = Node(data, "", name)
+    out: list[tuple[str, Node]] = []
+    for key, kind in (("vnfd", "vnfd"), ("etsi-nfv-vnfd:vnfd", "vnfd"), ("nsd", "nsd"),
+                      ("etsi-nfv-nsd:nsd", "nsd")):
+        n = top.get(key)
+        if not n.present:
+            continue
+        if isinstance(n.value, list):
+            out += [(kind, e) for e in n.elems()]
+        elif kind == "nsd" and "nsd" in n.mapping():        # OSM: nsd: {nsd: [...]}
+            out += [(kind, e) for e in n.get("nsd").elems()]
+        else:
+            out.append((kind, n))
+    for key in ("nfv", "etsi-nfv-descriptors:nfv"):
+        nfv = top.get(key)
+        out += [("vnfd", e) for e in nfv.get("vnfd").elems()]
+        out += [("nsd", e) for e in nfv.get("nsd").elems()]
+    if not out:
+        top.fail("no vnfd or nsd in the document")
+    return out
+
+
+def read(data, name: str) -> Bundle:
+    """Every VNFD and NSD of a SOL006 document."""
+    b = Bundle("sol006")
+    for kind, n in documents(data, name):
+        n.mapping()
+        if kind == "vnfd":
+            b.vnfds.append(read_vnfd(n))
+        else:
+            b.nsds.append(read_nsd(n))
+    return b
+
+
+def _by_id(n: Node) -> dict[str, Node]:
+    return {e.need("id").need_text(): e for e in n.elems()}
+
+
+# ------------------------------------------------------------------------ VNFD
+def read_vnfd(d: Node) -> VNFD:
+    """One SOL006 VNFD (one VDU) as a ``VNFD``."""
+    ext = d.need("id").need_text()
+    notes: list[str] = []
+    if d.get("kdu").present:
+        d.get("kdu").fail("KDUs (Kubernetes/Helm) cannot run on this NFVI (required feature "
+                          "missing)")
+    vdus = d.need("vdu", "the VNF's VDU").elems()
+    if len(vdus) != 1:
+        d.get("vdu").fail(f"{len(vdus)} VDUs ({', '.join(v.get('id').text('?') for v in vdus)})"
+                          f"; the testbed runs exactly one VDU per VNF (required feature: "
+                          f"multi-VDU VNFs)")
+    vdu = vdus[0]
+    vid = vdu.need("id").need_text()
+    computes = _by_id(d.get("virtual-compute-desc"))
+    cref = vdu.need("virtual-compute-desc", "the flavour").need_text()
+    if cref not in computes:
+        vdu.get("virtual-compute-desc").fail(f"unknown virtual-compute-desc {cref!r}; "
+                                             f"known: {', '.join(computes) or 'none'}")
+    comp = computes[cref]
+    vcpu = comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1)
+    mem_gb = comp.get("virtual-memory").need("size").number()
+    storages = _by_id(d.get("virtual-storage-desc"))
+    disk = 0.0
+    for s in vdu.get("virtual-storage-desc").elems():
+        sid = s.need_text()
+        if sid not in storages:
+            s.fail(f"unknown virtual-storage-desc {sid!r}; known: "
+                   f"{', '.join(storages) or 'none'}")
+        disk += storages[sid].get("size-of-storage").number(0) or 0
+    images = _by_id(d.get("sw-image-desc"))
+    iref = vdu.get("sw-image-desc").text()
+    image_where = vdu.get("sw-image-desc")
+    image = None
+    if iref is not None:
+        if iref not in images:
+            image_where.fail(f"unknown sw-image-desc {iref!r}; known: "
+                             f"{', '.join(images) or 'none'}")
+        image = images[iref].get("image").text() or images[iref].get("name").text() or iref
+        image_where = images[iref]
+    for key in ("cloud-init-file", "cloud-init", "boot-data"):
+        if vdu.get(key).present:
+            notes.append(vdu.get(key).warn("has no meaning on this NFVI (no guest OS to "
+                                           "configure); ignored"))
+    int_cps = [c.need("id").need_text() for c in vdu.get("int-cpd").elems()]
+    ext_cps = [c.need("id").need_text() for c in d.get("ext-cpd").elems()
+               if c.get("int-cpd").get("vdu-id").text() in (None, vid)]
+    if d.get("int-virtual-link-desc").present:
+        notes.append(d.get("int-virtual-link-desc").warn("internal virtual links: one VDU "
+                                                         "needs none; ignored"))
+    monitoring = []
+    for m in vdu.get("monitoring-parameter").elems():
+        metric = m.get("performance-metric").text("")
+        if metric in METRICS and METRICS[metric] not in [x["metric"] for x in monitoring]:
+            monitoring.append({"id": m.need("id").need_text(), "metric": METRICS[metric]})
+        else:
+            notes.append(m.warn(f"performance metric {metric!r} is not measured here "
+                                f"(known: {', '.join(METRICS)})"))
+    dfs = d.get("df").elems()
+    if not dfs:
+        d.fail("missing required key 'df' (a deployment flavour)")
+    df = dfs[0]
+    if len(dfs) > 1:
+        notes.append(d.get("df").warn(f"deployment flavour {df.get('id').text()!r} is used; "
+                                      f"{len(dfs) - 1} other(s) are not"))
+    prof = next((p for p in df.get("vdu-profile").elems() if p.get("id").text() == vid),
+                Node({}, df.path + ".vdu-profile", d.source))
+    floor = prof.get("min-number-of-instances").integer(ge=0)
+    ceiling = prof.get("max-number-of-instances").integer(ge=0)
+    initial = _instantiation_count(df, vid)
+    if initial is None:
+        initial = floor if floor is not None else 1
+    step, maximum = 1, (ceiling if ceiling is not None else initial)
+    aspects = [a for a in df.get("scaling-aspect").elems() if _delta(a, vid) is not None]
+    if aspects:
+        a = aspects[0]
+        if len(aspects) > 1:
+            notes.append(df.get("scaling-aspect").warn(
+                f"{len(aspects)} scaling aspects scale {vid}; only "
+                f"{a.get('id').text()!r} is used"))
+        step = _delta(a, vid) or 1
+        levels = a.get("max-scale-level").integer(1, ge=0)
+        maximum = initial + levels * step
+        if ceiling is not None and maximum > ceiling:
+            notes.append(a.warn(f"reaches {maximum} instances; vdu-profile caps {vid} at "
+                                f"{ceiling}"))
+            maximum = ceiling
+        for key in ("scaling-policy", "scaling-config-action"):
+            if a.get(key).present:
+                notes.append(a.get(key).warn("not run: scaling here is an operation of the "
+                                             "NFVO or of its policies"))
+    elif ceiling is not None and ceiling > initial:
+        notes.append(prof.warn(f"no scaling aspect scales {vid}: it stays at {initial} "
+                               f"instance(s)"))
+        maximum = initial
+    anti = _anti_affinity(df, prof, notes)
+    for key in ("lcm-operations-configuration", "healing-aspect", "monitoring-parameter"):
+        if df.get(key).present:
+            notes.append(df.get(key).warn("has no meaning on this NFVI (charms, day-1/2 "
+                                          "primitives and policies of other MANO); ignored"))
+    parts = VnfParts(
+        external_id=ext, name=d.get("product-name").text() or ext,
+        version=d.get("version").text() or "1.0",
+        description=d.get("description").text() or d.get("product-info-description").text()
+        or "", vdu_id=vid, vcpu=float(vcpu), memory_mb=math.ceil(mem_gb * 1024),
+        disk_gb=math.ceil(disk), image=image, image_where=image_where,
+        connection_points=ext_cps or int_cps, initial=initial,
+        floor=floor if floor is not None and floor != initial else None, maximum=maximum,
+        step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes)
+    return build_vnfd(parts, d.source, f"sol006:{ext}", d)
+
+
+def _instantiation_count(df: Node, vid: str) -> int | None:
+    levels = df.get("instantiation-level").elems()
+    if not levels:
+        return None
+    want = df.get("default-instantiation-level-id").text()
+    level = next((lv for lv in levels if lv.get("id").text() == want), levels[0])
+    for v in level.get("vdu-level").elems():
+        if v.get("vdu-id").text() == vid:
+            return v.need("number-of-instances").integer(ge=0)
+    return None
+
+
+def _delta(aspect: Node, vid: str) -> int | None:
+    for dl in aspect.get("aspect-delta-details").get("deltas").elems():
+        for vd in dl.get("vdu-delta").elems():
+            if vd.get("id").text() == vid:
+                return vd.need("number-of-instances").integer(ge=1)
+    return None
+
+
+def _anti_affinity(df: Node, prof: Node, notes: list[str]) -> bool:
+    groups = {g.get("id").text(): g for g in df.get("affinity-or-anti-affinity-group").elems()}
+    for ref in prof.get("affinity-or-anti-affinity-group").elems():
+        g = groups.get(ref.get("id").text())
+        if g is None:
+            ref.fail(f"unknown affinity-or-anti-affinity-group "
+                     f"{ref.get('id').text()!r}; known: "
+                     f"{', '.join(str(k) for k in groups) or 'none'}")
+        if g.get("type").text() == "anti-affinity":
+            scope = g.get("scope").text("nfvi-node")
+            if scope != "nfvi-node":
+                notes.append(g.warn(f"anti-affinity scope {scope!r}: enforced per compute "
+                                    f"node (the NFVI has no zones)"))
+            return True
+        notes.append(g.warn("affinity between instances of one VDU is not enforced"))
+    return False
+
+
+# ------------------------------------------------------------------------ NSD
+def read_nsd(d: Node) -> NSD:
+    """One SOL006 NSD as an ``NSD``: one graph per NFP (and classifier)."""
+    ext = d.need("id").need_text()
+    notes: list[str] = []
+    dfs = d.get("df").elems()
+    profiles: dict[str, str] = {}                 # vnf-profile id -> testbed VNFD id
+    if dfs:
+        df = dfs[0]
+        if len(dfs) > 1:
+            notes.append(d.get("df").warn(f"deployment flavour {df.get('id').text()!r} is "
+                                          f"used; {len(dfs) - 1} other(s) are not"))
+        for p in df.get("vnf-profile").elems():
+            pid = p.need("id").need_text()
+            tid = vnfd_id_for(p.need("vnfd-id").need_text())
+            if tid in profiles.values():
+                p.get("vnfd-id").fail(f"VNFD {p.get('vnfd-id').text()!r} is used by two VNF "
+                                      f"profiles; the testbed runs each VNFD once per NS")
+            profiles[pid] = tid
+            if p.get("virtual-link-connectivity").present:
+                for c in p.get("virtual-link-connectivity").elems():
+                    for cp in c.get("constituent-cpd-id").elems():
+                        if cp.get("ip-address").present:
+                            notes.append(cp.get("ip-address").warn(
+                                "fixed addresses are not assigned: instances get theirs "
+                                "from the NFVI"))
+    else:
+        for v in d.need("vnfd-id", "the constituent VNFDs").elems():
+            profiles[v.need_text()] = vnfd_id_for(v.need_text())
+    declared = {vnfd_id_for(v.need_text()) for v in d.get("vnfd-id").elems()}
+    for pid, tid in profiles.items():
+        if declared and tid not in declared:
+            d.get("vnfd-id").fail(f"VNF profile {pid!r} uses a VNFD that vnfd-id does not "
+                                  f"list")
+    links = [v.need("id").need_text() for v in d.get("virtual-link-desc").elems()]
+    if d.get("sapd").present:
+        notes.append(d.get("sapd").warn("service access points: the graph's ends are "
+                                        "endpoints of the topology, bound at onboarding"))
+    graphs = []
+    for fg in d.get("vnffgd").elems():
+        fg.need("id").need_text()
+        elements = {e.get("id").text(): e for e in fg.get("nfp-position-element").elems()}
+        nfpds = fg.get("nfpd").elems()
+        if not nfpds:
+            fg.fail("no nfpd: a forwarding graph here needs a forwarding path")
+        for nfpd in nfpds:
+            gid = nfpd.need("id").need_text()
+            path, rules = _nfp(nfpd, profiles, elements)
+            if nfpd.get("rule").present:
+                notes.append(nfpd.get("rule").warn("a textual rule is not read; the graph "
+                                                   "takes what match-attributes select"))
+            if not rules:
+                notes.append(nfpd.warn("no match-attributes: the graph takes all IPv4 "
+                                       "traffic from its ingress"))
+                graphs.append({"id": gid, "classifier": {}, "path": path})
+            for i, r in enumerate(rules):
+                rid = gid if len(rules) == 1 else f"{gid}-{r.get('id').text(str(i))}"
+                graphs.append({"id": rid, "classifier": _match(r, notes), "path": path})
+    return build_nsd(ext, d.get("name").text() or ext, d.get("version").text() or "1.0",
+                     d.get("description").text() or "", list(profiles.values()), links,
+                     graphs, d.source, f"sol006:{ext}", notes, d)
+
+
+def _nfp(nfpd: Node, profiles: dict[str, str], elements: dict) -> tuple[list[str], list]:
+    """The chain of VNF ids of an NFP and its match-attributes entries."""
+    path: list[str] = []
+    rules: list[Node] = []
+
+    def visit(ref: Node, pid: str | None) -> None:
+        if pid is None:
+            return
+        if pid not in profiles:
+            ref.fail(f"unknown VNF profile {pid!r}; known: {', '.join(profiles) or 'none'}")
+        vnf = profiles[pid]
+        if path and path[-1] == vnf:
+            return
+        if vnf in path:
+            ref.fail(f"VNF profile {pid!r} is visited twice; the testbed's chains visit "
+                     f"each VNF once")
+        path.append(vnf)
+
+    # OSM (SOL006 2.x) writes position-desc-id; SOL006 3.x position-desc
+    positions = nfpd.get("position-desc-id").elems() + nfpd.get("position-desc").elems()
+    if not positions:
+        nfpd.fail("missing required key 'position-desc-id' or 'position-desc' (the "
+                  "positions of the path)")
+    for pos in positions:
+        for cp in pos.get("cp-profile-id").elems():
+            elems = cp.get("constituent-profile-elements").elems()
+            keyed = sorted(elems, key=lambda e: e.get("order").integer(0, ge=0))
+            for e in keyed:
+                visit(e.get("constituent-base-element-id"),
+                      e.get("constituent-base-element-id").text())
+        for ref in pos.get("nfp-position-element-id").elems():
+            e = elements.get(ref.text())
+            if e is None:
+                ref.fail(f"unknown nfp-position-element {ref.text()!r}; known: "
+                         f"{', '.join(str(k) for k in elements) or 'none'}")
+            pid = e.get("vnf-profile-id").text() or \
+                e.get("desc").get("vnf-profile").get("vnf-profile-id").text()
+            visit(e, pid)
+        rules += pos.get("match-attributes").elems()
+    if not path:
+        nfpd.fail("the forwarding path visits no VNF profile")
+    return path, rules
+
+
+def _match(r: Node, notes: list[str]) -> dict:
+    proto = protocol(r.get("ip-proto"))
+    if r.get("constituent-base-element-id").present:
+        notes.append(r.get("constituent-base-element-id").warn(
+            "classification at a VNF's port: here it happens where the graph enters, at "
+            "its ingress endpoint"))
+    return classifier(proto, prefix(r.get("source-ip-address"), notes),
+                      prefix(r.get("destination-ip-address"), notes),
+                      port(r.get("source-port")), port(r.get("destination-port")), r)
