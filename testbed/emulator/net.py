@@ -486,15 +486,31 @@ class Emulation:
         if self.cgroups is not None:
             self.cgroups.remove(name)
 
+    def _taken(self, attr: str) -> set[str]:
+        """Addresses (``ip`` or ``mac``) of the topology's endpoints and of every host
+        attached now: a run-time host never gets one of them."""
+        out = {str(getattr(e, attr)).lower() for e in self.topology.endpoints()}
+        return out | {str(getattr(a, attr)).lower() for a in self.attachments.values()}
+
     def _next_mac(self) -> str:
-        self._mac_counter += 1
-        v = self._mac_counter
-        return "02:" + ":".join(f"{(v >> s) & 0xff:02x}" for s in (32, 24, 16, 8, 0))
+        taken = self._taken("mac")
+        while True:
+            self._mac_counter += 1
+            v = self._mac_counter
+            mac = "02:" + ":".join(f"{(v >> s) & 0xff:02x}" for s in (32, 24, 16, 8, 0))
+            if mac not in taken:
+                return mac
 
     def _next_ip(self) -> str:
-        self._ip_counter += 1
-        v = self._ip_counter
-        return f"10.{(v >> 16) & 0xff}.{(v >> 8) & 0xff}.{v & 0xff}"
+        taken = self._taken("ip")
+        while True:
+            self._ip_counter += 1
+            v = self._ip_counter
+            if v & 0xff in (0, 255):
+                continue          # not a network or broadcast-looking host part
+            ip = f"10.{(v >> 16) & 0xff}.{(v >> 8) & 0xff}.{v & 0xff}"
+            if ip not in taken:
+                return ip
 
     def popen(self, host: str, argv: list[str], *, what: str = "", **kwargs) -> subprocess.Popen:
         """Start a program in a host's namespace; it is stopped at the end of the run."""

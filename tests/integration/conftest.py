@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,17 @@ def nothing_left_behind():
     yield
     if MISSING is None:
         assert leftovers() == []
+
+
+@pytest.fixture(autouse=True)
+def one_emulation_at_a_time():
+    """The machine holds one emulation at a time (a second is refused): when another
+    user's run is active, wait for it (up to 10 minutes) instead of failing."""
+    if MISSING is not None:
+        yield
+        return
+    from testbed.emulator import registry
+    deadline = time.monotonic() + 600
+    while registry.live_runs() and time.monotonic() < deadline:
+        time.sleep(2)
+    yield

@@ -11,7 +11,7 @@ import pytest
 from mano.descriptors.readers.common import vnfd_id_for
 from testbed import chain
 from testbed.emulator import Emulation
-from testbed.nfvi import EmulatedDriver
+from testbed.nfvi.emulated import EmulatedDriver
 from testbed.topology.builders import fat_tree
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "descriptors"
