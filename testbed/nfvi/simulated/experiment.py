@@ -302,7 +302,7 @@ class SimulatedNfvi:
         st.settle(self.clock())
         out = self._counters(st)
         del self._loads[key]
-        self.model.streams.pop(key, None)
+        self.model.remove_stream(key)
         self.model.recompute()
         return out
 
@@ -328,7 +328,7 @@ class SimulatedNfvi:
         now_ns = round(self.clock() * 1e9)
         sent = max(0, math.ceil((now_ns - start_ns) * rate / 1e9 - 1e-9))
         seqs, recvs, sends = probe_records(st.history, start_ns, rate, sent)
-        self.model.streams.pop(st.key, None)
+        self.model.remove_stream(st.key)
         self.model.recompute()
         records = self.run_dir / f"probe-{key}-records.bin"
         stats = self.run_dir / f"probe-{key}-send.json"

@@ -185,6 +185,10 @@ class FlowModel:
         self.detours: dict[tuple[str, tuple[int, str, str]], list[str]] = {}
         self.instances: dict[str, Instance] = {}
         self.streams: dict[str, Stream] = {}
+        # routes depend on links, installed graphs, detours and which instances exist: any
+        # change of those bumps the version, and streams' cached routes are made again
+        self._routing = 0
+        self._routes: dict[str, tuple[int, list[tuple[float, tuple, float]]]] = {}
         pkt_bits = 8.0 * cal.packet_bytes
         self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
                               for k, s in self.link_spec.items()}
@@ -209,6 +213,7 @@ class FlowModel:
 
     # ---- attachments and instances ------------------------------------------------------------
     def add_instance(self, inst: Instance) -> None:
+        self._routing += 1
         inst.t_acc = self.t
         port = self._port(inst.switch)
         self.fabric.add_attachment(Attachment(inst.iid, inst.switch, port))
@@ -216,6 +221,7 @@ class FlowModel:
         self.instances[inst.iid] = inst
 
     def remove_instance(self, iid: str) -> None:
+        self._routing += 1
         self.instances.pop(iid, None)
         if iid in self.fabric.attachments():
             used = [n for n, g in self.fabric.graphs().items() if iid in g.attachment_names()]
@@ -232,6 +238,7 @@ class FlowModel:
     def set_link(self, a: str, b: str, up: bool) -> None:
         """The data plane: link a-b goes down or up now (the controller learns it later)."""
         key = self.link_key(a, b)
+        self._routing += 1
         if up:
             self.down.discard(key)
         else:
@@ -277,10 +284,12 @@ class FlowModel:
         pairs = {(p["segment"], p["from"], p["to"]): p["path"]
                  for p in self.fabric.graph_pairs(name)}
         self.installed[name] = InstalledGraph(spec, pairs)
+        self._routing += 1
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
 
     def uninstall(self, name: str) -> None:
+        self._routing += 1
         self.installed.pop(name, None)
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
@@ -297,6 +306,7 @@ class FlowModel:
                     d = self.detour(path)
                     if d is not None:
                         self.detours[(name, pk)] = d
+                        self._routing += 1
 
     # ---- streams ------------------------------------------------------------------------------
     def add_stream(self, st: Stream) -> None:
@@ -306,6 +316,10 @@ class FlowModel:
                                f"{', '.join(sorted(self.endpoints))}")
         st.t_acc = self.t
         self.streams[st.key] = st
+
+    def remove_stream(self, key: str) -> None:
+        self.streams.pop(key, None)
+        self._routes.pop(key, None)
 
     def set_rate(self, key: str, rate: float, now: float) -> None:
         """A stream's rate changes at ``now``."""
@@ -375,23 +389,19 @@ class FlowModel:
             inst.settle(self.t)
         for st in self.streams.values():
             st.settle(self.t)
-        flows = []          # (stream, rate, elements)
+        flows = []          # (stream, rate, elements without switches, static latency s)
         for key in sorted(self.streams):
             st = self.streams[key]
-            per = st.rate / len(st.sports) if st.sports else 0.0
-            for p in st.sports:
-                flows.append((st, per, self._route(st, p) if per > 0 else None))
+            if st.rate > 0:
+                flows += [(st, st.rate * share, elems, lat0)
+                          for share, elems, lat0 in self._flows_of(st)]
         factor: dict[tuple, float] = {}
         offered: dict[tuple, float] = {}
         for _ in range(30):
             offered = {}
-            for st, rate, elems in flows:
-                if not elems:
-                    continue
+            for st, rate, elems, _lat in flows:
                 r = rate
                 for e in elems:
-                    if e[0] == "switch":
-                        continue
                     offered[e] = offered.get(e, 0.0) + r
                     r *= factor.get(e, 1.0)
                     if e[0] == "inst" and st.dport in self.instances[e[1]].deny_ports:
@@ -408,21 +418,14 @@ class FlowModel:
             inst.cpu_cores = min(inst.vcpu, lam * inst.cost_s)
             inst.forwarded_pps = min(lam, mu)
             inst.sojourn_s = self._sojourn(lam, mu)
-        sums: dict[str, list[float]] = {}
-        for st, rate, elems in flows:
-            acc = sums.setdefault(st.key, [0.0, 0.0, 0.0])
-            acc[0] += rate
-            if not elems:
-                continue
-            r, lat = rate, 0.0
+        # per stream: offered, delivered, delivered x latency (a dropped flow delivers 0)
+        sums = {k: [st.rate, 0.0, 0.0] for k, st in self.streams.items() if st.rate > 0}
+        for st, rate, elems, lat in flows:
+            acc = sums[st.key]
+            r = rate
             for e in elems:
-                if e[0] == "switch":
-                    lat += self.cal.switch_latency_us * 1e-6
-                    continue
                 r *= factor.get(e, 1.0)
-                if e[0] == "link":
-                    lat += self._delay_s(e[1], e[2])
-                else:
+                if e[0] == "inst":
                     inst = self.instances[e[1]]
                     lat += inst.sojourn_s
                     if st.dport in inst.deny_ports:
@@ -443,6 +446,27 @@ class FlowModel:
                 cur = (self.t, round(st.frac, 12), round(st.latency_s, 12))
                 if last is None or last[1:] != cur[1:]:
                     st.history.append(cur)
+
+    def _flows_of(self, st: Stream) -> list[tuple[float, tuple, float]]:
+        """The stream's flows grouped by route: (share of its rate, the links and instances
+        crossed, the route's latency without instance sojourns), from the cache while the
+        routing state is unchanged. A dropped flow has no elements and is left out."""
+        cached = self._routes.get(st.key)
+        if cached is not None and cached[0] == self._routing:
+            return cached[1]
+        groups: dict[tuple, int] = {}
+        for p in st.sports:
+            elems = self._route(st, p)
+            if elems:
+                k = tuple(elems)
+                groups[k] = groups.get(k, 0) + 1
+        out = []
+        for elems, n in groups.items():
+            lat = sum(self.cal.switch_latency_us * 1e-6 if e[0] == "switch" else
+                      self._delay_s(e[1], e[2]) for e in elems if e[0] != "inst")
+            out.append((n / len(st.sports), tuple(e for e in elems if e[0] != "switch"), lat))
+        self._routes[st.key] = (self._routing, out)
+        return out
 
     def would_deliver(self, st: Stream) -> tuple[float, float]:
         elems = self._route(st, st.sports[0]) if st.sports else None
