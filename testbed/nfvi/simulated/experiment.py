@@ -22,7 +22,6 @@ over time (``probe_records``).
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sqlite3
 from array import array
@@ -40,7 +39,6 @@ from testbed.nfvi.simulated.calibration import load_calibration
 from testbed.nfvi.simulated.driver import SimulatedDriver
 from testbed.nfvi.simulated.model import FlowModel, LoadAccount, Stream
 
-log = logging.getLogger(__name__)
 LOAD_INTERVAL_S = 0.5        # as the emulated NFVI's load generators
 LOAD_SRC_PORT_BASE = 20000   # trafgen's default first source port
 

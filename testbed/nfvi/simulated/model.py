@@ -69,6 +69,7 @@ class Instance:
     sojourn_s: float = 0.0
 
     def serving(self) -> bool:
+        """Whether the instance forwards (alive and not hung)."""
         return self.alive and not self.hung
 
     def settle(self, now: float) -> None:
@@ -80,6 +81,7 @@ class Instance:
             self.t_acc = now
 
     def service_rate(self) -> float:
+        """``mu`` in packets/s: the quota over the cost per packet (inf at cost 0)."""
         return self.vcpu / self.cost_s if self.cost_s > 0 else INF
 
 
@@ -213,6 +215,7 @@ class FlowModel:
 
     # ---- attachments and instances ------------------------------------------------------------
     def add_instance(self, inst: Instance) -> None:
+        """Attach a new instance to its switch (a new port in the controller's fabric)."""
         self._routing += 1
         inst.t_acc = self.t
         port = self._port(inst.switch)
@@ -221,6 +224,8 @@ class FlowModel:
         self.instances[inst.iid] = inst
 
     def remove_instance(self, iid: str) -> None:
+        """Forget an instance; its fabric attachment goes too unless a graph still names
+        it (the controller refuses that; the graph's next version drops it)."""
         self._routing += 1
         self.instances.pop(iid, None)
         if iid in self.fabric.attachments():
@@ -230,6 +235,7 @@ class FlowModel:
 
     # ---- links --------------------------------------------------------------------------------
     def link_key(self, a: str, b: str) -> frozenset:
+        """The key of switch link a-b; ``TestbedError`` if there is no such link."""
         key = frozenset((a, b))
         if key not in self.link_ports:
             raise TestbedError(f"link {a}-{b}: no such link between switches")
@@ -250,6 +256,7 @@ class FlowModel:
             self.fabric.port_status(self.switches[sw], port, up)
 
     def path_up(self, path: list[str]) -> bool:
+        """Whether every link of a switch path is up in the data plane."""
         return all(frozenset(path[j:j + 2]) not in self.down for j in range(len(path) - 1))
 
     def detour(self, path: list[str]) -> list[str] | None:
@@ -289,6 +296,7 @@ class FlowModel:
             del self.detours[k]
 
     def uninstall(self, name: str) -> None:
+        """The switches no longer hold graph ``name``."""
         self._routing += 1
         self.installed.pop(name, None)
         for k in [k for k in self.detours if k[0] == name]:
@@ -310,6 +318,7 @@ class FlowModel:
 
     # ---- streams ------------------------------------------------------------------------------
     def add_stream(self, st: Stream) -> None:
+        """Start a traffic stream; ``TestbedError`` naming an unknown endpoint."""
         if st.src not in self.endpoints or st.dst not in self.endpoints:
             bad = st.src if st.src not in self.endpoints else st.dst
             raise TestbedError(f"no endpoint {bad!r}; endpoints: "
@@ -318,6 +327,7 @@ class FlowModel:
         self.streams[st.key] = st
 
     def remove_stream(self, key: str) -> None:
+        """Stop a traffic stream (unknown keys are ignored)."""
         self.streams.pop(key, None)
         self._routes.pop(key, None)
 
@@ -469,6 +479,8 @@ class FlowModel:
         return out
 
     def would_deliver(self, st: Stream) -> tuple[float, float]:
+        """(1, latency s) if a packet of the stream's first flow would arrive now, else (0, 0)
+        (the instances' queues as the current load leaves them)."""
         elems = self._route(st, st.sports[0]) if st.sports else None
         if not elems:
             return 0.0, 0.0
@@ -508,10 +520,6 @@ class FlowModel:
         return min(full, 1.0 / (mu - lam))
 
     # ---- views -------------------------------------------------------------------------------------
-    def stream_now(self, st: Stream) -> tuple[float, float]:
-        """(delivered fraction, latency s) a stream meets now."""
-        return st.frac, st.latency_s
-
     def instance_counters(self, iid: str, now: float) -> tuple[float, float]:
         """(cpu_seconds, packets) of an instance at ``now`` (integrated, not recomputed)."""
         self.advance(now)
