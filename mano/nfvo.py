@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-
 import logging
 import time
 import uuid
@@ -23,13 +22,14 @@ from mano import descriptors as D
 from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import Flavour, NfviDriver
-from mano.opocc import OpOccManager, OpState
+from mano.opocc import ACTIVE_STATES, OpOccManager, OpState
 from mano.store import Store
 from mano.vim import VIM
-from mano.vnfm import INSTANTIATED, TERMINATED, VNFM
+from mano.vnfm import CREATING, DONE, INSTANTIATED, LOST, TERMINATED, VNFM
 
 log = logging.getLogger(__name__)
 NOT_INSTANTIATED = "NOT_INSTANTIATED"
+DEGRADED = "DEGRADED"      # instantiated, but lacking instances or graphs (data["missing"])
 REWRITING_PROGRAMS = ("nat", "lb")
 
 
@@ -177,8 +177,10 @@ class NFVO:
         endpoints of the NFVI (``{"h1": "h2"}``: traffic enters at h2 instead of h1; a
         classifier's ``ipv4_src``/``ipv4_dst`` equal to the NSD endpoint's address follow to
         the new endpoint's), so one NSD serves several NSs; ``protection`` overrides every
-        graph's fast-failover protection. Raises ``NotFoundError`` for an unknown NSD or
-        endpoint, ``ConflictError`` when the NSD is disabled or the NS exists.
+        graph's fast-failover protection. An NS that exists may be instantiated again when
+        nothing of it is live (NOT_INSTANTIATED, TERMINATED, or DEGRADED with every instance
+        lost). Raises ``NotFoundError`` for an unknown NSD or endpoint, ``ConflictError``
+        when the NSD is disabled or the NS exists.
         """
         nsd_row = self.store.get_nsd(nsd_id)
         if not nsd_row["enabled"]:
@@ -195,15 +197,16 @@ class NFVO:
                                     f"endpoint {new!r}; it has {', '.join(sorted(known))}")
         try:
             ns = self.store.get_ns_instance(ns_id)
-            if ns["state"] not in (TERMINATED, NOT_INSTANTIATED) or \
+            live = [r["id"] for r in self.store.list_vnf_instances(ns_id=ns_id)
+                    if r["state"] in (INSTANTIATED, CREATING)]
+            if live or ns["state"] == INSTANTIATED or \
                     self.ops.active_for(ns_id, "ns") is not None:
                 raise ConflictError(f"NS {ns_id} exists already (state {ns['state']})")
         except NotFoundError:
             pass
         params = {"sap": sap, "protection": protection}
         self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": [], **params})
-        return self._ns_op(ns_id, "INSTANTIATE", {"nsd": nsd_id, **params},
-                           self._instantiate_body)
+        return self._ns_op(ns_id, "INSTANTIATE", {"nsd": nsd_id, **params})
 
     def bound_vnffg(self, ns_id: str, fg):
         """Graph ``fg`` of NS ``ns_id``'s NSD as the NS instantiated it (its ``sap`` and
@@ -221,15 +224,6 @@ class NFVO:
             "ingress": sap.get(fg.ingress, fg.ingress), "egress": sap.get(fg.egress, fg.egress),
             "classifier": cl, "protection": fg.protection if prot is None else bool(prot)})
 
-    def _instantiate_body(self, op, ns_id: str) -> None:
-        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
-        for vnfd_id in self._chain_order(nsd):
-            self.ops.record_step(op.id, f"vnf:{vnfd_id}")
-            self.vnfm.instantiate(ns_id, self.vnfd(vnfd_id), self._ctx(nsd, ns_id, vnfd_id),
-                                  parent=op.id)
-        self._program_graphs(op, ns_id, nsd)
-        self.store.set_ns_state(ns_id, INSTANTIATED)
-
     def scale(self, ns_id: str, vnfd_id: str, direction: str, steps: int = 1, *,
               instance: str | None = None) -> dict:
         """Scale VNF ``vnfd_id`` of NS ``ns_id`` ``direction`` ("out" | "in") by ``steps``
@@ -237,72 +231,207 @@ class NFVO:
 
         A scale-in removes ``instance`` if given (then the newest others, if a step holds
         more than one instance), else the newest instances; each is drained first (the
-        graphs are reprogrammed without it). Raises ``NotFoundError`` (unknown NS, VNF or
-        instance), ``ConflictError`` (NS not INSTANTIATED or busy, outside the scaling
-        aspect, ``instance`` of another VNF or NS or not live, ``instance`` on a
-        scale-out), ``MANOError`` for a bad direction."""
+        graphs are reprogrammed without it). The occurrence records the instance count it
+        aims at (``params["target"]``), so a retry finishes what is left. Raises
+        ``NotFoundError`` (unknown NS, VNF or instance), ``ConflictError`` (NS not
+        INSTANTIATED or busy, outside the scaling aspect, ``instance`` of another VNF or NS
+        or not live, ``instance`` on a scale-out), ``MANOError`` (bad direction)."""
         self._need_instantiated(ns_id)
-        if vnfd_id not in _vnf_ids(self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])):
-            raise NotFoundError(f"NS {ns_id} has no VNF {vnfd_id!r}")
-        self.vnfm.check_scale(ns_id, self.vnfd(vnfd_id), direction, steps, instance)
-
-        def body(op, ns_id):
-            nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
-            self.vnfm.scale(ns_id, self.vnfd(vnfd_id), direction, steps,
-                            self._ctx(nsd, ns_id, vnfd_id), parent=op.id, instance=instance)
-            self._program_graphs(op, ns_id, nsd)
-        params = {"vnfd": vnfd_id, "direction": direction, "steps": steps}
+        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+        if vnfd_id not in _vnf_ids(nsd):
+            raise NotFoundError(f"NS {ns_id} has no VNF {vnfd_id!r}; its VNFs are "
+                                f"{', '.join(_vnf_ids(nsd))}")
+        current, delta = self.vnfm.check_scale(ns_id, self.vnfd(vnfd_id), direction, steps,
+                                               instance)
+        target = len(current) + (delta if direction == "out" else -delta)
+        params = {"vnfd": vnfd_id, "direction": direction, "steps": steps, "target": target}
         if instance is not None:
             params["instance"] = instance
-        return self._ns_op(ns_id, "SCALE", params, body)
+        return self._ns_op(ns_id, "SCALE", params)
 
     def heal(self, ns_id: str, instance_id: str, mode: str | None = None) -> dict:
-        self._need_instantiated(ns_id)
+        """Heal VNF instance ``instance_id`` of NS ``ns_id`` by ``mode`` ("restart" |
+        "recreate"; default the VNFD's); an instance the NFVI lost is always recreated.
+        The NS may be INSTANTIATED or DEGRADED (graphs whose hops all have an instance are
+        reprogrammed). Raises ``NotFoundError``, ``ConflictError`` (NS state, busy, or the
+        instance is terminated)."""
+        st = self.store.get_ns_instance(ns_id)["state"]
+        if st not in (INSTANTIATED, DEGRADED):
+            raise ConflictError(f"NS {ns_id} is {st}; heal needs it INSTANTIATED or DEGRADED")
         row = self.store.get_vnf_instance(instance_id)
+        if row["ns_id"] != ns_id:
+            raise NotFoundError(f"instance {instance_id} is not part of NS {ns_id}")
+        if row["state"] not in (INSTANTIATED, LOST):
+            raise ConflictError(f"instance {instance_id} is {row['state']}; only an "
+                                f"INSTANTIATED or LOST instance can be healed")
+        return self._ns_op(ns_id, "HEAL", {"instance": instance_id, "mode": mode})
 
-        def body(op, ns_id):
-            nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
-            self.vnfm.heal(ns_id, self.vnfd(row["vnfd_id"]), instance_id, mode,
-                           self._ctx(nsd, ns_id, row["vnfd_id"]), parent=op.id)
-            self._program_graphs(op, ns_id, nsd)
-        return self._ns_op(ns_id, "HEAL", {"instance": instance_id, "mode": mode}, body)
+    def heal_ns(self, ns_id: str) -> dict:
+        """Heal NS ``ns_id`` back to what its records say (reconciliation calls it): every
+        instance the NFVI lost (LOST) is recreated, a VNF below its scaling minimum gets
+        instances, every graph is reprogrammed. Returns the HEAL occurrence (params
+        ``{"instance": None, "lost": [ids]}``). ``ConflictError`` unless the NS is
+        INSTANTIATED or DEGRADED."""
+        st = self.store.get_ns_instance(ns_id)["state"]
+        if st not in (INSTANTIATED, DEGRADED):
+            raise ConflictError(f"NS {ns_id} is {st}; heal needs it INSTANTIATED or DEGRADED")
+        lost = [r["id"] for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST)]
+        return self._ns_op(ns_id, "HEAL", {"instance": None, "lost": lost})
 
     def terminate(self, ns_id: str) -> dict:
+        """Terminate NS ``ns_id``: its graphs are removed (each recorded as ``ungraph:``
+        before), then every instance of each VNF. ``ConflictError`` if terminated."""
         ns = self.store.get_ns_instance(ns_id)
         if ns["state"] == TERMINATED:
             raise ConflictError(f"NS {ns_id} is terminated already")
+        return self._ns_op(ns_id, "TERMINATE", {})
 
-        def body(op, ns_id):
-            ns = self.store.get_ns_instance(ns_id)
-            for g in (ns["data"] or {}).get("graphs", []):
-                self.driver.delete_graph(g)
-            nsd = self.nsd(ns["nsd_id"])
+    # the bodies: each reads its occurrence's params and aims at a goal from the records,
+    # so that a retry (after a rollback of the failed VNF operations) finishes what is left
+    def _body(self, op, ns_id: str) -> str | None:
+        """Run ``op``'s work; return the NS state it ends in (None: as assessed)."""
+        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+        p = op.params
+        if op.operation == "INSTANTIATE":
             for vnfd_id in self._chain_order(nsd):
-                self.vnfm.terminate(ns_id, self.vnfd(vnfd_id), parent=op.id)
-            self.store.put_ns_instance(ns_id, ns["nsd_id"], TERMINATED, {"graphs": []})
-        return self._ns_op(ns_id, "TERMINATE", {}, body)
+                vnfd = self.vnfd(vnfd_id)
+                need = vnfd.scaling.min - len(self.vnfm.instances(ns_id, vnfd_id))
+                if need > 0:
+                    self.ops.record_step(op.id, f"vnf:{vnfd_id}")
+                    self.vnfm.instantiate(ns_id, vnfd, self._ctx(nsd, ns_id, vnfd_id),
+                                          parent=op.id, count=need)
+            self._program_graphs(op, ns_id, nsd)
+            return INSTANTIATED
+        if op.operation == "SCALE":
+            vnfd = self.vnfd(p["vnfd"])
+            live = [r["id"] for r in self.vnfm.instances(ns_id, vnfd.id)]
+            diff = p["target"] - len(live)
+            if diff > 0 and p["direction"] == "out":
+                self.vnfm.scale(ns_id, vnfd, "out", ctx=self._ctx(nsd, ns_id, vnfd.id),
+                                parent=op.id, count=diff)
+            elif diff < 0 and p["direction"] == "in":
+                named = p.get("instance") if p.get("instance") in live else None
+                self.vnfm.scale(ns_id, vnfd, "in", parent=op.id, instance=named,
+                                count=-diff)
+            self._program_graphs(op, ns_id, nsd)
+            return INSTANTIATED
+        if op.operation == "HEAL":
+            targets = [p["instance"]] if p.get("instance") else \
+                [r["id"] for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST)]
+            for iid in targets:
+                row = self.store.get_vnf_instance(iid)
+                if row["state"] not in (INSTANTIATED, LOST):
+                    continue    # replaced already (an earlier attempt removed it)
+                self.vnfm.heal(ns_id, self.vnfd(row["vnfd_id"]), iid,
+                               p.get("mode") if p.get("instance") else "recreate",
+                               self._ctx(nsd, ns_id, row["vnfd_id"]), parent=op.id)
+            if not p.get("instance"):
+                for vnfd_id in self._chain_order(nsd):
+                    vnfd = self.vnfd(vnfd_id)
+                    need = vnfd.scaling.min - len(self.vnfm.instances(ns_id, vnfd_id))
+                    if need > 0:
+                        self.vnfm.instantiate(ns_id, vnfd, self._ctx(nsd, ns_id, vnfd_id),
+                                              parent=op.id, count=need)
+            self._program_graphs(op, ns_id, nsd, partial=True)
+            return None
+        if op.operation == "TERMINATE":
+            for name in self._graph_names(ns_id, nsd):
+                self.ops.record_step(op.id, f"ungraph:{name}")
+                self.driver.delete_graph(name)
+            self._set_graphs(ns_id, [])     # nothing to drain any more
+            for vnfd_id in self._chain_order(nsd):
+                if any(r["state"] != TERMINATED for r in
+                       self.store.list_vnf_instances(ns_id=ns_id, vnfd_id=vnfd_id)):
+                    self.vnfm.terminate(ns_id, self.vnfd(vnfd_id), parent=op.id)
+            return TERMINATED
+        raise MANOError(f"operation {op.id}: unknown NS operation {op.operation!r}")
 
     def _on_infra_event(self, ev) -> None:
         self.events.append(ev)
         log.info("infrastructure: %s %s", ev.kind, ev.subject)
 
-    def _ns_op(self, ns_id: str, operation: str, params: dict, body) -> dict:
-        # one operation at a time per NS: a second is refused (ConflictError) by start()
-        op = self.ops.start("ns", ns_id, operation, params)
-        self.ops.transition(op.id, OpState.PROCESSING)
+    def _ns_op(self, ns_id: str, operation: str, params: dict) -> dict:
+        # one operation at a time per NS: a second is refused (ConflictError) by start();
+        # the NS state before is kept so that a rollback knows what to go back to
+        prior = self.store.get_ns_instance(ns_id)["state"]
+        op = self.ops.start("ns", ns_id, operation, {**params, "prior_state": prior})
+        op = self.ops.transition(op.id, OpState.PROCESSING)
+        return self._run_body(op)
+
+    def _run_body(self, op) -> dict:
+        ns_id = op.subject_id
         try:
-            body(op, ns_id)
+            state = self._body(op, ns_id)
+            if state is None:
+                state = self._assess(ns_id)[0]
         except Exception as exc:
             self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
             if self.auto_rollback:
-                self.rollback(op.id)
+                try:
+                    self.rollback(op.id)
+                except MANOError as rb:
+                    log.error("NS %s: rollback of %s failed: %s", ns_id, op.id, rb)
             raise
-        return vars(self.ops.transition(op.id, OpState.COMPLETED))
+        missing = [] if state in (INSTANTIATED, TERMINATED) else self._assess(ns_id)[1]
+        with self.store.transaction():   # the NS record, the children and the op together
+            self._put_state(ns_id, state, missing)
+            for child in self.ops.list(parent=op.id, states=[OpState.PROCESSING]):
+                self.ops.transition(child.id, OpState.COMPLETED)
+            done = self.ops.transition(op.id, OpState.COMPLETED)
+        return vars(done)
 
     def _need_instantiated(self, ns_id: str) -> None:
         st = self.store.get_ns_instance(ns_id)["state"]
         if st != INSTANTIATED:
             raise ConflictError(f"NS {ns_id} is {st}; the operation needs it INSTANTIATED")
+
+    # ---- the NS record -------------------------------------------------------------------------
+    def _graph_names(self, ns_id: str, nsd) -> list[str]:
+        return [f"{ns_id}.{fg.id}" for fg in nsd.vnffg]
+
+    def _set_graphs(self, ns_id: str, names: list[str]) -> None:
+        with self.store.transaction():
+            ns = self.store.get_ns_instance(ns_id)
+            self.store.put_ns_instance(ns_id, ns["nsd_id"], ns["state"],
+                                       {**(ns["data"] or {}), "graphs": names})
+
+    def _assess(self, ns_id: str, empty: str = DEGRADED) -> tuple[str, list[str]]:
+        """The NS state its records and the NFVI's graphs give, and what is missing:
+        INSTANTIATED when every VNF has an INSTANTIATED instance and every graph is
+        installed; ``empty`` when no instance is live and no graph installed; else
+        DEGRADED. The records must already match the NFVI's instances."""
+        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+        installed = set(self.driver.list_graphs())
+        missing = [f"VNF {v} (no instance)" for v in _vnf_ids(nsd)
+                   if not self.vnfm.instances(ns_id, v)]
+        lost = [f"instance {r['id']} (lost)"
+                for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST)]
+        graphs = self._graph_names(ns_id, nsd)
+        missing += [f"graph {g}" for g in graphs if g not in installed]
+        if not missing and not lost:
+            return INSTANTIATED, []
+        if len(missing) == len(_vnf_ids(nsd)) + len(graphs):
+            return empty, missing + lost
+        return DEGRADED, missing + lost
+
+    def _put_state(self, ns_id: str, state: str, missing: list[str]) -> None:
+        """Write the NS state; ``data["graphs"]`` lists the graphs it has, ``missing``
+        what a DEGRADED NS lacks. An NS with nothing live books its LOST records as
+        TERMINATED."""
+        with self.store.transaction():
+            ns = self.store.get_ns_instance(ns_id)
+            data = {k: v for k, v in (ns["data"] or {}).items() if k != "missing"}
+            nsd = self.nsd(ns["nsd_id"])
+            if state in (NOT_INSTANTIATED, TERMINATED):
+                data["graphs"] = []
+                for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST):
+                    self.vnfm.forget(r["id"])
+            else:
+                data["graphs"] = [g for g in self._graph_names(ns_id, nsd)
+                                  if f"graph {g}" not in missing]
+            if missing and state == DEGRADED:
+                data["missing"] = missing
+            self.store.put_ns_instance(ns_id, ns["nsd_id"], state, data)
 
     # ---- forwarding graphs ---------------------------------------------------------------------
     def _chain_order(self, nsd) -> list[str]:
@@ -335,16 +464,6 @@ class NFVO:
         rows = self.vnfm.instances(ns_id, vnfd_id)
         return rows[0]["switch"] if rows else None
 
-    def _reprogram(self, ns_id: str, name: str) -> None:
-        ns = self.store.get_ns_instance(ns_id)
-        nsd = self.nsd(ns["nsd_id"])
-        for fg in nsd.vnffg:
-            if f"{ns_id}.{fg.id}" == name:
-                try:
-                    self.driver.put_graph(self.graph_for(ns_id, nsd, fg))
-                except MANOError:
-                    self.driver.delete_graph(name)
-
     def _drain(self, op, ns_id: str, iid: str) -> None:
         """Before ``iid`` goes: reprogram the NS's graphs without it, or remove a graph
         whose hop would be left with no instance."""
@@ -371,7 +490,7 @@ class NFVO:
             if not ids and exclude:
                 raise _EmptyHop(v)
             if not ids:
-                raise MANOError(f"NS {ns_id}: VNF {v} has no running instance")
+                raise _EmptyHop(f"NS {ns_id}: VNF {v} has no running instance")
             hops.append(ids[0] if len(ids) == 1 else ids)
             if self.vnfd(v).image.program in REWRITING_PROGRAMS:
                 rewrites += ids
@@ -382,82 +501,210 @@ class NFVO:
             g["rewrites"] = rewrites
         return g
 
-    def _program_graphs(self, op, ns_id: str, nsd) -> None:
-        ns = self.store.get_ns_instance(ns_id)
-        names = []
+    def _program_graphs(self, op, ns_id: str, nsd, *, partial: bool = False) -> None:
+        """Install every graph of the NS from its live instances (step ``graph:NAME``
+        recorded before each when ``op`` is given). ``partial``: a graph that cannot be
+        programmed (a hop without instance, the NFVI refuses it) is removed instead of
+        failing the operation."""
         for fg in nsd.vnffg:
-            g = self.graph_for(ns_id, nsd, fg)
-            self.ops.record_step(op.id, f"graph:{g['name']}")
-            self.driver.put_graph(g)
-            names.append(g["name"])
-        data = dict(ns["data"] or {})
-        data["graphs"] = names
-        self.store.put_ns_instance(ns_id, ns["nsd_id"], ns["state"], data)
+            name = f"{ns_id}.{fg.id}"
+            try:
+                g = self.graph_for(ns_id, nsd, fg)
+                if op is not None:
+                    self.ops.record_step(op.id, f"graph:{name}")
+                self.driver.put_graph(g)
+            except MANOError as exc:
+                if not partial:
+                    raise
+                log.warning("NS %s: graph %s not programmed: %s", ns_id, name, exc)
+                self.driver.delete_graph(name)
+        self._set_graphs(ns_id, self._graph_names(ns_id, nsd))
 
     # ---- failure handling ---------------------------------------------------------------------
-    def rollback(self, op_id: str) -> None:
-        """Roll back an NS occurrence in FAILED_TEMP: its graphs, then its VNFs' occurrences."""
+    def rollback(self, op_id: str) -> dict:
+        """Roll back an NS occurrence in FAILED_TEMP; returns it (final).
+
+        Its VNF operations are rolled back with it, newest first (see ``VNFM.rollback``),
+        then the NS goes back to its state before the operation: after an INSTANTIATE
+        every graph is removed (NOT_INSTANTIATED, nothing left on the NFVI), otherwise
+        every graph is reprogrammed from the instances that remain. ROLLED_BACK when all
+        was undone and the NS is back in its prior state; else FAILED, the error listing
+        what could not be undone and what the NS lacks (it is then DEGRADED, or
+        NOT_INSTANTIATED when nothing of it is left). A VNF operation without a parent is
+        rolled back by the VNFM; one that is part of an NS operation only with it."""
         op = self.ops.get(op_id)
         if op.level == "vnf":
-            return self.vnfm.rollback(op_id)
+            self._refuse_child(op, "rolled back")
+            self.vnfm.rollback(op_id)
+            return vars(self.ops.get(op_id))
         self.ops.transition(op_id, OpState.ROLLING_BACK)
+        ns_id = op.subject_id
+        prior = op.params.get("prior_state", NOT_INSTANTIATED
+                              if op.operation == "INSTANTIATE" else INSTANTIATED)
         try:
-            for step in reversed(op.steps_done):
-                kind, _, name = step.partition(":")
-                if kind == "graph" and op.operation == "INSTANTIATE":
+            kept = self._undo_children(op, for_retry=False)
+            nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+            if op.operation == "INSTANTIATE" or prior in (NOT_INSTANTIATED, TERMINATED):
+                for name in self._graph_names(ns_id, nsd):
                     self.driver.delete_graph(name)
-                elif kind == "graph":   # steer by what exists now that the VNFM rolled back
-                    self._reprogram(op.subject_id, name)
-                elif kind == "vnf" and op.operation == "INSTANTIATE":
-                    for child in self.ops.list(parent=op_id):
-                        if child.state in (OpState.FAILED_TEMP, OpState.PROCESSING):
-                            if child.state == OpState.PROCESSING:
-                                self.ops.transition(child.id, OpState.FAILED_TEMP,
-                                                    error="NFVO restarted")
-                            self.vnfm.rollback(child.id)
-                    for row in self.store.list_vnf_instances(ns_id=op.subject_id,
-                                                             vnfd_id=name):
-                        if row["state"] != TERMINATED:
-                            self.driver.delete_instance(row["id"])
-                            self.vim.release(row["id"])
-                            self.store.delete_allocation(row["id"])
-                            self.vnfm._put(row, TERMINATED)
+            else:
+                self._program_graphs(None, ns_id, nsd, partial=True)
+            empty = NOT_INSTANTIATED if op.operation in ("INSTANTIATE", "TERMINATE") or \
+                prior in (NOT_INSTANTIATED, TERMINATED) else DEGRADED
+            state, missing = self._assess(ns_id, empty)
+            if prior in (NOT_INSTANTIATED, TERMINATED) and state == NOT_INSTANTIATED:
+                missing = []
+            self._put_state(ns_id, state, missing)
+            for step in reversed(self.ops.get(op_id).steps_done):
                 self.ops.remove_step(op_id, step)
-            if op.operation == "INSTANTIATE":
-                ns = self.store.get_ns_instance(op.subject_id)
-                keep = {k: v for k, v in (ns["data"] or {}).items() if k != "graphs"}
-                self.store.put_ns_instance(op.subject_id, ns["nsd_id"], NOT_INSTANTIATED,
-                                           {"graphs": [], **keep})
         except Exception as exc:
             self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"rollback failed: {exc}")
             raise
-        self.ops.transition(op_id, OpState.ROLLED_BACK)
+        expected = NOT_INSTANTIATED if prior == TERMINATED else prior
+        if not kept and state == expected:
+            return vars(self.ops.transition(op_id, OpState.ROLLED_BACK))
+        error = "rollback incomplete: " + "; ".join(
+            kept + [f"NS {ns_id} is {state} (was {prior})"] +
+            ([f"missing: {', '.join(missing)}"] if missing else []))
+        self.ops.transition(op_id, OpState.FAILED_TEMP, error=error)
+        return vars(self.ops.transition(op_id, OpState.FAILED, error=error))
+
+    def _undo_children(self, op, *, for_retry: bool) -> list[str]:
+        """Roll back the NS occurrence's VNF operations, newest first (``for_retry``: only
+        the FAILED_TEMP ones; those done stay, to complete with the retried operation);
+        returns what could not be undone."""
+        kept: list[str] = []
+        for child in reversed(self.ops.list(parent=op.id)):
+            if child.final:
+                continue
+            if child.state == OpState.STARTING:
+                self.ops.transition(child.id, OpState.ROLLED_BACK,
+                                    error="rolled back with its NS operation")
+            elif not for_retry or child.state == OpState.FAILED_TEMP:
+                kept += self.vnfm.rollback(child.id, for_retry=for_retry)
+        return kept
+
+    def _refuse_child(self, op, what: str) -> None:
+        if op.parent is not None:
+            raise ConflictError(f"VNF operation {op.id} ({op.operation} of {op.subject_id}) "
+                                f"is part of NS operation {op.parent}; it is {what} only "
+                                f"with that one")
 
     def retry(self, op_id: str) -> dict:
-        """Retry an NS occurrence in FAILED_TEMP: undo what it did, then run it again."""
+        """Retry an NS occurrence in FAILED_TEMP, any type (SOL005 retry: the same
+        occurrence goes back to PROCESSING): its failed VNF operations are rolled back
+        (what cannot be undone is kept as progress), then the operation runs again
+        towards the goal it recorded, doing only what is left. Returns the occurrence."""
         op = self.ops.get(op_id)
         if op.level != "ns" or op.state != OpState.FAILED_TEMP:
             raise ConflictError(f"operation {op_id} is {op.level}-level in state {op.state}; "
                                 f"only NS operations in FAILED_TEMP can be retried")
-        if op.operation != "INSTANTIATE":
-            raise ConflictError(f"retry of {op.operation} is not supported; roll it back and "
-                                f"start the operation again")
-        self.rollback(op_id)
-        nsd_id = self.store.get_ns_instance(op.subject_id)["nsd_id"]
-        return self._ns_op(op.subject_id, "INSTANTIATE", {"nsd": nsd_id, "retry_of": op_id},
-                           self._instantiate_body)
+        op = self.ops.transition(op_id, OpState.PROCESSING)
+        try:
+            self._undo_children(op, for_retry=True)
+        except Exception as exc:
+            self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"retry failed: {exc}")
+            raise
+        return self._run_body(self.ops.get(op_id))
 
-    def fail(self, op_id: str) -> None:
-        self.ops.transition(op_id, OpState.FAILED, error="marked failed by the user")
+    def fail(self, op_id: str) -> dict:
+        """Give up an occurrence in FAILED_TEMP: it and its VNF operations go to FAILED,
+        nothing is undone; the records are made to match the NFVI (an instance left
+        CREATING is booked as it exists or not), the graphs are reprogrammed from what is
+        live and the NS state says what it has (INSTANTIATED, DEGRADED with what is
+        missing, or NOT_INSTANTIATED). Returns the occurrence."""
+        op = self.ops.get(op_id)
+        if op.state != OpState.FAILED_TEMP:
+            raise ConflictError(f"operation {op_id} is {op.state}; only an operation in "
+                                f"FAILED_TEMP can be marked failed")
+        if op.level == "vnf":
+            self._refuse_child(op, "failed")
+            return vars(self.ops.transition(op_id, OpState.FAILED,
+                                            error="marked failed by the user"))
+        ns_id = op.subject_id
+        live = {i.instance_id for i in self.driver.list_instances()}
+        for o in [op, *self.ops.list(parent=op_id)]:
+            for step in o.steps_done:    # what the operation deleted is gone for good
+                kind, _, iid = step.partition(":")
+                if kind == "delete" and iid not in live:
+                    self.vnfm.forget(iid)
+        self._match_records(ns_id, frozenset({op_id}))
+        nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
+        if op.operation == "TERMINATE":
+            for name in self._graph_names(ns_id, nsd):
+                self.driver.delete_graph(name)
+        else:
+            self._program_graphs(None, ns_id, nsd, partial=True)
+        empty = NOT_INSTANTIATED if op.operation in ("INSTANTIATE", "TERMINATE") else DEGRADED
+        state, missing = self._assess(ns_id, empty)
+        why = f"marked failed by the user: NS {ns_id} left {state}" + \
+            (f", missing {', '.join(missing)}" if missing and state == DEGRADED else "")
+        with self.store.transaction():
+            self._put_state(ns_id, state, missing)
+            for child in self.ops.list(parent=op_id):
+                if child.state == OpState.STARTING:
+                    self.ops.transition(child.id, OpState.ROLLED_BACK, error=why)
+                    continue
+                if child.state == OpState.PROCESSING:
+                    self.ops.transition(child.id, OpState.FAILED_TEMP, error=why)
+                if not self.ops.get(child.id).final:
+                    self.ops.transition(child.id, OpState.FAILED, error=why)
+            return vars(self.ops.transition(op_id, OpState.FAILED, error=why))
+
+    def _match_records(self, ns_id: str | None = None, settled: frozenset = frozenset()) -> dict:
+        """Make the VNF records (of ``ns_id``, or all) match the NFVI's instances: CREATING
+        ones become INSTANTIATED if the NFVI has them, else TERMINATED; INSTANTIATED ones
+        the NFVI lacks become LOST; allocations of no live record are released. A CREATING
+        instance an active operation's steps name is left to it, unless the operation's id
+        is in ``settled`` (being failed). Returns {"adopted", "lost"}."""
+        live = {i.instance_id: i for i in self.driver.list_instances()}
+        busy = {s.partition(":")[2] for op in self.ops.list(states=ACTIVE_STATES)
+                if op.id not in settled and op.parent not in settled for s in op.steps_done}
+        out: dict[str, list[str]] = {"adopted": [], "lost": []}
+        for r in self.store.list_vnf_instances(ns_id=ns_id):
+            if r["state"] == CREATING and r["id"] not in busy:
+                if r["id"] in live:
+                    self.vnfm.adopt(r["id"], live[r["id"]])
+                    out["adopted"].append(r["id"])
+                else:
+                    self.vnfm.forget(r["id"])
+            elif r["state"] == INSTANTIATED and r["id"] not in live:
+                self.vnfm.forget(r["id"], LOST)
+                out["lost"].append(r["id"])
+        held = {r["id"] for r in self.store.list_vnf_instances()
+                if r["state"] in (INSTANTIATED, CREATING)} | busy
+        for a in self.store.list_allocations():
+            if a["instance_id"] not in held:
+                self.vim.release(a["instance_id"])
+                self.store.delete_allocation(a["instance_id"])
+        return out
 
     def reconcile(self) -> dict:
-        """Bring the records and the infrastructure back in line after a restart."""
-        report = {"rolled_back": [], "failed_temp": [], "orphans": [], "lost": []}
+        """Bring the records and the infrastructure back in line after a restart.
+
+        Occurrences left STARTING are rolled back (nothing was done), PROCESSING and
+        ROLLING_BACK ones go to FAILED_TEMP (retry, roll back or fail them) — except VNF
+        operations whose work was done (step ``done``), which stay PROCESSING with their
+        NS operation. The VIM's allocations are rebuilt. Then the records are compared
+        with what the NFVI holds (``list_instances``, ``list_graphs``): instances and
+        graphs no record names are removed (orphans); an instance record the NFVI lacks
+        becomes LOST; an NS (without an active operation) that lacks instances or graphs
+        is healed back (``heal_ns``: instances recreated, graphs reprogrammed), and if that
+        fails it is left DEGRADED (or NOT_INSTANTIATED) saying what is missing. An NS
+        with an active operation is never left INSTANTIATED when it lacks something.
+        Returns {"rolled_back", "failed_temp", "orphans", "lost", "adopted", "healed",
+        "degraded"} (ids)."""
+        report: dict[str, list[str]] = {"rolled_back": [], "failed_temp": [], "orphans": [],
+                                        "lost": [], "adopted": [], "healed": [],
+                                        "degraded": []}
         for op in self.ops.list(states=[OpState.STARTING]):
             self.ops.transition(op.id, OpState.ROLLED_BACK, error="NFVO restarted before "
                                 "the operation was granted")
             report["rolled_back"].append(op.id)
         for op in self.ops.list(states=[OpState.PROCESSING, OpState.ROLLING_BACK]):
+            if op.level == "vnf" and op.state == OpState.PROCESSING and op.parent and \
+                    op.steps_done[-1:] == [DONE]:
+                continue
             self.ops.transition(op.id, OpState.FAILED_TEMP,
                                 error=f"NFVO restarted while {op.state}")
             report["failed_temp"].append(op.id)
@@ -468,21 +715,38 @@ class NFVO:
         known = {r["id"] for r in self.store.list_vnf_instances() if r["state"] != TERMINATED}
         live = {i.instance_id for i in self.driver.list_instances()}
         # created in the infrastructure but recorded nowhere (or recorded as gone): orphans
-        steps = {s.partition(":")[2] for op in self.ops.list(states=[OpState.FAILED_TEMP])
-                 for s in op.steps_done if s.startswith("create:")}
+        steps = {s.partition(":")[2] for op in self.ops.list(states=ACTIVE_STATES)
+                 for s in op.steps_done}
         for iid in sorted(live - known - steps):
             self.driver.delete_instance(iid)
             report["orphans"].append(iid)
-        for iid in sorted(known - live):
-            report["lost"].append(iid)
-        graphs = {g for r in self.store.list_ns_instances()
-                  for g in (r["data"] or {}).get("graphs", [])}
+        matched = self._match_records()
+        report["lost"], report["adopted"] = matched["lost"], matched["adopted"]
+        nss = self.store.list_ns_instances()
+        graphs = {g for r in nss for g in (r["data"] or {}).get("graphs", [])}
+        owners = [r["id"] for r in nss if r["state"] not in (TERMINATED, NOT_INSTANTIATED)
+                  or self.ops.active_for(r["id"], "ns") is not None]
         for g in self.driver.list_graphs():
-            if g not in graphs and not any(g.startswith(f"{r['id']}.")
-                                           for r in self.store.list_ns_instances()
-                                           if r["state"] != TERMINATED):
+            if g not in graphs and not any(g.startswith(f"{o}.") for o in owners):
                 self.driver.delete_graph(g)
                 report["orphans"].append(f"graph {g}")
+        for ns in nss:
+            if ns["state"] not in (INSTANTIATED, DEGRADED):
+                continue
+            missing = self._assess(ns["id"])[1]
+            if not missing:
+                continue
+            if self.ops.active_for(ns["id"], "ns") is not None:
+                self._put_state(ns["id"], DEGRADED, missing)
+                report["degraded"].append(ns["id"])
+                continue
+            self._put_state(ns["id"], DEGRADED, missing)
+            try:
+                self.heal_ns(ns["id"])
+                report["healed"].append(ns["id"])
+            except MANOError as exc:
+                log.error("reconciliation: NS %s could not be healed: %s", ns["id"], exc)
+                report["degraded"].append(ns["id"])
         if any(report.values()):
             log.warning("reconciliation: %s", report)
         return report

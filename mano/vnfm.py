@@ -7,8 +7,23 @@ grants it, PROCESSING while it works, then COMPLETED. One operation at a time pe
 instance (a second is refused with ``ConflictError``). A failing step leaves FAILED_TEMP and,
 unless ``auto_rollback`` is off, rolls back what was done (ROLLING_BACK -> ROLLED_BACK).
 
-Steps are recorded *before* they touch the infrastructure (``create:fw_3`` before the host
-is made), so that after a crash a rollback knows everything that may exist.
+An operation that is part of an NS operation (``parent``) follows it: when its own work is
+done it records the step ``done`` and stays PROCESSING until the NFVO completes the parent
+(both in one transaction), is rolled back or failed with it; a second call for the same VNF
+within the same parent continues that occurrence instead of starting another. Failures of
+such an operation are left FAILED_TEMP for the parent to handle.
+
+Steps are recorded *before* they touch the infrastructure (``alloc:fw_3`` before the
+allocation is stored, ``create:fw_3`` before the host is made, ``delete:fw_3`` before it is
+removed, ``restart:fw_3`` before a restart), so that after a crash a rollback knows
+everything that may exist. Undoing ``create``/``alloc`` removes what may have been made;
+``delete`` is undone only if the instance still exists in the NFVI (else it cannot be, and
+the rollback says so: the occurrence ends FAILED, see ``rollback``); a ``restart`` leaves
+the program running as before and needs no undo.
+
+VNF instance records are CREATING (between ``create:`` and the NFVI's answer), INSTANTIATED,
+LOST (the NFVI no longer has it: found by the NFVO's reconciliation; it holds no address
+and no resources) or TERMINATED.
 """
 from __future__ import annotations
 
@@ -25,6 +40,8 @@ from mano.vim.placement import PlacementRequest
 log = logging.getLogger(__name__)
 
 INSTANTIATED, TERMINATED, FAILED = "INSTANTIATED", "TERMINATED", "FAILED"
+CREATING, LOST = "CREATING", "LOST"
+DONE = "done"    # the step a child operation records when its own work is finished
 
 
 def vnf_subject(ns_id: str, vnfd_id: str) -> str:
@@ -58,17 +75,21 @@ class VNFM:
         return f"{vnfd_id}_{n}"
 
     # ---- operations -----------------------------------------------------------------------
-    def instantiate(self, ns_id: str, vnfd, ctx=None, parent: str | None = None) -> list[dict]:
-        n = vnfd.scaling.min
+    def instantiate(self, ns_id: str, vnfd, ctx=None, parent: str | None = None, *,
+                    count: int | None = None) -> list[dict]:
+        """Create ``count`` instances (default: the scaling aspect's ``min``)."""
+        n = vnfd.scaling.min if count is None else count
         return self._run(ns_id, vnfd, "INSTANTIATE", {"instances": n}, parent,
                          lambda op: [self._add(op, ns_id, vnfd, ctx) for _ in range(n)])
 
     def scale(self, ns_id: str, vnfd, direction: str, steps: int = 1, ctx=None,
-              parent: str | None = None, instance: str | None = None) -> list[dict]:
+              parent: str | None = None, instance: str | None = None, *,
+              count: int | None = None) -> list[dict]:
         """Scale out (add instances, returned) or in (remove ``instance`` if given, then
-        the newest others; each drained first by ``before_remove``). Errors as
-        ``check_scale``."""
-        current, delta = self.check_scale(ns_id, vnfd, direction, steps, instance)
+        the newest others; each drained first by ``before_remove``) by ``steps`` steps of
+        the scaling aspect, or by ``count`` instances if given (an NS operation resumed by
+        a retry finishes what is left). Errors as ``check_scale``."""
+        current, delta = self.check_scale(ns_id, vnfd, direction, steps, instance, count)
 
         def body(op):
             if direction == "out":
@@ -82,7 +103,7 @@ class VNFM:
         return self._run(ns_id, vnfd, "SCALE", params, parent, body)
 
     def check_scale(self, ns_id: str, vnfd, direction: str, steps: int = 1,
-                    instance: str | None = None):
+                    instance: str | None = None, count: int | None = None):
         """Refuse (before any operation starts) a scale outside the VNF's scaling aspect,
         or a scale-in of an instance that is not a live instance of this VNF of this NS:
         ``NotFoundError`` for an unknown instance, ``ConflictError`` otherwise. Returns
@@ -90,7 +111,7 @@ class VNFM:
         if direction not in ("out", "in"):
             raise MANOError(f"scale direction must be 'out' or 'in', not {direction!r}")
         current = self.instances(ns_id, vnfd.id)
-        delta = steps * vnfd.scaling.step
+        delta = steps * vnfd.scaling.step if count is None else count
         target = len(current) + delta if direction == "out" else len(current) - delta
         lo, hi = vnfd.scaling.min, vnfd.scaling.max
         if not lo <= target <= hi:
@@ -132,7 +153,8 @@ class VNFM:
                                 f"{vnf_subject(ns_id, vnfd.id)}")
 
         def body(op):
-            if mode == "restart":
+            lost = instance_id not in {i.instance_id for i in self.driver.list_instances()}
+            if mode == "restart" and not lost:   # a lost instance can only be recreated
                 self.ops.record_step(op.id, f"restart:{instance_id}")
                 self.driver.restart_instance(instance_id)
                 data = dict(row["data"] or {})
@@ -156,24 +178,40 @@ class VNFM:
     # ---- the machinery ----------------------------------------------------------------------
     def _run(self, ns_id, vnfd, operation, params, parent, body):
         subject = vnf_subject(ns_id, vnfd.id)
-        op = self.ops.start("vnf", subject, operation, {**params, "vnfd": vnfd.id,
-                                                        "ns": ns_id}, parent=parent)
-        try:
-            grant_id = self.grant(op.id, operation, {"vnf": subject, **params,
-                                                     "flavour": _flavour_dict(vnfd)})
-        except MANOError as exc:
-            self.ops.transition(op.id, OpState.ROLLED_BACK, error=f"grant refused: {exc}")
-            raise
-        self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
+        op = self._continued(subject, parent)
+        if op is None:
+            op = self.ops.start("vnf", subject, operation, {**params, "vnfd": vnfd.id,
+                                                            "ns": ns_id}, parent=parent)
+            try:
+                grant_id = self.grant(op.id, operation, {"vnf": subject, **params,
+                                                         "flavour": _flavour_dict(vnfd)})
+            except MANOError as exc:
+                self.ops.transition(op.id, OpState.ROLLED_BACK, error=f"grant refused: {exc}")
+                raise
+            self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
         try:
             result = body(op)
         except Exception as exc:
             self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
-            if self.auto_rollback:
+            if self.auto_rollback and parent is None:
                 self.rollback(op.id)
             raise
-        self.ops.transition(op.id, OpState.COMPLETED)
+        if parent is None:
+            self.ops.transition(op.id, OpState.COMPLETED)
+        else:   # completed with its NS operation
+            self.ops.record_step(op.id, DONE)
         return result
+
+    def _continued(self, subject: str, parent: str | None):
+        """The PROCESSING occurrence of ``subject`` that NS operation ``parent`` already
+        has, which a second call within that parent continues; None if there is none."""
+        if parent is None:
+            return None
+        active = self.ops.active_for(subject, "vnf")
+        if active is not None and active.parent == parent and \
+                active.state == OpState.PROCESSING:
+            return active
+        return None
 
     def _add(self, op, ns_id: str, vnfd, ctx) -> dict:
         flavour = vnfd.flavour
@@ -200,9 +238,31 @@ class VNFM:
             self.before_remove(op, row["ns_id"], iid)
         self.ops.record_step(op.id, f"delete:{iid}")
         self.driver.delete_instance(iid)
+        self.forget(iid)
+
+    def forget(self, iid: str, state: str = TERMINATED) -> None:
+        """Book an instance the NFVI no longer holds as gone: its resources released and
+        its record ``state`` (TERMINATED, or LOST: then without addresses, which it no
+        longer holds; the old ones are kept in ``data["lost"]``), in one transaction."""
         self.vim.release(iid)
-        self.store.delete_allocation(iid)
-        self._put(self.store.get_vnf_instance(iid), TERMINATED)
+        with self.store.transaction():
+            self.store.delete_allocation(iid)
+            try:
+                row = self.store.get_vnf_instance(iid)
+            except NotFoundError:
+                return
+            if state == LOST:
+                data = {**(row["data"] or {}), "lost": {"ip": row["ip"], "mac": row["mac"],
+                                                        "switch": row["switch"]}}
+                self._put({**row, "ip": None, "mac": None, "switch": None}, LOST, data)
+            else:
+                self._put(row, state)
+
+    def adopt(self, iid: str, info) -> None:
+        """Book an instance the NFVI holds (``info``: ``InstanceInfo``) whose record was
+        left CREATING by a crash as INSTANTIATED."""
+        row = self.store.get_vnf_instance(iid)
+        self._put({**row, "switch": info.switch, "ip": info.ip, "mac": info.mac}, INSTANTIATED)
 
     def _put(self, row: dict, state: str, data: dict | None = None) -> None:
         self.store.put_vnf_instance(row["id"], row["vnfd_id"], state, ns_id=row["ns_id"],
@@ -210,27 +270,51 @@ class VNFM:
                                     ip=row["ip"], mac=row["mac"],
                                     data=data if data is not None else row["data"])
 
-    def rollback(self, op_id: str) -> None:
-        """Undo the recorded steps of a FAILED_TEMP occurrence, newest first."""
+    def rollback(self, op_id: str, *, for_retry: bool = False) -> list[str]:
+        """Undo the recorded steps of an occurrence (FAILED_TEMP, or PROCESSING when its NS
+        operation is rolled back), newest first; return what could not be undone.
+
+        ``create``/``alloc`` are undone (instance deleted, resources released). A ``delete``
+        whose instance still exists is undone by keeping it; one whose instance is gone
+        cannot be: its records are booked as gone, undoing stops there (the steps before
+        it, e.g. the replacement a heal made before removing, stay) and the occurrence ends
+        FAILED with that in its error, or, ``for_retry``, goes back to PROCESSING (its
+        progress kept) for the retried NS operation to finish. Otherwise ROLLED_BACK. An
+        exception from the NFVI leaves it FAILED_TEMP (a later rollback resumes)."""
+        op = self.ops.get(op_id)
+        if op.state == OpState.PROCESSING:
+            self.ops.transition(op_id, OpState.FAILED_TEMP,
+                                error="rolled back with its NS operation")
         op = self.ops.transition(op_id, OpState.ROLLING_BACK)
+        kept: list[str] = []
         try:
+            live = {i.instance_id for i in self.driver.list_instances()}
             for step in reversed(op.steps_done):
                 kind, _, iid = step.partition(":")
+                if kind == "delete" and iid not in live:
+                    self.forget(iid)
+                    kept.append(f"instance {iid} was deleted and cannot be restored")
+                    break
                 if kind == "create":
                     self.driver.delete_instance(iid)
-                    try:
-                        self._put(self.store.get_vnf_instance(iid), TERMINATED)
-                    except NotFoundError:
-                        pass
+                    self.forget(iid)
                 elif kind == "alloc":
                     self.vim.release(iid)
                     self.store.delete_allocation(iid)
-                # delete/restart steps cannot be undone: the instance is gone or restarted
+                # delete of an instance that still exists: kept as it is; restart: the
+                # program runs as before; done: a marker
                 self.ops.remove_step(op_id, step)
         except Exception as exc:
             self.ops.transition(op_id, OpState.FAILED_TEMP, error=f"rollback failed: {exc}")
             raise
-        self.ops.transition(op_id, OpState.ROLLED_BACK)
+        if not kept:
+            self.ops.transition(op_id, OpState.ROLLED_BACK)
+            return kept
+        error = "rollback incomplete: " + "; ".join(kept)
+        self.ops.transition(op_id, OpState.FAILED_TEMP, error=error)
+        self.ops.transition(op_id, OpState.PROCESSING if for_retry else OpState.FAILED,
+                            error=None if for_retry else error)
+        return kept
 
 
 def _scale_in_victims(live: list[str], delta: int, named: str | None) -> list[str]:

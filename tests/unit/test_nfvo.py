@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[2] / "descriptors"
 
 
 class FakeDriver:
-    """Just enough NFVI: instances and graphs in dicts; create can block or fail."""
+    """Just enough NFVI: instances and graphs in dicts; create can block or fail. Like the
+    real one, addresses are handed out in order from a counter that starts again with a new
+    driver (a new NFVI), a restart of an unknown instance is NotFoundError, and a graph
+    naming an instance the NFVI lacks is refused (InfrastructureError)."""
 
     def __init__(self):
         self.instances: dict[str, InstanceInfo] = {}
@@ -31,6 +34,7 @@ class FakeDriver:
         self.release = threading.Event()
         self.barrier: threading.Barrier | None = None
         self.calls: list[tuple] = []
+        self.next_addr = 1
 
     def compute_nodes(self):
         return [ComputeNodeInfo(f"n{i}", f"e{i}", 4.0, 4096, 100) for i in range(1, 5)]
@@ -54,7 +58,9 @@ class FakeDriver:
             self.barrier.wait()       # BrokenBarrierError unless the other thread gets here
         if iid in self.fail_on:
             raise MANOError(f"boom creating {iid}")
-        self.instances[iid] = InstanceInfo(iid, node, "e1", "10.1.0.1", "02:00:00:00:00:01")
+        n, self.next_addr = self.next_addr, self.next_addr + 1
+        self.instances[iid] = InstanceInfo(iid, node, "e1", f"10.1.0.{n}",
+                                           f"02:00:00:00:00:{n:02x}")
         return self.instances[iid]
 
     def delete_instance(self, iid):
@@ -62,6 +68,8 @@ class FakeDriver:
         self.instances.pop(iid, None)
 
     def restart_instance(self, iid):
+        if iid not in self.instances:
+            raise NotFoundError(f"no instance {iid!r}")
         return self.instances[iid]
 
     def list_instances(self):
@@ -73,6 +81,10 @@ class FakeDriver:
     def put_graph(self, g):
         if self.fail_put:
             raise InfrastructureError(f"controller refused graph {g['name']}")
+        absent = [h for hop in g["hops"][1:-1] for h in ([hop] if isinstance(hop, str) else hop)
+                  if h not in self.instances]
+        if absent:
+            raise InfrastructureError(f"graph {g['name']}: no host {', '.join(absent)}")
         self.calls.append(("put_graph", g["name"], g["hops"]))
         self.graphs[g["name"]] = g
         return {"paths": []}
@@ -238,14 +250,22 @@ def test_scale_in_of_an_unknown_or_foreign_instance_is_refused(nfvo):
 def test_infrastructure_error_runs_the_reprogram_fallback(nfvo):
     """When the driver raises InfrastructureError while programming a scaled NS's graph,
     the rollback's re-programming fails too and falls back to removing the graph: the
-    operation ends ROLLED_BACK, not stuck in FAILED_TEMP."""
+    operation is not stuck in FAILED_TEMP but ends FAILED (not ROLLED_BACK: the graph is
+    gone), the NS DEGRADED naming the missing graph; the extra instance is removed."""
     nfvo.instantiate("chain3", "web")
     nfvo.driver.fail_put = True
     with pytest.raises(InfrastructureError, match="refused graph web.fg1"):
         nfvo.scale("web", "fwd", "out")
     op = nfvo.ops.list(level="ns", subject_id="web")[-1]
-    assert (op.operation, op.state) == ("SCALE", OpState.ROLLED_BACK)
-    assert "web.fg1" not in nfvo.driver.graphs
+    assert (op.operation, op.state) == ("SCALE", OpState.FAILED)
+    assert "missing: graph web.fg1" in op.error
+    assert "web.fg1" not in nfvo.driver.graphs and "fwd_2" not in nfvo.driver.instances
+    ns = nfvo.store.get_ns_instance("web")
+    assert ns["state"] == "DEGRADED" and ns["data"]["missing"] == ["graph web.fg1"]
+    nfvo.driver.fail_put = False
+    assert nfvo.heal_ns("web")["state"] == "COMPLETED"
+    assert nfvo.store.get_ns_instance("web")["state"] == "INSTANTIATED"
+    assert "web.fg1" in nfvo.driver.graphs
 
 
 def _run(errors, fn, *args, **kw):
