@@ -191,6 +191,14 @@ class FlowModel:
         # change of those bumps the version, and streams' cached routes are made again
         self._routing = 0
         self._routes: dict[str, tuple[int, list[tuple[float, tuple, float]]]] = {}
+        # set by each full recomputation, for the incremental one (see ``_index``)
+        self._indexed = -1
+        self._comp: dict[str, str] = {}
+        self._comp_iids: dict[str, set[str]] = {}
+        self._stream_links: dict[str, dict[tuple, float]] = {}
+        self._link_total: dict[tuple, float] = {}
+        self._saturated = False
+        self.partial_updates = 0      # rate changes handled without a full recomputation
         pkt_bits = 8.0 * cal.packet_bytes
         self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
                               for k, s in self.link_spec.items()}
@@ -332,12 +340,14 @@ class FlowModel:
         self._routes.pop(key, None)
 
     def set_rate(self, key: str, rate: float, now: float) -> None:
-        """A stream's rate changes at ``now``."""
+        """A stream's rate changes at ``now``: only the streams it shares instances with
+        are recomputed, unless a link is (or becomes) saturated or routes changed."""
         st = self.streams[key]
         self.advance(now)
         st.settle(now)
         st.rate = float(rate)
-        self.recompute()
+        if not self._recompute_component(key):
+            self.recompute()
 
     def classify(self, st: Stream, sport: int) -> InstalledGraph | None:
         """The installed graph whose classifier takes this flow at its ingress (highest
@@ -394,17 +404,30 @@ class FlowModel:
 
     # ---- the fixed point ------------------------------------------------------------------------
     def recompute(self) -> None:
-        """Rates, losses and latencies for the current state (see the module docstring)."""
+        """Rates, losses and latencies for the current state (see the module docstring):
+        every stream, every instance."""
         for inst in self.instances.values():
             inst.settle(self.t)
         for st in self.streams.values():
             st.settle(self.t)
-        flows = []          # (stream, rate, elements without switches, static latency s)
-        for key in sorted(self.streams):
+        keys = sorted(self.streams)
+        flows = self._flows_for(keys)
+        factor, offered = self._solve(flows)
+        self._apply(flows, factor, offered, sorted(self.instances), keys)
+        self._index(keys, flows, factor)
+
+    def _flows_for(self, keys: list[str]) -> list[tuple[Stream, float, tuple, float]]:
+        """(stream, rate, elements, static latency) of every flow of the streams, in order."""
+        flows = []
+        for key in keys:
             st = self.streams[key]
             if st.rate > 0:
                 flows += [(st, st.rate * share, elems, lat0)
                           for share, elems, lat0 in self._flows_of(st)]
+        return flows
+
+    def _solve(self, flows) -> tuple[dict, dict]:
+        """The fixed point of offered loads and passed fractions over the flows' elements."""
         factor: dict[tuple, float] = {}
         offered: dict[tuple, float] = {}
         for _ in range(30):
@@ -421,15 +444,22 @@ class FlowModel:
                 factor = new
                 break
             factor = new
-        for inst in self.instances.values():
-            lam = offered.get(("inst", inst.iid), 0.0) if inst.serving() else 0.0
+        return factor, offered
+
+    def _apply(self, flows, factor: dict, offered: dict, iids: list[str],
+               keys: list[str]) -> None:
+        """Set the instances' and streams' rates from a solution (instances and streams
+        settled to now before)."""
+        for iid in iids:
+            inst = self.instances[iid]
+            lam = offered.get(("inst", iid), 0.0) if inst.serving() else 0.0
             mu = inst.service_rate()
             inst.offered_pps = lam
             inst.cpu_cores = min(inst.vcpu, lam * inst.cost_s)
             inst.forwarded_pps = min(lam, mu)
             inst.sojourn_s = self._sojourn(lam, mu)
         # per stream: offered, delivered, delivered x latency (a dropped flow delivers 0)
-        sums = {k: [st.rate, 0.0, 0.0] for k, st in self.streams.items() if st.rate > 0}
+        sums = {k: [self.streams[k].rate, 0.0, 0.0] for k in keys if self.streams[k].rate > 0}
         for st, rate, elems, lat in flows:
             acc = sums[st.key]
             r = rate
@@ -443,7 +473,8 @@ class FlowModel:
                         r = 0.0
             acc[1] += r
             acc[2] += r * lat
-        for key, st in self.streams.items():
+        for key in keys:
+            st = self.streams[key]
             total, got, lat_w = sums.get(key, (0.0, 0.0, 0.0))
             if total > 0:
                 st.frac = min(1.0, got / total)
@@ -456,6 +487,83 @@ class FlowModel:
                 cur = (self.t, round(st.frac, 12), round(st.latency_s, 12))
                 if last is None or last[1:] != cur[1:]:
                     st.history.append(cur)
+
+    # ---- incremental updates ---------------------------------------------------------------
+    def _link_loads(self, flows, factor: dict) -> dict[str, dict[tuple, float]]:
+        """Per stream, what it offers to each link it crosses."""
+        out: dict[str, dict[tuple, float]] = {}
+        for st, rate, elems, _lat in flows:
+            mine = out.setdefault(st.key, {})
+            r = rate
+            for e in elems:
+                if e[0] == "link":
+                    mine[e] = mine.get(e, 0.0) + r
+                r *= factor.get(e, 1.0)
+                if e[0] == "inst" and st.dport in self.instances[e[1]].deny_ports:
+                    r = 0.0
+        return out
+
+    def _index(self, keys: list[str], flows, factor: dict) -> None:
+        """After a full recomputation: the streams coupled through shared instances
+        (components), what each offers to links, and whether a link is saturated."""
+        parent = {k: k for k in keys}
+
+        def root(k: str) -> str:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+        owner: dict[str, str] = {}
+        self._comp_iids = {}
+        for k in keys:
+            for _share, elems, _lat in self._flows_of(self.streams[k]):
+                for e in elems:
+                    if e[0] == "inst":
+                        if e[1] in owner:
+                            a, b = root(owner[e[1]]), root(k)
+                            if a != b:
+                                parent[max(a, b)] = min(a, b)
+                        else:
+                            owner[e[1]] = k
+        self._comp = {k: root(k) for k in keys}
+        for iid, k in owner.items():
+            self._comp_iids.setdefault(self._comp[k], set()).add(iid)
+        self._stream_links = self._link_loads(flows, factor)
+        self._link_total = {}
+        for loads in self._stream_links.values():
+            for e, r in loads.items():
+                self._link_total[e] = self._link_total.get(e, 0.0) + r
+        self._saturated = any(factor.get(e, 1.0) < 1.0 for e in self._link_total)
+        self._indexed = self._routing
+
+    def _recompute_component(self, key: str) -> bool:
+        """Recompute only the streams coupled with ``key`` through instances, when no link
+        is saturated and routes did not change (else False: recompute everything). Gives
+        the full recomputation's values: those instances see only these streams."""
+        if self._indexed != self._routing or self._saturated or key not in self._comp:
+            return False
+        root = self._comp[key]
+        keys = [k for k in sorted(self.streams) if self._comp.get(k) == root]
+        iids = sorted(i for i in self._comp_iids.get(root, ()) if i in self.instances)
+        flows = self._flows_for(keys)
+        factor, offered = self._solve(flows)
+        loads = self._link_loads(flows, factor)
+        for k in keys:
+            for e, r in self._stream_links.get(k, {}).items():
+                self._link_total[e] -= r
+            for e, r in loads.get(k, {}).items():
+                self._link_total[e] = self._link_total.get(e, 0.0) + r
+            self._stream_links[k] = loads.get(k, {})
+        if any(self._factor(e, self._link_total[e]) < 1.0 for k in keys
+               for e in self._stream_links[k]):
+            return False
+        for iid in iids:
+            self.instances[iid].settle(self.t)
+        for k in keys:
+            self.streams[k].settle(self.t)
+        self._apply(flows, factor, offered, iids, keys)
+        self.partial_updates += 1
+        return True
 
     def _flows_of(self, st: Stream) -> list[tuple[float, tuple, float]]:
         """The stream's flows grouped by route: (share of its rate, the links and instances
