@@ -4,11 +4,22 @@
   compute nodes and endpoints), enabled/disabled, deleted (refused while in use).
 - NS lifecycle: instantiate (VNFs through the VNFM, forwarding graphs through the NFVI's
   controller), scale, heal, terminate; each an NS-level operation occurrence whose VNF-level
-  occurrences point to it as parent. The NFVO grants the VNFM's resource requests.
+  occurrences point to it as parent and follow it (completed, rolled back or failed with
+  it). The NFVO grants the VNFM's resource requests.
+- NS states: NOT_INSTANTIATED, INSTANTIATED (every VNF has an instance and every graph is
+  installed), DEGRADED (instantiated but lacking instances or graphs, listed in
+  ``data["missing"]``; heal it or terminate it), TERMINATED.
+- Crash consistency: every step is recorded before it is done (NS level: ``vnf:``,
+  ``graph:``, ``ungraph:``; VNF level: see ``mano.vnfm``), so the process may die anywhere.
+  An NS occurrence in FAILED_TEMP can be retried (the same occurrence resumes towards the
+  goal it recorded), rolled back (ROLLED_BACK only when all was undone and the NS is back
+  in its prior state, else FAILED naming what remains) or failed (given up; the records
+  are made to match the NFVI), whatever its type.
 - Persistence: every record lives in SQLite (``mano.store``). ``reconcile()`` runs at start:
-  occurrences left STARTING are rolled back, PROCESSING ones go to FAILED_TEMP (retry or
-  roll back), the VIM's allocations are rebuilt, and instances or graphs that exist in the
-  infrastructure but in no record (orphans) are removed.
+  occurrences left STARTING are rolled back, PROCESSING ones go to FAILED_TEMP, the VIM's
+  allocations are rebuilt, and the records are compared with what the NFVI holds: orphan
+  instances and graphs are removed, lost instances marked LOST, and an NS lacking parts is
+  healed back (``heal_ns``) or left DEGRADED saying what is missing.
 """
 from __future__ import annotations
 
@@ -205,6 +216,8 @@ class NFVO:
         except NotFoundError:
             pass
         params = {"sap": sap, "protection": protection}
+        for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST):
+            self.vnfm.forget(r["id"])       # a new start: what was lost stays closed
         self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": [], **params})
         return self._ns_op(ns_id, "INSTANTIATE", {"nsd": nsd_id, **params})
 

@@ -15,7 +15,8 @@ such an operation are left FAILED_TEMP for the parent to handle.
 
 Steps are recorded *before* they touch the infrastructure (``alloc:fw_3`` before the
 allocation is stored, ``create:fw_3`` before the host is made, ``delete:fw_3`` before it is
-removed, ``restart:fw_3`` before a restart), so that after a crash a rollback knows
+removed, ``drop:fw_3`` before the record of a LOST one is closed, ``restart:fw_3`` before a
+restart), so that after a crash a rollback knows
 everything that may exist. Undoing ``create``/``alloc`` removes what may have been made;
 ``delete`` is undone only if the instance still exists in the NFVI (else it cannot be, and
 the rollback says so: the occurrence ends FAILED, see ``rollback``); a ``restart`` leaves
@@ -236,7 +237,10 @@ class VNFM:
         row = self.store.get_vnf_instance(iid)
         if self.before_remove is not None:
             self.before_remove(op, row["ns_id"], iid)
-        self.ops.record_step(op.id, f"delete:{iid}")
+        if row["state"] == LOST:     # nothing to delete: the record goes, undoably
+            self.ops.record_step(op.id, f"drop:{iid}")
+        else:
+            self.ops.record_step(op.id, f"delete:{iid}")
         self.driver.delete_instance(iid)
         self.forget(iid)
 
@@ -301,6 +305,8 @@ class VNFM:
                 elif kind == "alloc":
                     self.vim.release(iid)
                     self.store.delete_allocation(iid)
+                elif kind == "drop":
+                    self._put(self.store.get_vnf_instance(iid), LOST)
                 # delete of an instance that still exists: kept as it is; restart: the
                 # program runs as before; done: a marker
                 self.ops.remove_step(op_id, step)
