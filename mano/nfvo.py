@@ -588,6 +588,8 @@ class NFVO:
         returns what could not be undone."""
         kept: list[str] = []
         for child in reversed(self.ops.list(parent=op.id)):
+            if child.state == OpState.FAILED and not for_retry:
+                kept.append(f"{child.subject_id}: {child.error}")   # an earlier attempt
             if child.final:
                 continue
             if child.state == OpState.STARTING:

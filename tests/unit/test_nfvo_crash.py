@@ -216,21 +216,34 @@ def _ns_op(n: NFVO):
     return ops[-1] if ops else None
 
 
-def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str) -> None:
-    """Crash ``name`` at point ``k``, restart, recover by ``mode``, check, follow up."""
-    operation, goal, goal_state = OPERATIONS[name][1:]
+def crash(bed: Bed, n: NFVO, k: int, fn) -> bool:
+    """Run ``fn(n)`` with a crash at point ``k``; then the NFVO is gone. Returns whether
+    the crash happened (False: ``fn`` ended before point ``k``)."""
+    bed.points.at, bed.points.n, bed.points.where = k, 0, []
+    _crash_at_commits(n, bed.points)
+    try:
+        fn(n)
+    except Crash:
+        return True
+    finally:
+        bed.points.at = None
+        n.close()
+    return False
+
+
+def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str,
+              k2: int | None = None) -> bool:
+    """Crash ``name`` at point ``k``, restart, recover by ``mode`` (if ``k2``: crash the
+    recovery at its point ``k2``, restart, recover again by ``mode``), check, follow up.
+    Returns False when there was nothing to crash at ``k2``."""
+    operation = OPERATIONS[name][1]
     bed.load(base)
     before = set(bed.drv.instances)
     with Store(bed.db) as st:
         prior_ops = {r["id"] for r in st.list_op_occs()}
     n = bed.nfvo()
     before_live = _live(n) if name != "INSTANTIATE" else {}
-    bed.points.at, bed.points.n, bed.points.where = k, 0, []
-    _crash_at_commits(n, bed.points)
-    with pytest.raises(Crash):
-        operation(n)
-    bed.points.at = None
-    n.close()
+    assert crash(bed, n, k, operation)
 
     n = bed.nfvo()                                  # the restart: reconciliation runs
     op = _ns_op(n)
@@ -240,20 +253,45 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str) -> None:
         assert op.state in (OpState.FAILED_TEMP, OpState.ROLLED_BACK), op
         if op.state == OpState.ROLLED_BACK:
             assert "before the operation was granted" in op.error
-    try:
-        ns_state = n.store.get_ns_instance("web")["state"]
-    except MANOError:
-        ns_state = None
-    if ns_state == "INSTANTIATED":       # never shown INSTANTIATED when something lacks
-        assert all(ids and set(ids) <= set(bed.drv.instances) for ids in _live(n).values())
-        assert "web.fg1" in bed.drv.graphs
-
+    check_truthful(n)
     if op is None or op.state == OpState.ROLLED_BACK:
+        if k2 is not None:
+            n.close()
+            return False
         # nothing to recover: the user starts the operation again
         operation(n)
         check_consistent(n)
-        assert {v: len(ids) for v, ids in _live(n).items() if ids} == goal
-    elif mode == "retry":
+        assert {v: len(ids) for v, ids in _live(n).items() if ids} == OPERATIONS[name][2]
+    else:
+        if k2 is not None:
+            if not crash(bed, n, k2, lambda n: getattr(n, mode)(op.id)):
+                return False
+            n = bed.nfvo()
+            assert n.ops.get(op.id).state == OpState.FAILED_TEMP
+            check_truthful(n)
+        recover(n, bed, name, op, mode, before, before_live)
+    follow_up(n)
+    n.close()
+    return True
+
+
+def check_truthful(n: NFVO) -> None:
+    """After a restart: an NS is never shown INSTANTIATED when something of it lacks."""
+    try:
+        ns_state = n.store.get_ns_instance("web")["state"]
+    except MANOError:
+        return
+    if ns_state == "INSTANTIATED":
+        assert all(ids and set(ids) <= set(n.driver.instances) for ids in _live(n).values())
+        assert "web.fg1" in n.driver.graphs
+        assert not n.store.list_vnf_instances(ns_id="web", state="LOST")
+
+
+def recover(n: NFVO, bed: Bed, name: str, op, mode: str, before: set,
+            before_live: dict) -> None:
+    """Recover the FAILED_TEMP occurrence ``op`` by ``mode`` and check the outcome."""
+    goal, goal_state = OPERATIONS[name][2:]
+    if mode == "retry":
         done = n.retry(op.id)
         assert done["state"] == "COMPLETED" and done["id"] == op.id
         assert n.store.get_ns_instance("web")["state"] == goal_state
@@ -264,7 +302,6 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str) -> None:
             assert _live(n)["fwd"] == ["fwd_2"]
         children = {o.state for o in n.ops.list(parent=op.id)}
         assert children <= {OpState.COMPLETED, OpState.ROLLED_BACK}, children
-        check_consistent(n)
     elif mode == "rollback":
         out = n.rollback(op.id)
         children = n.ops.list(parent=op.id)
@@ -283,15 +320,12 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str) -> None:
             assert out["state"] == "FAILED", out
             assert lost_any, out["error"]
             assert "cannot be restored" in out["error"]
-        check_consistent(n)
     else:
         out = n.fail(op.id)
         assert out["state"] == "FAILED" and "marked failed" in out["error"]
         assert all(c.state in FINAL_STATES and c.state != OpState.COMPLETED
                    for c in n.ops.list(parent=op.id))
-        check_consistent(n)
-    follow_up(n)
-    n.close()
+    check_consistent(n)
 
 
 def count_points(bed: Bed, base: tuple, name: str) -> int:
@@ -334,3 +368,33 @@ def test_every_crash_point_of_the_operation_recovers(tmp_path, name):
                                 f"{type(exc).__name__}: {exc}")
     COVERED[name] = total
     assert failures == [], "\n".join(failures[:10]) + f"\n... {len(failures)} in all"
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_a_recovery_killed_at_any_point_resumes(tmp_path, name):
+    """The operation crashes at a third, two thirds and the end of its crash points; its
+    retry, and separately its rollback, then crash at every one of their own crash points;
+    after the restart the occurrence is FAILED_TEMP again and the same recovery, run
+    again, reaches the outcome an uninterrupted one would."""
+    bed = Bed(tmp_path)
+    n = bed.nfvo()
+    n.onboard_nsd(ROOT / "nsd" / "chain3.yaml", VNFDS)
+    OPERATIONS[name][0](n)
+    n.close()
+    base = bed.save("base")
+    total = count_points(bed, base, name)
+    failures, runs = [], 0
+    for k in sorted({total // 3, 2 * total // 3, total}):
+        for mode in ("retry", "rollback"):
+            k2 = 1
+            while True:
+                try:
+                    if not run_point(bed, base, name, k, mode, k2):
+                        break
+                    runs += 1
+                except (AssertionError, MANOError) as exc:
+                    failures.append(f"{name} point {k}, {mode} point {k2} "
+                                    f"({bed.points.where[-1:]}): {type(exc).__name__}: {exc}")
+                k2 += 1
+    assert failures == [], "\n".join(failures[:10]) + f"\n... {len(failures)} in all"
+    assert runs > 10
