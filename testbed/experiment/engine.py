@@ -145,6 +145,21 @@ def _prioritise_this_thread(nice: int = ENGINE_NICE) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
+def _fresh_dir(parent: Path, name: str) -> Path:
+    """A new, empty run folder ``parent/name`` (``name-2``, ``name-3``... when runs of one
+    scenario and seed start within one second, as simulated runs of a sweep do: a reused
+    folder would hand the next run the last one's NFVO database)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (name if n == 1 else f"{name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise TestbedError(f"{parent}: no free run folder named {name}-N")
+
+
 class ScenarioRun:
     """One run of a scenario on one NFVI (see the module docstring)."""
 
@@ -152,8 +167,7 @@ class ScenarioRun:
         self.sc = sc
         self.nfvi_kind = nfvi
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.dir = Path(results_dir) / sc.name / f"{stamp}-s{sc.seed}"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = _fresh_dir(Path(results_dir) / sc.name, f"{stamp}-s{sc.seed}")
         self.timeline = sc.timeline()
         # profiles are made once, here, so their random draws follow the fault timeline's
         self.profiles = [make_profile(ld.profile, sc.rng, duration=sc.duration)
