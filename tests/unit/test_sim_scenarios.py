@@ -110,3 +110,12 @@ def test_cli_runs_the_simulated_nfvi_where_mininet_cannot_be_imported(tmp_path):
                          check=False)
     assert rep.returncode == 0 and "redrawn" in rep.stdout, rep.stderr[-2000:]
     assert (res / "chain_heal_link" / "sweep" / "sweep.md").exists()
+
+
+def test_runs_of_one_seed_in_one_second_get_their_own_folders(tmp_path):
+    """Two quick runs of a scenario with one seed (as a simulated sweep makes) write two
+    folders, and the second starts from an empty NFVO database: both pass."""
+    scen = ROOT / "scenarios/chain_heal_link.py"
+    a = run_scenario(scen, seed=1, duration=3, results_dir=tmp_path, nfvi="simulated")
+    b = run_scenario(scen, seed=1, duration=3, results_dir=tmp_path, nfvi="simulated")
+    assert a != b and _summary(a)["passed"] and _summary(b)["passed"]
