@@ -2,9 +2,12 @@
 the modelled instants, errors through the future, workers ended on close."""
 from __future__ import annotations
 
+import threading
+
+import pytest
 import simpy
 
-from testbed.nfvi.simulated.baton import Baton, NfviClosed
+from testbed.nfvi.simulated.baton import Baton, NfviClosed, NfviStalled
 
 
 def test_work_takes_modelled_time_while_other_processes_go_on():
@@ -95,4 +98,30 @@ def test_close_ends_a_worker_waiting_for_modelled_time():
     env.run(until=1.0)
     baton.close()
     assert seen and "closed" in seen[0]
+    assert baton.active() == 0
+
+
+def test_a_worker_blocked_by_a_lock_held_across_modelled_time_is_reported():
+    """A worker waiting for a lock another worker holds while it waits for modelled time
+    can never run: the loop raises NfviStalled instead of hanging; close() unwinds both."""
+    env, baton = simpy.Environment(), Baton(stall_s=0.3)
+    lock = threading.Lock()
+
+    def holder():
+        with lock:
+            baton.sleep(env, 1.0)
+
+    def blocked():
+        with lock:
+            return "got it"
+
+    def call(fn, delay):
+        yield env.timeout(delay)
+        yield from baton.call(env, fn)
+
+    env.process(call(holder, 0.0))
+    env.process(call(blocked, 0.5))
+    with pytest.raises(NfviStalled, match="blocked on something only another operation"):
+        env.run()
+    baton.close()
     assert baton.active() == 0

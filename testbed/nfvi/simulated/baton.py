@@ -14,6 +14,12 @@ thread) ``sleep`` takes no modelled time.
 
 ``close()`` ends the workers still waiting: their ``sleep`` raises ``NfviClosed`` so they
 unwind, and the loop's thread waits for each to finish.
+
+A worker must not block on anything another worker holds across modelled time (a lock
+taken before a driver call that waits): the holder cannot run until the loop resumes it,
+and the loop waits for the blocked worker. Such a deadlock is reported, not hung: when a
+worker has neither waited nor finished after ``stall_s`` seconds of wall time, the loop
+raises ``NfviStalled``.
 """
 from __future__ import annotations
 
@@ -23,10 +29,17 @@ from concurrent.futures import Future
 import simpy
 
 from mano.errors import InfrastructureError
+from testbed.errors import TestbedError
+
+STALL_S = 300.0      # wall seconds a worker may run between two modelled waits
 
 
 class NfviClosed(InfrastructureError):
     """The simulated NFVI closed while an operation waited for modelled time."""
+
+
+class NfviStalled(TestbedError):
+    """A worker neither waited for modelled time nor finished within ``stall_s``."""
 
 
 class _Worker:
@@ -44,7 +57,12 @@ class _Worker:
         """On the loop's thread: let the worker run until it hands the baton back."""
         self._back.clear()
         self._go.set()
-        self._back.wait()
+        if not self._back.wait(self.baton.stall_s):
+            raise NfviStalled(
+                f"simulated NFVI: an operation ({getattr(self.fn, '__qualname__', self.fn)}) "
+                f"neither finished nor waited for modelled time in {self.baton.stall_s:g} s "
+                f"of wall time: it is blocked on something only another operation can "
+                f"release (a lock held across a driver call that takes modelled time?)")
 
     def pause(self) -> None:
         """On the worker's thread: hand the baton back and wait to be resumed."""
@@ -69,7 +87,8 @@ class _Worker:
 class Baton:
     """The baton of one simulated NFVI (see the module docstring)."""
 
-    def __init__(self):
+    def __init__(self, stall_s: float = STALL_S):
+        self.stall_s = stall_s
         self._local = threading.local()
         self._running: set[_Worker] = set()
         self._paused: dict[_Worker, None] = {}   # insertion order: deterministic close
