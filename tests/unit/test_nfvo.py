@@ -27,6 +27,7 @@ class FakeDriver:
         self.instances: dict[str, InstanceInfo] = {}
         self.graphs: dict[str, dict] = {}
         self.fail_on: set[str] = set()
+        self.fail_delete: set[str] = set()
         self.fail_put = False
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
@@ -64,6 +65,8 @@ class FakeDriver:
         return self.instances[iid]
 
     def delete_instance(self, iid):
+        if iid in self.fail_delete:
+            raise InfrastructureError(f"could not remove {iid}")
         self.calls.append(("delete_instance", iid))
         self.instances.pop(iid, None)
 
@@ -341,3 +344,69 @@ def test_one_nsd_serves_two_ns_through_sap_bindings(nfvo):
         nfvo.instantiate("chain3", "c", sap={"h1": "h99"})
     with pytest.raises(NotFoundError, match="names no such endpoint"):
         nfvo.instantiate("chain3", "d", sap={"h7": "h2"})
+
+
+def test_a_terminate_failing_before_any_removal_is_rolled_back_with_its_graph(nfvo):
+    """A terminate whose first instance removal fails is rolled back: ROLLED_BACK, its VNF
+    operations too, the NS INSTANTIATED with its graph installed again through the same
+    instances."""
+    nfvo.instantiate("chain3", "web")
+    hops = nfvo.driver.graphs["web.fg1"]["hops"]
+    nfvo.driver.fail_delete = {"fw_1"}
+    with pytest.raises(InfrastructureError, match="could not remove fw_1"):
+        nfvo.terminate("web")
+    op = nfvo.ops.list(level="ns", subject_id="web")[-1]
+    assert (op.operation, op.state) == ("TERMINATE", OpState.ROLLED_BACK)
+    assert op.params["prior_state"] == "INSTANTIATED"
+    assert {o.state for o in nfvo.ops.list(parent=op.id)} == {OpState.ROLLED_BACK}
+    assert nfvo.store.get_ns_instance("web")["state"] == "INSTANTIATED"
+    assert nfvo.driver.graphs["web.fg1"]["hops"] == hops
+    nfvo.driver.fail_delete = set()
+    assert nfvo.terminate("web")["state"] == "COMPLETED"
+
+
+def test_a_terminate_failing_after_a_removal_ends_failed_naming_it(nfvo):
+    """A terminate that removed fw_1 and then fails on fwd_1 cannot be rolled back: FAILED
+    naming fw_1, the fw operation FAILED with it; the NS is DEGRADED (fw and the graph
+    missing), not INSTANTIATED; terminating it again completes and leaves nothing."""
+    nfvo.instantiate("chain3", "web")
+    nfvo.driver.fail_delete = {"fwd_1"}
+    with pytest.raises(InfrastructureError, match="could not remove fwd_1"):
+        nfvo.terminate("web")
+    op = nfvo.ops.list(level="ns", subject_id="web")[-1]
+    assert op.state == OpState.FAILED
+    assert "instance fw_1 was deleted and cannot be restored" in op.error
+    children = {o.subject_id: o.state for o in nfvo.ops.list(parent=op.id)}
+    assert children == {"web/fw": OpState.FAILED, "web/fwd": OpState.ROLLED_BACK}
+    ns = nfvo.store.get_ns_instance("web")
+    assert ns["state"] == "DEGRADED"
+    assert ns["data"]["missing"] == ["VNF fw (no instance)", "graph web.fg1"]
+    assert sorted(nfvo.driver.instances) == ["fwd2_1", "fwd_1"] and nfvo.driver.graphs == {}
+    nfvo.driver.fail_delete = set()
+    assert nfvo.terminate("web")["state"] == "COMPLETED"
+    assert nfvo.driver.instances == {} and nfvo.store.list_allocations() == []
+
+
+def test_retry_resumes_a_failed_scale_out_in_the_same_occurrence(tmp_path):
+    """Without automatic rollback, a scale-out whose new instance fails stays FAILED_TEMP;
+    retry runs the same occurrence again once the NFVI works, completing it with one new
+    instance, its VNF operations final."""
+    drv = FakeDriver()
+    n = NFVO(drv, tmp_path / "db.sqlite", auto_rollback=False)
+    n.onboard_nsd(ROOT / "nsd" / "chain3.yaml", sorted((ROOT / "vnfd").glob("*.yaml")))
+    n.instantiate("chain3", "web")
+    drv.fail_on = {"fwd_2"}
+    with pytest.raises(MANOError, match="boom creating fwd_2"):
+        n.scale("web", "fwd", "out")
+    op = n.ops.list(level="ns", subject_id="web")[-1]
+    assert op.state == OpState.FAILED_TEMP
+    with pytest.raises(ConflictError, match="one at a time"):
+        n.scale("web", "fwd", "out")
+    drv.fail_on = set()
+    done = n.retry(op.id)
+    assert (done["id"], done["state"]) == (op.id, "COMPLETED")
+    assert [r["id"] for r in n.vnfm.instances("web", "fwd")] == ["fwd_1", "fwd_3"]
+    assert {o.state for o in n.ops.list(parent=op.id)} == {OpState.ROLLED_BACK,
+                                                            OpState.COMPLETED}
+    assert drv.graphs["web.fg1"]["hops"][2] == ["fwd_1", "fwd_3"]
+    n.close()

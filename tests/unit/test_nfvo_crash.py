@@ -398,3 +398,40 @@ def test_a_recovery_killed_at_any_point_resumes(tmp_path, name):
                 k2 += 1
     assert failures == [], "\n".join(failures[:10]) + f"\n... {len(failures)} in all"
     assert runs > 10
+
+
+def test_issue_case_crash_after_a_scale_out_created_its_instance(tmp_path):
+    """Issue 9 case 1: the NFVO dies after create_instance of a scale-out returned, before
+    the instance was recorded. After the restart both occurrences are FAILED_TEMP; rolling
+    back the NS one rolls back the VNF one, removes the extra instance, and later scale and
+    terminate are accepted."""
+    bed = Bed(tmp_path)
+    n = bed.nfvo()
+    n.onboard_nsd(ROOT / "nsd" / "chain3.yaml", VNFDS)
+    n.instantiate("chain3", "web")
+    base = bed.save("base")
+    total = count_points(bed, base, "SCALE_out")
+    bed.load(base)
+    k = next(i for i in range(1, total + 1) if _where(bed, base, i) ==
+             "after create_instance('fwd_2',)")
+    bed.load(base)
+    assert crash(bed, bed.nfvo(), k, OPERATIONS["SCALE_out"][1])
+    assert "fwd_2" in bed.drv.instances
+    n = bed.nfvo()
+    op = _ns_op(n)
+    child = n.ops.list(parent=op.id)[0]
+    assert (op.state, child.state) == (OpState.FAILED_TEMP, OpState.FAILED_TEMP)
+    assert n.rollback(op.id)["state"] == "ROLLED_BACK"
+    assert n.ops.get(child.id).state == OpState.ROLLED_BACK
+    assert "fwd_2" not in bed.drv.instances
+    assert bed.drv.graphs["web.fg1"]["hops"] == ["h1", "fw_1", "fwd_1", "fwd2_1", "h16"]
+    assert n.scale("web", "fwd", "out")["state"] == "COMPLETED"
+    assert n.terminate("web")["state"] == "COMPLETED"
+    n.close()
+
+
+def _where(bed: Bed, base: tuple, k: int) -> str:
+    """What crash point ``k`` of a scale-out is."""
+    bed.load(base)
+    crash(bed, bed.nfvo(), k, OPERATIONS["SCALE_out"][1])
+    return bed.points.where[-1]
