@@ -302,10 +302,12 @@ class NFVO:
     # the bodies: each reads its occurrence's params and aims at a goal from the records,
     # so that a retry (after a rollback of the failed VNF operations) finishes what is left
     def _body(self, op, ns_id: str) -> str | None:
-        """Run ``op``'s work; return the NS state it ends in (None: as assessed)."""
+        """Run ``op``'s work; return TERMINATED, or None: the state is then assessed."""
         nsd = self.nsd(self.store.get_ns_instance(ns_id)["nsd_id"])
         p = op.params
         if op.operation == "INSTANTIATE":
+            for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST):
+                self.vnfm.forget(r["id"])
             for vnfd_id in self._chain_order(nsd):
                 vnfd = self.vnfd(vnfd_id)
                 need = vnfd.scaling.min - len(self.vnfm.instances(ns_id, vnfd_id))
@@ -314,7 +316,7 @@ class NFVO:
                     self.vnfm.instantiate(ns_id, vnfd, self._ctx(nsd, ns_id, vnfd_id),
                                           parent=op.id, count=need)
             self._program_graphs(op, ns_id, nsd)
-            return INSTANTIATED
+            return None
         if op.operation == "SCALE":
             vnfd = self.vnfd(p["vnfd"])
             live = [r["id"] for r in self.vnfm.instances(ns_id, vnfd.id)]
@@ -327,7 +329,7 @@ class NFVO:
                 self.vnfm.scale(ns_id, vnfd, "in", parent=op.id, instance=named,
                                 count=-diff)
             self._program_graphs(op, ns_id, nsd)
-            return INSTANTIATED
+            return None
         if op.operation == "HEAL":
             targets = [p["instance"]] if p.get("instance") else \
                 [r["id"] for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST)]
@@ -375,7 +377,7 @@ class NFVO:
         ns_id = op.subject_id
         try:
             state = self._body(op, ns_id)
-            if state is None:
+            if state != TERMINATED:      # what it reached, told by the records and the NFVI
                 state = self._assess(ns_id)[0]
         except Exception as exc:
             self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
