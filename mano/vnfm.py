@@ -16,8 +16,7 @@ such an operation are left FAILED_TEMP for the parent to handle.
 Steps are recorded *before* they touch the infrastructure (``alloc:fw_3`` before the
 allocation is stored, ``create:fw_3`` before the host is made, ``delete:fw_3`` before it is
 removed, ``drop:fw_3`` before the record of a LOST one is closed, ``restart:fw_3`` before a
-restart), so that after a crash a rollback knows
-everything that may exist. Undoing ``create``/``alloc`` removes what may have been made;
+restart), so that after a crash a rollback knows everything that may exist. Undoing ``create``/``alloc`` removes what may have been made;
 ``delete`` is undone only if the instance still exists in the NFVI (else it cannot be, and
 the rollback says so: the occurrence ends FAILED, see ``rollback``); a ``restart`` leaves
 the program running as before and needs no undo.
