@@ -79,7 +79,6 @@ class SimulatedDriver:
         self._subscribers: list[Callable[[InfraEvent], None]] = []
         self._down_nodes: set[str] = set()
         self._info: dict[str, InstanceInfo] = {}
-        self._images: dict[str, Image] = {}
         self._incarnation: dict[str, int] = {}
         self._next_addr = 1
         self._dist = dict(nx.all_pairs_shortest_path_length(self.topology.switch_graph()))
@@ -157,7 +156,6 @@ class SimulatedDriver:
                                          deny_ports(image)))
         info = InstanceInfo(instance_id, compute_node, node.switch, ip, mac)
         self._info[instance_id] = info
-        self._images[instance_id] = image
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         return info
@@ -169,7 +167,6 @@ class SimulatedDriver:
         self.model.advance(self.now())
         self.model.remove_instance(instance_id)
         del self._info[instance_id]
-        self._images.pop(instance_id, None)
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         self.wait(self.cal.instance_delete_s)
