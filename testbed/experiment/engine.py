@@ -188,6 +188,7 @@ class ScenarioRun:
         self._healed_at: dict[str, float] = {}
         self.nfvo_down = False
         self._nfvo_lock = threading.RLock()
+        self._vnfds: dict[str, object] = {}
         self.interrupted = 0
         self._copied_until = float("-inf")
         self._closed_interval: dict[str, int] = {}
@@ -510,7 +511,9 @@ class ScenarioRun:
             chains[ns] = chain
             ns_map[ns] = {v: [r["id"] for r in self.nfvo.vnfm.instances(ns, v)] for v in chain}
             for v in chain:
-                vnfds[v] = self.nfvo.vnfd(v)
+                if v not in self._vnfds:           # descriptors do not change during a run
+                    self._vnfds[v] = self.nfvo.vnfd(v)
+                vnfds[v] = self._vnfds[v]
         return PolicyContext(now=self.nfvi.clock(), metrics=self.nfvo.metrics, ns=ns_map,
                              vnfds=vnfds, chains=chains)
 
@@ -650,7 +653,11 @@ class ScenarioRun:
                 self.event("note", text=str(exc))
                 continue
             self._record_intervals(key, c, final)
-        with self._nfvo_lock:
+        # never wait for an NFVO restart here: on a modelled NFVI its reconciliation may
+        # need modelled time, which this worker would be holding up
+        if not self._nfvo_lock.acquire(blocking=False):
+            return
+        try:
             if self.nfvo_down:
                 return
             self.metric("active_servers", {}, self.nfvo.vim.active_servers())
@@ -659,6 +666,8 @@ class ScenarioRun:
                     self.metric("instances", {"ns": ns, "vnf": v},
                                 len(self.nfvo.vnfm.instances(ns, v)))
             self._copy_metrics(self.nfvo)
+        finally:
+            self._nfvo_lock.release()
         self.writer.flush()
 
     def _record_intervals(self, key: str, c, final: bool) -> None:
@@ -678,10 +687,13 @@ class ScenarioRun:
         for i in ready:
             t_abs = (i + 1) * c.interval_s
             t = round(t_abs - self.t0, 4)
-            self.metric("sent_pps", lb, c.sent[i] / c.interval_s, t=t)
-            self.metric("received_pps", lb, c.received.get(i, 0) / c.interval_s, t=t)
-            if i in c.commanded:
-                self.metric("commanded_pps", lb, c.commanded[i], t=t)
+            # the interval the sender stopped in is partial: its rates would read as a
+            # sender behind its command; its loss (same packets on both sides) is sound
+            if not (final and i == ready[-1]):
+                self.metric("sent_pps", lb, c.sent[i] / c.interval_s, t=t)
+                self.metric("received_pps", lb, c.received.get(i, 0) / c.interval_s, t=t)
+                if i in c.commanded:
+                    self.metric("commanded_pps", lb, c.commanded[i], t=t)
             if i in c.latency_ms:
                 self.metric("latency_ms", lb, c.latency_ms[i], t=t)
             if i in loss:

@@ -813,7 +813,7 @@ def summary_markdown(summary: dict) -> str:
         lines += ["No service metrics recorded.", ""]
 
     if s.get("cpu"):
-        lines += ["## CPU per VNF instance (cores)", ""]
+        lines += ["## CPU per VNF instance (share of its vCPU quota)", ""]
         lines += _table(["instance", "ns", "VNF", "mean", "p95"],
                         [[f"`{i}`", _f(c["ns"]), _f(c["vnf"]), _f(c["mean"]), _f(c["p95"])]
                          for i, c in s["cpu"].items()])
