@@ -103,6 +103,14 @@ def _base_two_fwd(n: NFVO) -> None:
     n.scale("web", "fwd", "out")
 
 
+def _base_nfvi_gone(n: NFVO) -> None:
+    """NS web (fwd scaled to 2) recorded, on a new, empty NFVI (`testbed down`, `up`)."""
+    _base_two_fwd(n)
+    n.driver.instances.clear()
+    n.driver.graphs.clear()
+    n.driver.next_addr = 1
+
+
 OPERATIONS = {
     # name: (set-up, the operation, VNF instance counts it aims at, NS state it aims at)
     "INSTANTIATE": (lambda n: None, lambda n: n.instantiate("chain3", "web"),
@@ -118,6 +126,9 @@ OPERATIONS = {
     "HEAL_recreate": (_base_instantiated, lambda n: n.heal("web", "fw_1", "recreate"),
                       {"fw": 1, "fwd": 1, "fwd2": 1}, "INSTANTIATED"),
     "TERMINATE": (_base_two_fwd, lambda n: n.terminate("web"), {}, "TERMINATED"),
+    # the reconciliation at start healing an NS whose NFVI is gone back (issue 9 case 8)
+    "RECONCILE_heal_back": (_base_nfvi_gone, lambda n: n.reconcile(),
+                            {"fw": 1, "fwd": 2, "fwd2": 1}, "INSTANTIATED"),
 }
 
 
@@ -130,9 +141,9 @@ class Bed:
         self.points = Points()
         self.drv = CrashingDriver(self.points)
 
-    def nfvo(self) -> NFVO:
+    def nfvo(self, reconcile: bool = True) -> NFVO:
         """A (re)started NFVO: it reconciles on start."""
-        return NFVO(self.drv, self.db)
+        return NFVO(self.drv, self.db, reconcile=reconcile)
 
     def save(self, name: str) -> tuple:
         dst = self.tmp / name
@@ -241,7 +252,7 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str,
     before = set(bed.drv.instances)
     with Store(bed.db) as st:
         prior_ops = {r["id"] for r in st.list_op_occs()}
-    n = bed.nfvo()
+    n = bed.nfvo(reconcile=False)
     before_live = _live(n) if name != "INSTANTIATE" else {}
     assert crash(bed, n, k, operation)
 
@@ -250,11 +261,19 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str,
     if op is not None and op.id in prior_ops:
         op = None                                   # the crash came before it started
     if op is not None:
-        assert op.state in (OpState.FAILED_TEMP, OpState.ROLLED_BACK), op
+        assert op.state in (OpState.FAILED_TEMP, OpState.ROLLED_BACK, OpState.COMPLETED), op
         if op.state == OpState.ROLLED_BACK:
             assert "before the operation was granted" in op.error
     check_truthful(n)
-    if op is None or op.state == OpState.ROLLED_BACK:
+    if op is not None and op.state == OpState.COMPLETED:
+        # the restart's own reconciliation did the work (a heal back cut short)
+        assert name == "RECONCILE_heal_back", op
+        if k2 is not None:
+            n.close()
+            return False
+        check_consistent(n)
+        assert {v: len(ids) for v, ids in _live(n).items() if ids} == OPERATIONS[name][2]
+    elif op is None or op.state == OpState.ROLLED_BACK:
         if k2 is not None:
             n.close()
             return False
@@ -313,6 +332,10 @@ def recover(n: NFVO, bed: Bed, name: str, op, mode: str, before: set,
             if name == "INSTANTIATE":
                 assert n.store.get_ns_instance("web")["state"] == "NOT_INSTANTIATED"
                 assert bed.drv.instances == {} and bed.drv.graphs == {}
+            elif name == "RECONCILE_heal_back":     # back to lost, saying so
+                ns = n.store.get_ns_instance("web")
+                assert ns["state"] == "DEGRADED" and len(ns["data"]["missing"]) == 8
+                assert bed.drv.instances == {} and bed.drv.graphs == {}
             else:
                 assert n.store.get_ns_instance("web")["state"] == "INSTANTIATED"
                 assert _live(n) == before_live
@@ -331,7 +354,7 @@ def recover(n: NFVO, bed: Bed, name: str, op, mode: str, before: set,
 def count_points(bed: Bed, base: tuple, name: str) -> int:
     """How many crash points the operation passes when nothing crashes."""
     bed.load(base)
-    n = bed.nfvo()
+    n = bed.nfvo(reconcile=False)
     bed.points.at, bed.points.n = 10**9, 0
     _crash_at_commits(n, bed.points)
     OPERATIONS[name][1](n)
