@@ -805,8 +805,11 @@ class NFVO:
         return self.store.list_vnf_instances()
 
     def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no operation runs (a VNF operation of an NS operation counts through
+        its NS operation); ``MANOError`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout
-        while self.ops.list(states=[OpState.STARTING, OpState.PROCESSING]):
+        while [o for o in self.ops.list(states=[OpState.STARTING, OpState.PROCESSING])
+               if o.parent is None]:
             if time.monotonic() > deadline:
                 raise MANOError("operations still running")
             time.sleep(0.05)

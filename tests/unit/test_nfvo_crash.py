@@ -364,9 +364,6 @@ def count_points(bed: Bed, base: tuple, name: str) -> int:
     return total
 
 
-COVERED: dict[str, int] = {}
-
-
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_every_crash_point_of_the_operation_recovers(tmp_path, name):
     """For every crash point of the operation: after the restart its occurrence is
@@ -389,7 +386,6 @@ def test_every_crash_point_of_the_operation_recovers(tmp_path, name):
             except (AssertionError, MANOError) as exc:
                 failures.append(f"{name} point {k} ({bed.points.where[-1:]}) {mode}: "
                                 f"{type(exc).__name__}: {exc}")
-    COVERED[name] = total
     assert failures == [], "\n".join(failures[:10]) + f"\n... {len(failures)} in all"
 
 
