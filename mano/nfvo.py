@@ -396,7 +396,12 @@ class NFVO:
         return vars(done)
 
     def _need_instantiated(self, ns_id: str) -> None:
-        st = self.store.get_ns_instance(ns_id)["state"]
+        ns = self.store.get_ns_instance(ns_id)
+        st = ns["state"]
+        if st == DEGRADED:
+            missing = ", ".join((ns["data"] or {}).get("missing", []))
+            raise ConflictError(f"NS {ns_id} is DEGRADED; the operation needs it INSTANTIATED "
+                                f"(missing: {missing}); heal it or terminate it")
         if st != INSTANTIATED:
             raise ConflictError(f"NS {ns_id} is {st}; the operation needs it INSTANTIATED")
 
