@@ -1,0 +1,112 @@
+"""The SOL005 NBI under a real `testbed up` (emulation, NFVI server, NFVO process): a client
+speaking only HTTP onboards the shipped descriptors, then instantiates, scales, heals and
+terminates an NS by following Location headers, with real instances in Mininet; the CLI
+reads the same state through the NBI."""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from mano.remote import RemoteDriver
+
+ROOT = Path(__file__).resolve().parents[2]
+VNFD = ROOT / "descriptors" / "vnfd"
+NSD = ROOT / "descriptors" / "nsd"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(state, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "testbed.cli", *args, "--state", str(state)],
+                          check=False, capture_output=True, text=True, timeout=timeout)
+
+
+def _follow(c: httpx.Client, r: httpx.Response, timeout: float = 120.0) -> dict:
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + timeout
+    while True:
+        op = c.get(r.headers["Location"]).json()
+        if op["operationState"] not in ("PROCESSING", "ROLLING_BACK"):
+            return op
+        assert time.monotonic() < deadline, op
+        time.sleep(0.2)
+
+
+def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
+    """`testbed up --nbi-port P` prints the NBI's URL; over it the chain3 NS goes through
+    instantiate, scale out, heal and terminate (each 202 -> COMPLETED), the NFVI holding
+    exactly the instances the NsInstance lists; `testbed ns list` and `op list` agree;
+    `testbed down` removes it all."""
+    state, port = tmp_path / "state", _free_port()
+    up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state),
+                           "--nbi-port", str(port)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = up.stdout.readline()
+        assert "testbed up" in first, up.stderr.read() if up.poll() is not None else first
+        second = up.stdout.readline()
+        m = re.search(r"(http://\S+)", second)
+        assert m and m.group(1) == f"http://127.0.0.1:{port}", second
+        drv = RemoteDriver(json.loads((state / "infra.json").read_text())["url"])
+        c = httpx.Client(base_url=m.group(1), headers={"Version": "2.0.0"}, timeout=120)
+        for name in ("fw", "fwd", "fwd2"):
+            pkg = c.post("/vnfpkgm/v1/vnf_packages", json={}).json()
+            r = c.put(f"/vnfpkgm/v1/vnf_packages/{pkg['id']}/package_content",
+                      content=(VNFD / f"{name}.yaml").read_bytes())
+            assert r.status_code == 204, r.text
+        info = c.post("/nsd/v1/ns_descriptors", json={}).json()
+        r = c.put(f"/nsd/v1/ns_descriptors/{info['id']}/nsd_content",
+                  content=(NSD / "chain3.yaml").read_bytes())
+        assert r.status_code == 204, r.text
+        r = c.post("/nslcm/v1/ns_instances", json={"nsdId": "chain3", "nsName": "web",
+                                                    "nsDescription": "three VNFs"})
+        assert r.status_code == 201, r.text
+        ns_url = r.headers["Location"]
+        op = _follow(c, c.post(f"{ns_url}/instantiate", json={"nsFlavourId": "default"}))
+        assert op["operationState"] == "COMPLETED", op
+
+        def vnfcs():
+            ns = c.get(ns_url).json()
+            return sorted(v["id"] for vnf in ns.get("vnfInstance", [])
+                          for v in vnf["instantiatedVnfInfo"]["vnfcResourceInfo"])
+        assert vnfcs() == ["fw_1", "fwd2_1", "fwd_1"]
+        assert sorted(i.instance_id for i in drv.list_instances()) == vnfcs()
+
+        op = _follow(c, c.post(f"{ns_url}/scale", json={"scaleType": "SCALE_VNF",
+                                                        "scaleVnfData": [{
+                                                            "vnfInstanceId": "fwd",
+                                                            "scaleVnfType": "SCALE_OUT"}]}))
+        assert op["operationState"] == "COMPLETED", op
+        assert "fwd_2" in vnfcs()
+        assert sorted(i.instance_id for i in drv.list_instances()) == vnfcs()
+        op = _follow(c, c.post(f"{ns_url}/heal", json={"healVnfData": [{
+            "vnfInstanceId": "fw", "additionalParams": {"mode": "restart"}}]}))
+        assert op["operationState"] == "COMPLETED", op
+
+        r = _cli(state, "ns", "list")
+        assert r.returncode == 0 and "web" in r.stdout and "INSTANTIATED" in r.stdout, r
+        r = _cli(state, "op", "list")
+        assert r.returncode == 0 and r.stdout.count("COMPLETED") == 3, r.stdout + r.stderr
+
+        op = _follow(c, c.post(f"{ns_url}/terminate", json={}))
+        assert op["operationState"] == "COMPLETED", op
+        assert drv.list_instances() == [] and drv.list_graphs() == []
+        assert c.delete(ns_url).status_code == 204
+        assert c.get(ns_url).status_code == 404
+        c.close()
+        drv.close()
+    finally:
+        r = _cli(state, "down", timeout=180)
+        up.wait(60)
+    assert r.returncode == 0 and up.returncode == 0, up.stderr.read()
