@@ -10,6 +10,8 @@
                terminate NS | delete NS | list | show NS
     testbed vnf list
     testbed op list | show ID | retry ID | rollback ID | fail ID | cancel ID
+    testbed token [--client NAME]                  a bearer token for the NBI
+    testbed client list | add NAME --project P | remove NAME
 
 ``ns``, ``vnf`` and ``op`` are clients of the NFVO's SOL005 NBI (``mano.nbi.client``,
 httpx); NS may be given by name or id. LCM commands wait for the operation to end
@@ -162,11 +164,58 @@ def cmd_down(args) -> int:
     return 0
 
 
+def _token(args, url: str) -> str:
+    """A bearer token: $TESTBED_TOKEN, else one for --client from its secret file."""
+    from mano.nbi.client import NbiClient
+
+    if os.environ.get("TESTBED_TOKEN"):
+        return os.environ["TESTBED_TOKEN"]
+    path = Path(args.state) / "clients" / f"{args.client}.secret"
+    try:
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise TestbedError(f"no secret for client {args.client!r}: cannot read {path} "
+                           f"({exc.strerror}); run as the user of `testbed up` (root), pass "
+                           f"--client, or set TESTBED_TOKEN") from None
+    return _call(NbiClient.token, url, args.client, secret)["access_token"]
+
+
 def _nbi(args):
     from mano.nbi.client import NbiClient
     from testbed.daemon import nfvo_url
 
-    return NbiClient(nfvo_url(Path(args.state)))
+    url = nfvo_url(Path(args.state))
+    return NbiClient(url, _token(args, url))
+
+
+def cmd_token(args) -> int:
+    from testbed.daemon import nfvo_url
+
+    print(_token(args, nfvo_url(Path(args.state))))
+    return 0
+
+
+def cmd_client(args) -> int:
+    nbi = _nbi(args)
+    try:
+        if args.client_command == "list":
+            _table(_call(nbi.get, "/admin/v1/clients"), ["clientId", "project"])
+        elif args.client_command == "add":
+            out = _call(nbi.request, "POST", "/admin/v1/clients", json={
+                "clientId": args.name, "project": args.project}).json()
+            folder = Path(args.state) / "clients"
+            path = folder / f"{args.name}.secret"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(out["clientSecret"] + "\n")
+            print(f"client {args.name} (project {args.project}): secret in {path}")
+        else:
+            _call(nbi.request, "DELETE", f"/admin/v1/clients/{args.name}")
+            (Path(args.state) / "clients" / f"{args.name}.secret").unlink(missing_ok=True)
+            print(f"client {args.name} removed")
+    finally:
+        nbi.close()
+    return 0
 
 
 def _call(fn, *a, **kw):
@@ -378,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"state directory of the running testbed (default {DEFAULT_STATE})")
         return sp
 
+    client_default = os.environ.get("TESTBED_CLIENT", "admin")
+
+    def with_client(sp):
+        with_state(sp).add_argument(
+            "--client", default=client_default,
+            help="NBI client to act as, its secret read from STATE/clients/NAME.secret "
+                 "(default $TESTBED_CLIENT or admin; $TESTBED_TOKEN overrides)")
+        return sp
+
     up = with_state(sub.add_parser("up", help="run a testbed (emulation + NFVO) until stopped"))
     up.add_argument("topology", nargs="?", default=None)
     up.add_argument("--nbi-port", type=int, default=0,
@@ -389,44 +447,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     ns = sub.add_parser("ns", help="network services (on the running testbed)")
     nsub = ns.add_subparsers(dest="ns_command", required=True)
-    o = with_state(nsub.add_parser("onboard", help="onboard an NSD (and its VNFDs)"))
+    o = with_client(nsub.add_parser("onboard", help="onboard an NSD (and its VNFDs)"))
     o.add_argument("nsd")
     o.add_argument("--vnfd", action="append", help="a VNFD file to onboard first (repeat)")
-    i = with_state(nsub.add_parser("instantiate", help="instantiate an NS from an NSD"))
+    i = with_client(nsub.add_parser("instantiate", help="instantiate an NS from an NSD"))
     i.add_argument("nsd")
     i.add_argument("name")
-    sc = with_state(nsub.add_parser("scale", help="scale a VNF of an NS out (or --in)"))
+    sc = with_client(nsub.add_parser("scale", help="scale a VNF of an NS out (or --in)"))
     sc.add_argument("ns")
     sc.add_argument("vnf")
     sc.add_argument("--in", dest="scale_in", action="store_true")
     sc.add_argument("--steps", type=int, default=1)
-    he = with_state(nsub.add_parser("heal", help="heal a VNF instance"))
+    he = with_client(nsub.add_parser("heal", help="heal a VNF instance"))
     he.add_argument("ns")
     he.add_argument("instance")
     he.add_argument("--mode", choices=["restart", "recreate"], default=None)
-    te = with_state(nsub.add_parser("terminate", help="terminate an NS"))
+    te = with_client(nsub.add_parser("terminate", help="terminate an NS"))
     te.add_argument("ns")
-    de = with_state(nsub.add_parser("delete", help="delete a NOT_INSTANTIATED NS instance"))
+    de = with_client(nsub.add_parser("delete", help="delete a NOT_INSTANTIATED NS instance"))
     de.add_argument("ns")
     for sp in (i, sc, he, te):
         sp.add_argument("--no-wait", action="store_true",
                         help="return once the operation has started")
-    with_state(nsub.add_parser("list", help="list NS instances"))
-    sh = with_state(nsub.add_parser("show", help="show an NS with its VNFs and operations"))
+    with_client(nsub.add_parser("list", help="list NS instances"))
+    sh = with_client(nsub.add_parser("show", help="show an NS with its VNFs and operations"))
     sh.add_argument("ns")
     ns.set_defaults(func=cmd_ns)
 
     vnf = sub.add_parser("vnf", help="VNF instances")
     vsub = vnf.add_subparsers(dest="vnf_command", required=True)
-    with_state(vsub.add_parser("list"))
+    with_client(vsub.add_parser("list"))
     vnf.set_defaults(func=cmd_vnf)
 
     op = sub.add_parser("op", help="operation occurrences")
     osub = op.add_subparsers(dest="op_command", required=True)
-    with_state(osub.add_parser("list"))
+    with_client(osub.add_parser("list"))
     for name in ("show", "retry", "rollback", "fail", "cancel"):
-        with_state(osub.add_parser(name)).add_argument("id")
+        with_client(osub.add_parser(name)).add_argument("id")
     op.set_defaults(func=cmd_op)
+
+    tk = with_client(sub.add_parser("token", help="print a bearer token for the NBI"))
+    tk.set_defaults(func=cmd_token)
+    cli = sub.add_parser("client", help="NBI clients and their projects (admin only)")
+    csub = cli.add_subparsers(dest="client_command", required=True)
+    with_client(csub.add_parser("list"))
+    ca = with_client(csub.add_parser("add", help="add a client; its secret goes to "
+                                                 "STATE/clients/NAME.secret"))
+    ca.add_argument("name")
+    ca.add_argument("--project", required=True, help="the tenant the client acts in")
+    with_client(csub.add_parser("remove")).add_argument("name")
+    cli.set_defaults(func=cmd_client)
 
     cl = sub.add_parser("clean", help="remove what killed testbed runs left behind")
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")

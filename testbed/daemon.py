@@ -9,7 +9,8 @@ state directory holds::
     infra.json   {"pid", "start", "url", "run_id", "topology"}   (while up)
     nfvo.json    {"pid", "url"}             (written by the NFVO; url is the NBI's)
     nfvo.db      the NFVO's SQLite database (kept after `testbed down`)
-    nbi.db       the NBI's records: NSD/VNF package infos, NS names, tenants (kept)
+    nbi.db       the NBI's records: NSD/VNF package infos, NS names, tenants, clients (kept)
+    clients/NAME.secret   client secrets (0600; admin's made on the first start)
     nfvo.log, daemon.log
 
 ``testbed down`` ends the daemon by its recorded pid; everything is torn down as on any
@@ -146,6 +147,8 @@ def _serve(topology, state: Path, nfvo: bool, nbi_port: int) -> int:
             if sup is not None:
                 print(f"NFVO northbound interface (ETSI SOL005): {sup.wait_url()} "
                       f"(OpenAPI at /docs)", flush=True)
+                print(f"client 'admin': its secret is in {state / 'clients' / 'admin.secret'}; "
+                      f"`testbed token --state {state}` prints a bearer token", flush=True)
             while True:
                 time.sleep(0.2)
                 if sup is not None:

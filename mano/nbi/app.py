@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
 from mano.nbi import models as M
+from mano.nbi.auth import AuthError
 from mano.nbi.catalogue import Catalogue
 from mano.nbi.lcm import Lifecycle, Unprocessable
 from mano.nbi.records import Records
@@ -51,10 +53,11 @@ class HTTPProblem(Exception):
         self.status, self.detail, self.headers = status, detail, headers or {}
 
 
-def problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-    """A SOL013 ProblemDetails response."""
+def problem(status: int, detail: str, headers: dict | None = None,
+            **extra) -> JSONResponse:
+    """A SOL013 ProblemDetails response (``extra``: extension members)."""
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-            "detail": detail}
+            "detail": detail, **extra}
     return JSONResponse(body, status_code=status, headers=headers,
                         media_type="application/problem+json")
 
@@ -108,6 +111,13 @@ def tenant_of(request: Request) -> str:
     if auth is None:
         return "admin"
     return auth.tenant(request.headers.get("Authorization"))
+
+
+def need_admin(request: Request) -> None:
+    auth = request.app.state.auth
+    if auth is None:
+        raise HTTPProblem(404, "client management needs the NBI to run with authentication")
+    auth.need_admin(request.headers.get("Authorization"))
 
 
 Tenant = Annotated[str, Depends(tenant_of)]
@@ -300,6 +310,52 @@ def nslcm_router() -> APIRouter:
     return r
 
 
+FORM = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["grant_type"],
+        "properties": {"grant_type": {"type": "string", "enum": ["client_credentials"]},
+                       "client_id": {"type": "string"},
+                       "client_secret": {"type": "string"}}}}}}}
+
+
+def auth_router() -> APIRouter:
+    r = APIRouter(tags=["OAuth 2.0 and clients (SOL013 clause 8)"])
+
+    @r.post("/oauth2/token", response_model=M.TokenResponse, openapi_extra=FORM,
+            responses=_errors(400, 401))
+    async def token(request: Request):
+        auth = request.app.state.auth
+        if auth is None:
+            raise HTTPProblem(404, "this NBI runs without authentication")
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode(
+            "utf-8", "replace")).items()}
+        return JSONResponse(auth.issue(form, request.headers.get("Authorization")),
+                            headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    admin = [Depends(need_admin)]
+
+    @r.get("/admin/v1/clients", dependencies=admin, response_model=list[M.ClientInfo],
+           responses=_errors(401, 403))
+    def list_clients(request: Request):
+        return JSONResponse(request.app.state.auth.clients())
+
+    @r.post("/admin/v1/clients", dependencies=admin, status_code=201,
+            response_model=M.ClientCreated, responses=_errors(400, 401, 403, 409))
+    def add_client(request: Request, body: M.CreateClientRequest):
+        secret = request.app.state.auth.add_client(body.clientId, body.project)
+        return JSONResponse({"clientId": body.clientId, "project": body.project,
+                             "clientSecret": secret}, status_code=201, headers={
+            "Location": f"{_root(request)}/admin/v1/clients/{body.clientId}"})
+
+    @r.delete("/admin/v1/clients/{clientId}", dependencies=admin, status_code=204,
+              responses=_errors(401, 403, 404))
+    def remove_client(request: Request, clientId: str):
+        request.app.state.auth.remove_client(clientId)
+        return Response(status_code=204)
+
+    return r
+
+
 def versions_router() -> APIRouter:
     r = APIRouter(tags=["API versions (SOL013 clause 9)"])
     for name, version in API_VERSIONS.items():
@@ -321,7 +377,8 @@ def create_app(nfvo, records: Records, *, auth=None, page_size: int = 100) -> Fa
     app.state.lcm = Lifecycle(nfvo, records, app.state.catalogue)
     app.state.auth = auth
     app.state.page_size = page_size
-    for router in (versions_router(), nsd_router(), vnfpkgm_router(), nslcm_router()):
+    for router in (versions_router(), auth_router(), nsd_router(), vnfpkgm_router(),
+                   nslcm_router()):
         app.include_router(router)
 
     @app.middleware("http")
@@ -343,6 +400,10 @@ def create_app(nfvo, records: Records, *, auth=None, page_size: int = 100) -> Fa
     async def any_error(request: Request, exc: Exception):
         if isinstance(exc, HTTPProblem):
             return problem(exc.status, exc.detail, exc.headers)
+        if isinstance(exc, AuthError):
+            headers = {"WWW-Authenticate": f'Bearer error="{exc.oauth_error}"'} \
+                if exc.status == 401 else None
+            return problem(exc.status, str(exc), headers, error=exc.oauth_error)
         if isinstance(exc, (MANOError, BadQuery)):
             return problem(_status_of(exc), str(exc))
         if isinstance(exc, RequestValidationError):

@@ -38,6 +38,21 @@ class NbiClient:
     def close(self) -> None:
         self.http.close()
 
+    @staticmethod
+    def token(url: str, client_id: str, secret: str, *, verify: bool | str = True) -> dict:
+        """A bearer token from ``POST /oauth2/token`` (client credentials, HTTP Basic): the
+        RFC 6749 answer ``{"access_token", "token_type", "expires_in"}``."""
+        try:
+            r = httpx.post(f"{url.rstrip('/')}/oauth2/token", auth=(client_id, secret),
+                           data={"grant_type": "client_credentials"}, verify=verify,
+                           timeout=60)
+        except httpx.HTTPError as exc:
+            raise NbiError(0, f"the NBI at {url} did not answer: {exc}") from None
+        if r.status_code != 200:
+            raise NbiError(r.status_code, f"no token for client {client_id!r}: "
+                                          f"{r.json().get('detail', r.text)}")
+        return r.json()
+
     def request(self, method: str, path: str, **kw) -> httpx.Response:
         try:
             r = self.http.request(method, path, **kw)

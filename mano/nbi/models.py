@@ -222,3 +222,27 @@ class NsLcmOpOcc(_Open):
     isCancelPending: bool
     error: ProblemDetails | None = None
     links: NsLcmOpOccLinks = Field(alias="_links")
+
+
+# ---- OAuth 2.0 and clients --------------------------------------------------------------------
+class TokenResponse(BaseModel):
+    """RFC 6749 clause 5.1."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+
+
+class CreateClientRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    clientId: str = Field(min_length=1, max_length=64)
+    project: str = Field(min_length=1, max_length=64)
+
+
+class ClientInfo(BaseModel):
+    clientId: str
+    project: str
+
+
+class ClientCreated(ClientInfo):
+    clientSecret: str

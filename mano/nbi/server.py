@@ -6,6 +6,10 @@ Serves the SOL005 NBI (``mano.nbi.app``) with uvicorn and writes ``DIR/nfvo.json
 ``DIR/nbi.db``; at start the NFVO reconciles (``NFVO.reconcile``), so the process may be
 killed at any moment. Operations that fail stay FAILED_TEMP (no automatic rollback): the
 client retries, rolls back or fails them, as SOL005 intends.
+
+Every request needs a bearer token (``mano.nbi.auth``). On the first start the client
+``admin`` (project ``admin``) is created and its secret written to
+``DIR/clients/admin.secret`` (mode 0600). ``--tls-cert``/``--tls-key`` serve HTTPS.
 """
 from __future__ import annotations
 
@@ -20,11 +24,13 @@ from pathlib import Path
 import uvicorn
 
 from mano.nbi.app import create_app
+from mano.nbi.auth import ADMIN, Auth
 from mano.nbi.records import Records
 from mano.nfvo import NFVO
 from mano.remote import RemoteDriver
 
 log = logging.getLogger("mano.nbi.server")
+CLIENTS_DIR = "clients"     # DIR/clients/NAME.secret: the secrets the testbed CLI uses
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -49,6 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--strategy", default="latency_aware")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
+    ap.add_argument("--token-ttl", type=float, default=3600.0, help="seconds (default 3600)")
+    ap.add_argument("--tls-cert", default=None, help="PEM certificate: serve HTTPS")
+    ap.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -56,10 +65,18 @@ def main(argv=None) -> int:
     driver = RemoteDriver.wait_ready(args.infra)
     nfvo = NFVO(driver, state / "nfvo.db", strategy=args.strategy, auto_rollback=False)
     records = Records(state / "nbi.db")
-    app = create_app(nfvo, records)
+    auth = Auth(records, ttl=args.token_ttl)
+    clients = state / CLIENTS_DIR
+    clients.mkdir(mode=0o700, exist_ok=True)
+    if auth.ensure_admin(clients / f"{ADMIN}.secret"):
+        log.info("created client %r; its secret is in %s", ADMIN, clients / f"{ADMIN}.secret")
+    app = create_app(nfvo, records, auth=auth)
     sock = listen(args.host, args.port)
-    url = f"http://{args.host}:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    scheme = "https" if args.tls_cert else "http"
+    url = f"{scheme}://{args.host}:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           ssl_certfile=args.tls_cert,
+                                           ssl_keyfile=args.tls_key))
     write_info(state, url)
     log.info("NFVO up (pid %d), NBI at %s", os.getpid(), url)
     try:

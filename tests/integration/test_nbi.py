@@ -44,10 +44,11 @@ def _follow(c: httpx.Client, r: httpx.Response, timeout: float = 120.0) -> dict:
 
 
 def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
-    """`testbed up --nbi-port P` prints the NBI's URL; over it the chain3 NS goes through
-    instantiate, scale out, heal and terminate (each 202 -> COMPLETED), the NFVI holding
-    exactly the instances the NsInstance lists; `testbed ns list` and `op list` agree;
-    `testbed down` removes it all."""
+    """`testbed up --nbi-port P` prints the NBI's URL and where the admin secret is; without
+    a token the NBI says 401; with `testbed token`'s the chain3 NS goes through instantiate,
+    scale out, heal and terminate (each 202 -> COMPLETED), the NFVI holding exactly the
+    instances the NsInstance lists; `testbed ns list` and `op list` agree, while a second
+    tenant's client sees no NS; `testbed down` removes it all."""
     state, port = tmp_path / "state", _free_port()
     up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state),
                            "--nbi-port", str(port)],
@@ -58,8 +59,14 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
         second = up.stdout.readline()
         m = re.search(r"(http://\S+)", second)
         assert m and m.group(1) == f"http://127.0.0.1:{port}", second
+        third = up.stdout.readline()
+        assert str(state / "clients" / "admin.secret") in third, third
         drv = RemoteDriver(json.loads((state / "infra.json").read_text())["url"])
-        c = httpx.Client(base_url=m.group(1), headers={"Version": "2.0.0"}, timeout=120)
+        assert httpx.get(f"{m.group(1)}/nslcm/v1/ns_instances").status_code == 401
+        r = _cli(state, "token")
+        assert r.returncode == 0, r.stderr
+        c = httpx.Client(base_url=m.group(1), timeout=120, headers={
+            "Version": "2.0.0", "Authorization": f"Bearer {r.stdout.strip()}"})
         for name in ("fw", "fwd", "fwd2"):
             pkg = c.post("/vnfpkgm/v1/vnf_packages", json={}).json()
             r = c.put(f"/vnfpkgm/v1/vnf_packages/{pkg['id']}/package_content",
@@ -98,6 +105,10 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
         assert r.returncode == 0 and "web" in r.stdout and "INSTANTIATED" in r.stdout, r
         r = _cli(state, "op", "list")
         assert r.returncode == 0 and r.stdout.count("COMPLETED") == 3, r.stdout + r.stderr
+        r = _cli(state, "client", "add", "bob", "--project", "b")
+        assert r.returncode == 0, r.stderr
+        r = _cli(state, "ns", "list", "--client", "bob")
+        assert r.returncode == 0 and "(none)" in r.stdout, r.stdout + r.stderr
 
         op = _follow(c, c.post(f"{ns_url}/terminate", json={}))
         assert op["operationState"] == "COMPLETED", op
