@@ -27,6 +27,7 @@ from mano.nbi import models as M
 from mano.nbi.auth import AuthError
 from mano.nbi.catalogue import Catalogue
 from mano.nbi.lcm import Lifecycle, Unprocessable
+from mano.nbi.notify import Notifier
 from mano.nbi.records import Records
 from mano.nbi.sol013 import BadQuery, Selector, matches, page, parse_filter
 
@@ -42,6 +43,7 @@ DEFAULT_EXCLUDED = {
     "ns_lcm_op_occs": ("operationParams", "error", "resourceChanges", "changedInfo"),
     "ns_descriptors": ("userDefinedData",),
     "vnf_packages": ("softwareImages", "additionalArtifacts", "userDefinedData", "checksum"),
+    "subscriptions": (),
 }
 
 
@@ -279,6 +281,28 @@ def nslcm_router() -> APIRouter:
         req = body.model_dump(exclude_none=True) if body is not None else {}
         return _accepted(request, lcm(request).terminate(nsInstanceId, tenant, req))
 
+    @r.get("/subscriptions", response_model=list[M.LccnSubscription])
+    def list_subs(request: Request, tenant: Tenant, q: Lq):
+        return q.respond(request, request.app.state.notifier.list(tenant, _root(request)),
+                         "subscriptions")
+
+    @r.post("/subscriptions", status_code=201, response_model=M.LccnSubscription,
+            responses=_errors(422))
+    def subscribe(request: Request, tenant: Tenant, body: M.LccnSubscriptionRequest):
+        sub = request.app.state.notifier.subscribe(
+            tenant, body.model_dump(exclude_none=True), _root(request))
+        return _created(sub, sub["_links"]["self"]["href"])
+
+    @r.get("/subscriptions/{subscriptionId}", response_model=M.LccnSubscription)
+    def read_sub(request: Request, tenant: Tenant, subscriptionId: str):
+        return JSONResponse(request.app.state.notifier.view(subscriptionId, tenant,
+                                                            _root(request)))
+
+    @r.delete("/subscriptions/{subscriptionId}", status_code=204)
+    def delete_sub(request: Request, tenant: Tenant, subscriptionId: str):
+        request.app.state.notifier.unsubscribe(subscriptionId, tenant)
+        return Response(status_code=204)
+
     @r.get("/ns_lcm_op_occs", response_model=list[M.NsLcmOpOcc])
     def list_ops(request: Request, tenant: Tenant, q: Lq):
         return q.respond(request, lcm(request).op_occs(tenant, _root(request)),
@@ -368,8 +392,11 @@ def versions_router() -> APIRouter:
     return r
 
 
-def create_app(nfvo, records: Records, *, auth=None, page_size: int = 100) -> FastAPI:
-    """The NBI over ``nfvo`` (an ``mano.nfvo.NFVO``) with its records in ``records``."""
+def create_app(nfvo, records: Records, *, auth=None, notifier: Notifier | None = None,
+               public_url: str = "http://127.0.0.1", page_size: int = 100) -> FastAPI:
+    """The NBI over ``nfvo`` (an ``mano.nfvo.NFVO``) with its records in ``records``.
+    ``public_url`` is the NBI's own URL, the base of the links in notifications (which
+    have no request to take it from); ``notifier`` delivers them (made here if None)."""
     app = FastAPI(title="NFV testbed NFVO northbound interface (ETSI SOL005)",
                   version="0.1.0", description=__doc__)
     app.state.nfvo = nfvo
@@ -377,6 +404,12 @@ def create_app(nfvo, records: Records, *, auth=None, page_size: int = 100) -> Fa
     app.state.lcm = Lifecycle(nfvo, records, app.state.catalogue)
     app.state.auth = auth
     app.state.page_size = page_size
+    notifier = notifier if notifier is not None else Notifier(records)
+    app.state.notifier = notifier
+    root = public_url.rstrip("/")
+    lcm = app.state.lcm
+    nfvo.ops.listeners.append(lambda op: notifier.on_op(op, lcm.owner(op.subject_id), root))
+    lcm.ns_listeners.append(lambda *a: notifier.on_ns(*a, root))
     for router in (versions_router(), auth_router(), nsd_router(), vnfpkgm_router(),
                    nslcm_router()):
         app.include_router(router)

@@ -112,6 +112,20 @@ class Lifecycle:
     def __init__(self, nfvo, records: Records, catalogue: Catalogue):
         self.nfvo, self.records, self.catalogue = nfvo, records, catalogue
         self.runner = Runner(nfvo)
+        #: called as (kind "created"|"deleted", tenant, ns_id, name, nsd_id) after an NS
+        #: instance resource is created or deleted (notifications)
+        self.ns_listeners: list = []
+
+    def owner(self, ns_id: str) -> tuple[str, str, str] | None:
+        """(tenant, name, nsdId) of an NS instance the NBI created, else None."""
+        found = self.records.find(NS, ns_id)
+        if found is None:
+            return None
+        try:
+            nsd_id = self.nfvo.store.get_ns_instance(ns_id)["nsd_id"]
+        except NotFoundError:
+            nsd_id = found[1].get("nsdId", "")
+        return found[0], found[1]["nsInstanceName"], nsd_id
 
     # ---- NS instances ----------------------------------------------------------------------
     def _meta(self, ns_id: str, tenant: str) -> dict:
@@ -129,7 +143,9 @@ class Lifecycle:
         self.nfvo.create_ns(nsd_id, ns_id)
         self.records.put(NS, ns_id, tenant, {"nsInstanceName": name,
                                              "nsInstanceDescription": description,
-                                             "nsdInfoId": info_id})
+                                             "nsdInfoId": info_id, "nsdId": nsd_id})
+        for listener in list(self.ns_listeners):
+            listener("created", tenant, ns_id, name, nsd_id)
         return ns_id
 
     def ns_instance(self, ns_id: str, tenant: str, root: str) -> dict:
@@ -181,9 +197,12 @@ class Lifecycle:
         return [self.ns_instance(i, tenant, root) for i, _, _ in self.records.list(NS, tenant)]
 
     def delete(self, ns_id: str, tenant: str) -> None:
-        self._meta(ns_id, tenant)
+        meta = self._meta(ns_id, tenant)
+        nsd_id = self.nfvo.store.get_ns_instance(ns_id)["nsd_id"]
         self.nfvo.delete_ns(ns_id)
         self.records.delete(NS, ns_id)
+        for listener in list(self.ns_listeners):
+            listener("deleted", tenant, ns_id, meta["nsInstanceName"], nsd_id)
 
     # ---- LCM operations --------------------------------------------------------------------
     def _start(self, tenant: str, request: dict, fn, *args) -> str:

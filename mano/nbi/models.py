@@ -246,3 +246,41 @@ class ClientInfo(BaseModel):
 
 class ClientCreated(ClientInfo):
     clientSecret: str
+
+
+# ---- subscriptions (SOL005 6.5.2.2, 6.5.3.8) ---------------------------------------------------
+class NsInstanceSubscriptionFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nsdIds: list[str] | None = None
+    nsInstanceIds: list[str] | None = None
+    nsInstanceNames: list[str] | None = None
+
+
+LcmOpType = Literal["INSTANTIATE", "SCALE", "UPDATE", "TERMINATE", "HEAL"]
+
+
+class LifecycleChangeNotificationsFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    nsInstanceSubscriptionFilter: NsInstanceSubscriptionFilter | None = None
+    notificationTypes: list[Literal["NsLcmOperationOccurrenceNotification",
+                                    "NsIdentifierCreationNotification",
+                                    "NsIdentifierDeletionNotification"]] | None = None
+    operationTypes: list[LcmOpType] | None = None
+    operationStates: list[OperationState] | None = None
+
+
+class LccnSubscriptionRequest(BaseModel):
+    filter: LifecycleChangeNotificationsFilter | None = None
+    callbackUri: str = Field(min_length=1, pattern=r"^https?://")
+    authentication: dict[str, Any] | None = None
+
+
+class SubscriptionLinks(_Open):
+    self: Link
+
+
+class LccnSubscription(_Open):
+    id: str
+    filter: LifecycleChangeNotificationsFilter | None = None
+    callbackUri: str
+    links: SubscriptionLinks = Field(alias="_links")

@@ -25,6 +25,7 @@ import uvicorn
 
 from mano.nbi.app import create_app
 from mano.nbi.auth import ADMIN, Auth
+from mano.nbi.notify import Notifier
 from mano.nbi.records import Records
 from mano.nfvo import NFVO
 from mano.remote import RemoteDriver
@@ -70,10 +71,11 @@ def main(argv=None) -> int:
     clients.mkdir(mode=0o700, exist_ok=True)
     if auth.ensure_admin(clients / f"{ADMIN}.secret"):
         log.info("created client %r; its secret is in %s", ADMIN, clients / f"{ADMIN}.secret")
-    app = create_app(nfvo, records, auth=auth)
     sock = listen(args.host, args.port)
     scheme = "https" if args.tls_cert else "http"
     url = f"{scheme}://{args.host}:{sock.getsockname()[1]}"
+    notifier = Notifier(records)
+    app = create_app(nfvo, records, auth=auth, notifier=notifier, public_url=url)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            ssl_certfile=args.tls_cert,
                                            ssl_keyfile=args.tls_key))
@@ -82,6 +84,7 @@ def main(argv=None) -> int:
     try:
         server.run(sockets=[sock])
     finally:
+        notifier.close()
         nfvo.close()
         records.close()
         driver.close()

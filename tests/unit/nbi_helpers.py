@@ -24,12 +24,14 @@ class Env:
         self.driver = FakeDriver()
         self.nfvo = NFVO(self.driver, tmp / "nfvo.db", auto_rollback=False)
         self.records = Records(tmp / "nbi.db")
-        self.app = create_app(self.nfvo, self.records, auth=auth, page_size=page_size)
+        self.app = create_app(self.nfvo, self.records, auth=auth, page_size=page_size,
+                              public_url="http://nbi.test")
         # TestClient is an httpx.Client that calls the app in-process
         self.client = TestClient(self.app, base_url="http://nbi.test")
 
     def close(self) -> None:
         self.app.state.lcm.runner.join()
+        self.app.state.notifier.close()
         self.client.close()
         self.nfvo.close()
         self.records.close()
