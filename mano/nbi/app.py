@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
@@ -27,6 +28,7 @@ from mano.nbi import models as M
 from mano.nbi.auth import AuthError
 from mano.nbi.catalogue import Catalogue
 from mano.nbi.lcm import Lifecycle, Unprocessable
+from mano.nbi.metrics import NfvoMetrics
 from mano.nbi.notify import Notifier
 from mano.nbi.records import Records
 from mano.nbi.sol013 import BadQuery, Selector, matches, page, parse_filter
@@ -138,8 +140,14 @@ def _accepted(request: Request, op_id: str) -> Response:
         "Location": f"{_root(request)}/nslcm/v1/ns_lcm_op_occs/{op_id}"})
 
 
+PROBLEM = {"application/problem+json": {"schema": {
+    "$ref": "#/components/schemas/ProblemDetails"}}}
+
+
 def _errors(*codes: int) -> dict:
-    return {c: {"model": M.ProblemDetails, "description": HTTPStatus(c).phrase} for c in codes}
+    """OpenAPI responses: ProblemDetails (application/problem+json) for each status."""
+    return {c: {"model": M.ProblemDetails, "description": HTTPStatus(c).phrase,
+                "content": PROBLEM} for c in codes}
 
 
 def nsd_router() -> APIRouter:
@@ -382,11 +390,16 @@ def auth_router() -> APIRouter:
 
 def versions_router() -> APIRouter:
     r = APIRouter(tags=["API versions (SOL013 clause 9)"])
+    def answer(info: dict):
+        def versions():
+            return JSONResponse(info)
+        return versions
+
     for name, version in API_VERSIONS.items():
         info = {"uriPrefix": f"/{name}/v1",
                 "apiVersions": [{"version": version, "isDeprecated": False}]}
         for path in (f"/{name}/api_versions", f"/{name}/v1/api_versions"):
-            r.add_api_route(path, lambda info=info: JSONResponse(info), methods=["GET"],
+            r.add_api_route(path, answer(info), methods=["GET"],
                             response_model=M.ApiVersionInformation, name=f"{name} versions "
                             f"at {path}")
     return r
@@ -409,6 +422,15 @@ def create_app(nfvo, records: Records, *, auth=None, notifier: Notifier | None =
     root = public_url.rstrip("/")
     lcm = app.state.lcm
     nfvo.ops.listeners.append(lambda op: notifier.on_op(op, lcm.owner(op.subject_id), root))
+    metrics = NfvoMetrics(nfvo)
+    app.state.metrics = metrics
+    nfvo.ops.listeners.append(metrics.on_op)
+
+    @app.get("/metrics", tags=["Prometheus"], response_class=PlainTextResponse)
+    def prometheus_metrics():
+        """The NFVO's metrics in the Prometheus text format (see ``mano.nbi.metrics``)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     lcm.ns_listeners.append(lambda *a: notifier.on_ns(*a, root))
     for router in (versions_router(), auth_router(), nsd_router(), vnfpkgm_router(),
                    nslcm_router()):

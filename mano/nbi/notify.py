@@ -110,7 +110,7 @@ class Notifier:
                                 "authentication here; omit it")
         try:
             r = self.http.get(uri)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: IDNA
             raise Unprocessable(f"callbackUri {uri}: the NFVO's GET did not get an answer "
                                 f"({exc}); the endpoint must answer GET with 204") from None
         if r.status_code != 204:
@@ -213,7 +213,7 @@ class Notifier:
                     self.delivered += 1
                     return
                 why = f"answered {r.status_code}"
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
                 why = f"failed: {exc}"
             log.info("notification %s to %s %s (attempt %d of %d)", body["notificationType"],
                      uri, why, i + 1, self.attempts)
