@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -78,6 +79,18 @@ def _status_of(exc: Exception) -> int:
     return 422   # any other MANOError: a request the NFVO refused as it stands
 
 
+RAW_PATHS = ("/nsd_content", "/package_content", "/vnfd")   # served as text, not JSON
+
+
+def _accepts_json(accept: str) -> bool:
+    """Whether an Accept header admits JSON (RFC 9110 media ranges, parameters ignored)."""
+    for part in accept.split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in ("*/*", "application/*", "application/json") or media.endswith("+json"):
+            return True
+    return False
+
+
 def _api_of(path: str) -> str | None:
     part = path.strip("/").split("/", 1)[0]
     return part if part in API_VERSIONS else None
@@ -109,15 +122,22 @@ def _root(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def tenant_of(request: Request) -> str:
-    """The requesting client's tenant (project), from its bearer token."""
+BEARER = HTTPBearer(auto_error=False, description="a token from POST /oauth2/token "
+                                                  "(OAuth 2.0 client credentials)")
+
+
+def tenant_of(request: Request,
+              _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> str:
+    """The requesting client's tenant (project), from its bearer token. (The ``BEARER``
+    dependency declares the scheme in the OpenAPI document; ``Auth`` does the checking.)"""
     auth = request.app.state.auth
     if auth is None:
         return "admin"
     return auth.tenant(request.headers.get("Authorization"))
 
 
-def need_admin(request: Request) -> None:
+def need_admin(request: Request,
+               _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
     auth = request.app.state.auth
     if auth is None:
         raise HTTPProblem(404, "client management needs the NBI to run with authentication")
@@ -442,9 +462,14 @@ def create_app(nfvo, records: Records, *, auth=None, notifier: Notifier | None =
         if api is not None:
             asked = request.headers.get("Version")
             served = API_VERSIONS[api]
+            accept = request.headers.get("Accept")
             if asked is not None and asked.split(".")[0] != served.split(".")[0]:
                 resp = problem(406, f"Version {asked!r} of the {api} API is not served; "
                                     f"this NFVO serves {served}")
+            elif accept and not request.url.path.endswith(RAW_PATHS) and \
+                    not _accepts_json(accept):
+                resp = problem(406, f"Accept {accept!r}: this resource is only served as "
+                                    f"application/json")
             else:
                 resp = await call_next(request)
             resp.headers["Version"] = served

@@ -28,26 +28,33 @@ class NbiError(Exception):
 
 class NbiClient:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
-                 verify: bool | str = True):
+                 http: httpx.Client | None = None):
+        """``http``: an ``httpx.Client`` to send with (e.g. one calling the app in-process);
+        the default connects to ``url``."""
         headers = {"Version": VERSION, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout,
-                                 verify=verify)
+        self.http = http if http is not None else httpx.Client(base_url=url.rstrip("/"),
+                                                                 timeout=timeout)
+        self.http.headers.update(headers)
 
     def close(self) -> None:
         self.http.close()
 
     @staticmethod
-    def token(url: str, client_id: str, secret: str, *, verify: bool | str = True) -> dict:
+    def token(url: str, client_id: str, secret: str, *,
+              http: httpx.Client | None = None) -> dict:
         """A bearer token from ``POST /oauth2/token`` (client credentials, HTTP Basic): the
         RFC 6749 answer ``{"access_token", "token_type", "expires_in"}``."""
+        client = http if http is not None else httpx.Client(timeout=60)
         try:
-            r = httpx.post(f"{url.rstrip('/')}/oauth2/token", auth=(client_id, secret),
-                           data={"grant_type": "client_credentials"}, verify=verify,
-                           timeout=60)
+            r = client.post(f"{url.rstrip('/')}/oauth2/token", auth=(client_id, secret),
+                            data={"grant_type": "client_credentials"})
         except httpx.HTTPError as exc:
             raise NbiError(0, f"the NBI at {url} did not answer: {exc}") from None
+        finally:
+            if http is None:
+                client.close()
         if r.status_code != 200:
             raise NbiError(r.status_code, f"no token for client {client_id!r}: "
                                           f"{r.json().get('detail', r.text)}")

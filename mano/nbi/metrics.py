@@ -54,8 +54,7 @@ class NfvoMetrics(Collector):
         self.registry.register(self)
 
     def on_op(self, op: OpOcc) -> None:
-        if op.level == "ns" and op.state in (OpState.COMPLETED, OpState.FAILED_TEMP) and \
-                op.params.get("retry_of") is None:
+        if op.level == "ns" and op.state in (OpState.COMPLETED, OpState.FAILED_TEMP):
             self.durations.labels(op.operation, str(op.state).lower()).observe(
                 max(0.0, op.updated - op.started))
 

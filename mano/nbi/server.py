@@ -9,7 +9,7 @@ client retries, rolls back or fails them, as SOL005 intends.
 
 Every request needs a bearer token (``mano.nbi.auth``). On the first start the client
 ``admin`` (project ``admin``) is created and its secret written to
-``DIR/clients/admin.secret`` (mode 0600). ``--tls-cert``/``--tls-key`` serve HTTPS.
+``DIR/clients/admin.secret`` (mode 0600).
 """
 from __future__ import annotations
 
@@ -57,8 +57,6 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--token-ttl", type=float, default=3600.0, help="seconds (default 3600)")
-    ap.add_argument("--tls-cert", default=None, help="PEM certificate: serve HTTPS")
-    ap.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -72,13 +70,10 @@ def main(argv=None) -> int:
     if auth.ensure_admin(clients / f"{ADMIN}.secret"):
         log.info("created client %r; its secret is in %s", ADMIN, clients / f"{ADMIN}.secret")
     sock = listen(args.host, args.port)
-    scheme = "https" if args.tls_cert else "http"
-    url = f"{scheme}://{args.host}:{sock.getsockname()[1]}"
+    url = f"http://{args.host}:{sock.getsockname()[1]}"
     notifier = Notifier(records)
     app = create_app(nfvo, records, auth=auth, notifier=notifier, public_url=url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           ssl_certfile=args.tls_cert,
-                                           ssl_keyfile=args.tls_key))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     write_info(state, url)
     log.info("NFVO up (pid %d), NBI at %s", os.getpid(), url)
     try:

@@ -47,7 +47,8 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
     """`testbed up --nbi-port P` prints the NBI's URL and where the admin secret is; without
     a token the NBI says 401; with `testbed token`'s the chain3 NS goes through instantiate,
     scale out, heal and terminate (each 202 -> COMPLETED), the NFVI holding exactly the
-    instances the NsInstance lists; `testbed ns list` and `op list` agree, while a second
+    instances the NsInstance lists, and /metrics shows the NS, the instances' CPU counters
+    and the operation durations; `testbed ns list` and `op list` agree, while a second
     tenant's client sees no NS; `testbed down` removes it all."""
     state, port = tmp_path / "state", _free_port()
     up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state),
@@ -97,6 +98,12 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
         assert op["operationState"] == "COMPLETED", op
         assert "fwd_2" in vnfcs()
         assert sorted(i.instance_id for i in drv.list_instances()) == vnfcs()
+        metrics = c.get("/metrics").text
+        assert 'nfv_ns_instances{state="INSTANTIATED"} 1.0' in metrics
+        cpu = re.search(r'nfv_instance_cpu_seconds_total\{instance="fw_1"[^}]*\} (\S+)', metrics)
+        assert cpu and float(cpu.group(1)) >= 0.0, metrics
+        assert re.search(r'nfv_ns_lcm_operation_duration_seconds_count\{operation="SCALE",'
+                         r'outcome="completed"\} 1.0', metrics), metrics
         op = _follow(c, c.post(f"{ns_url}/heal", json={"healVnfData": [{
             "vnfInstanceId": "fw", "additionalParams": {"mode": "restart"}}]}))
         assert op["operationState"] == "COMPLETED", op

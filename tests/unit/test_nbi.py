@@ -211,13 +211,16 @@ def test_lists_filter_select_and_page_with_link_headers(tmp_path):
 
 
 def test_versions_and_problem_details_on_every_error(env):
-    """Responses carry Version; an unsupported major version is a 406; api_versions answers
+    """Responses carry Version; an unsupported major version or an Accept without JSON is a
+    406; api_versions answers
     under both paths; a bad body is a 400, an unknown path a 404, a wrong method a 405,
     all as ProblemDetails."""
     c = env.client
     r = c.get(NSI)
     assert r.status_code == 200 and r.headers["Version"].startswith("2.")
     _is_problem(c.get(NSI, headers={"Version": "9.0.0"}), 406)
+    assert "application/json" in _is_problem(c.get(NSI, headers={"Accept": "text/html"}), 406)
+    assert c.get(NSI, headers={"Accept": "text/html, application/*;q=0.5"}).status_code == 200
     for p in ("/nslcm/api_versions", "/nslcm/v1/api_versions"):
         assert c.get(p).json()["uriPrefix"] == "/nslcm/v1"
     assert "nsName" in _is_problem(c.post(NSI, json={"nsdId": "x", "nsDescription": ""}), 400)
