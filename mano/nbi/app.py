@@ -96,13 +96,22 @@ def _api_of(path: str) -> str | None:
     return part if part in API_VERSIONS else None
 
 
-class ListQuery:
-    """The SOL013 query parameters of a list (filter, attribute selectors, paging)."""
+LIST_PARAMS = ("filter", "all_fields", "fields", "exclude_fields", "exclude_default",
+               "nextpage_opaque_marker")
 
-    def __init__(self, filter: str | None = None, all_fields: str | None = None,
-                 fields: str | None = None, exclude_fields: str | None = None,
-                 exclude_default: str | None = None,
+
+class ListQuery:
+    """The SOL013 query parameters of a list (filter, attribute selectors, paging); any
+    other query parameter is refused (400) rather than silently ignored."""
+
+    def __init__(self, request: Request, filter: str | None = None,
+                 all_fields: str | None = None, fields: str | None = None,
+                 exclude_fields: str | None = None, exclude_default: str | None = None,
                  nextpage_opaque_marker: str | None = None):
+        unknown = sorted(set(request.query_params) - set(LIST_PARAMS))
+        if unknown:
+            raise BadQuery(f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+                           f"valid: {', '.join(LIST_PARAMS)}")
         self.terms = parse_filter(filter) if filter is not None else []
         self.selector = Selector.parse(all_fields, fields, exclude_fields, exclude_default)
         self.marker = nextpage_opaque_marker

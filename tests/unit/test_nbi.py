@@ -206,6 +206,7 @@ def test_lists_filter_select_and_page_with_link_headers(tmp_path):
         assert r.json()[0]["operationParams"] == {"nsFlavourId": "default"}
         _is_problem(c.get(NSI, params={"all_fields": "", "fields": "a"}), 400)
         _is_problem(c.get(NSI, params={"nextpage_opaque_marker": "zz"}), 400)
+        assert "'state'" in _is_problem(c.get(NSI, params={"state": "x"}), 400)
     finally:
         e.close()
 

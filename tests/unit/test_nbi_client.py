@@ -25,7 +25,7 @@ def nbi(tmp_path):
 def test_onboard_instantiate_by_name_and_follow_pages(nbi):
     """Files onboard as packages and an NSD; NS are found by name or id; an instantiation
     task is followed to COMPLETED; a list longer than a page is read whole."""
-    c, env = nbi
+    c, _ = nbi
     for v in ("fw", "fwd", "fwd2"):
         assert c.onboard_vnfd(DESCRIPTORS / "vnfd" / f"{v}.yaml")["vnfdId"] == v
     assert c.onboard_nsd(DESCRIPTORS / "nsd" / "chain3.yaml")["nsdId"] == "chain3"
