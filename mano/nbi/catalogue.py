@@ -211,7 +211,8 @@ class Catalogue:
         p = self._own(VNF_PKG, pid, tenant)
         out: dict = {"id": pid}
         base = f"/vnfpkgm/v1/vnf_packages/{pid}"
-        links = {"self": _link(root, base), "packageContent": _link(root, f"{base}/package_content")}
+        links = {"self": _link(root, base),
+                 "packageContent": _link(root, f"{base}/package_content")}
         in_use = False
         if p["onboardingState"] == "ONBOARDED":
             v = self.nfvo.vnfd(p["vnfdId"])

@@ -207,6 +207,7 @@ def test_lists_filter_select_and_page_with_link_headers(tmp_path):
         _is_problem(c.get(NSI, params={"all_fields": "", "fields": "a"}), 400)
         _is_problem(c.get(NSI, params={"nextpage_opaque_marker": "zz"}), 400)
         assert "'state'" in _is_problem(c.get(NSI, params={"state": "x"}), 400)
+        assert "2 times" in _is_problem(c.get(f"{NSI}?fields=a&fields=b"), 400)
     finally:
         e.close()
 
