@@ -9,8 +9,11 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -32,6 +35,24 @@ def _cli(state, *args, timeout=300):
                           check=False, capture_output=True, text=True, timeout=timeout)
 
 
+class _Callback(BaseHTTPRequestHandler):
+    """A subscriber's notification endpoint: GET 204, POSTed notifications recorded."""
+
+    got: ClassVar[list] = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.send_response(204)
+        self.end_headers()
+
+    def do_POST(self):
+        self.got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+
 def _follow(c: httpx.Client, r: httpx.Response, timeout: float = 120.0) -> dict:
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + timeout
@@ -49,7 +70,9 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
     scale out, heal and terminate (each 202 -> COMPLETED), the NFVI holding exactly the
     instances the NsInstance lists, and /metrics shows the NS, the instances' CPU counters
     and the operation durations; `testbed ns list` and `op list` agree, while a second
-    tenant's client sees no NS; `testbed down` removes it all."""
+    tenant's client sees no NS; a subscriber filtering INSTANTIATE and TERMINATE gets the
+    NS identifier and those operations' START/RESULT notifications, in order; `testbed
+    down` removes it all."""
     state, port = tmp_path / "state", _free_port()
     up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state),
                            "--nbi-port", str(port)],
@@ -73,6 +96,12 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
             r = c.put(f"/vnfpkgm/v1/vnf_packages/{pkg['id']}/package_content",
                       content=(VNFD / f"{name}.yaml").read_bytes())
             assert r.status_code == 204, r.text
+        rx = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
+        threading.Thread(target=rx.serve_forever, daemon=True).start()
+        r = c.post("/nslcm/v1/subscriptions", json={
+            "callbackUri": f"http://127.0.0.1:{rx.server_address[1]}/cb",
+            "filter": {"operationTypes": ["INSTANTIATE", "TERMINATE"]}})
+        assert r.status_code == 201, r.text
         info = c.post("/nsd/v1/ns_descriptors", json={}).json()
         r = c.put(f"/nsd/v1/ns_descriptors/{info['id']}/nsd_content",
                   content=(NSD / "chain3.yaml").read_bytes())
@@ -122,6 +151,17 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
         assert drv.list_instances() == [] and drv.list_graphs() == []
         assert c.delete(ns_url).status_code == 204
         assert c.get(ns_url).status_code == 404
+        deadline = time.monotonic() + 10
+        while len(_Callback.got) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        rx.shutdown()
+        rx.server_close()
+        op = "NsLcmOperationOccurrenceNotification"
+        assert [(n["notificationType"], n.get("notificationStatus"), n.get("operation"))
+                for n in _Callback.got] == [
+            ("NsIdentifierCreationNotification", None, None), (op, "START", "INSTANTIATE"),
+            (op, "RESULT", "INSTANTIATE"), (op, "START", "TERMINATE"),
+            (op, "RESULT", "TERMINATE"), ("NsIdentifierDeletionNotification", None, None)]
         c.close()
         drv.close()
     finally:
