@@ -3,6 +3,10 @@ the fake NFVI: NS states, LCM operation duration histograms, VIM capacity, insta
 graph counters, in the Prometheus text format."""
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from nbi_helpers import Env, onboard, wait_op
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,3 +64,19 @@ def test_metrics_follow_the_ns_lifecycle(env):
     assert cpu == {"fw_1": (ok, 2.5), "fwd_1": (ok, 2.5), "fwd2_1": (ok, 2.5)}
     assert s[("nfv_graph_flow_packets_total", (("graph", f"{ok}.fg1"),))] == 12
     assert s[("nfv_graph_flow_bytes_total", (("graph", f"{ok}.fg1"),))] == 1200
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_nfvo_exports(env):
+    """Every metric named in dashboards/grafana-nfvo.json is a sample name /metrics serves
+    once an NS has run (so the dashboard cannot drift from the exporter)."""
+    c = env.client
+    onboard(c)
+    ns = c.post(NSI, json={"nsdId": "chain3", "nsName": "a", "nsDescription": ""}).json()["id"]
+    wait_op(c, c.post(f"{NSI}/{ns}/instantiate", json={"nsFlavourId": "default"})
+            .headers["Location"])
+    served = {k[0] for k in _samples(c)}
+    dash = json.loads((Path(__file__).resolve().parents[2] / "dashboards" /
+                       "grafana-nfvo.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bnfv_[a-z_]+", e)}
+    assert len(used) >= 8 and used <= served, used - served
