@@ -187,12 +187,21 @@ class Notifier:
             return
         ev = self.op_event(op, owner[0], owner[1], owner[2], root)
         if ev is not None:
-            self.publish(ev, root)
+            self._publish_safely(ev, root)
 
     def on_ns(self, kind: str, tenant: str, ns_id: str, name: str, nsd_id: str,
               root: str) -> None:
         typ = CREATION if kind == "created" else DELETION
-        self.publish(self.ns_event(typ, tenant, ns_id, name, nsd_id, root), root)
+        self._publish_safely(self.ns_event(typ, tenant, ns_id, name, nsd_id, root), root)
+
+    def _publish_safely(self, ev: Event, root: str) -> None:
+        # Called from inside NFVO operations: a notification that cannot be queued (its
+        # records unreadable) must not fail the operation it reports on.
+        try:
+            self.publish(ev, root)
+        except Exception:  # noqa: BLE001
+            self.dropped += 1
+            log.exception("notification %s for NS %s not queued", ev.type, ev.ns_id)
 
     # ---- delivery --------------------------------------------------------------------------
     def _run(self) -> None:
