@@ -199,7 +199,7 @@ class Notifier:
         # records unreadable) must not fail the operation it reports on.
         try:
             self.publish(ev, root)
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.dropped += 1
             log.exception("notification %s for NS %s not queued", ev.type, ev.ns_id)
 
