@@ -12,5 +12,6 @@ it reaches the infrastructure only through the NFVI driver interface (``mano.nfv
 - ``opocc``, ``store``: the operation-occurrence state machine and its SQLite (WAL) store.
 - ``monitoring``: a time-series store and the per-instance metrics poller.
 - ``nfvi``: the driver interface; ``remote``: a driver in another process (HTTP);
-  ``server``: the NFVO as a process (``python -m mano.server``).
+  ``nbi``: the NFVO's ETSI SOL005 northbound interface (FastAPI) and the NFVO as a process
+  (``python -m mano.nbi.server``).
 """

@@ -179,6 +179,30 @@ class NFVO:
         return gid
 
     # ---- NS lifecycle ------------------------------------------------------------------------
+    def create_ns(self, nsd_id: str, ns_id: str) -> dict:
+        """An NS instance record, NOT_INSTANTIATED (SOL005 "Create NS identifier"). Refused
+        (``ConflictError``) when ``ns_id`` exists; ``NotFoundError`` for an unknown NSD."""
+        self.store.get_nsd(nsd_id)
+        try:
+            self.store.get_ns_instance(ns_id)
+        except NotFoundError:
+            return self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": []})
+        raise ConflictError(f"NS {ns_id} exists already")
+
+    def delete_ns(self, ns_id: str) -> None:
+        """Delete a NOT_INSTANTIATED (or TERMINATED) NS instance and its VNF records (SOL005
+        "Delete NS identifier"); ``ConflictError`` while it is instantiated or busy."""
+        ns = self.store.get_ns_instance(ns_id)
+        busy = self.ops.active_for(ns_id, "ns")
+        if ns["state"] not in (NOT_INSTANTIATED, TERMINATED) or busy is not None:
+            raise ConflictError(f"NS {ns_id} is {ns['state']}" + (
+                f" with operation {busy.id} ({busy.operation}) {busy.state}" if busy else "") +
+                "; terminate it (and let its operations finish) before deleting it")
+        with self.store.transaction():
+            for v in self.store.list_vnf_instances(ns_id=ns_id):
+                self.store.delete_vnf_instance(v["id"])
+            self.store.delete_ns_instance(ns_id)
+
     def instantiate(self, nsd_id: str, ns_id: str, *, sap: dict[str, str] | None = None,
                     protection: bool | None = None) -> dict:
         """Instantiate NSD ``nsd_id`` as NS ``ns_id``; returns the completed operation.

@@ -114,6 +114,9 @@ class OpOccManager:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
+        #: called with each new occurrence and each transition, after the change is written
+        #: (e.g. the NBI's notifications); a listener must not block nor raise
+        self.listeners: list[Callable[[OpOcc], None]] = []
         # No lock of our own: each call is one store transaction, which already serializes
         # threads (and a second lock taken in another order could deadlock).
 
@@ -138,7 +141,8 @@ class OpOccManager:
                        operation=operation, state=STARTING, params=dict(params or {}),
                        started=now, updated=now, parent=parent)
             self.store.put_op_occ(op.to_row())
-            return op
+        self._tell(op)
+        return op
 
     def transition(self, op_id: str, new_state: str | OpState, *, error: str | None = None,
                    grant_id: str | None = None) -> OpOcc:
@@ -163,7 +167,8 @@ class OpOccManager:
                 op.grant_id = grant_id
             op.updated = self.clock()
             self.store.put_op_occ(op.to_row())
-            return op
+        self._tell(op)
+        return op
 
     def record_step(self, op_id: str, step: str) -> OpOcc:
         """Append ``step`` to what the operation has done (persisted at once)."""
@@ -199,6 +204,10 @@ class OpOccManager:
     def _active(self, subject_id: str, level: str | None) -> OpOcc | None:
         ops = self.list(level=level, subject_id=subject_id, states=ACTIVE_STATES)
         return ops[-1] if ops else None
+
+    def _tell(self, op: OpOcc) -> None:
+        for listener in list(self.listeners):
+            listener(OpOcc.from_row(op.to_row()))
 
     def _edit_steps(self, op_id: str, edit: Callable[[list[str]], list[str]]) -> OpOcc:
         with self.store.transaction():

@@ -1,15 +1,14 @@
 """A client of the testbed's NFVI server (``testbed.infra_server``): an ``NfviDriver`` that
 lives in another process, so the NFVO can be killed and restarted while the data center
-runs on. Plain stdlib HTTP + JSON; no testbed import."""
+runs on. HTTP + JSON over httpx (one pooled connection per client); no testbed import."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+
+import httpx
 
 from mano.errors import InfrastructureError
 from mano.nfvi import ComputeNodeInfo, Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
@@ -24,26 +23,28 @@ class RemoteDriver:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._next_event = 0
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
     def _call(self, method: str, **kwargs):
         for k, v in list(kwargs.items()):
             if dataclasses.is_dataclass(v):
                 kwargs[k] = dataclasses.asdict(v)
-        req = urllib.request.Request(f"{self.url}/rpc/{method}",
-                                     data=json.dumps(kwargs).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                body = json.loads(resp.read().decode())
-        except urllib.error.HTTPError as exc:
+            resp = self._http.post(f"/rpc/{method}", json=kwargs)
+        except httpx.HTTPError as exc:
+            raise InfrastructureError(f"NFVI at {self.url} did not answer {method}: {exc}") \
+                from None
+        if resp.status_code >= 400:
             try:
-                msg = json.loads(exc.read().decode()).get("error", exc.reason)
+                msg = resp.json().get("error", resp.reason_phrase)
             except ValueError:
-                msg = exc.reason
-            raise InfrastructureError(f"NFVI refused {method}: {msg}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise InfrastructureError(f"NFVI at {self.url} did not answer {method}: {exc}") from None
-        return body
+                msg = resp.reason_phrase
+            raise InfrastructureError(f"NFVI refused {method}: {msg}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise InfrastructureError(f"NFVI at {self.url} answered {method} with non-JSON "
+                                      f"({resp.text[:80]!r})") from None
 
     def _result(self, method: str, **kwargs):
         return self._call(method, **kwargs)["result"]
@@ -120,6 +121,9 @@ class RemoteDriver:
 
     def close(self) -> None:
         self._stop.set()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(5)
+        self._http.close()
 
     @classmethod
     def wait_ready(cls, url: str, timeout: float = 30.0) -> RemoteDriver:

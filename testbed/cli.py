@@ -12,9 +12,15 @@
     testbed down [--state DIR]
     testbed ns onboard NSD.yaml [--vnfd F ...] | instantiate NSD NAME | scale NS VNF
                [--in] [--steps N] | heal NS INSTANCE [--mode restart|recreate] |
-               terminate NS | list | show NS
+               terminate NS | delete NS | list | show NS
     testbed vnf list
-    testbed op list | show ID | retry ID | rollback ID | fail ID
+    testbed op list | show ID | retry ID | rollback ID | fail ID | cancel ID
+    testbed token [--client NAME]                  a bearer token for the NBI
+    testbed client list | add NAME --project P | remove NAME
+
+``ns``, ``vnf`` and ``op`` are clients of the NFVO's SOL005 NBI (``mano.nbi.client``,
+httpx); NS may be given by name or id. LCM commands wait for the operation to end
+(``--no-wait`` not) and exit 1 unless it COMPLETED.
 
 Errors the testbed raises on purpose (``TestbedError``) print one message and exit 2;
 anything else is a bug and shows its traceback.
@@ -181,7 +187,7 @@ def cmd_up(args) -> int:
     from testbed.topology import load_topology
 
     topo = load_topology(args.topology or DEFAULT_TOPOLOGY)
-    return run_daemon(topo, Path(args.state))
+    return run_daemon(topo, Path(args.state), nbi_port=args.nbi_port)
 
 
 def cmd_down(args) -> int:
@@ -191,28 +197,67 @@ def cmd_down(args) -> int:
     return 0
 
 
-def _nfvo(args, method: str, path: str, body: dict | None = None):
-    import json
-    import urllib.error
-    import urllib.request
+def _token(args, url: str) -> str:
+    """A bearer token: $TESTBED_TOKEN, else one for --client from its secret file."""
+    from mano.nbi.client import NbiClient
 
+    if os.environ.get("TESTBED_TOKEN"):
+        return os.environ["TESTBED_TOKEN"]
+    path = Path(args.state) / "clients" / f"{args.client}.secret"
+    try:
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise TestbedError(f"no secret for client {args.client!r}: cannot read {path} "
+                           f"({exc.strerror}); run as the user of `testbed up` (root), pass "
+                           f"--client, or set TESTBED_TOKEN") from None
+    return _call(NbiClient.token, url, args.client, secret)["access_token"]
+
+
+def _nbi(args):
+    from mano.nbi.client import NbiClient
     from testbed.daemon import nfvo_url
 
-    url = nfvo_url(Path(args.state)) + path
-    req = urllib.request.Request(url, method=method, data=None if body is None else
-                                 json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    url = nfvo_url(Path(args.state))
+    return NbiClient(url, _token(args, url))
+
+
+def cmd_token(args) -> int:
+    from testbed.daemon import nfvo_url
+
+    print(_token(args, nfvo_url(Path(args.state))))
+    return 0
+
+
+def cmd_client(args) -> int:
+    nbi = _nbi(args)
     try:
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            return json.loads(resp.read().decode() or "null")
-    except urllib.error.HTTPError as exc:
-        try:
-            msg = json.loads(exc.read().decode()).get("error", exc.reason)
-        except ValueError:
-            msg = exc.reason
-        raise TestbedError(msg) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TestbedError(f"the NFVO at {url} did not answer: {exc}") from None
+        if args.client_command == "list":
+            _table(_call(nbi.get, "/admin/v1/clients"), ["clientId", "project"])
+        elif args.client_command == "add":
+            out = _call(nbi.request, "POST", "/admin/v1/clients", json={
+                "clientId": args.name, "project": args.project}).json()
+            folder = Path(args.state) / "clients"
+            path = folder / f"{args.name}.secret"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(out["clientSecret"] + "\n")
+            print(f"client {args.name} (project {args.project}): secret in {path}")
+        else:
+            _call(nbi.request, "DELETE", f"/admin/v1/clients/{args.name}")
+            (Path(args.state) / "clients" / f"{args.name}.secret").unlink(missing_ok=True)
+            print(f"client {args.name} removed")
+    finally:
+        nbi.close()
+    return 0
+
+
+def _call(fn, *a, **kw):
+    from mano.nbi.client import NbiError
+
+    try:
+        return fn(*a, **kw)
+    except NbiError as exc:
+        raise TestbedError(exc.detail) from None
 
 
 def _print(obj) -> None:
@@ -230,53 +275,133 @@ def _table(rows: list[dict], cols: list[str]) -> None:
         print("  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
 
 
+def _finish(nbi, args, name: str, op_id: str) -> int:
+    """Wait for the occurrence unless --no-wait; print its outcome; 1 unless COMPLETED."""
+    if getattr(args, "no_wait", False):
+        print(f"NS {name}: operation {op_id} started")
+        return 0
+    op = _call(nbi.wait, op_id)
+    line = f"NS {name}: {op['lcmOperationType']} {op['operationState']} (operation {op_id})"
+    if op["operationState"] == "COMPLETED":
+        print(line)
+        return 0
+    err = (op.get("error") or {}).get("detail", "")
+    print(line + (f": {err}" if err else ""), file=sys.stderr)
+    return 1
+
+
 def cmd_ns(args) -> int:
+    nbi = _nbi(args)
+    try:
+        return _ns(nbi, args)
+    finally:
+        nbi.close()
+
+
+def _ns(nbi, args) -> int:
     c = args.ns_command
     if c == "onboard":
-        out = _nfvo(args, "POST", "/nsd", {"path": str(Path(args.nsd).resolve()),
-                                            "vnfds": [str(Path(v).resolve())
-                                                      for v in args.vnfd or []]})
-        print(f"onboarded NSD {out['id']}")
-        for w in out.get("warnings", []):
-            print(f"warning: {w}")
+        have = {p.get("vnfdId") for p in _call(nbi.list, "/vnfpkgm/v1/vnf_packages")}
+        from mano import descriptors as D
+
+        for v in args.vnfd or []:
+            vid = D.load_vnfd(v).id
+            if vid in have:
+                print(f"VNFD {vid} is onboarded already")
+                continue
+            pkg = _call(nbi.onboard_vnfd, v)
+            print(f"onboarded VNFD {pkg['vnfdId']} (VNF package {pkg['id']})")
+        info = _call(nbi.onboard_nsd, args.nsd)
+        print(f"onboarded NSD {info['nsdId']} (NSD info {info['id']})")
     elif c == "instantiate":
-        op = _nfvo(args, "POST", "/ns", {"nsd": args.nsd, "name": args.name})
-        print(f"NS {args.name}: {op['operation']} {op['state']} (operation {op['id']})")
-    elif c == "scale":
-        op = _nfvo(args, "POST", f"/ns/{args.ns}/scale", {
-            "vnf": args.vnf, "direction": "in" if args.scale_in else "out",
-            "steps": args.steps})
-        print(f"NS {args.ns}: SCALE {op['state']} (operation {op['id']})")
-    elif c == "heal":
-        op = _nfvo(args, "POST", f"/ns/{args.ns}/heal", {"instance": args.instance,
-                                                          "mode": args.mode})
-        print(f"NS {args.ns}: HEAL {op['state']} (operation {op['id']})")
-    elif c == "terminate":
-        op = _nfvo(args, "POST", f"/ns/{args.ns}/terminate", {})
-        print(f"NS {args.ns}: TERMINATE {op['state']} (operation {op['id']})")
+        from mano.nbi.client import NbiError
+
+        try:
+            ns = nbi.ns_by_name_or_id(args.name)
+        except NbiError as exc:
+            if exc.status != 404:
+                raise TestbedError(exc.detail) from None
+            ns = None          # no such NS yet: create it
+        if ns is None or ns["nsState"] != "NOT_INSTANTIATED" or ns["nsdId"] != args.nsd:
+            ns = _call(nbi.request, "POST", "/nslcm/v1/ns_instances", json={
+                "nsdId": args.nsd, "nsName": args.name, "nsDescription": ""}).json()
+        op = _call(nbi.task, ns["id"], "instantiate", {"nsFlavourId": "default"})
+        return _finish(nbi, args, args.name, op)
+    elif c in ("scale", "heal", "terminate", "delete"):
+        ns = _call(nbi.ns_by_name_or_id, args.ns)
+        if c == "scale":
+            body = {"scaleType": "SCALE_VNF", "scaleVnfData": [{
+                "vnfInstanceId": args.vnf,
+                "scaleVnfType": "SCALE_IN" if args.scale_in else "SCALE_OUT",
+                "scaleByStepData": {"aspectId": "default", "numberOfSteps": args.steps}}]}
+        elif c == "heal":
+            extra = {"mode": args.mode} if args.mode else {}
+            body = {"healVnfData": [{"vnfInstanceId": args.instance,
+                                     "additionalParams": extra}]}
+        elif c == "terminate":
+            body = {}
+        else:
+            _call(nbi.request, "DELETE", f"/nslcm/v1/ns_instances/{ns['id']}")
+            print(f"NS {args.ns}: deleted")
+            return 0
+        return _finish(nbi, args, args.ns, _call(nbi.task, ns["id"], c, body))
     elif c == "list":
-        _table(_nfvo(args, "GET", "/ns"), ["id", "nsd_id", "state", "updated"])
+        rows = [{"id": n["id"], "name": n["nsInstanceName"], "nsd": n["nsdId"],
+                 "state": n["nsState"]} for n in _call(nbi.list, "/nslcm/v1/ns_instances")]
+        _table(rows, ["id", "name", "nsd", "state"])
     elif c == "show":
-        _print(_nfvo(args, "GET", f"/ns/{args.ns}"))
+        ns = _call(nbi.ns_by_name_or_id, args.ns)
+        ns["operations"] = _call(nbi.list, "/nslcm/v1/ns_lcm_op_occs", all_fields="",
+                                 filter=f"(eq,nsInstanceId,{ns['id']})")
+        _print(ns)
     return 0
 
 
 def cmd_vnf(args) -> int:
-    _table(_nfvo(args, "GET", "/vnf"),
-           ["id", "ns_id", "vnfd_id", "state", "compute_node", "switch", "ip"])
+    nbi = _nbi(args)
+    rows = []
+    try:
+        for ns in _call(nbi.list, "/nslcm/v1/ns_instances", fields="vnfInstance"):
+            for v in ns.get("vnfInstance", []):
+                info = v.get("instantiatedVnfInfo") or {}
+                for c in info.get("vnfcResourceInfo", []):
+                    m = c.get("metadata", {})
+                    rows.append({"id": c["id"], "ns": ns["nsInstanceName"],
+                                 "vnfd": v["vnfdId"], "state": m.get("state"),
+                                 "compute_node": m.get("computeNode"),
+                                 "switch": m.get("switch"), "ip": m.get("ip")})
+    finally:
+        nbi.close()
+    _table(rows, ["id", "ns", "vnfd", "state", "compute_node", "switch", "ip"])
     return 0
 
 
 def cmd_op(args) -> int:
-    c = args.op_command
-    if c == "list":
-        _table(_nfvo(args, "GET", "/op"),
-               ["id", "level", "subject_id", "operation", "state", "error"])
-    elif c == "show":
-        _print(_nfvo(args, "GET", f"/op/{args.id}"))
-    else:
-        out = _nfvo(args, "POST", f"/op/{args.id}/{c}", {})
-        print(f"operation {args.id}: {c} done" + (f" ({out['state']})" if out else ""))
+    nbi = _nbi(args)
+    try:
+        c = args.op_command
+        if c == "list":
+            names = {n["id"]: n["nsInstanceName"]
+                     for n in _call(nbi.list, "/nslcm/v1/ns_instances")}
+            rows = [{"id": o["id"], "ns": names.get(o["nsInstanceId"], o["nsInstanceId"]),
+                     "operation": o["lcmOperationType"], "state": o["operationState"],
+                     "error": (o.get("error") or {}).get("detail", "")}
+                    for o in _call(nbi.list, "/nslcm/v1/ns_lcm_op_occs",
+                                   exclude_fields="operationParams")]
+            _table(rows, ["id", "ns", "operation", "state", "error"])
+        elif c == "show":
+            _print(_call(nbi.get, f"/nslcm/v1/ns_lcm_op_occs/{args.id}"))
+        elif c == "fail":
+            op = _call(nbi.op_task, args.id, "fail").json()
+            print(f"operation {args.id}: {op['operationState']}")
+        else:   # retry, rollback, cancel: 202 and the occurrence to follow
+            r = _call(nbi.op_task, args.id, c)
+            op_id = r.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+            op = _call(nbi.wait, op_id)
+            print(f"operation {args.id}: {c}: operation {op_id} {op['operationState']}")
+            return 0 if op["operationState"] in ("COMPLETED", "ROLLED_BACK") else 1
+    finally:
+        nbi.close()
     return 0
 
 
@@ -338,47 +463,76 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"state directory of the running testbed (default {DEFAULT_STATE})")
         return sp
 
+    client_default = os.environ.get("TESTBED_CLIENT", "admin")
+
+    def with_client(sp):
+        with_state(sp).add_argument(
+            "--client", default=client_default,
+            help="NBI client to act as, its secret read from STATE/clients/NAME.secret "
+                 "(default $TESTBED_CLIENT or admin; $TESTBED_TOKEN overrides)")
+        return sp
+
     up = with_state(sub.add_parser("up", help="run a testbed (emulation + NFVO) until stopped"))
     up.add_argument("topology", nargs="?", default=None)
+    up.add_argument("--nbi-port", type=int, default=0,
+                    help="TCP port of the NFVO's SOL005 NBI on 127.0.0.1 (default: a free one, "
+                         "kept across NFVO restarts)")
     up.set_defaults(func=cmd_up)
     with_state(sub.add_parser("down", help="stop the running testbed")).set_defaults(
         func=cmd_down)
 
     ns = sub.add_parser("ns", help="network services (on the running testbed)")
     nsub = ns.add_subparsers(dest="ns_command", required=True)
-    o = with_state(nsub.add_parser("onboard", help="onboard an NSD (and its VNFDs)"))
+    o = with_client(nsub.add_parser("onboard", help="onboard an NSD (and its VNFDs)"))
     o.add_argument("nsd")
     o.add_argument("--vnfd", action="append", help="a VNFD file to onboard first (repeat)")
-    i = with_state(nsub.add_parser("instantiate", help="instantiate an NS from an NSD"))
+    i = with_client(nsub.add_parser("instantiate", help="instantiate an NS from an NSD"))
     i.add_argument("nsd")
     i.add_argument("name")
-    sc = with_state(nsub.add_parser("scale", help="scale a VNF of an NS out (or --in)"))
+    sc = with_client(nsub.add_parser("scale", help="scale a VNF of an NS out (or --in)"))
     sc.add_argument("ns")
     sc.add_argument("vnf")
     sc.add_argument("--in", dest="scale_in", action="store_true")
     sc.add_argument("--steps", type=int, default=1)
-    he = with_state(nsub.add_parser("heal", help="heal a VNF instance"))
+    he = with_client(nsub.add_parser("heal", help="heal a VNF instance"))
     he.add_argument("ns")
     he.add_argument("instance")
     he.add_argument("--mode", choices=["restart", "recreate"], default=None)
-    te = with_state(nsub.add_parser("terminate", help="terminate an NS"))
+    te = with_client(nsub.add_parser("terminate", help="terminate an NS"))
     te.add_argument("ns")
-    with_state(nsub.add_parser("list", help="list NS instances"))
-    sh = with_state(nsub.add_parser("show", help="show an NS with its VNFs and operations"))
+    de = with_client(nsub.add_parser("delete", help="delete a NOT_INSTANTIATED NS instance"))
+    de.add_argument("ns")
+    for sp in (i, sc, he, te):
+        sp.add_argument("--no-wait", action="store_true",
+                        help="return once the operation has started")
+    with_client(nsub.add_parser("list", help="list NS instances"))
+    sh = with_client(nsub.add_parser("show", help="show an NS with its VNFs and operations"))
     sh.add_argument("ns")
     ns.set_defaults(func=cmd_ns)
 
     vnf = sub.add_parser("vnf", help="VNF instances")
     vsub = vnf.add_subparsers(dest="vnf_command", required=True)
-    with_state(vsub.add_parser("list"))
+    with_client(vsub.add_parser("list"))
     vnf.set_defaults(func=cmd_vnf)
 
     op = sub.add_parser("op", help="operation occurrences")
     osub = op.add_subparsers(dest="op_command", required=True)
-    with_state(osub.add_parser("list"))
-    for name in ("show", "retry", "rollback", "fail"):
-        with_state(osub.add_parser(name)).add_argument("id")
+    with_client(osub.add_parser("list"))
+    for name in ("show", "retry", "rollback", "fail", "cancel"):
+        with_client(osub.add_parser(name)).add_argument("id")
     op.set_defaults(func=cmd_op)
+
+    tk = with_client(sub.add_parser("token", help="print a bearer token for the NBI"))
+    tk.set_defaults(func=cmd_token)
+    cli = sub.add_parser("client", help="NBI clients and their projects (admin only)")
+    csub = cli.add_subparsers(dest="client_command", required=True)
+    with_client(csub.add_parser("list"))
+    ca = with_client(csub.add_parser("add", help="add a client; its secret goes to "
+                                                 "STATE/clients/NAME.secret"))
+    ca.add_argument("name")
+    ca.add_argument("--project", required=True, help="the tenant the client acts in")
+    with_client(csub.add_parser("remove")).add_argument("name")
+    cli.set_defaults(func=cmd_client)
 
     cl = sub.add_parser("clean", help="remove what killed testbed runs left behind")
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")

@@ -1,13 +1,16 @@
 """``testbed up``: a running testbed that the CLI acts on while the emulation is up.
 
 One process owns the emulation (Mininet, OVS, controller) and serves the NFVI over loopback
-(``testbed.infra_server``). It starts the NFVO (``python -m mano.server``) as a child
-process of its own and restarts it if it dies, so the NFVO can be killed mid-operation and
-come back to reconcile from its database. The state directory holds::
+(``testbed.infra_server``). It starts the NFVO (``python -m mano.nbi.server``, serving the
+SOL005 NBI) as a child process of its own and restarts it if it dies, on the same port, so
+the NFVO can be killed mid-operation and come back to reconcile from its database. The
+state directory holds::
 
     infra.json   {"pid", "start", "url", "run_id", "topology"}   (while up)
-    nfvo.json    {"pid", "url"}                                   (written by the NFVO)
+    nfvo.json    {"pid", "url"}             (written by the NFVO; url is the NBI's)
     nfvo.db      the NFVO's SQLite database (kept after `testbed down`)
+    nbi.db       the NBI's records: NSD/VNF package infos, NS names, tenants, clients (kept)
+    clients/NAME.secret   client secrets (0600; admin's made on the first start)
     nfvo.log, daemon.log
 
 ``testbed down`` ends the daemon by its recorded pid; everything is torn down as on any
@@ -65,19 +68,34 @@ def nfvo_url(state: Path, timeout: float = 30.0) -> str:
 class NfvoSupervisor:
     """Runs the NFVO process and restarts it when it dies."""
 
-    def __init__(self, state: Path, infra_url: str, emu: Emulation):
+    def __init__(self, state: Path, infra_url: str, emu: Emulation, nbi_port: int = 0):
         self.state, self.infra_url, self.emu = state, infra_url, emu
+        self.nbi_port = nbi_port
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
 
     def start(self) -> None:
         (self.state / "nfvo.json").unlink(missing_ok=True)
-        with open(self.state / "nfvo.log", "ab") as logf:   # the child keeps its own copy
+        with open(self.state / "nfvo.log", "ab") as logf:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mano.server", "--state", str(self.state),
-                 "--infra", self.infra_url], stdin=subprocess.DEVNULL, stdout=logf,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "mano.nbi.server", "--state", str(self.state),
+                 "--infra", self.infra_url, "--port", str(self.nbi_port)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True)
         self.emu._record.add_process(self.proc.pid, "nfvo")
+
+    def wait_url(self, timeout: float = 60.0) -> str:
+        """The NBI's URL once the NFVO listens; its port is then kept for restarts."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = read_json(self.state / "nfvo.json")
+            if info and self.proc is not None and info.get("pid") == self.proc.pid:
+                self.nbi_port = int(info["url"].rsplit(":", 1)[1])
+                return info["url"]
+            if self.proc is None or self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise TestbedError(f"the NFVO did not come up; see {self.state / 'nfvo.log'}")
 
     def check(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -97,12 +115,12 @@ class NfvoSupervisor:
         (self.state / "nfvo.json").unlink(missing_ok=True)
 
 
-def run_daemon(topology, state: Path, *, nfvo: bool = True) -> int:
+def run_daemon(topology, state: Path, *, nfvo: bool = True, nbi_port: int = 0) -> int:
     state.mkdir(parents=True, exist_ok=True)
     if daemon_info(state) is not None:
         raise TestbedError(f"a testbed is already running with state directory {state}")
     try:
-        return _serve(topology, state, nfvo)
+        return _serve(topology, state, nfvo, nbi_port)
     except SystemExit as exc:
         if exc.code in (128 + signal.SIGTERM, 128 + signal.SIGHUP):
             print("testbed down: everything removed", flush=True)
@@ -110,7 +128,7 @@ def run_daemon(topology, state: Path, *, nfvo: bool = True) -> int:
         raise
 
 
-def _serve(topology, state: Path, nfvo: bool) -> int:
+def _serve(topology, state: Path, nfvo: bool, nbi_port: int) -> int:
     from testbed.infra_server import InfraServer
     from testbed.nfvi.emulated import EmulatedDriver
 
@@ -118,7 +136,7 @@ def _serve(topology, state: Path, nfvo: bool) -> int:
         driver = EmulatedDriver(emu)
         server = InfraServer(driver).start()
         url = f"http://127.0.0.1:{server.port}"
-        sup = NfvoSupervisor(state, url, emu) if nfvo else None
+        sup = NfvoSupervisor(state, url, emu, nbi_port) if nfvo else None
         try:
             pid = os.getpid()
             (state / "infra.json").write_text(json.dumps(
@@ -127,6 +145,11 @@ def _serve(topology, state: Path, nfvo: bool) -> int:
             if sup is not None:
                 sup.start()
             print(f"testbed up: {topology.name}, NFVI at {url}, state {state}", flush=True)
+            if sup is not None:
+                print(f"NFVO northbound interface (ETSI SOL005): {sup.wait_url()} "
+                      f"(OpenAPI at /docs)", flush=True)
+                print(f"client 'admin': its secret is in {state / 'clients' / 'admin.secret'}; "
+                      f"`testbed token --state {state}` prints a bearer token", flush=True)
             while True:
                 time.sleep(0.2)
                 if sup is not None:

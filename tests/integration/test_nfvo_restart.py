@@ -62,7 +62,7 @@ def test_nfvo_killed_during_instantiate_is_reconciled(tmp_path):
             time.sleep(0.1)
         r = _cli(state, "op", "list")
         assert r.returncode == 0, r.stderr
-        ns_ops = [ln for ln in r.stdout.splitlines() if " ns " in f" {ln} " and
+        ns_ops = [ln for ln in r.stdout.splitlines() if " web " in f" {ln} " and
                   "INSTANTIATE" in ln]
         assert ns_ops and "FAILED_TEMP" in ns_ops[0], r.stdout
         op_id = ns_ops[0].split()[0]
