@@ -329,11 +329,9 @@ class Lifecycle:
     def retry(self, op_id: str, tenant: str) -> str:
         op = self._op(op_id, tenant)
         self._need_failed_temp(op, "retried")
-        request = self.records.find(OP, op_id)
-        new = self.runner.launch(self.nfvo.retry, op_id)
-        self.records.put(OP, new, tenant, {"operationParams": {
-            **(request[1]["operationParams"] if request else {}), "retry_of": op_id}})
-        return new
+        # SOL005 retry: the same occurrence goes back to PROCESSING and resumes
+        self.runner.run_in_background(self.nfvo.retry, op_id)
+        return op_id
 
     def rollback(self, op_id: str, tenant: str) -> None:
         op = self._op(op_id, tenant)
