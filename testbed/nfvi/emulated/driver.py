@@ -12,7 +12,6 @@ that the NFVO's own fallbacks (which catch ``MANOError``) run.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
@@ -22,33 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import networkx as nx
-
-from mano.errors import InfrastructureError, MANOError, NotFoundError
-from mano.nfvi import ComputeNodeInfo, Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
+from mano.nfvi import Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
 from testbed.errors import ControllerError, TestbedError
+from testbed.nfvi.driverbase import NoInstance, TopologyInventory, translated
 
 log = logging.getLogger(__name__)
 PROGRAMS = ("forwarder", "firewall", "nat", "lb")
-
-
-class _NoInstance(TestbedError):
-    """An instance id the driver does not know (becomes ``NotFoundError`` at the seam)."""
-
-
-def _translated(fn):
-    """Raise the testbed's errors of ``fn`` as ``mano.errors`` classes (see the module doc)."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MANOError:
-            raise
-        except _NoInstance as exc:
-            raise NotFoundError(str(exc)) from exc
-        except (TestbedError, OSError) as exc:
-            raise InfrastructureError(f"{fn.__name__}: {exc}") from exc
-    return wrapper
 
 
 @dataclass
@@ -61,7 +39,7 @@ class _Instance:
     reported_down: bool = False
 
 
-class EmulatedDriver:
+class EmulatedDriver(TopologyInventory):
     """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``)."""
 
     def __init__(self, emu, *, watch_interval: float = 0.1):
@@ -70,36 +48,15 @@ class EmulatedDriver:
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
         self._subscribers: list[Callable[[InfraEvent], None]] = []
-        self._down_nodes: set[str] = set()
-        self._dist = dict(nx.all_pairs_shortest_path_length(self.topology.switch_graph()))
+        self._init_inventory()
         self._watch_interval = watch_interval
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
 
     # ---- inventory ----------------------------------------------------------------------
-    @_translated
-    def compute_nodes(self) -> list[ComputeNodeInfo]:
-        return [ComputeNodeInfo(c.name, c.switch, float(c.vcpu), c.memory_mb, c.disk_gb,
-                                up=c.name not in self._down_nodes)
-                for c in self.topology.computes.values()]
-
-    @_translated
-    def endpoints(self) -> dict[str, str]:
-        return {e.name: e.ip for e in self.topology.endpoints()}
-
-    @_translated
-    def endpoint_switches(self) -> dict[str, str]:
-        return {e.name: e.switch for e in self.topology.endpoints()}
-
-    @_translated
-    def switch_distance(self, a: str, b: str) -> float:
-        try:
-            return float(self._dist[a][b])
-        except KeyError:
-            return float("inf")
 
     # ---- instances ------------------------------------------------------------------------
-    @_translated
+    @translated
     def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,
                         image: Image) -> InstanceInfo:
         if image.program not in PROGRAMS:
@@ -145,7 +102,7 @@ class EmulatedDriver:
             time.sleep(0.01)
         return proc, stats
 
-    @_translated
+    @translated
     def delete_instance(self, instance_id: str) -> None:
         with self._lock:
             inst = self._instances.pop(instance_id, None)
@@ -154,7 +111,7 @@ class EmulatedDriver:
             if inst is not None:
                 inst.stats_path.unlink(missing_ok=True)
 
-    @_translated
+    @translated
     def restart_instance(self, instance_id: str) -> InstanceInfo:
         with self._lock:
             inst = self._get(instance_id)
@@ -163,13 +120,13 @@ class EmulatedDriver:
             inst.reported_down = False
             return inst.info
 
-    @_translated
+    @translated
     def kill_instance(self, instance_id: str) -> None:
         """Fault injection: the VNF program dies (SIGKILL), the host stays."""
         with self._lock:
             self._get(instance_id).proc.kill()
 
-    @_translated
+    @translated
     def hang_instance(self, instance_id: str, hung: bool = True) -> None:
         """Fault injection: the VNF program stops (SIGSTOP: alive, not forwarding) or goes
         on (SIGCONT)."""
@@ -178,7 +135,7 @@ class EmulatedDriver:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGSTOP if hung else signal.SIGCONT)
 
-    @_translated
+    @translated
     def fail_compute_node(self, node: str) -> list[str]:
         """Fault injection: a compute node fails; every instance on it dies. The node stays
         unusable for placement until ``recover_compute_node``."""
@@ -194,7 +151,7 @@ class EmulatedDriver:
                               {"instances": [i.info.instance_id for i in victims]}))
         return [i.info.instance_id for i in victims]
 
-    @_translated
+    @translated
     def recover_compute_node(self, node: str) -> None:
         with self._lock:
             self._down_nodes.discard(node)
@@ -204,15 +161,15 @@ class EmulatedDriver:
         try:
             return self._instances[instance_id]
         except KeyError:
-            raise _NoInstance(f"no instance {instance_id!r}") from None
+            raise NoInstance(f"no instance {instance_id!r}") from None
 
-    @_translated
+    @translated
     def list_instances(self) -> list[InstanceInfo]:
         with self._lock:
             return [InstanceInfo(**{**vars(i.info), "alive": i.proc.poll() is None})
                     for i in self._instances.values()]
 
-    @_translated
+    @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         with self._lock:
             inst = self._get(instance_id)
@@ -227,11 +184,11 @@ class EmulatedDriver:
                                    int(st.get("packets", 0)), int(st.get("bytes", 0)), alive)
 
     # ---- forwarding graphs -------------------------------------------------------------------
-    @_translated
+    @translated
     def put_graph(self, graph: dict) -> dict:
         return self.emu.ctl.put_graph(graph)
 
-    @_translated
+    @translated
     def delete_graph(self, name: str) -> None:
         try:
             self.emu.ctl.delete_graph(name)
@@ -239,15 +196,15 @@ class EmulatedDriver:
             if "no forwarding graph" not in str(exc):
                 raise
 
-    @_translated
+    @translated
     def list_graphs(self) -> list[str]:
         return sorted(self.emu.ctl.graphs())
 
-    @_translated
+    @translated
     def graph_stats(self, name: str) -> dict:
         return self.emu.ctl.graph_stats(name)
 
-    @_translated
+    @translated
     def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
               duration: float = 1.0, src_port: int | None = None) -> dict:
         """A sequence-numbered UDP probe from endpoint ``src`` to ``dst``:``port``: loss,

@@ -6,9 +6,8 @@
 own programs (``testbed.programs.trafgen`` and ``testbed.programs.probe``) started in the
 endpoints' namespaces; their files are written in ``run_dir``.
 
-Faults compose by holds: each link carries the set of active faults holding it down (a
-switch fault holds every link of the switch); the link goes down with the first hold and up
-with the last release, so overlapping faults on one element never undo each other.
+Faults compose by holds (``testbed.nfvi.faults``): a link goes down with the first fault
+holding it and up with the last release.
 """
 from __future__ import annotations
 
@@ -23,14 +22,14 @@ from pathlib import Path
 
 import simpy.rt
 
-from mano.errors import NotFoundError
 from testbed import cgroups
 from testbed.emulator import Emulation, registry
 from testbed.emulator.net import tagged_bridges, tagged_links
 from testbed.errors import TestbedError
 from testbed.hosthealth import HostHealth, ovs_vswitchd_pid
-from testbed.nfvi.api import LoadCounters, ProbeRecords, Undo
+from testbed.nfvi.api import LoadCounters, ProbeRecords
 from testbed.nfvi.emulated.driver import EmulatedDriver
+from testbed.nfvi.faults import FaultHolds
 from testbed.programs import probe as probe_prog
 from testbed.programs import trafgen as trafgen_prog
 
@@ -49,7 +48,7 @@ def _int_keys(d: dict | None) -> dict[int, float]:
     return {int(k): v for k, v in (d or {}).items()}
 
 
-class EmulatedNfvi:
+class EmulatedNfvi(FaultHolds):
     """The emulated data center as an ``ExperimentNfvi`` (see the module docstring)."""
 
     def __init__(self, topology, run_dir, *, datapath: str = "auto"):
@@ -58,7 +57,7 @@ class EmulatedNfvi:
         self.emu = Emulation(topology, run_dir=self.run_dir, datapath=datapath)
         self.driver: EmulatedDriver | None = None
         self._lock = threading.RLock()
-        self._holds: dict[frozenset, set[str]] = {}
+        self._init_holds()
         self._loads: dict[str, tuple[subprocess.Popen, subprocess.Popen, Path, Path]] = {}
         self._probes: dict[str, tuple[subprocess.Popen, subprocess.Popen, Path, Path,
                                       float]] = {}
@@ -147,61 +146,14 @@ class EmulatedNfvi:
             raise TestbedError(f"no endpoint or instance {endpoint!r}") from None
 
     # ---- faults -----------------------------------------------------------------------------
-    def _hold(self, a: str, b: str, hold: str) -> None:
-        key = frozenset((a, b))
-        with self._lock:
-            holders = self._holds.setdefault(key, set())
-            first = not holders
-            holders.add(hold)
-            if first:
-                self.emu.set_link(a, b, False)
+    def _set_link(self, a: str, b: str, up: bool) -> None:
+        self.emu.set_link(a, b, up)
 
-    def _release(self, a: str, b: str, hold: str) -> None:
-        key = frozenset((a, b))
-        with self._lock:
-            holders = self._holds.get(key, set())
-            if hold not in holders:
-                return
-            holders.discard(hold)
-            if not holders:
-                self._holds.pop(key, None)
-                self.emu.set_link(a, b, True)
-
-    def fail_link(self, a: str, b: str, hold: str) -> Undo:
-        if frozenset((a, b)) not in {frozenset(e) for e in self.switch_links()}:
-            raise TestbedError(f"link {a}-{b}: no such link between switches")
-        self._hold(a, b, hold)
-        return lambda: self._release(a, b, hold)
-
-    def fail_switch(self, switch: str, hold: str) -> Undo:
+    def _switch_peers(self, switch: str) -> list[str]:
         if switch not in self.emu.switches:
             raise TestbedError(f"switch {switch!r}: no such switch")
-        peers = sorted(p.peer for p in self.emu.switches[switch].ports.values()
-                       if p.peer in self.emu.switches)
-        for p in peers:
-            self._hold(switch, p, hold)
-
-        def undo():
-            for p in peers:
-                self._release(switch, p, hold)
-        return undo
-
-    def fail_compute_node(self, node: str) -> Undo:
-        self.driver.fail_compute_node(node)
-        return lambda: self.driver.recover_compute_node(node)
-
-    def crash_instance(self, instance_id: str) -> None:
-        self.driver.kill_instance(instance_id)
-
-    def hang_instance(self, instance_id: str) -> Undo:
-        self.driver.hang_instance(instance_id, True)
-
-        def undo():
-            try:
-                self.driver.hang_instance(instance_id, False)
-            except NotFoundError:
-                pass   # healed by recreation meanwhile: nothing left to resume
-        return undo
+        return sorted(p.peer for p in self.emu.switches[switch].ports.values()
+                      if p.peer in self.emu.switches)
 
     def restart_controller(self) -> float:
         t = self.emu.restart_controller()

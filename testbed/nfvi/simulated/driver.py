@@ -13,43 +13,23 @@ once. Errors cross the seam as ``mano.errors`` classes, as in the emulated drive
 """
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 from collections.abc import Callable
 
-import networkx as nx
 import simpy
 
-from mano.errors import ConflictError, InfrastructureError, MANOError, NotFoundError
-from mano.nfvi import ComputeNodeInfo, Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
+from mano.errors import ConflictError, InfrastructureError, NotFoundError
+from mano.nfvi import Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
 from testbed.controller.specs import ForwardingGraphSpec
 from testbed.errors import TestbedError
+from testbed.nfvi.driverbase import NoInstance, TopologyInventory, translated
 from testbed.nfvi.simulated.baton import Baton
 from testbed.nfvi.simulated.calibration import PROGRAMS, Calibration
 from testbed.nfvi.simulated.model import FlowModel, Instance, Stream
 
 log = logging.getLogger(__name__)
 INSTANCE_NET = ipaddress.IPv4Network("10.1.0.0/16")   # addresses of VNF instances
-
-
-class _NoInstance(TestbedError):
-    """An instance id the driver does not know (becomes ``NotFoundError`` at the seam)."""
-
-
-def _translated(fn):
-    """Raise the testbed's errors of ``fn`` as ``mano.errors`` classes."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except MANOError:
-            raise
-        except _NoInstance as exc:
-            raise NotFoundError(str(exc)) from exc
-        except TestbedError as exc:
-            raise InfrastructureError(f"{fn.__name__}: {exc}") from exc
-    return wrapper
 
 
 def deny_ports(image: Image) -> frozenset:
@@ -65,7 +45,7 @@ def deny_ports(image: Image) -> frozenset:
     return frozenset(out)
 
 
-class SimulatedDriver:
+class SimulatedDriver(TopologyInventory):
     """The NFVI of a simulated data center (implements ``mano.nfvi.NfviDriver``).
 
     ``env`` is the run's SimPy environment (its ``now`` is the one clock), ``baton`` lets
@@ -77,11 +57,10 @@ class SimulatedDriver:
         self.model, self.cal, self.env, self.baton = model, cal, env, baton
         self.topology = model.topology
         self._subscribers: list[Callable[[InfraEvent], None]] = []
-        self._down_nodes: set[str] = set()
         self._info: dict[str, InstanceInfo] = {}
         self._incarnation: dict[str, int] = {}
         self._next_addr = 1
-        self._dist = dict(nx.all_pairs_shortest_path_length(self.topology.switch_graph()))
+        self._init_inventory()
         self.controller_back_at = 0.0        # the controller restarts until then
 
     # ---- time -----------------------------------------------------------------------------
@@ -101,26 +80,6 @@ class SimulatedDriver:
         self.model.update(self.now())
 
     # ---- inventory -------------------------------------------------------------------------
-    @_translated
-    def compute_nodes(self) -> list[ComputeNodeInfo]:
-        return [ComputeNodeInfo(c.name, c.switch, float(c.vcpu), c.memory_mb, c.disk_gb,
-                                up=c.name not in self._down_nodes)
-                for c in self.topology.computes.values()]
-
-    @_translated
-    def endpoints(self) -> dict[str, str]:
-        return {e.name: e.ip for e in self.topology.endpoints()}
-
-    @_translated
-    def endpoint_switches(self) -> dict[str, str]:
-        return {e.name: e.switch for e in self.topology.endpoints()}
-
-    @_translated
-    def switch_distance(self, a: str, b: str) -> float:
-        try:
-            return float(self._dist[a][b])
-        except KeyError:
-            return float("inf")
 
     # ---- instances ---------------------------------------------------------------------------
     def _address(self) -> tuple[str, str]:
@@ -132,7 +91,7 @@ class SimulatedDriver:
             if ip not in taken:
                 return ip, "02:00:00:10:" + f"{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
 
-    @_translated
+    @translated
     def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,
                         image: Image) -> InstanceInfo:
         if image.program not in PROGRAMS:
@@ -160,7 +119,7 @@ class SimulatedDriver:
         self.refresh()
         return info
 
-    @_translated
+    @translated
     def delete_instance(self, instance_id: str) -> None:
         if instance_id not in self._info:
             return
@@ -174,10 +133,10 @@ class SimulatedDriver:
     def _get(self, instance_id: str) -> Instance:
         inst = self.model.instances.get(instance_id)
         if inst is None:
-            raise _NoInstance(f"no instance {instance_id!r}")
+            raise NoInstance(f"no instance {instance_id!r}")
         return inst
 
-    @_translated
+    @translated
     def restart_instance(self, instance_id: str) -> InstanceInfo:
         inst = self._get(instance_id)
         self.model.advance(self.now())
@@ -193,7 +152,7 @@ class SimulatedDriver:
         self.refresh()
         return self._info[instance_id]
 
-    @_translated
+    @translated
     def kill_instance(self, instance_id: str) -> None:
         """Fault injection: the VNF program dies; reported ``instance_down_detect_s`` later."""
         inst = self._get(instance_id)
@@ -213,7 +172,7 @@ class SimulatedDriver:
         self._emit(InfraEvent("instance_down", instance_id, self.now(),
                               {"exit_code": -9, "compute_node": inst.node}))
 
-    @_translated
+    @translated
     def hang_instance(self, instance_id: str, hung: bool = True) -> None:
         """Fault injection: the instance stops forwarding (alive) or goes on."""
         inst = self._get(instance_id)
@@ -221,7 +180,7 @@ class SimulatedDriver:
         inst.hung = hung and inst.alive
         self.refresh()
 
-    @_translated
+    @translated
     def fail_compute_node(self, node: str) -> list[str]:
         """Fault injection: a compute node fails; its instances die; no placement on it
         until ``recover_compute_node``."""
@@ -234,17 +193,17 @@ class SimulatedDriver:
         self._emit(InfraEvent("compute_down", node, self.now(), {"instances": victims}))
         return victims
 
-    @_translated
+    @translated
     def recover_compute_node(self, node: str) -> None:
         self._down_nodes.discard(node)
         self._emit(InfraEvent("compute_up", node, self.now(), {}))
 
-    @_translated
+    @translated
     def list_instances(self) -> list[InstanceInfo]:
         return [InstanceInfo(**{**vars(info), "alive": self.model.instances[iid].alive})
                 for iid, info in sorted(self._info.items())]
 
-    @_translated
+    @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         inst = self._get(instance_id)
         cpu, packets = self.model.instance_counters(instance_id, self.now())
@@ -257,7 +216,7 @@ class SimulatedDriver:
         if self.controller_back_at > self.now():
             self.wait(self.controller_back_at - self.now())
 
-    @_translated
+    @translated
     def put_graph(self, graph: dict) -> dict:
         spec = ForwardingGraphSpec.from_dict(graph)
         self._controller_up()
@@ -278,7 +237,7 @@ class SimulatedDriver:
         return {"spec": f.graphs()[name].to_dict(), "paths": f.graph_paths(name),
                 "status": f.graph_status(name)}
 
-    @_translated
+    @translated
     def delete_graph(self, name: str) -> None:
         if name not in self.model.fabric.graphs():
             return
@@ -289,11 +248,11 @@ class SimulatedDriver:
         self.model.uninstall(name)
         self.refresh()
 
-    @_translated
+    @translated
     def list_graphs(self) -> list[str]:
         return sorted(self.model.fabric.graphs())
 
-    @_translated
+    @translated
     def graph_stats(self, name: str) -> dict:
         if name not in self.model.fabric.graphs():
             raise NotFoundError(f"no forwarding graph {name!r}")
@@ -311,7 +270,7 @@ class SimulatedDriver:
                 log.exception("NFVI event subscriber failed on %s", ev)
 
     # ---- probe ---------------------------------------------------------------------------------
-    @_translated
+    @translated
     def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
               duration: float = 1.0, src_port: int | None = None) -> dict:
         """What a UDP probe of ``rate`` packets/s for ``duration`` s would meet, from the

@@ -30,10 +30,10 @@ from typing import Self
 
 import simpy
 
-from mano.errors import NotFoundError
 from testbed import measures
 from testbed.errors import TestbedError
-from testbed.nfvi.api import LoadCounters, ProbeRecords, Undo
+from testbed.nfvi.api import LoadCounters, ProbeRecords
+from testbed.nfvi.faults import FaultHolds
 from testbed.nfvi.simulated.baton import Baton
 from testbed.nfvi.simulated.calibration import load_calibration
 from testbed.nfvi.simulated.driver import SimulatedDriver
@@ -80,7 +80,7 @@ def probe_records(history: list[tuple[float, float, float]], start_ns: int, rate
     return seqs, recvs, sends
 
 
-class SimulatedNfvi:
+class SimulatedNfvi(FaultHolds):
     """The simulated data center as an ``ExperimentNfvi`` (see the module docstring)."""
 
     def __init__(self, topology, run_dir, *, calibration=None):
@@ -91,7 +91,7 @@ class SimulatedNfvi:
         self.baton = Baton()
         self.model = FlowModel(topology, self.cal)
         self.driver = SimulatedDriver(self.model, self.cal, self.env, self.baton)
-        self._holds: dict[frozenset, set[str]] = {}
+        self._init_holds()
         self._loads: dict[str, Stream] = {}
         self._probes: dict[str, tuple[Stream, int, float]] = {}
         self._monitor_gen = 0
@@ -159,23 +159,13 @@ class SimulatedNfvi:
             raise TestbedError(f"no endpoint or instance {endpoint!r}") from None
 
     # ---- faults -------------------------------------------------------------------------------
-    def _hold(self, a: str, b: str, hold: str) -> None:
-        key = self.model.link_key(a, b)
-        holders = self._holds.setdefault(key, set())
-        first = not holders
-        holders.add(hold)
-        if first:
-            self._link_changed(a, b, False)
+    def _set_link(self, a: str, b: str, up: bool) -> None:
+        self._link_changed(a, b, up)
 
-    def _release(self, a: str, b: str, hold: str) -> None:
-        key = frozenset((a, b))
-        holders = self._holds.get(key, set())
-        if hold not in holders:
-            return
-        holders.discard(hold)
-        if not holders:
-            self._holds.pop(key, None)
-            self._link_changed(a, b, True)
+    def _switch_peers(self, switch: str) -> list[str]:
+        if switch not in self.model.switches:
+            raise TestbedError(f"switch {switch!r}: no such switch")
+        return sorted(next(iter(k - {switch})) for k in self.model.link_ports if switch in k)
 
     def _link_changed(self, a: str, b: str, up: bool) -> None:
         """The data plane changes now; fast failover and the controller react later."""
@@ -203,40 +193,6 @@ class SimulatedNfvi:
                 m.install(name)
         m.switch_over()
         m.recompute()
-
-    def fail_link(self, a: str, b: str, hold: str) -> Undo:
-        self.model.link_key(a, b)
-        self._hold(a, b, hold)
-        return lambda: self._release(a, b, hold)
-
-    def fail_switch(self, switch: str, hold: str) -> Undo:
-        if switch not in self.model.switches:
-            raise TestbedError(f"switch {switch!r}: no such switch")
-        peers = sorted(next(iter(k - {switch})) for k in self.model.link_ports if switch in k)
-        for p in peers:
-            self._hold(switch, p, hold)
-
-        def undo():
-            for p in peers:
-                self._release(switch, p, hold)
-        return undo
-
-    def fail_compute_node(self, node: str) -> Undo:
-        self.driver.fail_compute_node(node)
-        return lambda: self.driver.recover_compute_node(node)
-
-    def crash_instance(self, instance_id: str) -> None:
-        self.driver.kill_instance(instance_id)
-
-    def hang_instance(self, instance_id: str) -> Undo:
-        self.driver.hang_instance(instance_id, True)
-
-        def undo():
-            try:
-                self.driver.hang_instance(instance_id, False)
-            except NotFoundError:
-                pass   # healed by recreation meanwhile: nothing left to resume
-        return undo
 
     def restart_controller(self) -> float:
         """The controller is away ``controller_restart_s``: port events and graph changes

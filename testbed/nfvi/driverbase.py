@@ -1,0 +1,69 @@
+"""What every NFVI driver (``mano.nfvi.NfviDriver``) shares, written once: the translation
+of the testbed's errors into ``mano.errors`` at the seam, and the inventory a topology gives
+(compute nodes, endpoints, switch distances).
+
+Errors cross the seam as ``mano.errors`` classes: a driver method decorated with
+``translated`` raises an unknown instance (``NoInstance``) as ``NotFoundError`` and any
+other ``TestbedError`` (or OS error of the infrastructure) as ``InfrastructureError``, so
+the NFVO's own fallbacks (which catch ``MANOError``) run.
+"""
+from __future__ import annotations
+
+import functools
+
+import networkx as nx
+
+from mano.errors import InfrastructureError, MANOError, NotFoundError
+from mano.nfvi import ComputeNodeInfo
+from testbed.errors import TestbedError
+
+
+class NoInstance(TestbedError):
+    """An instance id the driver does not know (becomes ``NotFoundError`` at the seam)."""
+
+
+def translated(fn):
+    """Raise the testbed's errors of ``fn`` as ``mano.errors`` classes (module docstring)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MANOError:
+            raise
+        except NoInstance as exc:
+            raise NotFoundError(str(exc)) from exc
+        except (TestbedError, OSError) as exc:
+            raise InfrastructureError(f"{fn.__name__}: {exc}") from exc
+    return wrapper
+
+
+class TopologyInventory:
+    """The inventory calls of ``NfviDriver`` answered from ``self.topology`` (a
+    ``testbed.topology.Topology``); compute nodes in ``self._down_nodes`` are reported down.
+    Call ``_init_inventory()`` in the constructor."""
+
+    def _init_inventory(self) -> None:
+        self._down_nodes: set[str] = set()
+        self._dist = dict(nx.all_pairs_shortest_path_length(self.topology.switch_graph()))
+
+    @translated
+    def compute_nodes(self) -> list[ComputeNodeInfo]:
+        return [ComputeNodeInfo(c.name, c.switch, float(c.vcpu), c.memory_mb, c.disk_gb,
+                                up=c.name not in self._down_nodes)
+                for c in self.topology.computes.values()]
+
+    @translated
+    def endpoints(self) -> dict[str, str]:
+        return {e.name: e.ip for e in self.topology.endpoints()}
+
+    @translated
+    def endpoint_switches(self) -> dict[str, str]:
+        return {e.name: e.switch for e in self.topology.endpoints()}
+
+    @translated
+    def switch_distance(self, a: str, b: str) -> float:
+        """Hops between two switches (inf when either is unknown or they are apart)."""
+        try:
+            return float(self._dist[a][b])
+        except KeyError:
+            return float("inf")
