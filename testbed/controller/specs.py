@@ -139,17 +139,20 @@ class Changes:
     def ordered(self) -> list[tuple[str, FlowSpec | GroupSpec]]:
         """The changes in a safe order.
 
-        Groups first (a flow may only name an existing group), groups that other groups'
-        buckets name (fast-failover groups behind a select group) before those; then flow adds downstream
-        first: VLAN-matched transit and deliver flows before the in_port classifiers (the
-        fabric lists those last segment first), so a rerouted graph is fully built before
-        the ingress switches over to it; then deletions, classifiers first so no packet
+        Make before break. New groups first (a flow may only name an existing group),
+        groups that other groups' buckets name (fast-failover groups behind a select group)
+        before those; then the VLAN-matched transit and deliver flows, so a new path is
+        built end to end; only then the changed groups (a fast-failover or select group
+        switching to a new path must not send packets down one whose transit flows are not
+        there yet) and the in_port classifiers (the fabric lists those last segment first),
+        so the ingress switches over last; then deletions, classifiers first so no packet
         enters a path being torn down; groups last, once no flow names them.
         """
         out: list[tuple[str, FlowSpec | GroupSpec]] = []
         out += [("group_add", g) for g in sorted(self.group_adds, key=_chains)]
+        out += [("flow_add", f) for f in self.flow_adds if not _is_classifier(f)]
         out += [("group_mod", g) for g in sorted(self.group_mods, key=_chains)]
-        out += [("flow_add", f) for f in sorted(self.flow_adds, key=_is_classifier)]
+        out += [("flow_add", f) for f in self.flow_adds if _is_classifier(f)]
         out += [("flow_del", f) for f in sorted(self.flow_dels, key=lambda f: not _is_classifier(f))]
         out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
