@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ZOO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "topologies" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "topologies" / "zoo"   # CC-BY-4.0, see LICENSE
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +25,7 @@ def test_shipped_topologies_check_with_a_summary(name):
     assert "switches" in r.stdout and "diameter" in r.stdout
 
 
-@pytest.mark.skipif(not ZOO.is_dir(), reason="no Topology Zoo files in ../shared/data")
+@pytest.mark.skipif(not ZOO.is_dir(), reason="no Topology Zoo files in topologies/zoo")
 @pytest.mark.parametrize("path", sorted(ZOO.glob("*.graphml")) if ZOO.is_dir() else [],
                          ids=lambda p: p.stem)
 def test_zoo_files_check_without_traceback(path):

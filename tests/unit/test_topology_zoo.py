@@ -7,7 +7,7 @@ import pytest
 from testbed.errors import TopologyError
 from testbed.topology import check_file, load_topology
 
-ZOO = Path("/work/shared/data/topologies/zoo")
+ZOO = Path(__file__).resolve().parents[2] / "topologies" / "zoo"   # CC-BY-4.0, see LICENSE
 ZOO_FILES = sorted(ZOO.glob("*.graphml"))
 needs_zoo = pytest.mark.skipif(not ZOO_FILES, reason=f"no Topology Zoo files in {ZOO}")
 
