@@ -2,6 +2,8 @@
 3-VNF chain, scale out/in, heal, terminate, and NFVO reconciliation after a kill."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from testbed import chain
 from testbed.emulator import Emulation
 from testbed.nfvi.emulated import EmulatedDriver
+from testbed.programs import trafgen
 from testbed.topology.builders import fat_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +78,36 @@ def test_ns_of_three_vnfs_carries_traffic_through_the_chain(env):
     assert [len(s["from"]) if isinstance(s["from"], list) else 1
             for s in stats["segments"]] == [1, 1, 1, 1]
     assert stats["delivered_packets"] >= res["received"]
+
+
+def test_three_instances_share_many_flows_evenly(env):
+    """Scaled out to 3 instances, fwd carries 64 UDP flows of the load generator (consecutive
+    source ports) with each instance's share of the packets within 10 % of a third; then
+    it is scaled back in to one."""
+    emu, drv, nfvo = env
+    nfvo.scale("web", "fwd", "out", steps=2)
+    inst = [r["id"] for r in nfvo.vnfm.instances("web", "fwd")]
+    assert len(inst) == 3
+    before = {i: drv.instance_metrics(i).packets for i in inst}
+    out = emu.run_dir / "split-recv.json"
+    py = [sys.executable, "-m", "testbed.programs.trafgen"]
+    rcv = emu.popen("h16", py + ["recv", "--port", "6001", "--out", str(out)], what="recv")
+    trafgen.wait_ready(str(out), timeout=10)
+    snd = emu.popen("h1", py + ["send", "--dst", emu.attachments["h16"].ip, "--port", "6001",
+                                "--flows", "64"], what="send", stdin=subprocess.PIPE)
+    snd.stdin.write(b"rate 1280\n")
+    snd.stdin.flush()
+    time.sleep(2.0)
+    snd.stdin.write(b"stop\n")
+    snd.stdin.flush()
+    snd.wait(10)
+    emu.stop_process(rcv)
+    share = {i: _packets(drv, i) - before[i] for i in inst}
+    total = sum(share.values())
+    assert total > 2000, share
+    assert all(abs(3 * v / total - 1) <= 0.10 for v in share.values()), share
+    nfvo.scale("web", "fwd", "in", steps=2)
+    assert len(nfvo.vnfm.instances("web", "fwd")) == 1
 
 
 def test_scale_out_shares_flows_and_scale_in_drains(env):
