@@ -105,13 +105,15 @@ def test_second_graph_uses_its_own_chain_and_never_leaks(emu, vnfs):
 @pytest.mark.parametrize("protection", [False, True], ids=["restoration", "protection"])
 def test_link_cut_on_active_path_is_survived(emu, vnfs, protection):
     """A link on the active path is cut under a 2,000 packets/s probe: traffic comes back
-    (restoration by the controller, or fast-failover protection) with a bounded outage, and
-    the graph's new paths avoid the cut link. (The outage targets are bench/outage.py's.)"""
+    (restoration by the controller, or fast-failover protection) with a bounded outage (or
+    none: a reroute may only delay packets), and the graph's new paths avoid the cut link. (The outage targets are bench/outage.py's.)"""
     g = _graph(emu, "cut", "h1", "h16", ["vA", "vB"], 5003, protection=protection)
     r = chain.measure_link_cut(emu, g, rate=2000, before=0.7, after=1.0, tag=f"cut{protection}")
     a, b = r["link"].split("-")
     assert r["received"] > 0.5 * r["sent"]
-    assert 0 < r["outage_ms"] < 1000
+    # an outage needs lost packets; a reroute may also lose none and only delay some
+    # (a delay spike): either way the stream is back within a second
+    assert 0 <= r["outage_ms"] < 1000 and 0 < r["max_gap_ms"] < 1000
     for path in r["paths_after"]:
         assert not any({x, y} == {a, b} for x, y in zip(path, path[1:]))
     emu.ctl.delete_graph("cut")
