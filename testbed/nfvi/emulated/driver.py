@@ -53,8 +53,6 @@ class EmulatedDriver(TopologyInventory):
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
 
-    # ---- inventory ----------------------------------------------------------------------
-
     # ---- instances ------------------------------------------------------------------------
     @translated
     def create_instance(self, instance_id: str, compute_node: str, flavour: Flavour,

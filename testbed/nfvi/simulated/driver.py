@@ -79,8 +79,6 @@ class SimulatedDriver(TopologyInventory):
         """Recompute the model's rates now (after a change)."""
         self.model.update(self.now())
 
-    # ---- inventory -------------------------------------------------------------------------
-
     # ---- instances ---------------------------------------------------------------------------
     def _address(self) -> tuple[str, str]:
         taken = set(self.model.ips.values())
