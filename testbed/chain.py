@@ -46,14 +46,19 @@ class VNF:
         return int(self.stats()["packets"])
 
 
-def start_vnf(emu, name: str, switch: str, *, cost_us: float = 0.0) -> VNF:
-    """Add a VNF host to ``switch`` and start the forwarder in it (ready when it returns)."""
+def start_vnf(emu, name: str, switch: str, *, cost_us: float = 0.0,
+              program: str = "forwarder", params: dict | None = None) -> VNF:
+    """Add a VNF host to ``switch`` and start ``program`` (one of
+    ``testbed.programs.vnf.PROGRAMS``, configured by ``params``) in it; ready when it
+    returns."""
     emu.add_host(name, switch)
     stats = emu.run_dir / f"vnf-{name}.json"
     stats.unlink(missing_ok=True)
     proc = emu.popen(name, [sys.executable, "-m", "testbed.programs.forwarder",
                             "--iface", f"{name}-eth0", "--stats", str(stats),
-                            "--cost-us", str(cost_us), "--name", name], what="forwarder")
+                            "--cost-us", str(cost_us), "--name", name,
+                            "--program", program, "--params", json.dumps(params or {})],
+                     what=program)
     _wait_file(stats, 10, f"forwarder of VNF {name}")
     return VNF(name, switch, stats, proc)
 

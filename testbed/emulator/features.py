@@ -59,9 +59,12 @@ def require_netem(why: str) -> None:
 
 
 def choose_datapath(requested: str = "auto") -> str:
-    """'kernel' or 'user'. ``requested`` is 'auto', 'kernel' or 'user'."""
+    """'kernel' or 'user'. ``requested`` is 'auto', 'kernel' or 'user', or Open vSwitch's
+    own names for the two, ``datapath_type`` 'system' (kernel) and 'netdev' (user)."""
+    requested = {"system": "kernel", "netdev": "user"}.get(requested, requested)
     if requested not in ("auto", "kernel", "user"):
-        raise ValueError(f"datapath must be auto, kernel or user, not {requested!r}")
+        raise ValueError(f"datapath must be auto, kernel (system) or user (netdev), "
+                         f"not {requested!r}")
     if requested == "user":
         return "user"
     if ovs_kernel_datapath():
