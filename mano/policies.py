@@ -278,6 +278,10 @@ class _Healer:
       the VNF has been alive (``alive == 1`` samples only) for ``healthy_reset_s``
       seconds and no heal of the VNF was made in that time.
 
+    ``max_restarts`` (an int >= 0), when given, replaces every VNFD's value for this
+    healer: a soak that injects faults every few seconds for hours sets it high, so that
+    healing never stops; PolicyError if it is not an int >= 0.
+
     Counted are the heals this healer proposes (when it proposes them) and the heals and
     give-ups reported with ``notify`` (by whoever proposed them). A ``notify`` of a heal of
     an instance this healer proposed a heal for, and has not yet been told about, is that
@@ -286,10 +290,16 @@ class _Healer:
     A proposal the caller never carries out still counts.
     """
 
-    def __init__(self, healthy_reset_s: float = HEALTHY_RESET_S):
+    def __init__(self, healthy_reset_s: float = HEALTHY_RESET_S,
+                 max_restarts: int | None = None):
         if healthy_reset_s < 0:
             raise PolicyError(f"healer needs healthy_reset_s >= 0, got {healthy_reset_s}")
+        if max_restarts is not None and (isinstance(max_restarts, bool) or
+                                         not isinstance(max_restarts, int) or max_restarts < 0):
+            raise PolicyError(f"healer needs max_restarts to be an integer >= 0 (or unset: "
+                              f"each VNFD's healing.max_restarts), got {max_restarts!r}")
         self.healthy_reset_s = healthy_reset_s
+        self.max_restarts = max_restarts
         self._pending: dict[str, float] = {}                 # instance -> last heal
         self._restarts: dict[str, int] = {}                  # instance -> restarts
         self._recreates: dict[tuple[str, str], int] = {}     # (ns, vnf) -> in this run
@@ -367,7 +377,8 @@ class _Healer:
         key = (ns_id, vnf_id)
         if key in self._given_up:
             return None
-        limit = _max_restarts(ctx.vnfds, vnf_id)
+        limit = self.max_restarts if self.max_restarts is not None else \
+            _max_restarts(ctx.vnfds, vnf_id)
         done = self._restarts.get(iid, 0)
         if mode == "restart" and done >= limit:
             mode = "recreate"
@@ -396,12 +407,12 @@ class LivenessHealer(_Healer):
     ``alive == 0`` samples."""
 
     def __init__(self, grace_s: float = 0.0, mode: str | None = None,
-                 healthy_reset_s: float = HEALTHY_RESET_S):
+                 healthy_reset_s: float = HEALTHY_RESET_S, max_restarts: int | None = None):
         if grace_s < 0:
             raise PolicyError(f"liveness healer needs grace_s >= 0, got {grace_s}")
         if mode not in (None,) + HEAL_MODES:
             raise PolicyError(f"heal mode must be 'restart' or 'recreate', not {mode!r}")
-        super().__init__(healthy_reset_s)
+        super().__init__(healthy_reset_s, max_restarts)
         self.grace_s, self.mode = grace_s, mode
         self.name = "liveness"
 
@@ -449,12 +460,12 @@ class DataPathHealer(_Healer):
     IDLE_PPS = 1.0
 
     def __init__(self, loss_pct: float = 50.0, window_s: float = 1.0, mode: str = "recreate",
-                 healthy_reset_s: float = HEALTHY_RESET_S):
+                 healthy_reset_s: float = HEALTHY_RESET_S, max_restarts: int | None = None):
         if window_s <= 0:
             raise PolicyError(f"data-path healer needs window_s > 0, got {window_s}")
         if mode not in HEAL_MODES:
             raise PolicyError(f"heal mode must be 'restart' or 'recreate', not {mode!r}")
-        super().__init__(healthy_reset_s)
+        super().__init__(healthy_reset_s, max_restarts)
         self.loss_pct, self.window_s, self.mode = loss_pct, window_s, mode
         self.name = "datapath"
 

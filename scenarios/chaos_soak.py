@@ -14,6 +14,10 @@ def build(s):
     s.random_faults("vnf_crash", ["fw", "fwd2"], mtbf_s=mtbf, mttr_s=mttr)
     s.random_faults("vnf_hang", ["fwd"], mtbf_s=2 * mtbf, mttr_s=mttr)
     s.random_faults("link_down", ["auto"], mtbf_s=mtbf, mttr_s=mttr)
-    s.policy("liveness")
-    s.policy("datapath", loss_pct=60.0, window_s=1.5)
+    # Faults come every few seconds for the whole run, so a VNF's "run of failures" may never
+    # end: the healers must not give up after healing.max_restarts recreates (they would in
+    # a real deployment, to stop a crash loop; here every fault is injected and repaired).
+    never_give_up = s.param("max_restarts", 1_000_000)
+    s.policy("liveness", max_restarts=never_give_up)
+    s.policy("datapath", loss_pct=60.0, window_s=1.5, max_restarts=never_give_up)
     s.expect(healthy_at_end=True)

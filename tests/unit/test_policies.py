@@ -319,6 +319,22 @@ def test_crash_looping_vnf_is_given_up_once():
     Action("give_up", "web", "fw", "fw-3", reason="x")      # a valid action kind
 
 
+def test_policy_max_restarts_overrides_the_vnfds_and_bad_values_are_refused():
+    """A healer's own max_restarts replaces the VNFD's: with 5 the crash loop that gave up
+    at the third failure under the VNFD's 2 is healed five times; bad values are refused."""
+    assert DataPathHealer(max_restarts=5).max_restarts == 5
+    s, p = TimeSeriesStore(), LivenessHealer(max_restarts=5)
+    vnfds = {"fw": restart_vnfd(mode="recreate", max_restarts=2)}
+    kinds = []
+    for n, t in enumerate((1.0, 5.0, 9.0, 13.0, 17.0, 21.0), start=1):
+        crash(s, f"fw-{n}", t)
+        kinds += [a.kind for a in p.evaluate(ctx(s, t + 0.1, {"fw": [f"fw-{n}"]}, vnfds))]
+    assert kinds == ["heal"] * 5 + ["give_up"]
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(PolicyError, match="max_restarts to be an integer >= 0"):
+            LivenessHealer(max_restarts=bad)
+
+
 def test_zero_max_restarts_gives_up_at_the_first_failure():
     """max_restarts 0: no restart, no recreate, the first failure is a give-up."""
     s, p = TimeSeriesStore(), LivenessHealer()
