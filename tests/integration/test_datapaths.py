@@ -24,24 +24,27 @@ DATAPATHS = [
 
 
 @pytest.mark.parametrize("datapath", DATAPATHS)
-def test_raw_frame_vnf_chain_delivers_udp_with_valid_checksums(datapath):
-    """h1 -> VNF -> h3 on a forced datapath: the VNF program reads and resends raw frames;
-    the receiving kernel drops a UDP datagram with a bad checksum, so every probe packet
-    arriving proves the checksums complete; the hosts' offloads are off."""
+def test_nat_chain_delivers_udp_with_valid_checksums(datapath):
+    """h1 -> NAT VNF -> h3 on a forced datapath: the NAT reads raw frames, rewrites the
+    source address and updates both checksums (RFC 1624); the receiving kernel drops a UDP
+    datagram with a bad checksum, so every probe packet arriving proves the checksums right
+    (a partial, offloaded one would not be); the hosts' offloads are off."""
     with Emulation(linear(3), datapath=datapath) as emu:
         assert emu.datapath == {"user": "user", "system": "kernel"}[datapath]
         for host in ("h1", "h3"):
             out = emu.hosts[host].cmd(f"ethtool -k {host}-eth0")
             assert "tx-checksumming: off" in out, out
-        vnf = chain.start_vnf(emu, "vfw", "s2", program="firewall",
-                              params={"default": "allow"})
-        emu.ctl.put_graph(chain.chain_graph("fwd", emu.attachments["h1"],
-                                            emu.attachments["h3"], ["vfw"], udp_dst=5001))
+        vnf = chain.start_vnf(emu, "vnat", "s2", program="nat",
+                              params={"public_ip": "10.0.0.200"})
+        graph = chain.chain_graph("natted", emu.attachments["h1"], emu.attachments["h3"],
+                                  ["vnat"], udp_dst=5001)
+        graph["rewrites"] = ["vnat"]   # its packets come back with another source address
+        emu.ctl.put_graph(graph)
         res = chain.Probe(emu, "h1", "h3", port=5001, rate=1000, duration=1.0).start().wait()
         assert res["received"] >= 990, res
         time.sleep(0.4)  # the forwarder writes its stats every 0.2 s
         stats = vnf.stats()
-        assert stats["default_hits"] >= res["received"], stats
+        assert stats["rewritten"] >= res["received"], stats
         # the kernel's own UDP counters: no datagram was dropped for its checksum
         snmp = emu.hosts["h3"].cmd("cat /proc/net/snmp")
         udp = [ln.split() for ln in snmp.splitlines() if ln.startswith("Udp:")]
