@@ -60,6 +60,7 @@ from testbed.topology import load_topology
 log = logging.getLogger(__name__)
 PROBE_PORT, LOAD_PORT = 5001, 6001
 POLL_S = 0.01                 # how often a queued action looks whether its turn came
+INTERRUPT_WAIT_S = 30.0       # an NFVO restart waits this long for interrupted operations
 MONITOR_EVERY_S = 0.5         # the NFVO's monitor polls the instances this often
 POLICY_EVERY_S = 0.5
 METRICS_EVERY_S = 1.0
@@ -184,6 +185,7 @@ class ScenarioRun:
         self.probes: list[str] = []
         self.active_undos: dict[str, object] = {}
         self.busy: set[str] = set()          # NSs with an operation in progress or queued
+        self._inflight = 0                   # NFVO operations running on a worker now
         self._queues: dict[str, list] = {}
         self._healed_at: dict[str, float] = {}
         self.nfvo_down = False
@@ -428,7 +430,9 @@ class ScenarioRun:
             fields["instance"] = iid
         self.event("fault", **fields)
         if f["kind"] == "nfvo_restart":
-            self.nfvo_down = True       # set on the loop: no loop code is using the NFVO now
+            self.nfvo_down = True       # set on the loop: no new loop code uses the NFVO now
+            yield from self._nfvo_restart_proc(env, f)
+            return
         fut = yield from self.nfvi.call(env, self._apply, f, fields.get("instance"))
         try:
             undo = fut.result()
@@ -480,26 +484,66 @@ class ScenarioRun:
             nfvi.restart_controller()
             self.event("recovered", target="controller", report="switches reconnected")
             return None
-        if kind == "nfvo_restart":
-            self._restart_nfvo()
-            return None
         raise TestbedError(f"fault kind {kind!r} is not supported")
 
-    def _restart_nfvo(self) -> None:
-        """The NFVO stops and a new one starts on the same database (it reconciles). The
-        loop set ``nfvo_down`` before this was dispatched, so no loop code uses the NFVO
-        meanwhile; the metrics worker is kept out by ``_nfvo_lock``."""
+    def _nfvo_restart_proc(self, env, f: dict):
+        """The NFVO dies and a new one starts on the same database.
+
+        Its store closes at once, so operations in flight fail where they stand, as after
+        a SIGKILL (their actions end ``action_interrupted``); once none is running (at most
+        ``INTERRUPT_WAIT_S``), the new NFVO reconciles and the engine, as the operator,
+        settles every NS operation left FAILED_TEMP (``_settle_interrupted``). The loop set
+        ``nfvo_down`` before this runs: policies and queued actions wait until it clears;
+        the metrics worker is kept out by ``_nfvo_lock``."""
         try:
-            with self._nfvo_lock:
-                old = self.nfvo
-                self._copy_metrics(old)
-                old.close()
-                self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db",
-                                 clock=self.nfvi.clock)
-                self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
+            fut = yield from self.nfvi.call(env, self._stop_nfvo)
+            fut.result()
+            self.event("fault_applied", id=f["id"])
+            waited = 0.0
+            while self._inflight and waited < INTERRUPT_WAIT_S:
+                yield env.timeout(POLL_S)
+                waited += POLL_S
+            fut = yield from self.nfvi.call(env, self._start_nfvo)
+            fut.result()
+        except Exception as exc:   # recorded; the run goes on with what the NFVO has
+            self.event("note", text=f"fault {f['id']} (NFVO restart) failed: {exc}")
         finally:
             self.nfvo_down = False
+
+    def _stop_nfvo(self) -> None:
+        with self._nfvo_lock:
+            self._copy_metrics(self.nfvo)
+            self.nfvo.close()
+
+    def _start_nfvo(self) -> None:
+        with self._nfvo_lock:
+            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+            self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
         self.event("recovered", target="nfvo", report="reconciled")
+        self._settle_interrupted()
+
+    def _settle_interrupted(self) -> None:
+        """Settle the NS operations a restart left FAILED_TEMP, as an operator would:
+        ``retry`` (SOL005: the same occurrence resumes and does what is left); if the retry
+        fails, ``rollback``; if that fails too, ``fail`` (the NS then states what it lacks).
+        One ``op_settled`` event per operation: its type, NS, what was done and the final
+        state. Without this an interrupted operation would hold its NS for good (the
+        NFVO runs one operation per NS at a time)."""
+        for op in self.nfvo.ops.list(level="ns", states=("FAILED_TEMP",)):
+            done, state, errors = [], op.state, []
+            for task in ("retry", "rollback", "fail"):
+                try:
+                    state = getattr(self.nfvo, task)(op.id)["state"]
+                    done.append(task)
+                    if str(state) != "FAILED_TEMP":
+                        break
+                except MANOError as exc:
+                    done.append(task)
+                    errors.append(f"{task}: {exc}")
+            # (no op id: ids are random UUIDs, and one seed gives one events.jsonl; the
+            # occurrence is found in nfvo.db by its NS and operation type)
+            self.event("op_settled", operation=op.operation, ns=op.subject_id,
+                       tasks=done, state=str(state), errors=errors)
 
     def _context(self) -> PolicyContext:
         ns_map, chains, vnfds = {}, {}, {}
@@ -592,11 +636,10 @@ class ScenarioRun:
         a = dataclasses.replace(a, mode=mode)     # the counts follow what is done
         start = self.now()
         self.event("heal_start", target=a.instance, mode=mode, **base)
-        fut = yield from self.nfvi.call(env, self.nfvo.heal, a.ns, a.instance, mode)
+        fut = yield from self._operate(env, "heal", a.ns, a.instance, mode)
         timing = self._timing(observed, decided, start)
-        if fut.exception() is not None:
-            self.event("action_failed", action="heal", target=a.instance,
-                       error=str(fut.exception()), **base, **timing)
+        if fut is None or fut.exception() is not None:
+            self._failed(fut, "heal", a.instance, base, timing)
             return
         self._healed_at[a.instance] = self.now()
         new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
@@ -609,18 +652,40 @@ class ScenarioRun:
         before = {r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)}
         start = self.now()
         kw = {"instance": a.instance} if direction == "in" and a.instance else {}
-        fut = yield from self.nfvi.call(env, lambda: self.nfvo.scale(
-            a.ns, a.vnf, direction, **kw))
+        fut = yield from self._operate(env, "scale", a.ns, a.vnf, direction, **kw)
         timing = self._timing(observed, decided, start)
-        if fut.exception() is not None:
-            self.event("action_failed", action=a.kind, error=str(fut.exception()), **base,
-                       **timing)
+        if fut is None or fut.exception() is not None:
+            self._failed(fut, a.kind, a.instance, base, timing)
             return
         after = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)]
         self.event(a.kind, instances=len(after), added=sorted(set(after) - before),
                    removed=sorted(before - set(after)), **base, **timing)
         for p in self.policies:
             notify_policy(p, a, self.nfvi.clock())
+
+    def _operate(self, env, operation: str, *args, **kw):
+        """Run the NFVO's ``operation`` off the loop; the Future, or None when it failed
+        because the NFVO restarted meanwhile (interrupted: its outcome belongs to the new
+        NFVO's reconciliation and ``_settle_interrupted``). One that completed before a
+        restart returns once the new NFVO is up, which has it on record."""
+        nfvo = self.nfvo
+        self._inflight += 1
+        try:
+            fut = yield from self.nfvi.call(env, lambda: getattr(nfvo, operation)(*args, **kw))
+        finally:
+            self._inflight -= 1
+        restarted = self.nfvo_down or self.nfvo is not nfvo
+        while self.nfvo_down:
+            yield env.timeout(POLL_S)
+        return None if restarted and fut.exception() is not None else fut
+
+    def _failed(self, fut, action: str, target, base: dict, timing: dict) -> None:
+        if fut is None:
+            self.event("action_interrupted", action=action, target=target,
+                       why="the NFVO restarted during the operation", **base, **timing)
+        else:
+            self.event("action_failed", action=action, target=target,
+                       error=str(fut.exception()), **base, **timing)
 
     def _timing(self, observed, decided, start) -> dict:
         done = self.now()

@@ -119,3 +119,42 @@ def test_runs_of_one_seed_in_one_second_get_their_own_folders(tmp_path):
     a = run_scenario(scen, seed=1, duration=3, results_dir=tmp_path, nfvi="simulated")
     b = run_scenario(scen, seed=1, duration=3, results_dir=tmp_path, nfvi="simulated")
     assert a != b and _summary(a)["passed"] and _summary(b)["passed"]
+
+
+NFVO_DIES_MID_HEAL = '''
+DURATION = 14
+
+
+def build(s):
+    s.topology("topologies/fat_tree4.yaml")
+    s.onboard("descriptors/nsd/chain3.yaml", vnfds=["fw", "fwd", "fwd2"])
+    s.instantiate("chain3", "web")
+    s.load("web", {"type": "constant", "rate": 300})
+    s.fault(at=4.0, kind="vnf_crash", target="fwd2")      # healed by recreate (0.36 s)
+    s.fault(at=RESTART_AT, kind="nfvo_restart")
+    s.policy("liveness")
+    s.expect(healthy_at_end=True)
+'''
+
+
+@pytest.mark.parametrize("at", [4.45, 4.55, 4.65, 4.75])
+def test_nfvo_restart_during_a_heal_is_settled_and_the_ns_recovers(tmp_path, at):
+    """The NFVO dies while (or just before, or after) it heals a crashed VNF: an operation
+    it interrupted ends `action_interrupted` and, once the new NFVO has reconciled, is
+    settled by retry (`op_settled`, COMPLETED); the NS is healed and healthy at the end,
+    and no operation is left FAILED_TEMP holding the NS."""
+    scen = tmp_path / "nfvo_mid_heal.py"
+    scen.write_text(NFVO_DIES_MID_HEAL.replace("RESTART_AT", repr(at)))
+    run = run_scenario(scen, seed=1, results_dir=tmp_path, nfvi="simulated")
+    s = _summary(run)
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert s["healthy_at_end"], s["ns_states"]
+    assert "heal_done" in kinds or "op_settled" in kinds
+    for e in events:
+        if e["kind"] == "op_settled":
+            assert e["state"] == "COMPLETED" and e["tasks"][0] == "retry", e
+    assert kinds.count("action_interrupted") == kinds.count("op_settled")
+    assert "action_failed" not in kinds
+    if at in (4.55, 4.65):          # the heal starts at 4.5 s and takes 0.36 s (modelled)
+        assert "action_interrupted" in kinds
