@@ -21,7 +21,7 @@ VNFD_IDS = st.from_regex(VNFD_ID, fullmatch=True)
 COUNTERS = st.integers(1, 10**15)          # instance counters grow with every heal/scale
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(node=NODE_NAMES | st.text(min_size=1, max_size=40), port=st.integers(0, 2**31))
 def test_ifname_fits_ifnamsiz_for_any_node_and_port(node, port):
     """Any node name and port number give a name of at most 15 safe characters."""
@@ -30,14 +30,14 @@ def test_ifname_fits_ifnamsiz_for_any_node_and_port(node, port):
     assert len(name) <= IFNAMSIZ
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(node=NODE_NAMES, port=st.integers(0, 9))
 def test_short_names_keep_the_readable_form(node, port):
     """A name that fits stays ``<node>-eth<port>`` (what users and docs see)."""
     assert ifname(node, port) == f"{node}-eth{port}"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(vnfd=VNFD_IDS, counters=st.lists(COUNTERS, min_size=1, max_size=40, unique=True))
 def test_instance_interfaces_never_collide_after_many_heals(vnfd, counters):
     """VNF instances ``<vnfd>_<n>`` with any counters get distinct bounded names, each
@@ -72,7 +72,7 @@ def _max_topology(switches: int, hosts_per_switch: int, long: str) -> Topology:
     return topo
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(long=st.from_regex(r"[A-Za-z][A-Za-z0-9_]{9}", fullmatch=True),
        switches=st.integers(2, 4), hosts=st.integers(1, 14))
 def test_planned_emulation_names_fit_and_are_unique(long, switches, hosts):
