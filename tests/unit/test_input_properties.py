@@ -109,6 +109,25 @@ def test_topology_file_of_any_text_gives_no_traceback(tmp_path_factory, text):
         assert str(exc).startswith("topo.yaml"), exc
 
 
+GRAPHML = (REPO / "topologies" / "zoo")
+ZOO_TEXT = sorted(p.read_text(errors="replace")[:3000] for p in GRAPHML.glob("*.g*ml"))[:4]
+
+
+@settings(max_examples=50)
+@given(suffix=st.sampled_from([".graphml", ".gml"]),
+       data=st.binary(max_size=200) | st.sampled_from(ZOO_TEXT or ["graph ["]).flatmap(
+           lambda t: st.integers(0, len(t)).map(lambda n: t[:n].encode())))
+def test_zoo_file_of_any_bytes_gives_no_traceback(tmp_path_factory, suffix, data):
+    """Any bytes (or a truncated real Topology Zoo file) as GraphML/GML give a Topology or
+    a TopologyError naming the file."""
+    path = tmp_path_factory.mktemp("zoo") / f"topo{suffix}"
+    path.write_bytes(data)
+    try:
+        load_topology(path)
+    except TopologyError as exc:
+        assert str(exc).startswith(path.name), exc
+
+
 # ------------------------------------------------------------ scenario --set parameters
 def _params(path: Path) -> dict:
     return dict(load_scenario(path).params)
