@@ -55,7 +55,7 @@ def start_vnf(emu, name: str, switch: str, *, cost_us: float = 0.0,
     stats = emu.run_dir / f"vnf-{name}.json"
     stats.unlink(missing_ok=True)
     proc = emu.popen(name, [sys.executable, "-m", "testbed.programs.forwarder",
-                            "--iface", f"{name}-eth0", "--stats", str(stats),
+                            "--iface", emu.host_iface(name), "--stats", str(stats),
                             "--cost-us", str(cost_us), "--name", name,
                             "--program", program, "--params", json.dumps(params or {})],
                      what=program)

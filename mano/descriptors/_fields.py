@@ -62,14 +62,15 @@ def _is_tag(part) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def validate(cls: type[BaseModel], data: Any, source: str, context: dict | None = None):
-    """``cls`` validated from ``data``; raises one ``DescriptorError``
-    (``<source>: <path>: <message>``, one line per problem, the first one first)."""
+def validate(cls: type[BaseModel], data: Any, source: str, context: dict | None = None,
+             error: type[Exception] = DescriptorError):
+    """``cls`` validated from ``data``; raises one ``error`` (a ``DescriptorError`` unless
+    told; ``<source>: <path>: <message>``, one line per problem, the first one first)."""
     try:
         return cls.model_validate(data, context=context)
     except ValidationError as exc:
         lines = [f"{source}: {p}: {m}" for p, m in messages(exc)]
-        raise DescriptorError("\n".join(lines)) from None
+        raise error("\n".join(lines)) from None
 
 
 def nested(cls: type[BaseModel], data: Any, *sub):

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.emulator import features, registry
+from testbed.emulator import features, names, registry
 from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
 from testbed.emulator.shell import ip_batch, offload_script, sh, tc_batch, vsctl
@@ -35,7 +35,7 @@ from testbed.errors import EmulationError
 
 log = logging.getLogger(__name__)
 
-IFNAMSIZ = 15
+IFNAMSIZ = names.IFNAMSIZ
 TEMP_PREFIX = "testbed-"  # + run id: a run's own temporary folder
 PREFIX_LEN = 8  # all hosts share 10.0.0.0/8
 
@@ -105,6 +105,8 @@ class Emulation:
         self._procs: list[tuple[subprocess.Popen, str]] = []
         self.cgroups = None      # CgroupManager, made when a host gets limits
         self._links_down: set[str] = set()
+        self._ifnames: set[str] = set()           # every interface name given in this run
+        self._host_ifaces: dict[str, str] = {}    # host -> its interface (in its namespace)
         self._mac_counter = 0x100000
         self._ip_counter = 1 << 16   # VNF hosts get 10.1.x.y
         self._started = False
@@ -209,7 +211,9 @@ class Emulation:
                 iface = self._ifname(a, port)
                 sw.ports[port] = SwitchPort(port, iface, b)
                 self.attachments[b] = Attachment(b, a, port, ep.mac, ep.ip)
-                self._host_links.append((b, f"{b}-eth0", iface, port, link))
+                hif = self._ifname(b, 0)
+                self._host_ifaces[b] = hif
+                self._host_links.append((b, hif, iface, port, link))
             else:
                 sa, sb = self.switches[a], self.switches[b]
                 pa, pb = sa.next_port(), sb.next_port()
@@ -218,13 +222,20 @@ class Emulation:
                 sb.ports[pb] = SwitchPort(pb, ib, a)
                 self._switch_links.append((ia, ib, link))
 
-    @staticmethod
-    def _ifname(node: str, port: int) -> str:
-        name = f"{node}-eth{port}"
-        if len(name) > IFNAMSIZ:
-            raise EmulationError(f"interface name {name!r} is longer than {IFNAMSIZ} "
-                                 f"characters; give node {node!r} a shorter name")
+    def _ifname(self, node: str, port: int, extra: frozenset[str] = frozenset()) -> str:
+        """A free interface name for ``node``'s ``port`` (``names.ifname``: at most
+        IFNAMSIZ characters whatever the node name and port), reserved for this run."""
+        name = names.ifname(node, port, self._ifnames | extra)
+        self._ifnames.add(name)
         return name
+
+    def host_iface(self, host: str) -> str:
+        """The name of ``host``'s interface inside its namespace (``h1-eth0`` or, for a
+        long host name, a bounded name; see :mod:`testbed.emulator.names`)."""
+        try:
+            return self._host_ifaces[host]
+        except KeyError:
+            raise EmulationError(f"no host {host!r} in this emulation") from None
 
     def _start_controller(self) -> None:
         from testbed.controller.process import ControllerProcess
@@ -428,7 +439,9 @@ class Emulation:
                                  f"{', '.join(sorted(self.switches))}")
         sw = self.switches[switch]
         port = sw.next_port()
-        sif, hif = self._ifname(switch, port), self._ifname(name, 0)
+        sif = self._ifname(switch, port, frozenset(os.listdir("/sys/class/net")))
+        hif = self._ifname(name, 0)
+        self._host_ifaces[name] = hif
         ip = ip or self._next_ip()
         mac = mac or self._next_mac()
         h = FastHost(name)
@@ -484,6 +497,8 @@ class Emulation:
         self._record.forget_process(h.pid)
         del self.hosts[name]
         ip_batch([f"link del dev {sp.iface}"], force=True)
+        self._ifnames.discard(sp.iface)
+        self._ifnames.discard(self._host_ifaces.pop(name, ""))
         if self.cgroups is not None:
             self.cgroups.remove(name)
 

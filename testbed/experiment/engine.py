@@ -85,7 +85,13 @@ def load_scenario(path, *, seed: int = 1, duration: float | None = None,
         raise TestbedError(f"{path}: a scenario defines build(s); this file does not")
     sc = Scenario(path.stem, seed, float(duration or getattr(mod, "DURATION", 60)),
                   dict(overrides or {}))
-    mod.build(sc)
+    try:
+        mod.build(sc)
+    except TestbedError as exc:
+        if not overrides or str(exc).startswith("--set"):
+            raise
+        sets = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        raise TestbedError(f"{path}: {exc} (parameters set: --set {sets})") from None
     unknown = set(sc.params) - sc._used_params
     if unknown:
         raise TestbedError(f"{path}: --set {', '.join(sorted(unknown))}: no such parameter; "

@@ -16,6 +16,7 @@ is computed from it before anything runs, so the same seed gives the same timeli
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,32 @@ from testbed.errors import TestbedError
 ROOT = Path(__file__).resolve().parents[2]
 FAULT_KINDS = ("link_down", "switch_down", "compute_down", "vnf_crash", "vnf_hang",
                "nfvo_restart", "controller_restart")
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+PARAM_KINDS = {bool: "true or false (also yes/no, on/off, 1/0)",
+               int: "an integer (e.g. 400)", float: "a finite number (e.g. 6.0)"}
+
+
+def convert_param(name: str, raw, default):
+    """``raw`` (a ``--set`` value, usually a string) typed like ``default``; a
+    ``TestbedError`` naming the parameter, the value and what would be valid otherwise.
+    Numbers must be finite (no nan or inf)."""
+    kind = type(default)
+    if kind is bool:
+        text = str(raw).strip().lower()
+        if text in TRUE or text in FALSE:
+            return text in TRUE
+    else:
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            if not isinstance(value, float) or math.isfinite(value):
+                return value
+    what = f"{kind.__name__}: {PARAM_KINDS[kind]}" if kind in PARAM_KINDS else kind.__name__
+    raise TestbedError(f"--set {name}={raw!r}: expected {what}")
 
 
 @dataclass
@@ -94,13 +121,7 @@ class Scenario:
         if name not in self.params:
             self.params[name] = default
             return default
-        raw = self.params[name]
-        try:
-            value = type(default)(raw) if not isinstance(default, bool) else \
-                str(raw).lower() in ("1", "true", "yes", "on")
-        except (TypeError, ValueError):
-            raise TestbedError(f"--set {name}={raw!r}: expected {type(default).__name__}") \
-                from None
+        value = convert_param(name, self.params[name], default)
         self.params[name] = value
         return value
 

@@ -15,17 +15,18 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import networkx as nx
 import yaml
 
 from testbed.errors import TopologyError
+from testbed.topology import schema
 from testbed.topology.builders import BUILDERS, WAN_COMPUTE, compute_capacity
 from testbed.topology.model import Topology
+from testbed.topology.schema import LINK_KEYS
 
 SUFFIXES = (".yaml", ".yml", ".graphml", ".gml")
-LINK_KEYS = ("bw_mbit", "delay_ms", "loss_pct")
 FIBRE_KM_PER_MS = 200.0  # light in fibre: about 5 us per km
 EARTH_RADIUS_KM = 6371.0
 
@@ -50,57 +51,6 @@ def load_topology(path: str | Path, *, largest_component: bool = False) -> Topol
 
 # -- YAML ---------------------------------------------------------------------------------
 
-class _Fields:
-    """Typed access to one YAML mapping, with errors naming file and path."""
-
-    def __init__(self, file: Path, where: str, value: Any, known: tuple[str, ...],
-                 required: tuple[str, ...] = ()) -> None:
-        self.file, self.where = file.name, where
-        if not isinstance(value, dict):
-            self.fail(f"expected a mapping with keys {', '.join(known)}, got {value!r}")
-        for key in value:
-            if key not in known:
-                self.fail(f"unknown key '{key}'; known: {', '.join(known)}", key)
-        for key in required:
-            if key not in value:
-                self.fail(f"missing required key '{key}'")
-        self.value: dict[str, Any] = value
-
-    def fail(self, what: str, key: Any = None) -> NoReturn:
-        at = self.where + (f".{key}" if key is not None else "")
-        raise TopologyError(f"{self.file}: {at}: {what}" if at else f"{self.file}: {what}")
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get_str(self, key: str, default: str | None = None) -> str | None:
-        value = self.value.get(key, default)
-        if value is not None and not isinstance(value, str):
-            hint = "; quote it (YAML reads unquoted 00:00:... as a number)" if (
-                key == "mac") else ""
-            self.fail(f"expected a string, got {value!r}{hint}", key)
-        return value
-
-    def get_number(self, key: str, default: float | None = None) -> float | None:
-        value = self.value.get(key, default)
-        if value is not None and (isinstance(value, bool)
-                                  or not isinstance(value, (int, float))):
-            self.fail(f"expected a number, got {value!r}", key)
-        return value
-
-    def get_int(self, key: str, default: int | None = None) -> int | None:
-        value = self.value.get(key, default)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            self.fail(f"expected an integer, got {value!r}", key)
-        return value
-
-    def get_list(self, key: str) -> list[Any]:
-        value = self.value.get(key, [])
-        if not isinstance(value, list):
-            self.fail(f"expected a list, got {value!r}", key)
-        return value
-
-
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -113,18 +63,16 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _load_yaml(path: Path) -> Topology:
-    doc = _Fields(path, "", _read_yaml(path),
-                  ("name", "description", "builder", "defaults", "switches", "links",
-                   "endpoints", "computes"))
-    name = doc.get_str("name", path.stem)
-    assert name is not None
-    if "builder" in doc.value:
+    doc = schema.parse(_read_yaml(path), path)
+    name = doc.name if doc.name is not None else path.stem
+    if "builder" in doc.model_fields_set:
         extra = [k for k in ("defaults", "switches", "links", "endpoints", "computes")
-                 if k in doc.value]
+                 if k in doc.model_fields_set]
         if extra:
-            doc.fail(f"'builder' cannot be combined with {', '.join(extra)}; use either the "
-                     f"builder form or the explicit form")
-        return _from_builder(path, name, doc.value["builder"])
+            raise TopologyError(f"{path.name}: builder: 'builder' cannot be combined with "
+                                f"{', '.join(extra)}; use either the builder form or the "
+                                f"explicit form")
+        return _from_builder(path, name, doc.builder)
     try:
         topo = _from_explicit(path, name, doc)
         topo.validate()
@@ -160,59 +108,40 @@ def _from_builder(path: Path, name: str, spec: Any) -> Topology:
         raise TopologyError(f"{path.name}: builder ({kind}): {exc}") from None
 
 
-def _from_explicit(path: Path, name: str, doc: _Fields) -> Topology:
+def _from_explicit(path: Path, name: str, doc: schema.TopologyDocument) -> Topology:
+    """The topology of a validated explicit-form file; errors of meaning (an unknown
+    switch, a duplicate name) name the entry they come from."""
     topo = Topology(name)
-    defaults = _Fields(path, "defaults", doc.value.get("defaults", {}),
-                       ("link", "access_link", "compute"))
-    link_default = _link_params(_Fields(path, "defaults.link",
-                                        defaults.value.get("link", {}), LINK_KEYS), {})
-    access_default = _link_params(_Fields(path, "defaults.access_link",
-                                          defaults.value.get("access_link", {}), LINK_KEYS), {})
-    compute_fields = _Fields(path, "defaults.compute", defaults.value.get("compute", {}),
-                             ("vcpu", "memory_mb", "disk_gb"))
-    compute_default = {k: compute_fields.get_int(k) for k in compute_fields.value}
+    link_default = schema.given(doc.defaults.link, LINK_KEYS)
+    access_default = schema.given(doc.defaults.access_link, LINK_KEYS)
+    compute_default = schema.given(doc.defaults.compute, schema.COMPUTE_KEYS)
 
-    for i, item in enumerate(doc.get_list("switches")):
-        where = f"switches[{i}]"
-        f = _Fields(path, where, {"name": item} if isinstance(item, str) else item,
-                    ("name", "role", "site", "dpid", "lat", "lon", "label"), ("name",))
-        _call(f, topo.add_switch, f.get_str("name"), role=f.get_str("role", "switch"),
-              site=f.get_str("site"), dpid=f.get_int("dpid"), lat=f.get_number("lat"),
-              lon=f.get_number("lon"), label=f.get_str("label"))
-    for i, item in enumerate(doc.get_list("links")):
-        f = _Fields(path, f"links[{i}]", item, ("a", "b", *LINK_KEYS), ("a", "b"))
-        _call(f, topo.add_link, f.get_str("a"), f.get_str("b"), **_link_params(f, link_default))
-    for i, item in enumerate(doc.get_list("endpoints")):
-        f = _Fields(path, f"endpoints[{i}]", item,
-                    ("name", "switch", "ip", "mac", *LINK_KEYS), ("name", "switch"))
-        _call(f, topo.add_endpoint, f.get_str("name"), f.get_str("switch"), ip=f.get_str("ip"),
-              mac=f.get_str("mac"), **_link_params(f, access_default))
-    for i, item in enumerate(doc.get_list("computes")):
-        f = _Fields(path, f"computes[{i}]", item,
-                    ("name", "switch", "vcpu", "memory_mb", "disk_gb"), ("name", "switch"))
-        capacity = {}
-        for key in ("vcpu", "memory_mb", "disk_gb"):
-            value = f.get_int(key, compute_default.get(key))
-            if value is None:
-                f.fail(f"missing '{key}' (give it here or in defaults.compute)")
-            capacity[key] = value
-        _call(f, topo.add_compute, f.get_str("name"), f.get_str("switch"), **capacity)
+    for i, sw in enumerate(doc.switches):
+        _call(path, f"switches[{i}]", topo.add_switch, sw.name,
+              role=sw.role if sw.role is not None else "switch", site=sw.site, dpid=sw.dpid,
+              lat=sw.lat, lon=sw.lon, label=sw.label)
+    for i, ln in enumerate(doc.links):
+        _call(path, f"links[{i}]", topo.add_link, ln.a, ln.b,
+              **{**link_default, **schema.given(ln, LINK_KEYS)})
+    for i, ep in enumerate(doc.endpoints):
+        _call(path, f"endpoints[{i}]", topo.add_endpoint, ep.name, ep.switch, ip=ep.ip,
+              mac=ep.mac, **{**access_default, **schema.given(ep, LINK_KEYS)})
+    for i, cn in enumerate(doc.computes):
+        capacity = {**compute_default, **schema.given(cn, schema.COMPUTE_KEYS)}
+        for key in schema.COMPUTE_KEYS:
+            if capacity.get(key) is None:
+                raise TopologyError(f"{path.name}: computes[{i}]: missing '{key}' (give it "
+                                    f"here or in defaults.compute; an integer)")
+        _call(path, f"computes[{i}]", topo.add_compute, cn.name, cn.switch, **capacity)
     return topo
 
 
-def _link_params(f: _Fields, default: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(default)
-    for key in LINK_KEYS:
-        if key in f.value:
-            out[key] = f.get_number(key)
-    return out
-
-
-def _call(f: _Fields, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+def _call(path: Path, where: str, method: Callable[..., Any], *args: Any,
+          **kwargs: Any) -> None:
     try:
         method(*args, **kwargs)
     except TopologyError as exc:
-        f.fail(str(exc))
+        raise TopologyError(f"{path.name}: {where}: {exc}") from None
 
 
 # -- Topology Zoo GraphML / GML ------------------------------------------------------------

@@ -120,3 +120,18 @@ def test_non_utf8_yaml(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TopologyError, match="topo.yaml"):
         load_topology(path)
+
+
+def test_every_field_error_is_listed_at_once(tmp_path):
+    """A file with several bad fields gets one TopologyError listing each, with the file,
+    the field path, the value and what is valid (the descriptors' formatting)."""
+    text = ("switches: [{name: s1, dpid: one}, {name: 3}]\n"
+            "links: [{a: s1, b: s1, bw_mbit: fast}]\n"
+            "defaults: {compute: {vcpu: 1.5}}\n")
+    with pytest.raises(TopologyError) as info:
+        load_topology(_write(tmp_path, text))
+    lines = str(info.value).splitlines()
+    assert lines == ["topo.yaml: defaults.compute.vcpu: expected an integer, got 1.5",
+                     "topo.yaml: switches[0].dpid: expected an integer, got 'one'",
+                     "topo.yaml: switches[1].name: expected a string, got a number 3",
+                     "topo.yaml: links[0].bw_mbit: expected a number, got 'fast'"]

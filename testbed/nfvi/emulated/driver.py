@@ -84,7 +84,7 @@ class EmulatedDriver(TopologyInventory):
         stats.unlink(missing_ok=True)
         params = dict(image.params)
         argv = [sys.executable, "-m", "testbed.programs.forwarder", "--iface",
-                f"{instance_id}-eth0", "--stats", str(stats), "--name", instance_id,
+                self.emu.host_iface(instance_id), "--stats", str(stats), "--name", instance_id,
                 "--cost-us", str(params.pop("cost_us", 0) or 0)]
         if image.program != "forwarder" or params:
             argv += ["--program", image.program, "--params", json.dumps(params)]
