@@ -87,9 +87,11 @@ def load_scenario(path, *, seed: int = 1, duration: float | None = None,
                   dict(overrides or {}))
     try:
         mod.build(sc)
-    except TestbedError as exc:
-        if not overrides or str(exc).startswith("--set"):
-            raise
+    except (TestbedError, ValueError) as exc:   # a scenario refuses its parameters with
+        if not overrides or str(exc).startswith("--set"):   # either; both are the user's
+            if isinstance(exc, TestbedError):
+                raise
+            raise TestbedError(f"{path}: {exc}") from None
         sets = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
         raise TestbedError(f"{path}: {exc} (parameters set: --set {sets})") from None
     unknown = set(sc.params) - sc._used_params
