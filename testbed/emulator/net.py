@@ -14,6 +14,7 @@ hosts' namespaces), shells of all hosts started in parallel. A run that is kille
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import secrets
@@ -77,6 +78,26 @@ class Attachment:
                 "mac": self.mac, "ip": self.ip}
 
 
+class ControllerCalls:
+    """The controller's northbound client as the emulation's ``ctl``: every call goes to
+    the controller process of the moment and, while ``restart_controller`` replaces that
+    process, waits for the new one instead of failing on a closed port. Attributes are
+    those of ``testbed.controller.process.NorthboundClient``."""
+
+    def __init__(self, emu: Emulation):
+        self._emu = emu
+
+    def __getattr__(self, name: str):
+        if not callable(getattr(self._emu.controller.client, name)):
+            return getattr(self._emu.controller.client, name)
+
+        def call(*args, **kwargs):
+            with self._emu._ctl_lock:
+                return getattr(self._emu.controller.client, name)(*args, **kwargs)
+        call.__name__ = name
+        return call
+
+
 class Emulation:
     """A live emulation of ``topology`` (a ``testbed.topology.Topology``)."""
 
@@ -99,8 +120,10 @@ class Emulation:
         self.switches: dict[str, Switch] = {}
         self.hosts: dict[str, FastHost] = {}
         self.attachments: dict[str, Attachment] = {}
-        self.ctl = None          # NorthboundClient when the controller runs
+        self.ctl = None          # ControllerCalls when the controller runs
         self.controller = None   # ControllerProcess
+        self._ctl_lock = threading.RLock()   # held while the controller restarts
+        self._ctl_attached: set[str] = set()  # run-time hosts the controller knows
         self._record: registry.RunRecord | None = None
         self._procs: list[tuple[subprocess.Popen, str]] = []
         self.cgroups = None      # CgroupManager, made when a host gets limits
@@ -246,23 +269,25 @@ class Emulation:
         self.controller = ControllerProcess(self.run_dir, self.wiring(), **self.controller_args)
         self.controller.start()
         self._record.add_process(self.controller.pid, "controller")
-        self.ctl = self.controller.client
+        self.ctl = ControllerCalls(self)
 
     def restart_controller(self) -> float:
         """Stop the controller process and start a new one (same ports, same saved graphs);
-        return the seconds until every switch is programmed again."""
+        return the seconds until every switch is programmed again. Calls of the controller
+        made meanwhile (``self.ctl``, e.g. a VNF being attached during a heal) wait for the
+        new process instead of failing on a closed port."""
         from testbed.controller.process import ControllerProcess
-        t = time.monotonic()
-        old = self.controller
-        old.stop()
-        self._record.forget_process(old.pid)
-        self.controller = ControllerProcess(self.run_dir, self.wiring(), of_port=old.of_port,
-                                            api_port=old.api_port)
-        self.controller.start()
-        self._record.add_process(self.controller.pid, "controller")
-        self.ctl = self.controller.client
-        self.ctl.wait_switches(len(self.switches), timeout=60)
-        return time.monotonic() - t
+        with self._ctl_lock:
+            t = time.monotonic()
+            old = self.controller
+            old.stop()
+            self._record.forget_process(old.pid)
+            self.controller = ControllerProcess(self.run_dir, self.wiring(),
+                                                of_port=old.of_port, api_port=old.api_port)
+            self.controller.start()
+            self._record.add_process(self.controller.pid, "controller")
+            self.ctl.wait_switches(len(self.switches), timeout=60)
+            return time.monotonic() - t
 
     def _start_hosts(self) -> None:
         t = time.monotonic()
@@ -448,29 +473,39 @@ class Emulation:
         h.wait_ready()
         self.hosts[name] = h
         self._record.add_process(h.pid, f"host {name}")
-        if cpu is not None or memory_mb is not None:
-            cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
-            cg.add(h.pid)
-        tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
-        ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} netns {h.pid}",
-                  f"link set dev {sif} alias {tag} group {self.link_group} up"])
-        self._record.links.append(sif)
-        self._record.save()
+        # bookkeeping first, so that remove_host finds whatever part was made
         sw.ports[port] = SwitchPort(port, sif, name)
         self.attachments[name] = Attachment(name, switch, port, mac, ip)
-        if self.datapath == "user":
-            self._offloads_off([sif])
-        vsctl(self._ovs_port_args(switch, sw.ports[port]))
-        script = self._host_setup_script(name, hif)
-        if bw_mbit:
-            from testbed.topology.model import LinkSpec
-            spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
-            tc_batch(_tc_lines(sif, spec))
-            script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
-        h.run_script(script)
-        QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
-        if self.ctl is not None:
-            self.ctl.put_attachment(self.attachments[name].to_dict())
+        try:
+            if cpu is not None or memory_mb is not None:
+                cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
+                cg.add(h.pid)
+            tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
+            ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} "
+                      f"netns {h.pid}",
+                      f"link set dev {sif} alias {tag} group {self.link_group} up"])
+            self._record.links.append(sif)
+            self._record.save()
+            if self.datapath == "user":
+                self._offloads_off([sif])
+            vsctl(self._ovs_port_args(switch, sw.ports[port]))
+            script = self._host_setup_script(name, hif)
+            if bw_mbit:
+                from testbed.topology.model import LinkSpec
+                spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
+                tc_batch(_tc_lines(sif, spec))
+                script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
+            h.run_script(script)
+            QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
+            if self.ctl is not None:
+                self.ctl.put_attachment(self.attachments[name].to_dict())
+                self._ctl_attached.add(name)
+        except BaseException:
+            # all or nothing: a host half made (e.g. the controller could not take its
+            # attachment) is taken down again, so a retry or a rollback finds no trace of it
+            with contextlib.suppress(Exception):
+                self.remove_host(name)
+            raise
         return h
 
     def cgroup_manager(self):
@@ -483,11 +518,13 @@ class Emulation:
         return self.cgroups
 
     def remove_host(self, name: str) -> None:
-        """Remove a run-time host: its processes, its shell, its link and port."""
+        """Remove a run-time host: its processes, its shell, its link and port (also one
+        that ``add_host`` made only in part)."""
         h = self.host(name)
         att = self.attachments.pop(name)
-        if self.ctl is not None:
+        if name in self._ctl_attached:
             self.ctl.delete_attachment(name)
+            self._ctl_attached.discard(name)
         for proc, what in [pw for pw in self._procs if pw[1].startswith(f"{name}:")]:
             self._stop_proc(proc, what)
         sw = self.switches[att.switch]

@@ -500,7 +500,7 @@ class ScenarioRun:
         Its store closes at once, so operations in flight fail where they stand, as after
         a SIGKILL (their actions end ``action_interrupted``); once none is running (at most
         ``INTERRUPT_WAIT_S``), the new NFVO reconciles and the engine, as the operator,
-        settles every NS operation left FAILED_TEMP (``_settle_interrupted``). The loop set
+        settles every NS operation left FAILED_TEMP (``_settle_failed_temp``). The loop set
         ``nfvo_down`` before this runs: policies and queued actions wait until it clears;
         the metrics worker is kept out by ``_nfvo_lock``."""
         try:
@@ -528,26 +528,27 @@ class ScenarioRun:
             self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
             self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
         self.event("recovered", target="nfvo", report="reconciled")
-        self._settle_interrupted()
+        self._settle_failed_temp()
 
-    def _settle_interrupted(self) -> None:
-        """Settle the NS operations a restart left FAILED_TEMP, as an operator would:
+    def _settle_failed_temp(self, ns: str | None = None) -> None:
+        """Settle the NS operations (of ``ns``, or all) left FAILED_TEMP by an NFVO restart
+        or a failed action, as an operator would:
         ``retry`` (SOL005: the same occurrence resumes and does what is left); if the retry
         fails, ``rollback``; if that fails too, ``fail`` (the NS then states what it lacks).
         One ``op_settled`` event per operation: its type, NS, what was done and the final
         state. Without this an interrupted operation would hold its NS for good (the
         NFVO runs one operation per NS at a time)."""
-        for op in self.nfvo.ops.list(level="ns", states=("FAILED_TEMP",)):
+        for op in self.nfvo.ops.list(level="ns", subject_id=ns, states=("FAILED_TEMP",)):
             done, state, errors = [], op.state, []
             for task in ("retry", "rollback", "fail"):
+                done.append(task)
                 try:
                     state = getattr(self.nfvo, task)(op.id)["state"]
-                    done.append(task)
-                    if str(state) != "FAILED_TEMP":
-                        break
-                except MANOError as exc:
-                    done.append(task)
+                except Exception as exc:    # a driver fault too: the next task may still do
                     errors.append(f"{task}: {exc}")
+                    continue
+                if str(state) != "FAILED_TEMP":
+                    break
             # (no op id: ids are random UUIDs, and one seed gives one events.jsonl; the
             # occurrence is found in nfvo.db by its NS and operation type)
             self.event("op_settled", operation=op.operation, ns=op.subject_id,
@@ -647,7 +648,7 @@ class ScenarioRun:
         fut = yield from self._operate(env, "heal", a.ns, a.instance, mode)
         timing = self._timing(observed, decided, start)
         if fut is None or fut.exception() is not None:
-            self._failed(fut, "heal", a.instance, base, timing)
+            yield from self._failed(env, fut, "heal", a.instance, base, timing)
             return
         self._healed_at[a.instance] = self.now()
         new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
@@ -663,7 +664,7 @@ class ScenarioRun:
         fut = yield from self._operate(env, "scale", a.ns, a.vnf, direction, **kw)
         timing = self._timing(observed, decided, start)
         if fut is None or fut.exception() is not None:
-            self._failed(fut, a.kind, a.instance, base, timing)
+            yield from self._failed(env, fut, a.kind, a.instance, base, timing)
             return
         after = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, a.vnf)]
         self.event(a.kind, instances=len(after), added=sorted(set(after) - before),
@@ -674,7 +675,7 @@ class ScenarioRun:
     def _operate(self, env, operation: str, *args, **kw):
         """Run the NFVO's ``operation`` off the loop; the Future, or None when it failed
         because the NFVO restarted meanwhile (interrupted: its outcome belongs to the new
-        NFVO's reconciliation and ``_settle_interrupted``). One that completed before a
+        NFVO's reconciliation and ``_settle_failed_temp``). One that completed before a
         restart returns once the new NFVO is up, which has it on record."""
         nfvo = self.nfvo
         self._inflight += 1
@@ -687,13 +688,20 @@ class ScenarioRun:
             yield env.timeout(POLL_S)
         return None if restarted and fut.exception() is not None else fut
 
-    def _failed(self, fut, action: str, target, base: dict, timing: dict) -> None:
+    def _failed(self, env, fut, action: str, target, base: dict, timing: dict):
+        """Record a failed action; an operation it left FAILED_TEMP is settled at once (an
+        interrupted one is settled by the NFVO restart that interrupted it)."""
         if fut is None:
             self.event("action_interrupted", action=action, target=target,
                        why="the NFVO restarted during the operation", **base, **timing)
-        else:
-            self.event("action_failed", action=action, target=target,
-                       error=str(fut.exception()), **base, **timing)
+            return
+        self.event("action_failed", action=action, target=target,
+                   error=str(fut.exception()), **base, **timing)
+        if not self.nfvo_down:
+            fut = yield from self.nfvi.call(env, self._settle_failed_temp, base["ns"])
+            if fut.exception() is not None:
+                self.event("note", text=f"settling {base['ns']}'s operation failed: "
+                                        f"{fut.exception()}")
 
     def _timing(self, observed, decided, start) -> dict:
         done = self.now()
