@@ -1,5 +1,5 @@
 """Overlapping classifiers are refused where a user meets them: the NFVO at instantiate
-(before any instance is made), an NSD at onboarding, the simulated NFVI's controller logic
+(before any instance is made; a 409 through the NBI), an NSD at onboarding, the simulated NFVI's controller logic
 on install; an explicit VNFFG precedence lets them coexist and reaches the NFVI as the
 graph's priority."""
 from __future__ import annotations
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nbi_helpers import Env, onboard, wait_op
 from test_nfvo import FakeDriver  # tests/unit is on sys.path (rootdir-relative)
 from test_sim_nfvi import nfvi, run_op  # noqa: F401  (the simulated NFVI fixture)
 
@@ -113,3 +114,30 @@ def test_simulated_nfvi_refuses_overlap_like_the_controller(nfvi):  # noqa: F811
     assert d.list_graphs() == ["a.fg1"]
     run_op(nfvi, d.put_graph, {**b, "priority": 200})
     assert d.list_graphs() == ["a.fg1", "b.fg1"]
+
+
+def test_nbi_answers_an_overlap_with_409_naming_both(tmp_path):
+    """Through the SOL005 NBI: instantiating a second NS of chain3 at the same ingress is
+    a 409 ProblemDetails whose detail names both graphs; no operation occurrence starts."""
+    env = Env(tmp_path)
+    try:
+        c = env.client
+        onboard(c)
+        ids = []
+        for name in ("web", "shop"):
+            r = c.post("/nslcm/v1/ns_instances", json={"nsdId": "chain3", "nsName": name,
+                                                       "nsDescription": "a chain"})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        r = c.post(f"/nslcm/v1/ns_instances/{ids[0]}/instantiate",
+                   json={"nsFlavourId": "default"})
+        assert wait_op(c, r.headers["Location"])["operationState"] == "COMPLETED"
+        r = c.post(f"/nslcm/v1/ns_instances/{ids[1]}/instantiate",
+                   json={"nsFlavourId": "default"})
+        assert r.status_code == 409, r.text
+        detail = r.json()["detail"]
+        assert f"graph {ids[1]}.fg1 (NSD chain3) overlaps graph {ids[0]}.fg1" in detail
+        assert "precedence" in detail
+        assert len(c.get("/nslcm/v1/ns_lcm_op_occs").json()) == 1
+    finally:
+        env.close()
