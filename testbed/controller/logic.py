@@ -622,8 +622,9 @@ class Fabric:
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
                     actions: tuple[Action, ...], cookie: int,
                     split: tuple[int, int] | None = None) -> FlowSpec:
-        """The classifier flow of one source; with ``split`` = (value, mask) the masked
-        flow for one source-port share (classifier + ``udp_src``/``tcp_src``, priority + 1)."""
+        """The classifier flow of one source (untagged frames only); with ``split`` =
+        (value, mask) the masked flow for one source-port share (classifier +
+        ``udp_src``/``tcp_src``, same priority)."""
         match = dict(self._source_match(fg, src), in_port=src.port, eth_type=ETH_TYPE_IPV4,
                      vlan_vid=UNTAGGED)
         if split is not None:
