@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mano import descriptors as D
+from mano.descriptors.nsd import graphs_conflict
 from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import Flavour, NfviDriver
@@ -239,6 +240,7 @@ class NFVO:
                 raise ConflictError(f"NS {ns_id} exists already (state {ns['state']})")
         except NotFoundError:
             pass
+        self._refuse_overlaps(nsd_id, ns_id, sap, protection)
         params = {"sap": sap, "protection": protection}
         for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST):
             self.vnfm.forget(r["id"])       # a new start: what was lost stays closed
@@ -250,7 +252,9 @@ class NFVO:
         ``protection`` parameters applied): the endpoints, classifier and protection the
         NFVI really gets."""
         data = self.store.get_ns_instance(ns_id)["data"] or {}
-        sap, prot = data.get("sap") or {}, data.get("protection")
+        return self._bind(fg, data.get("sap") or {}, data.get("protection"))
+
+    def _bind(self, fg, sap: dict, prot: bool | None):
         if not sap and prot is None:
             return fg
         ips = self.driver.endpoints()
@@ -478,6 +482,37 @@ class NFVO:
             self.store.put_ns_instance(ns_id, ns["nsd_id"], state, data)
 
     # ---- forwarding graphs ---------------------------------------------------------------------
+    def _refuse_overlaps(self, nsd_id: str, ns_id: str, sap: dict, protection) -> None:
+        """Refuse (``ConflictError``) to instantiate NS ``ns_id`` when one of its graphs,
+        bound by ``sap``, overlaps another of its graphs or a graph of another NS that has
+        graphs (same ingress endpoint, or a VNF on both paths of one NS; some packet matches
+        both classifiers; equal precedence): which graph takes such a packet would be
+        undefined. The rule is ``mano.classifiers``'; the NFVI's controller applies it again
+        to every graph it is given."""
+        mine = [self._bind(fg, sap, protection) for fg in self.nsd(nsd_id).vnffg]
+        for j, b in enumerate(mine):
+            for a in mine[:j]:
+                why = graphs_conflict(a, b)
+                if why:
+                    raise ConflictError(
+                        f"NS {ns_id}: graph {ns_id}.{b.id} overlaps graph {ns_id}.{a.id} "
+                        f"(both of NSD {nsd_id}{', bound by sap ' + str(sap) if sap else ''}) "
+                        f"{why}")
+        for ns in self.store.list_ns_instances():
+            other = ns["id"]
+            data = ns["data"] or {}
+            if other == ns_id or (ns["state"] in (NOT_INSTANTIATED, TERMINATED)
+                                  and not data.get("graphs")):
+                continue
+            for fg in self.nsd(ns["nsd_id"]).vnffg:
+                theirs = self.bound_vnffg(other, fg)
+                for b in mine:
+                    why = graphs_conflict(theirs, b, shared_vnfs=False)
+                    if why:
+                        raise ConflictError(
+                            f"NS {ns_id}: graph {ns_id}.{b.id} (NSD {nsd_id}) overlaps graph "
+                            f"{other}.{fg.id} of NS {other} (NSD {ns['nsd_id']}) {why}")
+
     def _chain_order(self, nsd) -> list[str]:
         order: list[str] = []
         for fg in nsd.vnffg:
@@ -541,6 +576,8 @@ class NFVO:
         hops.append(fg.egress)
         g = {"name": f"{ns_id}.{fg.id}", "match": dict(fg.classifier), "hops": hops,
              "protection": bool(fg.protection)}
+        if fg.precedence is not None:
+            g["priority"] = fg.precedence     # the classifier flows' priority
         if rewrites:
             g["rewrites"] = rewrites
         return g

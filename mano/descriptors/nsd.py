@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainValidator, field_validator, model_validator
 
+from mano import classifiers
+from mano.classifiers import DEFAULT_PRECEDENCE, PRECEDENCE_MAX, PRECEDENCE_MIN
 from mano.descriptors._fields import (
     Boolean,
     NonEmpty,
@@ -89,13 +91,19 @@ def _path(v: Any):
 
 class VNFFG(Strict):
     """A forwarding graph: ``classifier`` packets from ``ingress`` through ``path`` (VNF
-    ids, in order) to ``egress``; ``protection`` installs fast-failover backup paths."""
+    ids, in order) to ``egress``; ``protection`` installs fast-failover backup paths.
+
+    ``precedence`` (1..899; none given = 100) decides between graphs whose classifiers
+    overlap at one ingress (some packet matches both, ``mano.classifiers``): the higher
+    takes the packets both match. Overlapping graphs of equal precedence are refused."""
     id: NonEmpty
     classifier: Annotated[dict, PlainValidator(_classifier)]
     ingress: NonEmpty
     egress: NonEmpty
     path: Annotated[tuple[NonEmpty, ...], BeforeValidator(_path)]
     protection: Boolean = False
+    precedence: Annotated[int | None, number(integer=True, ge=PRECEDENCE_MIN,
+                                             le=PRECEDENCE_MAX)] = None
 
     @model_validator(mode="after")
     def _two_ends(self):
@@ -106,6 +114,33 @@ class VNFFG(Strict):
 
     def __hash__(self) -> int:
         return hash(("VNFFG", self.id, self.path))
+
+
+def effective_precedence(fg: VNFFG) -> int:
+    """The precedence the graph's classifier flows get (``DEFAULT_PRECEDENCE`` if none)."""
+    return DEFAULT_PRECEDENCE if fg.precedence is None else fg.precedence
+
+
+def graphs_conflict(a: VNFFG, b: VNFFG, *, shared_vnfs: bool = True) -> str | None:
+    """Why two graphs cannot both be installed: at a port both classify at (the same
+    ingress endpoint, or, when ``shared_vnfs``, a VNF on both paths, whose returning
+    packets both classify) some packet matches both classifiers and their precedences are
+    equal; None if they can (``mano.classifiers``). ``auto`` ends are not compared."""
+    where = []
+    if a.ingress == b.ingress and a.ingress != AUTO:
+        where.append(f"ingress {a.ingress}")
+    if shared_vnfs:
+        where += [f"VNF {v}" for v in a.path if v in b.path]
+    if not where:
+        return None
+    both = classifiers.conflict(a.classifier, effective_precedence(a),
+                                b.classifier, effective_precedence(b))
+    if both is None:
+        return None
+    return (f"at {' and '.join(where)}: a packet with "
+            f"{classifiers.describe(both)} matches both graphs' classifiers at precedence "
+            f"{effective_precedence(a)}; make them disjoint or give one a different "
+            "precedence (the higher takes the packets both match)")
 
 
 OptPositive = Annotated[float | None, number(gt=0)]
@@ -168,6 +203,12 @@ class NSD(Strict):
                 if h not in vnfs:
                     raise fail(f"unknown VNF {h!r}; known: {', '.join(vnfs)}",
                                "vnffg", i, "path", j)
+        for j, later in enumerate(self.vnffg):
+            for i, fg in enumerate(self.vnffg[:j]):
+                why = graphs_conflict(fg, later)
+                if why:
+                    raise fail(f"classifier overlaps nsd.vnffg[{i}] ({fg.id!r}) {why}",
+                               "vnffg", j)
         if not self.name:
             self.__dict__["name"] = self.id
         return self
@@ -188,7 +229,9 @@ class NSD(Strict):
                                 for v in self.virtual_links],
                  vnffg=[{"id": f.id, "classifier": dict(f.classifier), "ingress": f.ingress,
                          "egress": f.egress, "path": list(f.path),
-                         "protection": f.protection} for f in self.vnffg],
+                         "protection": f.protection,
+                         **({} if f.precedence is None else {"precedence": f.precedence})}
+                        for f in self.vnffg],
                  sla=self.sla.to_dict())
         return {"nsd": d}
 

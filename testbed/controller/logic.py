@@ -10,15 +10,15 @@ paths, one per (source instance, destination instance) pair, and each pair owns 
 (1..4094, kept while the pair exists, so transit flows are overwritten in place on reroute;
 a pair that disappears hands its id to a new pair of the same segment):
 
-- at each instance of hop i a classifier flow (priority ``fg.priority`` + number of
-  classifier fields) matches in_port + IPv4 + classifier. With one destination instance
+- at each instance of hop i a classifier flow (priority ``fg.priority``) matches in_port +
+  untagged (``vlan_vid`` none) + IPv4 + classifier. With one destination instance
   it either outputs straight to it (same switch) or pushes the pair's tag and sends it
   along the shortest path of up links (the pair's *actions*). With several reachable
   destination instances (n, in sorted order) the flows are balanced:
 
   * the classifier fixes ip_proto to UDP (17) or TCP (6) (true of a rewriting source too:
     a NAT keeps the protocol): the classifier is replaced by 2**b masked flows, b =
-    ceil(log2(n)), priority classifier + 1 (one more field), each matching the classifier
+    ceil(log2(n)), at the classifier's priority, each matching the classifier
     plus ``udp_src``/``tcp_src`` = (v, 2**b - 1), v = 0 .. 2**b - 1, with the actions of
     instance ``v % n``; so a flow's instance is chosen by the low bits of its L4 source
     port (with n = 3: ports ending in 0b00 and 0b11 -> first, 0b01 -> second, 0b10 ->
@@ -35,12 +35,21 @@ a pair that disappears hands its id to a new pair of the same segment):
   The same fields choose the instance at every hop, so between two scaled-out hops which
   pairs carry a flow is correlated; each hop is still balanced, which is what scaling
   needs;
-- transit switches match ``vlan_vid`` alone, the switch of the destination instance pops
-  the tag and outputs to its port (priority 1000). A VNF sends packets back on the port it
-  got them from, untagged, where the next segment's classifier picks them up;
+- transit switches match ``in_port`` (the switch-to-switch port the path enters by) and
+  ``vlan_vid``, the switch of the destination instance (same match) pops the tag and
+  outputs to its port (priority 1000). A VNF sends packets back on the port it got them
+  from, untagged, where the next segment's classifier picks them up;
 - a VNF instance listed in the graph's ``rewrites`` (NAT, load balancer) changes the
   headers the classifier looks at, so its returning packets are classified by in_port +
   IPv4 alone (priority ``fg.priority``); its port may not be used by another graph.
+
+Isolation (docs/isolation.md). Only classifier flows take frames from host and VNF ports,
+and only untagged ones; tagged flows take frames only from the switch-to-switch port their
+path uses; everything else meets the table-miss drop. So a frame entering at a host or VNF
+port reaches only what a graph of that port allows, whatever tags (a chain's vid, a
+priority tag, QinQ) or source addresses it carries. Two graphs whose classifiers overlap at
+one port (``mano.classifiers``: some packet matches both) at the same priority are refused;
+with different priorities the higher one takes the packets both match.
 
 Protection. For each pair and each switch of its primary path but the last, the forward
 output goes through a fast-failover group: bucket 1 outputs to the primary port, bucket 2
@@ -82,6 +91,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from mano import classifiers
 from testbed.controller.specs import (
     ETH_TYPE_IPV4,
     Action,
@@ -97,6 +107,7 @@ from testbed.errors import ControllerError, ForwardingGraphError
 
 VLAN_MIN, VLAN_MAX = 1, 4094
 TRANSIT_PRIORITY = 1000
+UNTAGGED = 0  # a vlan_vid match of 0: no 802.1Q tag at all (OFPVID_NONE)
 COOKIE_SHIFT = 32
 COOKIE_MASK = 0xFFFFFFFF00000000
 cookie_mask = COOKIE_MASK
@@ -135,6 +146,12 @@ def split_mask(n: int) -> int:
 def split_instance(port: int, n: int) -> int:
     """Which of n instances (index in sorted order) the flow of this source port goes to."""
     return (port & split_mask(n)) % n if n > 1 else 0
+
+
+def _match_text(fg: ForwardingGraphSpec, src: Attachment) -> str:
+    if src.name in fg.rewrites:
+        return f"any IPv4 packet returning from rewriting VNF {src.name}"
+    return classifiers.describe(classifiers.masked(fg.match))
 
 
 def _hop_json(hop: str | tuple[str, ...]) -> str | list[str]:
@@ -551,8 +568,9 @@ class Fabric:
         return {(self._atts[x].switch, self._atts[x].port): x for x in names}
 
     def _check_classifier_keys(self, fg: ForwardingGraphSpec) -> None:
-        """Two graphs with the same classifier at the same port would overwrite each other;
-        a rewriting VNF's port shared with another graph would be ambiguous."""
+        """Two hops of one graph at one port, a rewriting VNF's port shared with another
+        graph, or two graphs' classifiers overlapping at one port at the same priority
+        would make packets ambiguous: refused (ForwardingGraphError)."""
         ports: dict[tuple[str, int], str] = {}
         for _, src in self._sources(fg):
             if (src.switch, src.port) in ports:
@@ -561,20 +579,11 @@ class Fabric:
                     f"({ports[(src.switch, src.port)]!r} and {src.name!r} at "
                     f"{src.switch}:{src.port}), their returning packets cannot be told apart")
             ports[(src.switch, src.port)] = src.name
-        mine = {self._classifier(fg, src, (), 0).key() for _, src in self._sources(fg)}
         my_rewrites = self._ports(fg.rewrites)
         my_ports = self._ports(fg.attachment_names())
         for name, g in self._graphs.items():
             if name == fg.name:
                 continue
-            theirs = {self._classifier(g.spec, src, (), 0).key() for _, src in self._sources(g.spec)}
-            clash = mine & theirs
-            if clash:
-                dpid, _, _, match = min(clash, key=repr)
-                raise ForwardingGraphError(
-                    f"forwarding graph {fg.name!r}: classifier {dict(match)} at switch "
-                    f"{self._names[dpid]} is already used by graph {name!r} (same priority); "
-                    "use a different match or priority")
             their_ports = self._ports(g.spec.attachment_names())
             for mine_rw, other in ((my_rewrites, their_ports),
                                    (my_ports, self._ports(g.spec.rewrites))):
@@ -586,26 +595,51 @@ class Fabric:
                         f"forwarding graph {fg.name!r}: port {sw}:{port} of header-rewriting "
                         f"VNF {rw!r} is also used by graph {name!r}; packets coming back from "
                         "it could not be told apart")
+            self._check_overlap(fg, g.spec)
+
+    def _check_overlap(self, fg: ForwardingGraphSpec, other: ForwardingGraphSpec) -> None:
+        """Refuse ``fg`` when, at a port both graphs classify at, some packet matches both
+        classifiers and the two have the same priority (which graph takes it would be
+        undefined); with different priorities the higher one takes it. The overlap rule is
+        ``mano.classifiers``' (one place for the NFVO and every NFVI)."""
+        theirs = {(s.switch, s.port): s for _, s in self._sources(other)}
+        for _, src in self._sources(fg):
+            o = theirs.get((src.switch, src.port))
+            if o is None:
+                continue
+            both = classifiers.conflict(self._source_match(fg, src), fg.priority,
+                                        self._source_match(other, o), other.priority)
+            if both is not None:
+                raise ForwardingGraphError(
+                    f"forwarding graph {fg.name!r} overlaps forwarding graph {other.name!r} "
+                    f"at {src.switch}:{src.port} ({src.name}): a packet with "
+                    f"{classifiers.describe(both)} matches both classifiers "
+                    f"({_match_text(fg, src)} and {_match_text(other, o)}) and both have "
+                    f"priority {fg.priority}; make the classifiers disjoint or give the "
+                    "graphs different priorities (an NSD's VNFFG precedence), the higher "
+                    "one then takes the packets both match")
 
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
                     actions: tuple[Action, ...], cookie: int,
                     split: tuple[int, int] | None = None) -> FlowSpec:
-        """The classifier flow of one source; with ``split`` = (value, mask) the masked
-        flow for one source-port share (classifier + ``udp_src``/``tcp_src``, priority + 1)."""
-        if src.name in fg.rewrites:
-            # The VNF rewrote the 5-tuple: its port alone says which graph a packet is on.
-            match = {"in_port": src.port, "eth_type": ETH_TYPE_IPV4}
-            priority = fg.priority
-        else:
-            match = dict(fg.match, in_port=src.port, eth_type=ETH_TYPE_IPV4)
-            priority = fg.priority + len(fg.match)
+        """The classifier flow of one source (untagged frames only); with ``split`` =
+        (value, mask) the masked flow for one source-port share (classifier +
+        ``udp_src``/``tcp_src``, same priority)."""
+        match = dict(self._source_match(fg, src), in_port=src.port, eth_type=ETH_TYPE_IPV4,
+                     vlan_vid=UNTAGGED)
         if split is not None:
             proto = dict(fg.match)["ip_proto"]
             match["ip_proto"] = proto  # the OXM prerequisite of an L4 field
             match[SPLIT_FIELD[proto]] = split
-            priority += 1
-        return FlowSpec(dpid=self._dpids[src.switch], priority=priority, match=match,
+        return FlowSpec(dpid=self._dpids[src.switch], priority=fg.priority, match=match,
                         actions=actions, cookie=cookie)
+
+    @staticmethod
+    def _source_match(fg: ForwardingGraphSpec, src: Attachment) -> dict:
+        """The classifier fields a graph applies at one source: its classifier, or nothing
+        but IPv4 for a header-rewriting VNF (its port alone says which graph a packet is
+        on, since the VNF changed the 5-tuple)."""
+        return {} if src.name in fg.rewrites else dict(fg.match)
 
     @staticmethod
     def _split_field(fg: ForwardingGraphSpec) -> str | None:
@@ -737,7 +771,9 @@ class Fabric:
         def add(f: FlowSpec) -> None:
             flows[f.key()] = f
 
-        add(FlowSpec(self._dpids[dst.switch], TRANSIT_PRIORITY, {"vlan_vid": vid},
+        last_in = topo.edges[path[-2], path[-1]]["links"][0].port_of(path[-1])
+        add(FlowSpec(self._dpids[dst.switch], TRANSIT_PRIORITY,
+                     {"in_port": last_in, "vlan_vid": vid},
                      (("pop_vlan",), ("output", dst.port)), cookie | ROLE_DELIVER))
         first: tuple[Action, ...] = ()
         for j in reversed(range(len(path) - 1)):
@@ -753,7 +789,9 @@ class Fabric:
             if j == 0:
                 first = (("push_vlan",), ("set_vlan", vid), fwd)
             else:
-                add(FlowSpec(self._dpids[s], TRANSIT_PRIORITY, {"vlan_vid": vid}, (fwd,),
+                # in_port too: a tagged frame is only taken from the link the path uses
+                add(FlowSpec(self._dpids[s], TRANSIT_PRIORITY,
+                             {"in_port": in_port, "vlan_vid": vid}, (fwd,),
                              cookie | ROLE_TRANSIT))
         return first, False
 
@@ -809,21 +847,29 @@ class Fabric:
             # OpenFlow drops an output to the in_port unless it says OFPP_IN_PORT.
             out = ("in_port",) if q == in_port else ("output", q)
             buckets.append(Bucket(actions=(("set_vlan", bvid), out), watch_port=q))
-            for f in self._backup_flows(g, topo, bp, bvid, dst, cookie):
+            for f in self._backup_flows(g, topo, bp, first, bvid, dst, cookie):
                 flows[f.key()] = f
         gid = self._group_id(g, ("ff", *pk, s))
         groups[(dpid, gid)] = GroupSpec(dpid=dpid, group_id=gid, type="ff", buckets=tuple(buckets))
         return ("group", gid)
 
-    def _backup_flows(self, g: _Graph, topo: nx.Graph, bp: list[str], vid: int, dst: Attachment,
-                      cookie: int) -> list[FlowSpec]:
-        out = [FlowSpec(self._dpids[bp[-1]], TRANSIT_PRIORITY, {"vlan_vid": vid},
+    def _backup_flows(self, g: _Graph, topo: nx.Graph, bp: list[str], first: Link, vid: int,
+                      dst: Attachment, cookie: int) -> list[FlowSpec]:
+        """The flows of a backup path ``bp`` (its first hop on link ``first``): each matches
+        the backup vid on the port the path enters the switch by."""
+        def in_port(k: int) -> int:
+            link = first if k == 1 else topo.edges[bp[k - 1], bp[k]]["links"][0]
+            return link.port_of(bp[k])
+
+        out = [FlowSpec(self._dpids[bp[-1]], TRANSIT_PRIORITY,
+                        {"in_port": in_port(len(bp) - 1), "vlan_vid": vid},
                         (("pop_vlan",), ("output", dst.port)), cookie | ROLE_BACKUP_DELIVER)]
         for k in reversed(range(1, len(bp) - 1)):
             link = topo.edges[bp[k], bp[k + 1]]["links"][0]
             g.links.add(link)
             port = link.port_of(bp[k])
-            out.append(FlowSpec(self._dpids[bp[k]], TRANSIT_PRIORITY, {"vlan_vid": vid},
+            out.append(FlowSpec(self._dpids[bp[k]], TRANSIT_PRIORITY,
+                                {"in_port": in_port(k), "vlan_vid": vid},
                                 (("output", port),), cookie | ROLE_BACKUP))
         return out
 

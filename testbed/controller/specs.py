@@ -13,7 +13,7 @@ Actions are tuples, exactly one of::
     ("group", group_id)  hand the packet to a group
 
 Match keys are os-ken ``OFPMatch`` keyword names; ``vlan_vid`` values are plain vids (ofmsg
-adds the present bit) and IPv4 values are ``"10.0.0.1"`` or ``("10.0.0.0", "255.255.255.0")``.
+adds the present bit), 0 meaning "no 802.1Q tag" (OFPVID_NONE) and IPv4 values are ``"10.0.0.1"`` or ``("10.0.0.0", "255.255.255.0")``.
 An L4 port is an int, or in the fabric's split classifier flows a ``(value, mask)`` pair
 (a masked OXM field, e.g. ``("udp_src", (1, 3))``: source ports whose low two bits are 01).
 """
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mano.classifiers import DEFAULT_PRECEDENCE, PRECEDENCE_MAX, PRECEDENCE_MIN
 from testbed.errors import ForwardingGraphError
 
 Action = tuple
@@ -43,9 +44,8 @@ MAX_INSTANCES = 16
 # Cookies carry the segment in 16 bits (see logic.py).
 MAX_HOPS = 256
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Classifier priorities stay below the transit/deliver flows (1000), with room for the few
-# points the fabric adds for specificity.
-MIN_PRIORITY, MAX_PRIORITY = 1, 899
+# Classifier priorities (a graph's precedence) stay below the transit/deliver flows (1000).
+MIN_PRIORITY, MAX_PRIORITY = PRECEDENCE_MIN, PRECEDENCE_MAX
 
 
 def sorted_match(match: Mapping[str, Any] | Match) -> Match:
@@ -100,7 +100,9 @@ class GroupSpec:
 
 
 def _is_classifier(flow: FlowSpec) -> bool:
-    return not any(k == "vlan_vid" for k, _ in flow.match)
+    """An ingress flow: it takes untagged frames (``vlan_vid`` absent or 0, no tag);
+    transit and deliver flows match a tag (a vid 1..4094)."""
+    return not dict(flow.match).get("vlan_vid", 0)
 
 
 def _chains(group: GroupSpec) -> bool:
@@ -303,7 +305,10 @@ class ForwardingGraphSpec:
     classified by their port and IPv4 alone. List every instance of such a VNF (a scaled-out
     NAT lists all of its instances). Such a port must not be shared with another graph.
 
-    ``protection`` pre-installs fast-failover backup paths. Constructing one validates it
+    ``protection`` pre-installs fast-failover backup paths. ``priority`` (1..899, an NSD
+    VNFFG's precedence) is the flow priority of its classifier flows: two graphs whose
+    classifiers overlap at one port need different priorities, and the higher one takes
+    the packets both match (``mano.classifiers``). Constructing one validates it
     (ForwardingGraphError).
     """
 
@@ -311,7 +316,7 @@ class ForwardingGraphSpec:
     match: Match
     hops: tuple[Hop, ...]
     protection: bool = False
-    priority: int = 100
+    priority: int = DEFAULT_PRECEDENCE
     rewrites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -365,7 +370,7 @@ class ForwardingGraphSpec:
             match=match,  # type: ignore[arg-type]  # normalised in __post_init__
             hops=d["hops"],
             protection=d.get("protection", False),
-            priority=d.get("priority", 100),
+            priority=d.get("priority", DEFAULT_PRECEDENCE),
             rewrites=d.get("rewrites", ()),
         )
 

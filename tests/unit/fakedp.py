@@ -20,7 +20,10 @@ OXM prerequisite (an L4 port without its ip_proto, an IPv4 field without eth_typ
 refused like OVS's OFPBMC_BAD_PREREQ.
 
 Packets are dicts of match fields (``ip_proto``, ``ipv4_src``, ``udp_dst``...); the fake adds
-``in_port`` and keeps the VLAN stack in ``vlans`` (outermost last).
+``in_port`` and keeps the VLAN stack in ``vlans`` (outermost last; a packet may be sent
+tagged, ``vlans`` given, like a host spoofing tags; a priority tag is vid 0). A ``vlan_vid``
+match of 0 takes only untagged packets (OFPVID_NONE). A packet reaching an attachment still
+tagged is reported as ``"NAME (tagged [...])"``: a real host would receive it.
 """
 
 from __future__ import annotations
@@ -71,7 +74,10 @@ def matches(flow: FlowSpec, pkt: dict) -> bool:
     """OpenFlow 1.3 matching for the fields the controller uses, masks included."""
     for key, want in flow.match:
         if key == "vlan_vid":
-            if not pkt["vlans"] or pkt["vlans"][-1] != want:
+            if want == 0:  # OFPVID_NONE: only a frame without any 802.1Q tag
+                if pkt["vlans"]:
+                    return False
+            elif not pkt["vlans"] or pkt["vlans"][-1] != want:
                 return False
         elif key.startswith("ipv4_"):
             if not _ipv4_matches(want, pkt.get(key)):
@@ -257,7 +263,8 @@ class FakeDataplane:
                 elif (out_sw, out_port) in self.att_at:
                     name = self.att_at[(out_sw, out_port)]
                     if q["vlans"]:
-                        reached.append(f"DROP at {name}: arrived VLAN-tagged {q['vlans']}")
+                        # a host does receive a tagged frame: it leaked there
+                        reached.append(f"{name} (tagged {q['vlans']})")
                         continue
                     reached.append(name)
                     if name in self.vnfs:

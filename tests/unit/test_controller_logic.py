@@ -127,7 +127,8 @@ def test_hops_on_one_switch_are_connected_directly(net):
     """Consecutive hops on one switch get a direct output, no VLAN and no transit flows."""
     changes = net.do(net.fabric.add_graph(graph(hops=("h2", "D", "h2"))))
     assert net.dp.trace(PKT, "h2") == ["D", "h2"]
-    assert all(("vlan_vid" not in dict(f.match)) for f in changes.flow_adds)
+    assert all(not dict(f.match).get("vlan_vid") and ("push_vlan",) not in f.actions
+               for f in changes.flow_adds)
     assert net.fabric.graph_paths("fg1") == [["s4"], ["s4"]]
 
 
@@ -436,7 +437,7 @@ def test_unknown_hop_names_the_known_attachments(net):
 def test_clashing_classifier_is_refused(net):
     """A second graph with the same classifier at the same port is refused, not overwritten."""
     net.do(net.fabric.add_graph(graph()))
-    with pytest.raises(ForwardingGraphError, match="already used by graph 'fg1'"):
+    with pytest.raises(ForwardingGraphError, match="overlaps forwarding graph 'fg1'"):
         net.fabric.add_graph(graph("fg2", ("h1", "C", "h2")))
     net.do(net.fabric.add_graph(graph("fg2", ("h1", "C", "h2"), priority=200)))
     assert net.dp.trace(PKT, "h1") == ["C", "h2"]
@@ -569,11 +570,11 @@ def test_scale_out_splits_flows_across_instances(snet):
     flows, groups = snet.fabric.state_for(1)
     assert groups == []
     split = split_flows(snet.fabric, "s1", 1)
-    # UDP5000 has 4 fields: classifier priority 104, masked flows one more.
-    assert [(f.priority, dict(f.match)["udp_src"]) for f in split] == [(105, (0, 1)),
-                                                                       (105, (1, 1))]
+    # masked flows have the graph's priority, like the classifier they replace
+    assert [(f.priority, dict(f.match)["udp_src"]) for f in split] == [(100, (0, 1)),
+                                                                       (100, (1, 1))]
     # The plain classifier is gone; what else s1 holds is the A->B transit flow.
-    assert all("in_port" not in dict(f.match) for f in flows if f not in split)
+    assert all(dict(f.match).get("vlan_vid") for f in flows if f not in split)
     assert all(dict(f.match)["udp_dst"] == 5000 for f in split)
     traces = {p["udp_src"]: snet.dp.trace(p, "h1") for p in flows_of()}
     assert {t[0] for t in traces.values()} == {"A", "A2"}
@@ -623,8 +624,8 @@ def test_tcp_split_on_tcp_src(snet):
     snet.do(snet.fabric.add_graph(graph(hops=("h1", ["A", "A2"], "h2"),
                                         match={"ip_proto": 6, "tcp_dst": 80})))
     split = split_flows(snet.fabric, "s1", 1)
-    assert [(f.priority, dict(f.match)["tcp_src"]) for f in split] == [(103, (0, 1)),
-                                                                       (103, (1, 1))]
+    assert [(f.priority, dict(f.match)["tcp_src"]) for f in split] == [(100, (0, 1)),
+                                                                       (100, (1, 1))]
     pkts = [{"ip_proto": 6, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.2", "tcp_src": port,
              "tcp_dst": 80} for port in range(50000, 50016)]
     assert [snet.dp.trace(p, "h1")[0] for p in pkts] == ["A", "A2"] * 8
@@ -654,7 +655,7 @@ def test_fixed_source_port_sends_everything_to_one_instance(snet, hop, port, wan
                                         match=dict(UDP5000, udp_src=port))))
     flows, groups = snet.fabric.state_for(1)
     assert groups == [] and split_flows(snet.fabric, "s1", 1) == []
-    assert [f.priority for f in flows if dict(f.match).get("in_port") == 1] == [105]
+    assert [f.priority for f in flows if dict(f.match).get("in_port") == 1] == [100]
     assert all(snet.dp.trace(dict(PKT, udp_src=port), "h1") == [want, "B", "h2"]
                for _ in range(3))
     assert snet.dp.trace(dict(PKT, udp_src=port + 1), "h1")[0].startswith("DROP")
@@ -665,7 +666,7 @@ def test_fixed_source_port_sends_everything_to_one_instance(snet, hop, port, wan
 @pytest.mark.parametrize("match", [UDP5000, dict(UDP5000, udp_src=41000)])
 def test_rewriting_source_feeding_a_scaled_hop_is_split(snet, match):
     """A rewriting VNF's classifier (in_port + IPv4) gets the protocol added to its masked
-    flows (the OXM prerequisite of udp_src), priority + 1; the split uses the ports as
+    flows (the OXM prerequisite of udp_src), at its priority; the split uses the ports as
     rewritten, even when the graph's classifier fixes the source port."""
     snet.dp.hooks["nat"] = lambda p: dict(p, ipv4_src="203.0.113.1", udp_src=p["udp_src"] + 7)
     # A and A2 keep the translated port: they are classified by port alone too.
@@ -673,7 +674,8 @@ def test_rewriting_source_feeding_a_scaled_hop_is_split(snet, match):
                                         rewrites=["nat", "A", "A2"])))
     split = split_flows(snet.fabric, "s2", 2)
     assert [(f.priority, dict(f.match)) for f in split] == [
-        (101, {"in_port": 2, "eth_type": 0x0800, "ip_proto": 17, "udp_src": (v, 1)})
+        (100, {"in_port": 2, "eth_type": 0x0800, "ip_proto": 17, "udp_src": (v, 1),
+               "vlan_vid": 0})
         for v in (0, 1)]
     for port in range(41000, 41008):
         t = snet.dp.trace(dict(PKT, udp_src=port), "h1")
@@ -785,7 +787,7 @@ def test_scale_out_and_in_are_diffs(snet):
     assert out.flow_dels == h1_cls  # the plain classifier, replaced by the masked ones
     # Classifiers added: the two masked ones at h1 and A2's (returning packets); the other
     # new flows are the deliver/transit flows of A2's pairs (h1->A2, A2->B) only.
-    added_cls = [f for f in out.flow_adds if "vlan_vid" not in dict(f.match)]
+    added_cls = [f for f in out.flow_adds if not dict(f.match).get("vlan_vid")]
     assert len(split_flows(fab, "s1", 1)) == 2
     assert sorted(added_cls, key=repr) == sorted(
         split_flows(fab, "s1", 1) + [f for f in fab.state_for(3)[0]
@@ -922,7 +924,8 @@ def test_rewriting_vnf_breaks_the_classifier_without_the_option(snet):
     assert snet.dp.trace(PKT, "h1") == ["nat", "h2"]
     flows, _ = snet.fabric.state_for(2)
     cls = [f for f in flows if dict(f.match).get("in_port") == 2]
-    assert [(dict(f.match), f.priority) for f in cls] == [({"in_port": 2, "eth_type": 0x0800}, 100)]
+    assert [(dict(f.match), f.priority) for f in cls] == [
+        ({"in_port": 2, "eth_type": 0x0800, "vlan_vid": 0}, 100)]
 
 
 def test_rewrites_with_scaled_out_nat(snet):

@@ -40,8 +40,10 @@ def test_metrics_follow_the_ns_lifecycle(env):
     counters with their NS label, and the graph's summed flow counters."""
     c = env.client
     onboard(c)
+    onboard(c, "nat_chain", vnfds=("nat",))   # another ingress: two chain3 NSs would overlap
     ok = c.post(NSI, json={"nsdId": "chain3", "nsName": "a", "nsDescription": ""}).json()["id"]
-    bad = c.post(NSI, json={"nsdId": "chain3", "nsName": "b", "nsDescription": ""}).json()["id"]
+    bad = c.post(NSI, json={"nsdId": "nat_chain", "nsName": "b", "nsDescription": ""}
+                 ).json()["id"]
     wait_op(c, c.post(f"{NSI}/{ok}/instantiate", json={"nsFlavourId": "default"})
             .headers["Location"])
     env.driver.fail_on = {f"fw_{i}" for i in range(1, 9)}

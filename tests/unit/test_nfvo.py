@@ -233,7 +233,7 @@ def test_scale_in_of_an_unknown_or_foreign_instance_is_refused(nfvo):
     """Naming an unknown instance is NotFoundError; one of another VNF or NS, one already
     terminated, or a name on a scale-out is ConflictError; nothing changes."""
     nfvo.instantiate("chain3", "web")
-    nfvo.instantiate("chain3", "shop")
+    nfvo.instantiate("chain3", "shop", sap={"h1": "h2"})   # overlapping at h1 is refused
     nfvo.scale("web", "fwd", "out")
     nfvo.scale("web", "fwd", "out")
     nfvo.scale("web", "fwd", "in", instance="fwd_3")
@@ -282,7 +282,7 @@ def test_operations_on_two_ns_run_in_parallel_while_the_monitor_polls(nfvo):
     """Scale-outs of two NSs from two threads are inside the driver at the same time (a
     barrier both must reach) while the monitor thread polls; both complete."""
     nfvo.instantiate("chain3", "web")
-    nfvo.instantiate("chain3", "shop")
+    nfvo.instantiate("chain3", "shop", sap={"h1": "h2"})   # overlapping at h1 is refused
     nfvo.start_monitoring(interval=0.001)
     nfvo.driver.barrier = threading.Barrier(2, timeout=5)
     errors: list[Exception] = []
@@ -304,7 +304,7 @@ def test_a_second_operation_on_the_same_ns_is_refused_while_others_proceed(nfvo)
     """While a scale of one NS is held inside the driver, a heal of the same NS from
     another thread is refused with ConflictError, and a scale of another NS completes."""
     nfvo.instantiate("chain3", "web")
-    nfvo.instantiate("chain3", "shop")
+    nfvo.instantiate("chain3", "shop", sap={"h1": "h2"})   # overlapping at h1 is refused
     drv = nfvo.driver
     drv.hold = {"web-worker"}
     errors: list[Exception] = []

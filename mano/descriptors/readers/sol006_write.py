@@ -92,6 +92,8 @@ def nsd_to_sol006(n: NSD) -> tuple[dict, list[str]]:
                          f"names no addresses; onboarding will bind the graph's ends anew")
         if fg.protection:
             notes.append(f"{src}: nsd.vnffg[{i}].protection: not expressible; dropped")
+        if fg.precedence is not None:
+            notes.append(f"{src}: nsd.vnffg[{i}].precedence: not expressible; dropped")
         fgs.append({"id": fg.id, "vnf-profile-id": list(fg.path), "nfpd": [{
             "id": fg.id, "position-desc-id": [{
                 "id": "position-1",

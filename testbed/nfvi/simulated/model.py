@@ -351,7 +351,8 @@ class FlowModel:
 
     def classify(self, st: Stream, sport: int) -> InstalledGraph | None:
         """The installed graph whose classifier takes this flow at its ingress (highest
-        priority, then name), as the switches' flow tables would."""
+        priority: the fabric refuses two overlapping classifiers at one priority), as the
+        switches' flow tables would."""
         best, rank = None, None
         for name in sorted(self.installed):
             g = self.installed[name]
@@ -367,7 +368,7 @@ class FlowModel:
                 continue
             if m.get("udp_dst", st.dport) != st.dport or m.get("udp_src", sport) != sport:
                 continue
-            r = spec.priority + len(m)
+            r = spec.priority
             if rank is None or r > rank:
                 best, rank = g, r
         return best
