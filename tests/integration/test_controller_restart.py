@@ -14,6 +14,7 @@ import time
 import pytest
 
 from testbed import chain
+from testbed.controller.process import free_port
 from testbed.emulator import registry
 from testbed.errors import EmulationError
 from testbed.measures import probe_report, read_records
@@ -155,3 +156,42 @@ def test_restart_with_nothing_changed_loses_no_packet_and_rewrites_no_flow(nfvi)
                if "tp_dst=5302" in k]
     assert len(counted) == 2 and min(counted) >= RATE * (elapsed - 1.0), counted
     ctl.delete_graph("calm")
+
+
+def test_a_switch_that_missed_a_reroute_gets_it_when_it_reconnects(nfvi):
+    """s3 loses its control connection, then s1-s2 is cut: the reroute through s4 and s3
+    cannot reach s3, so the chain stops there (s3 fails secure). When s3 reconnects it is sent what it
+    missed (its transit flow) and nothing it held is rewritten: the chain flows again."""
+    emu = nfvi.emu
+    ctl = emu.ctl
+    assert ctl.put_graph(_graph(nfvi, "flap", 5303))["paths"] == [["s1"], ["s1", "s2"]]
+    held = _flows("s3")
+    # The connection is lost, the configuration kept: s3 is pointed at a port where no
+    # controller listens (deleting its controller instead would make OVS flush its flows).
+    subprocess.run(["ovs-vsctl", "set-controller", "s3", f"tcp:127.0.0.1:{free_port()}"],
+                   check=True)
+    time.sleep(0.2)
+    undo = nfvi.fail_link("s1", "s2", "test-flap")
+    try:
+        _wait_paths(nfvi, "flap", [["s1"], ["s1", "s4", "s3", "s2"]])
+        nfvi.start_probe("flap", "h1", "h2", 5303, RATE)
+        time.sleep(0.5)
+        t_back = time.monotonic()
+        subprocess.run(["ovs-vsctl", "set-controller", "s3",
+                        f"tcp:127.0.0.1:{emu.controller.of_port}"], check=True)
+        ctl.wait_switches(4, timeout=10)
+        time.sleep(1.0)
+        r = _report(nfvi.stop_probe("flap"))
+        after = _flows("s3")
+    finally:
+        undo()
+    gaps = [g for g in r["gaps"] if not g.get("trailing")]
+    print(f"\nreconnect: sent {r['sent']}, lost {r['lost']} (s3 away for the first 0.5 s), "
+          f"back {time.monotonic() - t_back:.2f} s")
+    assert r["recovered"] and r["lost"] < r["sent"] - RATE, gaps
+    new = set(after) - set(held)
+    assert len(new) == 1 and "dl_vlan=" in next(iter(new)), new   # the missed transit flow
+    for key, (dur0, _n0) in held.items():                         # the rest untouched
+        assert after[key][0] > dur0, key
+    _wait_paths(nfvi, "flap", [["s1"], ["s1", "s2"]])
+    ctl.delete_graph("flap")
