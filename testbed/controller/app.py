@@ -389,10 +389,11 @@ def _build_app():
             dp, desc = msg.datapath, msg.desc
             ofp = dp.ofproto
             up = msg.reason != ofp.OFPPR_DELETE and _port_up(ofp, desc)
+            believed = self.fabric.down_ports()
             changes = self.fabric.port_status(dp.id, desc.port_no, up)
             n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
                                     f"{'up' if up else 'down'}")
-            if changes:
+            if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
             LOG.info("port status %s:%d %s handled in %.1f ms (%d changes)",
                      self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
