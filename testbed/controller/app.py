@@ -111,7 +111,7 @@ def _build_app():
     from testbed.controller.logic import Fabric
     from testbed.controller.northbound import Northbound
     from testbed.controller.reconcile import diff as reconcile_diff
-    from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
+    from testbed.controller.specs import Attachment, Changes, ForwardingGraphSpec, Link
     from testbed.errors import ForwardingGraphError
 
     class TestbedController(app_manager.OSKenApp):
@@ -262,7 +262,7 @@ def _build_app():
             if self.learning and self.reported >= set(self.by_dpid):
                 self._end_learning("every switch reported its ports")
             elif not self.learning and sync.complete():
-                self.reconcile(sync)
+                self.reconcile([sync])
 
         @fail_fast
         def _settle_timeout(self) -> None:
@@ -276,29 +276,35 @@ def _build_app():
             if self.learn_timer is not None:
                 self.learn_timer.cancel()
             LOG.info("port states learned (%s); reconciling the switches", why)
-            for sync in [s for s in self.syncs.values() if s.complete()]:
-                self.reconcile(sync)
+            self.reconcile([s for s in self.syncs.values() if s.complete()])
 
-        def reconcile(self, sync: _Sync) -> None:
-            """Send the switch only what differs between what it holds and the desired
-            state (``reconcile.diff``, make-before-break order), then count it connected."""
-            dp = sync.dp
-            flows, groups = self.fabric.state_for(dp.id)
-            want = list(self.fabric.base_flows(dp.id)) + list(flows)
-            changes = reconcile_diff(want, groups,
-                                     [ofmsg.flow_spec(dp, st) for st in sync.flows],
-                                     [ofmsg.group_spec(dp, g) for g in sync.groups])
-            del self.syncs[dp.id]
-            self.datapaths[dp.id] = dp
-            for op, spec in changes.ordered():
+        def reconcile(self, syncs: list[_Sync]) -> None:
+            """Send each switch only what differs between what it holds and the desired
+            state (``reconcile.diff``), then count it connected. The switches' changes go
+            out merged in one ``Changes.ordered()`` order, so a path moving across switches
+            is made everywhere before any switch breaks the old one."""
+            merged = Changes()
+            for sync in syncs:
+                dp = sync.dp
+                flows, groups = self.fabric.state_for(dp.id)
+                want = list(self.fabric.base_flows(dp.id)) + list(flows)
+                ch = reconcile_diff(want, groups,
+                                    [ofmsg.flow_spec(dp, st) for st in sync.flows],
+                                    [ofmsg.group_spec(dp, g) for g in sync.groups])
+                merged.extend(ch)
+                del self.syncs[dp.id]
+                self.datapaths[dp.id] = dp
+                LOG.info("switch %s (dpid %d) reconciled: holds %d flows, %d groups; wants "
+                         "%d flows, %d groups; sends %d flow adds, %d flow deletes, %d group "
+                         "adds, %d group modifies, %d group deletes", self.by_dpid[dp.id],
+                         dp.id, len(sync.flows), len(sync.groups), len(want), len(groups),
+                         len(ch.flow_adds), len(ch.flow_dels), len(ch.group_adds),
+                         len(ch.group_mods), len(ch.group_dels))
+            for op, spec in merged.ordered():
+                dp = self.datapaths[spec.dpid]
                 dp.send_msg(ofmsg.message_for(dp, op, spec))
-            self.send_barrier(dp, initial=True)
-            LOG.info("switch %s (dpid %d) reconciled: holds %d flows, %d groups; wants %d "
-                     "flows, %d groups; sent %d adds, %d deletes, %d group adds, %d group "
-                     "modifies, %d group deletes", self.by_dpid.get(dp.id), dp.id,
-                     len(sync.flows), len(sync.groups), len(want), len(groups),
-                     len(changes.flow_adds), len(changes.flow_dels), len(changes.group_adds),
-                     len(changes.group_mods), len(changes.group_dels))
+            for sync in syncs:
+                self.send_barrier(sync.dp, initial=True)
 
         def send_barrier(self, dp, initial: bool = False):
             req = dp.ofproto_parser.OFPBarrierRequest(dp)

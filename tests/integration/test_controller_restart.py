@@ -195,3 +195,31 @@ def test_a_switch_that_missed_a_reroute_gets_it_when_it_reconnects(nfvi):
         assert after[key][0] > dur0, key
     _wait_paths(nfvi, "flap", [["s1"], ["s1", "s2"]])
     ctl.delete_graph("flap")
+
+
+def test_a_link_back_while_the_controller_is_away_is_used_again_after_its_restart(nfvi):
+    """s1-s2 is cut (detour through s4 and s3), the controller stops, the link returns
+    while it is away: the new controller learns it is up and moves the chain back onto
+    it, make-before-break across the switches, losing at most a few packets."""
+    emu = nfvi.emu
+    ctl = emu.ctl
+    assert ctl.put_graph(_graph(nfvi, "back", 5304))["paths"] == [["s1"], ["s1", "s2"]]
+    undo = nfvi.fail_link("s1", "s2", "test-back")
+    try:
+        _wait_paths(nfvi, "back", [["s1"], ["s1", "s4", "s3", "s2"]])
+        nfvi.start_probe("back", "h1", "h2", 5304, RATE)
+        time.sleep(0.5)
+        emu.controller.stop()
+    finally:
+        undo()
+    time.sleep(0.5)
+    nfvi.restart_controller()
+    time.sleep(1.0)
+    r = _report(nfvi.stop_probe("back"))
+    ctl = emu.ctl
+    print(f"\nlink back while away: sent {r['sent']}, lost {r['lost']}, "
+          f"outage {r['outage_ms']:.1f} ms, largest gap {r['max_gap_ms']:.1f} ms")
+    assert ctl.graph("back")["paths"] == [["s1"], ["s1", "s2"]]
+    assert r["recovered"] and r["lost"] <= 0.01 * r["sent"] and r["outage_ms"] < 100, r["gaps"]
+    assert not [f for f in _flows("s3") if "tp_dst=5304" in f or "dl_vlan=" in f]
+    ctl.delete_graph("back")
