@@ -15,6 +15,14 @@ loopback) is served from the same process by eventlet's WSGI server:
     GET    /v1/stats/ports             per-port counters of every switch
     GET    /v1/switches/NAME/state     the flows and groups the switch really holds
 
+A switch (re)connecting is learned before it is touched (``switch_connected``): its port
+description, flows and groups are read; after a controller start no switch is reconciled
+until every switch reported its ports (or ``settle_s`` passed), so paths are computed on
+the links' real state; then each switch is sent only what differs from what it holds
+(``reconcile.diff``), so an unchanged network sees no flow rewritten and loses no packet.
+Graphs, attachments, the graphs' numbers and the ports believed down are saved for the
+next controller process (``state_path``).
+
 An unhandled error in an event handler stops the controller loudly (exit 3) rather than
 dropping events (Faucet's fail-fast habit); the testbed sees the process gone.
 """
@@ -28,11 +36,15 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOG = logging.getLogger("testbed.controller")
 CONFIG_ENV = "TESTBED_CONTROLLER_CONFIG"
+# Seconds after the first switch connects that the controller waits for every switch's
+# port description before it reconciles the ones it has (config key "settle_s").
+SETTLE_S = 5.0
 
 
 def fail_fast(handler=None, *, locked=True):
@@ -42,18 +54,36 @@ def fail_fast(handler=None, *, locked=True):
         return functools.partial(fail_fast, locked=locked)
 
     @functools.wraps(handler)
-    def wrapper(self, ev):
+    def wrapper(self, *args):
         try:
             if not locked:
-                return handler(self, ev)
+                return handler(self, *args)
             with self.lock:
-                return handler(self, ev)
+                return handler(self, *args)
         except Exception:
             LOG.critical("unhandled error in %s; stopping the controller:\n%s",
                          handler.__name__, traceback.format_exc())
             logging.shutdown()
             os._exit(3)
     return wrapper
+
+
+@dataclass
+class _Sync:
+    """A switch's connection being learned: its replies so far (None: not yet in)."""
+
+    dp: object
+    ports: list | None = None
+    flows: list | None = None
+    groups: list | None = None
+
+    def complete(self) -> bool:
+        return None not in (self.ports, self.flows, self.groups)
+
+
+def _port_up(ofp, desc) -> bool:
+    """A port is up unless its link is down or it is configured down."""
+    return not (desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -80,7 +110,9 @@ def _build_app():
     from testbed.controller import ofmsg
     from testbed.controller.logic import Fabric
     from testbed.controller.northbound import Northbound
-    from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
+    from testbed.controller.reconcile import diff as reconcile_diff
+    from testbed.controller.specs import Attachment, Changes, ForwardingGraphSpec, Link
+    from testbed.errors import ForwardingGraphError
 
     class TestbedController(app_manager.OSKenApp):
         OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
@@ -97,9 +129,16 @@ def _build_app():
                                  [Attachment(**a) for a in w["attachments"]])
             self.state_path = self.config.get("state_path")
             self._restore_state()
-            self.datapaths: dict[int, object] = {}
+            self.datapaths: dict[int, object] = {}   # connected and reconciled
             self.ready: set[int] = set()
-            self.pending: dict[int, tuple[object, list]] = {}   # xid -> (event, replies)
+            # xid -> (threading.Event, or a function called with the replies; replies)
+            self.pending: dict[int, tuple[object, list]] = {}
+            # Connection learning (see switch_connected): dpid -> what was read so far
+            self.syncs: dict[int, _Sync] = {}
+            self.reported: set[int] = set()      # switches whose ports were learned
+            self.learning = True                 # no switch reconciled before it ends
+            self.settle_s = float(self.config.get("settle_s", SETTLE_S))
+            self.learn_timer: threading.Timer | None = None
             self.barriers: dict[int, tuple[int, object, bool]] = {}  # xid -> (dpid, event, initial)
             # os-ken 4 runs its event loop on native threads: the northbound API serves
             # from its own threads, and the lock keeps the Fabric to one caller at a time.
@@ -126,7 +165,21 @@ def _build_app():
             for a in st.get("attachments", []):
                 if a["name"] not in known:
                     self.fabric.add_attachment(Attachment(**a))
-            for g in st.get("graphs", []):
+            # The previous process's port beliefs, only as a prior so the graphs come back
+            # computed as they were (same paths, same numbers): nothing is installed before
+            # every switch's real port state is learned (switch_connected).
+            self.fabric.set_port_states({(sw, int(port)): False
+                                         for sw, port in st.get("down_ports", [])})
+            ids = st.get("graph_ids", {})
+            later = []
+            for g in st.get("graphs", []):  # graphs with their old numbers first
+                try:
+                    self.fabric.restore_graph(ForwardingGraphSpec.from_dict(g),
+                                              ids[g["name"]])
+                except (KeyError, ForwardingGraphError) as exc:
+                    LOG.warning("saved graph %s gets new ids: %s", g.get("name"), exc)
+                    later.append(g)
+            for g in later:
                 try:
                     self.fabric.add_graph(ForwardingGraphSpec.from_dict(g))
                 except Exception as exc:  # a saved graph that no longer fits: say so, go on
@@ -138,9 +191,12 @@ def _build_app():
             if not self.state_path:
                 return
             import dataclasses
+            graphs = self.fabric.graphs()
             st = {"attachments": [dataclasses.asdict(a)
                                   for a in self.fabric.attachments().values()],
-                  "graphs": [g.to_dict() for g in self.fabric.graphs().values()]}
+                  "graphs": [g.to_dict() for g in graphs.values()],
+                  "graph_ids": {n: self.fabric.graph_ids(n) for n in graphs},
+                  "down_ports": [list(p) for p in self.fabric.down_ports()]}
             tmp = self.state_path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(st, f)
@@ -159,17 +215,96 @@ def _build_app():
                 LOG.info("sent %d flow/group changes (%s)", n, reason)
             return n
 
-        def sync_switch(self, dp) -> None:
-            for msg in ofmsg.delete_all(dp):
-                dp.send_msg(msg)
-            flows, groups = self.fabric.state_for(dp.id)
-            for g in groups:
-                dp.send_msg(ofmsg.group_mod(dp, g, "add"))
-            for f in list(self.fabric.base_flows(dp.id)) + list(flows):
-                dp.send_msg(ofmsg.flow_add(dp, f))
-            self.send_barrier(dp, initial=True)
-            LOG.info("switch %s (dpid %d) programmed: %d flows, %d groups",
-                     self.by_dpid.get(dp.id), dp.id, len(flows), len(groups))
+        # ---- a switch (re)connecting: learn, then reconcile -------------------------
+        def switch_connected(self, dp) -> None:
+            """Read the switch's ports, flows and groups; nothing is sent to it (it is not
+            in ``datapaths``) until ``reconcile`` has them all. While the controller is
+            still learning (since its start, until every switch of the wiring reported its
+            ports or ``settle_s`` after the first one connected) no switch is reconciled:
+            paths are computed only once every link's state is known, and meanwhile the
+            switches forward with the flows they hold (fail-secure)."""
+            self.datapaths.pop(dp.id, None)  # a new connection replaces an old one
+            self.ready.discard(dp.id)
+            sync = _Sync(dp)
+            self.syncs[dp.id] = sync
+            p, ofp = dp.ofproto_parser, dp.ofproto
+            self.ask(dp, p.OFPPortDescStatsRequest(dp, 0),
+                     functools.partial(self._learned, sync, "ports"))
+            self.ask(dp, p.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
+                                               ofp.OFPG_ANY, 0, 0, p.OFPMatch()),
+                     functools.partial(self._learned, sync, "flows"))
+            self.ask(dp, p.OFPGroupDescStatsRequest(dp, 0),
+                     functools.partial(self._learned, sync, "groups"))
+            if self.learning and self.learn_timer is None:
+                self.learn_timer = threading.Timer(self.settle_s, self._settle_timeout)
+                self.learn_timer.daemon = True
+                self.learn_timer.start()
+
+        @fail_fast
+        def _learned(self, sync: _Sync, what: str, replies: list) -> None:
+            """One of a connecting switch's replies is complete (event-loop thread, so a
+            port description is applied in order with the port-status events)."""
+            dpid = sync.dp.id
+            if self.syncs.get(dpid) is not sync:
+                return  # that connection is gone or was replaced
+            setattr(sync, what, replies)
+            if what == "ports":
+                ofp = sync.dp.ofproto
+                ports = {d.port_no: _port_up(ofp, d) for d in replies
+                         if d.port_no <= ofp.OFPP_MAX}
+                self.reported.add(dpid)
+                down = sorted(n for n, up in ports.items() if not up)
+                LOG.info("switch %s ports learned: %d, down: %s", self.by_dpid[dpid],
+                         len(ports), down or "none")
+                self.apply(self.fabric.switch_ports(dpid, ports),
+                           f"switch {self.by_dpid[dpid]} port description")
+                self.save_state()
+            if self.learning and self.reported >= set(self.by_dpid):
+                self._end_learning("every switch reported its ports")
+            elif not self.learning and sync.complete():
+                self.reconcile([sync])
+
+        @fail_fast
+        def _settle_timeout(self) -> None:
+            if self.learning:
+                missing = sorted(self.by_dpid[d] for d in set(self.by_dpid) - self.reported)
+                self._end_learning(f"{self.settle_s:.1f} s passed; no ports from "
+                                   f"{', '.join(missing)} (believed as before)")
+
+        def _end_learning(self, why: str) -> None:
+            self.learning = False
+            if self.learn_timer is not None:
+                self.learn_timer.cancel()
+            LOG.info("port states learned (%s); reconciling the switches", why)
+            self.reconcile([s for s in self.syncs.values() if s.complete()])
+
+        def reconcile(self, syncs: list[_Sync]) -> None:
+            """Send each switch only what differs between what it holds and the desired
+            state (``reconcile.diff``), then count it connected. The switches' changes go
+            out merged in one ``Changes.ordered()`` order, so a path moving across switches
+            is made everywhere before any switch breaks the old one."""
+            merged = Changes()
+            for sync in syncs:
+                dp = sync.dp
+                flows, groups = self.fabric.state_for(dp.id)
+                want = list(self.fabric.base_flows(dp.id)) + list(flows)
+                ch = reconcile_diff(want, groups,
+                                    [ofmsg.flow_spec(dp, st) for st in sync.flows],
+                                    [ofmsg.group_spec(dp, g) for g in sync.groups])
+                merged.extend(ch)
+                del self.syncs[dp.id]
+                self.datapaths[dp.id] = dp
+                LOG.info("switch %s (dpid %d) reconciled: holds %d flows, %d groups; wants "
+                         "%d flows, %d groups; sends %d flow adds, %d flow deletes, %d group "
+                         "adds, %d group modifies, %d group deletes", self.by_dpid[dp.id],
+                         dp.id, len(sync.flows), len(sync.groups), len(want), len(groups),
+                         len(ch.flow_adds), len(ch.flow_dels), len(ch.group_adds),
+                         len(ch.group_mods), len(ch.group_dels))
+            for op, spec in merged.ordered():
+                dp = self.datapaths[spec.dpid]
+                dp.send_msg(ofmsg.message_for(dp, op, spec))
+            for sync in syncs:
+                self.send_barrier(sync.dp, initial=True)
 
         def send_barrier(self, dp, initial: bool = False):
             req = dp.ofproto_parser.OFPBarrierRequest(dp)
@@ -185,8 +320,15 @@ def _build_app():
             for ev in events:
                 ev.wait(timeout)
 
+        def ask(self, dp, req, done) -> None:
+            """Send a multipart request; ``done(replies)`` runs on the event loop once
+            all its replies are in (no waiting: handlers must not block)."""
+            dp.set_xid(req)
+            self.pending[req.xid] = (done, [])
+            dp.send_msg(req)
+
         def request(self, dp, req, timeout: float = 5.0) -> list:
-            """Send a multipart request and wait (green thread) for all its replies."""
+            """Send a multipart request and wait (a northbound thread) for all its replies."""
             dp.set_xid(req)
             ev = threading.Event()
             self.pending[req.xid] = (ev, [])
@@ -203,19 +345,22 @@ def _build_app():
             event, replies = entry
             replies.extend(msg.body if isinstance(msg.body, list) else [msg.body])
             if not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE):
-                if event is not None:
+                if isinstance(event, threading.Event):
                     event.set()
+                else:
+                    del self.pending[msg.xid]
+                    event(replies)
 
         # ---- OpenFlow events ----------------------------------------------------------
-        @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+        @set_ev_cls(ofp_event.EventOFPStateChange, MAIN_DISPATCHER)
         @fail_fast
-        def switch_features(self, ev):
-            dp = ev.msg.datapath
+        def switch_ready(self, ev):
+            # os-ken reaches MAIN after the features reply and its own port description
+            dp = ev.datapath
             if dp.id not in self.by_dpid:
-                LOG.warning("unknown switch dpid %d connected; ignoring it", dp.id)
+                LOG.warning("unknown switch dpid %s connected; ignoring it", dp.id)
                 return
-            self.datapaths[dp.id] = dp
-            self.sync_switch(dp)
+            self.switch_connected(dp)
 
         @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
         @fail_fast(locked=False)
@@ -232,9 +377,12 @@ def _build_app():
         @fail_fast
         def state_change(self, ev):
             dp = ev.datapath
+            sync = self.syncs.get(dp.id) if dp.id is not None else None
+            if sync is not None and sync.dp is dp:
+                del self.syncs[dp.id]
             if dp.id is not None and self.datapaths.get(dp.id) is dp:
                 # A lost control connection is not a data-plane failure: OVS keeps
-                # forwarding in secure mode. The switch is re-synced when it reconnects.
+                # forwarding in secure mode. The switch is reconciled when it reconnects.
                 del self.datapaths[dp.id]
                 self.ready.discard(dp.id)
                 LOG.warning("switch %s disconnected", self.by_dpid.get(dp.id))
@@ -246,19 +394,20 @@ def _build_app():
             msg = ev.msg
             dp, desc = msg.datapath, msg.desc
             ofp = dp.ofproto
-            if msg.reason == ofp.OFPPR_DELETE:
-                up = False
-            else:
-                up = not (desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
+            up = msg.reason != ofp.OFPPR_DELETE and _port_up(ofp, desc)
+            believed = self.fabric.down_ports()
             changes = self.fabric.port_status(dp.id, desc.port_no, up)
             n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
                                     f"{'up' if up else 'down'}")
+            if self.fabric.down_ports() != believed:
+                self.save_state()  # the next controller's prior (see _restore_state)
             LOG.info("port status %s:%d %s handled in %.1f ms (%d changes)",
                      self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
                      (time.monotonic() - t0) * 1000, n)
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,
+                     ofp_event.EventOFPPortDescStatsReply,
                      ofp_event.EventOFPGroupStatsReply], MAIN_DISPATCHER)
         @fail_fast(locked=False)
         def stats_reply(self, ev):

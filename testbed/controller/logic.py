@@ -77,16 +77,20 @@ role ``ROLE_SPLIT`` and carries both: ``dst slot << 24 | src slot << 16 | segmen
 
 Switch (re)connection. The fabric's record of what is installed always equals the desired
 state (``state_for``), whether or not a switch is connected: the app skips changes for a
-switch that is not connected and, when one (re)connects, deletes every flow and group on it
-and installs ``base_flows(dpid)`` plus ``state_for(dpid)``. A switch dead in the data plane
-is seen as its neighbours' ports going down (port status); a lost control connection does
-not stop OVS forwarding.
+switch that is not connected and, when one (re)connects, first hands its whole port
+description to ``switch_ports`` (links are the wiring's, static; a link is up while both
+its ports are), then sends only the difference between what the switch holds and
+``base_flows(dpid)`` plus ``state_for(dpid)`` (``reconcile.diff``). A restarted controller
+gets each graph back with its old numbers (``graph_ids``, ``restore_graph``), so an
+unchanged network needs no change at all. A switch dead in the data plane is seen as its
+neighbours' ports going down (port status); a lost control connection does not stop OVS
+forwarding.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -872,6 +876,111 @@ class Fabric:
                                 {"in_port": in_port(k), "vlan_vid": vid},
                                 (("output", port),), cookie | ROLE_BACKUP))
         return out
+
+    # --------------------------------------------------- controller restarts, reconnects
+    def switch_ports(self, dpid: int, ports: Mapping[int, bool]) -> Changes:
+        """A switch's whole port description (its OFPPortDescStatsReply): port number ->
+        up. Its link ports that ``ports`` does not list are down (the switch no longer has
+        them). Recomputes like ``port_status`` when a link changed state; a dpid not in
+        the wiring is ignored."""
+        if dpid not in self._names:
+            return Changes()
+        sw = self._names[dpid]
+        states = {(sw, int(p)): bool(up) for p, up in ports.items()}
+        for s, p in self._link_at:
+            if s == sw:
+                states.setdefault((s, p), False)
+        return self.set_port_states(states)
+
+    def set_port_states(self, states: Mapping[tuple[str, int], bool]) -> Changes:
+        """Set many ports' state at once ((switch name, port) -> up) and recompute once,
+        like ``port_status``; switches not in the wiring are ignored."""
+        before = self._up_links()
+        for (sw, port), up in states.items():
+            if sw in self._dpids:
+                (self._down_ports.discard if up else self._down_ports.add)((sw, int(port)))
+        after = self._up_links()
+        if after == before:
+            return Changes()
+        return self._recompute(before, after)
+
+    def down_ports(self) -> list[tuple[str, int]]:
+        """Every (switch name, port) believed down, sorted."""
+        return sorted(self._down_ports)
+
+    def graph_ids(self, name: str) -> dict:
+        """The numbers the fabric chose for a graph, as JSON-able lists: ``gid`` (the
+        cookie's graph id), ``pair_vids`` [segment, source, destination, vid], ``slots``
+        [hop, instance, slot], ``backup_vids`` [segment, source, destination, switch,
+        vid] and ``group_ids`` [*group key, group id]. ``restore_graph`` takes them back."""
+        g = self._graph(name)
+        return {"gid": g.gid,
+                "pair_vids": [[*k, v] for k, v in sorted(g.pair_vids.items())],
+                "slots": [[*k, v] for k, v in sorted(g.slots.items())],
+                "backup_vids": [[*k, v] for k, v in sorted(g.backup_vids.items())],
+                "group_ids": [[*k, v] for k, v in sorted(g.group_ids.items())]}
+
+    def restore_graph(self, fg: ForwardingGraphSpec, ids: Mapping) -> Changes:
+        """``add_graph`` keeping the numbers of ``graph_ids`` (a controller restarting):
+        the graph gets the VLAN ids, group ids and cookies it had, so its flows and groups
+        equal those the switches still hold and reconnecting rewrites none of them.
+
+        Raises ForwardingGraphError, changing nothing, when the graph exists already or a
+        number is malformed, out of range or taken (then ``add_graph`` picks new ones)."""
+        if fg.name in self._graphs:
+            raise ForwardingGraphError(f"forwarding graph {fg.name!r} exists already")
+        where = f"forwarding graph {fg.name!r}: saved ids"
+        try:
+            gid = int(ids["gid"])
+            pair_vids = {(int(i), str(s), str(d)): int(v) for i, s, d, v in ids["pair_vids"]}
+            slots = {(int(k), str(x)): int(v) for k, x, v in ids["slots"]}
+            backup_vids = {(int(i), str(s), str(d), str(sw)): int(v)
+                           for i, s, d, sw, v in ids.get("backup_vids", [])}
+            group_ids = {(str(k[0]), int(k[1]), *map(str, k[2:-1])): int(k[-1])
+                         for k in ids.get("group_ids", [])}
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ForwardingGraphError(f"{where} are malformed ({exc!r})") from None
+        if gid < 1 or any(g.gid == gid for g in self._graphs.values()):
+            raise ForwardingGraphError(f"{where}: graph id {gid} is taken or invalid")
+        vids = list(pair_vids.values()) + list(backup_vids.values())
+        lo, hi = self._vlans.lo, self._vlans.hi
+        bad = sorted(v for v in vids if not lo <= v <= hi or v in self._vlans.used)
+        if bad or len(set(vids)) != len(vids):
+            raise ForwardingGraphError(f"{where}: VLAN ids {bad or vids} are taken, repeated "
+                                       f"or outside {lo}..{hi}")
+        per_switch: dict[int, list[int]] = defaultdict(list)
+        for key, v in group_ids.items():
+            if key[-1] not in self._dpids:
+                raise ForwardingGraphError(f"{where}: group {v} is on unknown switch {key[-1]!r}")
+            per_switch[self._dpids[key[-1]]].append(v)
+        for dpid, gids in per_switch.items():
+            pool = self._group_pools[dpid]
+            if (len(set(gids)) != len(gids)
+                    or any(not pool.lo <= v <= pool.hi or v in pool.used for v in gids)):
+                raise ForwardingGraphError(f"{where}: group ids {sorted(gids)} on switch "
+                                           f"{self._names[dpid]} are taken or repeated")
+        if any(not 0 <= v <= _MAX_SLOT for v in slots.values()):
+            raise ForwardingGraphError(f"{where}: a slot is outside 0..{_MAX_SLOT}")
+        # Reserve the numbers in a placeholder: add_graph then treats the graph as one it
+        # replaces and keeps them (pairs, slots, backups and groups it no longer needs are
+        # freed by add_graph and _compute as usual).
+        for v in vids:
+            self._vlans.used.add(v)
+        for dpid, gids in per_switch.items():
+            self._group_pools[dpid].used.update(gids)
+        self._graphs[fg.name] = _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
+                                       backup_vids=backup_vids, group_ids=group_ids)
+        try:
+            changes = self.add_graph(fg)
+        except ForwardingGraphError:
+            g = self._graphs.pop(fg.name)
+            for v in list(g.pair_vids.values()) + list(g.backup_vids.values()):
+                self._vlans.free(v)
+            for key, v in g.group_ids.items():
+                self._group_pools[self._dpids[key[-1]]].free(v)
+            raise
+        self._next_gid = max(self._next_gid, gid + 1)
+        return changes
 
     # ----------------------------------------------------------------------- diffing
     def _sync(self) -> Changes:

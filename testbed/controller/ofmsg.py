@@ -1,7 +1,9 @@
 """The one module that builds OpenFlow 1.3 messages, from the plain specs of ``specs.py``.
 
-Everything above this module (``logic.py``) deals in ``FlowSpec``/``GroupSpec`` values and
-is tested without a switch; everything below is os-ken's ``ofproto_parser``.
+Everything above this module (``logic.py``, ``reconcile.py``) deals in ``FlowSpec``/``GroupSpec``
+values and is tested without a switch; everything below is os-ken's ``ofproto_parser``. It
+also reads a switch's flow and group replies back into specs (``flow_spec``, ``group_spec``)
+so reconciliation compares like with like.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ def _match(dp, match) -> object:
     ofp, parser = dp.ofproto, dp.ofproto_parser
     kwargs = {}
     for key, value in match:
-        if key == "vlan_vid":
+        if isinstance(value, (tuple, list)):
+            value = tuple(value)  # a masked vlan_vid (read back, never built) stays raw
+        elif key == "vlan_vid":
             value = (int(value) | ofp.OFPVID_PRESENT) if value else ofp.OFPVID_NONE
-        elif isinstance(value, (tuple, list)):
-            value = tuple(value)
         kwargs[key] = value
     return parser.OFPMatch(**kwargs)
 
@@ -63,15 +65,6 @@ def flow_del(dp, spec: FlowSpec):
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
 
 
-def delete_all(dp) -> list:
-    """Messages that empty the switch: every flow of every table, every group."""
-    ofp, parser = dp.ofproto, dp.ofproto_parser
-    return [parser.OFPFlowMod(datapath=dp, table_id=ofp.OFPTT_ALL, command=ofp.OFPFC_DELETE,
-                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                              match=parser.OFPMatch()),
-            parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, 0, ofp.OFPG_ALL)]
-
-
 def _buckets(dp, buckets: tuple[Bucket, ...]):
     ofp, parser = dp.ofproto, dp.ofproto_parser
     return [parser.OFPBucket(weight=b.weight,
@@ -86,6 +79,66 @@ def group_mod(dp, spec: GroupSpec, command: str):
     gtype = getattr(ofp, GROUP_TYPES[spec.type])
     buckets = [] if command == "del" else _buckets(dp, spec.buckets)
     return parser.OFPGroupMod(dp, cmd, gtype, spec.group_id, buckets)
+
+
+# ---- reading back: what a switch holds, as specs (for ``reconcile.diff``) -----------------
+def _spec_actions(dp, actions) -> tuple:
+    """Specs' action tuples from parsed actions (the inverse of ``_actions``); an action
+    the fabric never builds becomes ``("unknown", ...)``, equal to no wanted action."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    out = []
+    for act in actions:
+        if isinstance(act, parser.OFPActionOutput):
+            out.append(("in_port",) if act.port == ofp.OFPP_IN_PORT else ("output", act.port))
+        elif isinstance(act, parser.OFPActionPushVlan) and act.ethertype == 0x8100:
+            out.append(("push_vlan",))
+        elif isinstance(act, parser.OFPActionSetField) and act.key == "vlan_vid":
+            out.append(("set_vlan", int(act.value) & ~ofp.OFPVID_PRESENT))
+        elif isinstance(act, parser.OFPActionPopVlan):
+            out.append(("pop_vlan",))
+        elif isinstance(act, parser.OFPActionGroup):
+            out.append(("group", act.group_id))
+        else:
+            out.append(("unknown", repr(act)))
+    return tuple(out)
+
+
+def flow_spec(dp, stats) -> FlowSpec:
+    """The ``FlowSpec`` of one OFPFlowStats entry a switch returned: its match (vlan_vid as
+    a plain vid, masked fields as (value, mask)), apply-actions and cookie; any other
+    instruction becomes an ``("unknown", ...)`` action."""
+    ofp = dp.ofproto
+    match = []
+    for key, value in stats.match.items():
+        if isinstance(value, (tuple, list)):
+            value = tuple(value)
+        elif key == "vlan_vid":
+            value = int(value) & ~ofp.OFPVID_PRESENT
+        match.append((key, value))
+    actions: tuple = ()
+    for inst in stats.instructions:
+        if getattr(inst, "type", None) == ofp.OFPIT_APPLY_ACTIONS:
+            actions += _spec_actions(dp, inst.actions)
+        else:
+            actions += (("unknown", repr(inst)),)
+    return FlowSpec(dpid=dp.id, priority=stats.priority, match=tuple(match), actions=actions,
+                    cookie=stats.cookie, table_id=stats.table_id)
+
+
+def group_spec(dp, desc) -> GroupSpec:
+    """The ``GroupSpec`` of one OFPGroupDescStats entry a switch returned; a group type the
+    fabric never builds is read as "indirect" with an ``("unknown", ...)`` bucket."""
+    ofp = dp.ofproto
+    types = {getattr(ofp, const): name for name, const in GROUP_TYPES.items()}
+    buckets = tuple(Bucket(actions=_spec_actions(dp, b.actions),
+                           watch_port=None if b.watch_port == ofp.OFPP_ANY else b.watch_port,
+                           weight=b.weight)
+                    for b in desc.buckets)
+    if desc.type not in types:
+        return GroupSpec(dpid=dp.id, group_id=desc.group_id, type="indirect",
+                         buckets=(Bucket(actions=(("unknown", desc.type),)),))
+    return GroupSpec(dpid=dp.id, group_id=desc.group_id, type=types[desc.type],
+                     buckets=buckets)
 
 
 def message_for(dp, op: str, spec):
