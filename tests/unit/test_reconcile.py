@@ -242,7 +242,8 @@ def test_flows_and_groups_read_back_equal_the_specs_they_were_built_from():
     f = busy_fabric()
     f.add_graph(ForwardingGraphSpec("pfx", {"ip_proto": 6, "ipv4_dst": "10.0.0.0/8"},
                                     ("h4", ("A", "B"), "h1")))
-    f.add_graph(ForwardingGraphSpec("sel", {"ipv4_src": "10.0.0.4"}, ("h4", ("A", "B"), "h2")))
+    f.add_graph(ForwardingGraphSpec("sel", {"ipv4_src": "10.0.0.4"}, ("h4", ("A", "B"), "h2"),
+                                    priority=110))   # overlaps "pfx": a precedence decides
     specs_f = [s for d in SWITCHES.values() for s in wanted(f, d)[0]]
     specs_g = [g for d in SWITCHES.values() for g in wanted(f, d)[1]]
     assert any(isinstance(v, tuple) for s in specs_f for _, v in s.match)
