@@ -11,11 +11,17 @@ NFVO makes (``TimedDriver``), or a gap in a real probe stream (``testbed.measure
 - ``instance_create_s``, ``instance_delete_s``, ``instance_restart_s``, ``graph_program_s``,
   ``graph_delete_s``: the driver's ``create_instance``, ``delete_instance``,
   ``restart_instance``, ``put_graph`` and ``delete_graph`` calls during NS instantiation,
-  heal by restart, heal by recreate and termination of ``chain3``;
-- ``reroute_s``: the largest probe gap (``measures.probe_gaps``, 1,000 packets/s) after a
-  switch-to-switch link of the graph's path is cut, minus ``port_status_s`` (the model's
-  restoration outage is their sum; the split is not observable from outside the
-  controller, so ``port_status_s`` is carried over from the base file);
+  heal by restart, heal by recreate and termination of ``chain3``; ``instance_create_s``
+  and ``graph_program_s`` from the calls in heals, which run with a load and a probe as
+  in the shipped scenarios (the emulation host's load slows them; the model has no host
+  load, so the times under load are the ones that match a scenario's heals);
+- ``instance_delete_dead_s``: ``delete_instance`` of a dead instance (its program crashed,
+  or its compute node failed), in heals by recreate under load;
+- ``reroute_s``: the largest probe gap (``measures.probe_gaps``, 1,000 packets/s, beside
+  a 400 packets/s load) after a switch-to-switch link of the graph's path is cut (several
+  links one after another), minus ``port_status_s`` (the model's restoration outage is
+  their sum; the split is not observable from outside the controller, so
+  ``port_status_s`` is carried over from the base file);
 - ``ff_switchover_s``: the same gap with the graph protected (fast-failover groups);
 - ``instance_down_detect_s``: from SIGKILL of a VNF program (``crash_instance``) to the
   driver's ``instance_down`` event;
@@ -32,6 +38,7 @@ temporary folder for the NFVO's database).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -67,6 +74,8 @@ VNFDS = ("fw", "fwd", "fwd2", "nat", "lb")
 PROBE_PORT, LOAD_PORT = 5001, 6001       # as the engine's
 PROBE_RATE = 1000.0
 LOAD_RATE = 500.0                        # packets/s offered for the CPU cost measurement
+SCENARIO_LOAD = 400.0                    # packets/s beside the probe while links are cut
+CUT_S = 0.6                              # seconds a cut link stays down, then to settle
 CARRIED = ("port_status_s", "switch_latency_us", "vnf_queue_packets", "packet_bytes")
 # a one-VNF NS through the load balancer (no shipped NSD has one); UDP h2 -> h15
 LB_NSD = {"nsd": {
@@ -75,6 +84,8 @@ LB_NSD = {"nsd": {
     "vnffg": [{"id": "fg1", "classifier": {"ip_proto": 17, "ipv4_src": "10.0.0.2",
                                            "ipv4_dst": "10.0.0.15"},
                "ingress": "h2", "egress": "h15", "path": ["lb"]}]}}
+# calls timed apart while a load runs (heals): the scenarios' heals run under load
+LOADED = ("create_instance", "put_graph")
 TIMED = ("create_instance", "delete_instance", "restart_instance", "put_graph", "delete_graph")
 
 
@@ -128,8 +139,10 @@ def _median(samples: list[float], what: str) -> float:
 class Calibrator:
     """The micro-measurements on one emulated NFVI (see the module docstring)."""
 
-    def __init__(self, nfvi, workdir: Path, *, progress: Callable[[str], None]) -> None:
+    def __init__(self, nfvi, workdir: Path, *, progress: Callable[[str], None],
+                 cuts: int = 3) -> None:
         self.nfvi = nfvi
+        self.cuts = cuts
         self.driver = TimedDriver(nfvi.driver)
         self.nfvo = NFVO(self.driver, workdir / "nfvo.db", clock=nfvi.clock)
         self.progress = progress
@@ -166,32 +179,54 @@ class Calibrator:
         fg = self.nfvo.nsd(nsd_id).vnffg[0]
         return f"{ns}.{fg.id}", fg.ingress, fg.egress
 
-    def _cut_outage(self, ns: str, nsd_id: str) -> float | None:
-        """Seconds of the largest probe gap that began after a link of the graph's path was
-        cut (the link is back 1 s later); None if the stream showed no gap."""
+    def _cut_outages(self, ns: str, nsd_id: str, cuts: int) -> list[float]:
+        """Cut, one after another, up to ``cuts`` different switch-to-switch links of the
+        graph's current paths (each down ``CUT_S``, then ``CUT_S`` to settle back), with a
+        probe at PROBE_RATE and a load at SCENARIO_LOAD packets/s running as in the shipped
+        scenarios. Returns, per cut that showed one, the seconds of the largest probe gap
+        that began within 0.5 s of the cut (``measures.probe_gaps``). Also records the
+        probe's median one-way latency before the first cut (``self.samples``)."""
         graph, src, dst = self._graph(ns, nsd_id)
-        seg = max(self.nfvi.graph_paths(graph), key=len)
-        if len(seg) < 2:
-            return None
-        a, b = seg[len(seg) // 2 - 1], seg[len(seg) // 2]
+        done: set[tuple[str, str]] = set()
+        times = []
+        self.nfvi.start_load("calcut", src, dst, LOAD_PORT, 8)
         self.nfvi.start_probe("cal", src, dst, PROBE_PORT, PROBE_RATE)
         try:
+            self.nfvi.command_load("calcut", SCENARIO_LOAD)
             time.sleep(1.0)
-            cut = self.nfvi.clock()
-            undo = self.nfvi.fail_link(a, b, hold="calibrate")
-            try:
-                time.sleep(1.0)
-            finally:
-                undo()
-            time.sleep(1.0)
+            first = self.nfvi.clock()
+            for _ in range(cuts):
+                links = [tuple(sorted(pair)) for seg in self.nfvi.graph_paths(graph)
+                         for pair in itertools.pairwise(seg)]
+                todo = [lk for lk in links if lk not in done]
+                if not todo:
+                    break
+                a, b = todo[len(todo) // 2]
+                done.add((a, b))
+                times.append(self.nfvi.clock())
+                undo = self.nfvi.fail_link(a, b, hold="calibrate")
+                try:
+                    time.sleep(CUT_S)
+                finally:
+                    undo()
+                time.sleep(CUT_S)
         finally:
             rec = self.nfvi.stop_probe("cal")
-        gaps = measures.probe_gaps(measures.read_records(rec.records), rate=rec.rate,
-                                   sent=rec.sent, start_ns=rec.start_ns)
-        cut_ns = cut * 1e9
-        after = [g.outage_ms for g in gaps
-                 if cut_ns - 50e6 <= g.start_ns <= cut_ns + 500e6 and not g.trailing]
-        return max(after) / 1000.0 if after else None
+            self.nfvi.stop_load("calcut")
+        recs = measures.read_records(rec.records)
+        before = sorted(r - snd for _q, r, snd in recs if snd < first * 1e9)
+        if before:
+            self.samples["probe_latency_s"].append(before[len(before) // 2] / 1e9)
+            self.samples["probe_switches"].append(
+                sum(len(seg) for seg in self.nfvi.graph_paths(graph)))
+        gaps = measures.probe_gaps(recs, rate=rec.rate, sent=rec.sent, start_ns=rec.start_ns)
+        out = []
+        for cut in times:
+            after = [g.outage_ms for g in gaps
+                     if cut * 1e9 - 50e6 <= g.start_ns <= cut * 1e9 + 500e6 and not g.trailing]
+            if after:
+                out.append(max(after) / 1000.0)
+        return out
 
     def _detect_crash(self, instance: str) -> float:
         """Seconds from SIGKILL of the instance's program to the driver's instance_down."""
@@ -203,29 +238,67 @@ class Calibrator:
                                    f"within 10 s of killing its program")
         return self.down_at[instance] - t0
 
+    def _heal_dead(self, ns: str, instance: str) -> None:
+        """Heal a dead instance by recreate; its delete_instance call goes to the samples of
+        deleting a dead instance, not to the live ones."""
+        deletes = self.driver.times["delete_instance"]
+        n = len(deletes)
+        self.nfvo.heal(ns, instance, mode="recreate")
+        self.samples["instance_delete_dead_s"] += deletes[n:]
+        del deletes[n:]
+
+    def _wait_down(self, instances: list[str]) -> None:
+        with self._down:
+            if not self._down.wait_for(lambda: all(i in self.down_at for i in instances),
+                                       timeout=10.0):
+                raise TestbedError(f"testbed calibrate: no instance_down event for "
+                                   f"{', '.join(i for i in instances if i not in self.down_at)} "
+                                   f"within 10 s")
+
     def lifecycle(self, i: int) -> None:
-        """Instantiate chain3, cut a link, heal by restart and by recreate, crash an
-        instance and time its detection, heal it, terminate."""
+        """Instantiate chain3 and cut links of its path; then, with a load and a probe
+        running as in the shipped scenarios, heal by restart and by recreate, crash an
+        instance and time its detection, heal it, fail the compute node of another and heal
+        its instances; terminate."""
         ns = f"cal{i}"
         self.nfvo.instantiate("chain3", ns)
-        out = self._cut_outage(ns, "chain3")
-        if out is not None:
-            self.samples["restoration"].append(out)
-        inst = self._instances(ns)
-        self.nfvo.heal(ns, inst["fw"], mode="restart")
-        self.nfvo.heal(ns, inst["fwd"], mode="recreate")
-        victim = self._instances(ns)["fwd2"]
-        self.samples["instance_down_detect_s"].append(self._detect_crash(victim))
-        self.nfvo.heal(ns, victim, mode="recreate")
+        self.samples["restoration"] += self._cut_outages(ns, "chain3", self.cuts)
+        _graph, src, dst = self._graph(ns, "chain3")
+        self.nfvi.start_load("calbg", src, dst, LOAD_PORT, 8)
+        self.nfvi.start_probe("calbg", src, dst, PROBE_PORT, PROBE_RATE)
+        marks = {k: len(self.driver.times[k]) for k in LOADED}
+        try:
+            self.nfvi.command_load("calbg", SCENARIO_LOAD)
+            time.sleep(0.5)
+            inst = self._instances(ns)
+            self.nfvo.heal(ns, inst["fw"], mode="restart")
+            self.nfvo.heal(ns, inst["fwd"], mode="recreate")
+            victim = self._instances(ns)["fwd2"]
+            self.samples["instance_down_detect_s"].append(self._detect_crash(victim))
+            self._heal_dead(ns, victim)
+            rows = {r["id"]: r for r in self.nfvo.store.list_vnf_instances(ns_id=ns)}
+            node = rows[self._instances(ns)["fw"]]["compute_node"]
+            lost = sorted(iid for iid, r in rows.items()
+                          if r["compute_node"] == node and r["state"] == "INSTANTIATED")
+            undo = self.nfvi.fail_compute_node(node)
+            try:
+                self._wait_down(lost)
+                for iid in lost:
+                    self._heal_dead(ns, iid)
+            finally:
+                undo()
+        finally:
+            for k in LOADED:
+                self.samples[f"{k}:loaded"] += self.driver.times[k][marks[k]:]
+            self.nfvi.stop_probe("calbg")
+            self.nfvi.stop_load("calbg")
         self.nfvo.terminate(ns)
 
     def protected(self, i: int) -> None:
         """Instantiate chain3 with fast-failover protection, cut a link, terminate."""
         ns = f"calff{i}"
         self.nfvo.instantiate("chain3", ns, protection=True)
-        out = self._cut_outage(ns, "chain3")
-        if out is not None:
-            self.samples["ff_switchover_s"].append(out)
+        self.samples["ff_switchover_s"] += self._cut_outages(ns, "chain3", self.cuts)
         self.nfvo.terminate(ns)
 
     def cpu_costs(self, i: int, seconds: float) -> None:
@@ -273,7 +346,7 @@ def run_calibration(out: str | Path, *, quick: bool = False, reps: int | None = 
     try:
         wait_for_emulation_slot(progress)
         with open_nfvi("emulated", load_topology(TOPOLOGY), workdir / "run") as nfvi:
-            cal = Calibrator(nfvi, workdir, progress=progress)
+            cal = Calibrator(nfvi, workdir, progress=progress, cuts=2 if quick else 4)
             try:
                 for i in range(reps):
                     progress(f"calibrate: repetition {i + 1}/{reps}: lifecycle, link cut, "
@@ -309,27 +382,39 @@ def _write(out, cal: Calibrator, ctl: float | None, base, base_sources: dict, re
     restoration = _median(s["restoration"], "the restoration outage")
     tag = f"testbed calibrate, {started:%Y-%m-%d}"
 
+    def loaded(call: str, what: str):
+        xs, every = s.get(f"{call}:loaded", []), t.get(call, [])
+        return (round(_median(xs, f"{call} under load"), 4),
+                (f"{tag}: median of {len(xs)} emulated driver {call} calls in {what} with a "
+                f"load and a probe running, as in the scenarios (median of all "
+                f"{len(every)} calls, instantiations without load included: "
+                f"{_median(every, call):.4f} s)"))
+
     def timed(call: str, what: str):
         xs = t.get(call, [])
         return (round(_median(xs, call), 4),
                 f"{tag}: median of {len(xs)} emulated driver {call} calls ({what})")
 
     values = {
-        "instance_create_s": timed("create_instance",
-                                   "NS instantiation and heal by recreate"),
-        "graph_program_s": timed("put_graph",
-                                 "instantiation, heals, reprogramming"),
+        "instance_create_s": loaded("create_instance", "heals by recreate"),
+        "graph_program_s": loaded("put_graph", "heals"),
         "instance_delete_s": timed("delete_instance",
-                                   "termination and heal by recreate"),
+                                   "termination and heal by recreate of a live instance"),
+        "instance_delete_dead_s": (
+            round(_median(s["instance_delete_dead_s"], "deleting a dead instance"), 4),
+            (f"{tag}: median of {len(s['instance_delete_dead_s'])} emulated driver "
+             f"delete_instance calls on a dead instance (crashed, or its compute node "
+             f"failed), in heals by recreate under load")),
         "instance_restart_s": timed("restart_instance",
                                     "heal by restart"),
         "graph_delete_s": timed("delete_graph", "termination"),
         "reroute_s": (round(max(0.0, restoration - port), 4),
-                      (f"{tag}: median largest probe gap after a link cut, "
+                      (f"{tag}: median largest probe gap after a link cut (probe and "
+                       f"{SCENARIO_LOAD:.0f} packets/s load), "
                       f"{restoration * 1000:.1f} ms over {len(s['restoration'])} cuts "
                       f"(1,000 packets/s), minus port_status_s {port * 1000:.1f} ms")),
         "ff_switchover_s": (round(_median(s["ff_switchover_s"], "the protected outage"), 4),
-                            (f"{tag}: median largest probe gap after a link cut with "
+                            (f"{tag}: median largest probe gap after a link cut (as above) with "
                             f"fast-failover protection, over {len(s['ff_switchover_s'])} cuts")),
         "instance_down_detect_s": (
             round(_median(s["instance_down_detect_s"], "instance_down detection"), 4),

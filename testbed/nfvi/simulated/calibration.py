@@ -24,6 +24,7 @@ FIELDS = {
     "instance_create_s": (0.0, 600.0),
     "graph_program_s": (0.0, 60.0),
     "instance_delete_s": (0.0, 600.0),
+    "instance_delete_dead_s": (0.0, 600.0),
     "instance_restart_s": (0.0, 600.0),
     "graph_delete_s": (0.0, 60.0),
     "port_status_s": (0.0, 10.0),
@@ -45,6 +46,7 @@ class Calibration:
     instance_create_s: float
     graph_program_s: float
     instance_delete_s: float
+    instance_delete_dead_s: float
     instance_restart_s: float
     graph_delete_s: float
     port_status_s: float
