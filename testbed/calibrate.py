@@ -59,7 +59,7 @@ from mano.nfvo import NFVO
 from testbed import measures
 from testbed.errors import TestbedError
 from testbed.experiment.scenario import ROOT
-from testbed.fidelity import wait_for_emulation_slot
+from testbed.fidelity import check_emulated_possible, wait_for_emulation_slot
 from testbed.nfvi import open_nfvi
 from testbed.nfvi.simulated.calibration import (
     FIELDS,
@@ -339,6 +339,7 @@ def run_calibration(out: str | Path, *, quick: bool = False, reps: int | None = 
     reps = reps if reps is not None else (2 if quick else 5)
     if reps < 1:
         raise TestbedError(f"--reps {reps}: expected at least 1")
+    check_emulated_possible("testbed calibrate measures the emulated NFVI, which")
     base_cal = load_calibration(base)
     base_doc_values = _base_sources(base_cal.source)
     started = dt.datetime.now(dt.UTC)

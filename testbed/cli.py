@@ -198,7 +198,6 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    _need_root("testbed calibrate")
     from testbed.calibrate import run_calibration
 
     path = run_calibration(args.out, quick=args.quick, reps=args.reps,

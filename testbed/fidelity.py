@@ -220,19 +220,18 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         plt.close(fig)
 
 
-def check_emulated_possible() -> None:
-    """Raise ``TestbedError`` unless the emulated NFVI can run here (root, Open vSwitch)."""
+def check_emulated_possible(what: str = "testbed fidelity runs the scenario on the "
+                                        "emulated NFVI too, which") -> None:
+    """Raise ``TestbedError`` unless the emulated NFVI can run here (root, Open vSwitch,
+    Mininet); ``what`` starts the message (who needs them)."""
     if os.geteuid() != 0:
-        raise TestbedError("testbed fidelity runs the scenario on the emulated NFVI too, which "
-                           "needs root (Mininet and Open vSwitch do); run it with sudo")
+        raise TestbedError(f"{what} needs root (Mininet and Open vSwitch do); run it with sudo")
     if shutil.which("ovs-vsctl") is None or shutil.which("mn") is None:
-        raise TestbedError("testbed fidelity runs the scenario on the emulated NFVI too, which "
-                           "needs Open vSwitch (ovs-vsctl) and Mininet (mn); neither is "
-                           "installed here (scripts/install.sh installs them)")
+        raise TestbedError(f"{what} needs Open vSwitch (ovs-vsctl) and Mininet (mn); they are "
+                           f"not installed here (scripts/install.sh installs them)")
     if importlib.util.find_spec("mininet") is None:
-        raise TestbedError("testbed fidelity runs the scenario on the emulated NFVI too, which "
-                           "needs the mininet Python module (Debian's python3-mininet; "
-                           "scripts/install.sh installs it)")
+        raise TestbedError(f"{what} needs the mininet Python module (Debian's "
+                           f"python3-mininet; scripts/install.sh installs it)")
 
 
 def wait_for_emulation_slot(progress=print, timeout_s: float = 1200.0) -> None:

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from testbed import cli, fidelity
 from testbed.calibrate import TimedDriver
 from testbed.errors import TestbedError
 from testbed.nfvi.simulated.calibration import (
@@ -113,3 +114,14 @@ def test_timed_driver_times_the_calls_and_passes_everything_on():
     assert d.endpoints() == {"h1": "10.0.0.1"}
     assert len(d.times["put_graph"]) == 1 and len(d.times["delete_instance"]) == 1
     assert "endpoints" not in d.times and d.times["put_graph"][0] >= 0
+
+
+def test_calibrate_refuses_without_root(monkeypatch, capsys, tmp_path):
+    """Without root, `testbed calibrate` says the emulated NFVI needs root and writes
+    nothing (exit 2)."""
+    monkeypatch.setattr(fidelity.os, "geteuid", lambda: 1000)
+    out = tmp_path / "cal.json"
+    assert cli.main(["calibrate", "--quick", "--out", str(out)]) == 2
+    assert "testbed calibrate measures the emulated NFVI, which needs root" in \
+        capsys.readouterr().err
+    assert not out.exists()
