@@ -254,6 +254,28 @@ def wait_for_emulation_slot(progress=print, timeout_s: float = 1200.0) -> None:
         time.sleep(2.0)
 
 
+BUSY = "another testbed run is active"   # the emulator's refusal (testbed/emulator/net.py)
+SLOT_TRIES = 5
+
+
+def _run_one(scenario, seed, kind, duration, overrides, results_dir, calibration, progress):
+    """One run; an emulated one waits for the machine's emulation slot, and is tried again
+    (up to SLOT_TRIES times) when another process took the slot between the wait and the
+    start (the emulator refuses a second emulation before it makes anything)."""
+    for attempt in range(1, SLOT_TRIES + 1):
+        if kind == "emulated":
+            wait_for_emulation_slot(progress)
+        try:
+            return run_scenario(scenario, seed=seed, duration=duration, overrides=overrides,
+                                results_dir=results_dir, nfvi=kind, calibration=calibration)
+        except TestbedError as exc:
+            if kind != "emulated" or BUSY not in str(exc) or attempt == SLOT_TRIES:
+                raise
+            progress(f"another run took the emulation slot first; trying again "
+                     f"({attempt}/{SLOT_TRIES - 1})")
+    raise AssertionError("unreachable")
+
+
 def run_fidelity(scenario: str | Path, *, seeds: int, first_seed: int = 1,
                  out: str | Path | None = None, results_dir: str | Path = "results",
                  calibration: str | Path | None = None, duration: float | None = None,
@@ -275,14 +297,9 @@ def run_fidelity(scenario: str | Path, *, seeds: int, first_seed: int = 1,
     for kind in NFVIS:
         for seed in seed_list:
             progress(f"fidelity {name}: {kind} seed {seed} ...")
-            if kind == "emulated":
-                wait_for_emulation_slot(progress)
             try:
-                run_dir = run_scenario(scenario, seed=seed, duration=duration,
-                                       overrides=overrides, results_dir=results_dir,
-                                       nfvi=kind,
-                                       calibration=calibration if kind == "simulated"
-                                       else None)
+                run_dir = _run_one(scenario, seed, kind, duration, overrides, results_dir,
+                                   calibration if kind == "simulated" else None, progress)
             except TestbedError as exc:
                 failed.append(f"{kind} seed {seed}: {exc}")
                 progress(f"fidelity {name}: {kind} seed {seed} failed: {exc}")

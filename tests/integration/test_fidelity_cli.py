@@ -35,8 +35,10 @@ def test_fidelity_two_seeds_writes_table_csv_plot_and_last_line(tmp_path):
     with open(out / "fidelity.csv") as f:
         rows = {(r["measure"], r["nfvi"]): r for r in csv.DictReader(f)}
     for nfvi in ("emulated", "simulated"):
-        assert rows[("outage", nfvi)]["n"] == "2"
+        assert rows[("throughput", nfvi)]["n"] == "2", md
         assert float(rows[("throughput", nfvi)]["mean"]) > 0
+    # the model always loses the cut's packets; a real reroute may only delay them (no gap)
+    assert rows[("outage", "simulated")]["n"] == "2"
     assert (out / "fidelity.png").read_bytes()[:4] == b"\x89PNG"
 
 
