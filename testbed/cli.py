@@ -2,6 +2,9 @@
 
     testbed run SCENARIO [--seed N] [--duration S] [--set K=V] [--nfvi emulated|simulated]
     testbed sweep SCENARIO --grid K=V1,V2 [--seeds N] [--nfvi emulated|simulated]
+    testbed fidelity SCENARIO [--seeds N]          the same runs on both NFVIs, compared
+    testbed calibrate [--out FILE] [--quick]       measure the simulated NFVI's timings
+    (run, sweep, fidelity: --calibration FILE gives the simulated NFVI its calibration)
     testbed report RUN [RUN ...]
     testbed demo [--topology FILE] [--protection]   restoration vs protection, once
     testbed topology check FILE [--largest-component]
@@ -91,7 +94,7 @@ def cmd_run(args) -> int:
 
     run_dir = run_scenario(args.scenario, seed=args.seed, duration=args.duration,
                            overrides=_overrides(args.set), results_dir=args.results,
-                           nfvi=args.nfvi)
+                           nfvi=args.nfvi, calibration=args.calibration)
     import json
     summary = json.loads((run_dir / "summary.json").read_text())
     print((run_dir / "summary.md").read_text())
@@ -158,7 +161,8 @@ def cmd_sweep(args) -> int:
             try:
                 run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
                                        overrides={**_overrides(args.set), **combo},
-                                       results_dir=args.results, nfvi=args.nfvi)
+                                       results_dir=args.results, nfvi=args.nfvi,
+                                       calibration=args.calibration)
             except TestbedError as exc:   # recorded; the other runs go on
                 failed.append(f"{combo} seed {seed}: {exc}")
                 continue
@@ -177,6 +181,28 @@ def cmd_sweep(args) -> int:
         print("testbed: these runs failed (their folders hold what they measured):\n  "
               + "\n  ".join(failed), file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_fidelity(args) -> int:
+    from testbed.fidelity import run_fidelity
+
+    out, last = run_fidelity(args.scenario, seeds=args.seeds, first_seed=args.seed,
+                             out=args.out, results_dir=args.results,
+                             calibration=args.calibration, duration=args.duration,
+                             overrides=_overrides(args.set))
+    print((out / "fidelity.md").read_text())
+    print(f"table, data and plot: {out}/ (fidelity.md, fidelity.csv, fidelity.png)")
+    print(last)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from testbed.calibrate import run_calibration
+
+    path = run_calibration(args.out, quick=args.quick, reps=args.reps,
+                           command=" ".join(["testbed", *sys.argv[1:]]))
+    print(f"calibration written: {path}")
     return 0
 
 
@@ -430,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default="results")
     r.add_argument("--nfvi", default="emulated", choices=sorted(NFVI_KINDS),
                    help="the infrastructure to run on (default: emulated)")
+    _with_calibration(r)
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("report", help="re-draw runs' summaries and plots; compare several")
@@ -446,7 +473,31 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY=VALUE")
     sw.add_argument("--results", default="results")
     sw.add_argument("--nfvi", default="emulated", choices=sorted(NFVI_KINDS))
+    _with_calibration(sw)
     sw.set_defaults(func=cmd_sweep)
+
+    fi = sub.add_parser("fidelity", help="run a scenario on both NFVIs over seeds and compare "
+                                         "(needs root)")
+    fi.add_argument("scenario")
+    fi.add_argument("--seeds", type=int, default=3, help="seeds per NFVI (at least 2)")
+    fi.add_argument("--seed", type=int, default=1, help="first seed")
+    fi.add_argument("--duration", type=float, default=None)
+    fi.add_argument("--set", action="append", metavar="KEY=VALUE")
+    fi.add_argument("--results", default="results")
+    fi.add_argument("--out", default=None,
+                    help="output folder (default RESULTS/<scenario>/fidelity)")
+    _with_calibration(fi)
+    fi.set_defaults(func=cmd_fidelity)
+
+    ca = sub.add_parser("calibrate", help="measure the emulated NFVI and write a calibration "
+                                          "file for the simulated one (needs root)")
+    ca.add_argument("--out", default="calibration.json", help="file to write "
+                                                             "(default calibration.json)")
+    ca.add_argument("--reps", type=int, default=None,
+                    help="repetitions of each measurement (default 5, --quick 2)")
+    ca.add_argument("--quick", action="store_true",
+                    help="fewer repetitions and shorter loads (under a minute)")
+    ca.set_defaults(func=cmd_calibrate)
 
     t = sub.add_parser("topology", help="topology files")
     tsub = t.add_subparsers(dest="topology_command", required=True)
@@ -538,6 +589,12 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     cl.set_defaults(func=cmd_clean)
     return p
+
+
+def _with_calibration(sp) -> None:
+    sp.add_argument("--calibration", default=None, metavar="FILE",
+                    help="calibration file of the simulated NFVI (default: the shipped one, "
+                         "testbed/nfvi/simulated/calibration.json)")
 
 
 def build_descriptor_parser() -> argparse.ArgumentParser:

@@ -172,9 +172,15 @@ def _fresh_dir(parent: Path, name: str) -> Path:
 class ScenarioRun:
     """One run of a scenario on one NFVI (see the module docstring)."""
 
-    def __init__(self, sc: Scenario, results_dir: Path, nfvi: str = "emulated"):
+    def __init__(self, sc: Scenario, results_dir: Path, nfvi: str = "emulated",
+                 calibration: str | Path | None = None):
         self.sc = sc
         self.nfvi_kind = nfvi
+        if calibration is not None and nfvi != "simulated":
+            raise TestbedError(f"--calibration {calibration}: a calibration file is read by "
+                               f"the simulated NFVI only (--nfvi simulated), not {nfvi!r}")
+        # the simulated NFVI's options: its calibration file (None: the shipped default)
+        self.nfvi_options = {} if calibration is None else {"calibration": str(calibration)}
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.dir = _fresh_dir(Path(results_dir) / sc.name, f"{stamp}-s{sc.seed}")
         self.timeline = sc.timeline()
@@ -228,6 +234,7 @@ class ScenarioRun:
         self.writer.config({
             "scenario": sc.name, "seed": sc.seed, "duration": sc.duration,
             "settle_s": sc.settle_s, "nfvi": self.nfvi_kind, "params": sc.params,
+            "calibration": self.nfvi_options.get("calibration"),
             "topology": sc.topology_path, "services": sc.services,
             "service_params": sc.service_params, "sla": sc.slas, "checks": sc.checks,
             "probe_rate": sc.probe_rate, "probe_rates": sc.probe_rates,
@@ -277,7 +284,8 @@ class ScenarioRun:
         topo_path = sc.topology_path if Path(sc.topology_path).is_absolute() \
             else ROOT / sc.topology_path
         topo = load_topology(topo_path)
-        self.nfvi = stack.enter_context(open_nfvi(self.nfvi_kind, topo, self.dir / "run"))
+        self.nfvi = stack.enter_context(open_nfvi(self.nfvi_kind, topo, self.dir / "run",
+                                                    **self.nfvi_options))
         self.t0 = self.nfvi.clock()
         env = self.env = self.nfvi.environment()
         self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
@@ -865,9 +873,11 @@ class ScenarioRun:
 
 def run_scenario(path, *, seed: int = 1, duration: float | None = None,
                  overrides: dict | None = None, results_dir: str | Path = "results",
-                 nfvi: str = "emulated") -> Path:
-    """Run a scenario file (see the module docstring); return its run folder. Raises
-    ``TestbedError`` (with the run folder) when the run could not complete, and
-    ``KeyboardInterrupt`` after a clean tear-down when interrupted."""
+                 nfvi: str = "emulated", calibration: str | Path | None = None) -> Path:
+    """Run a scenario file (see the module docstring); return its run folder.
+    ``calibration``: a calibration file for the simulated NFVI (None: its default; any
+    other NFVI refuses one). Raises ``TestbedError`` (with the run folder) when the run
+    could not complete, and ``KeyboardInterrupt`` after a clean tear-down when
+    interrupted."""
     sc = load_scenario(path, seed=seed, duration=duration, overrides=overrides)
-    return ScenarioRun(sc, Path(results_dir), nfvi).run()
+    return ScenarioRun(sc, Path(results_dir), nfvi, calibration).run()

@@ -505,6 +505,20 @@ def _per_ns(run: Run, name: str) -> dict[str, list[tuple[float, float]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _traffic(run: Run) -> dict:
+    """Achieved throughput and latency of the load (results/README.md, Summary):
+    ``throughput_pps_mean`` = mean over the 0.5 s intervals of the load packets received
+    per second, summed over every forwarding graph; ``latency_ms_median`` = median over
+    every graph's intervals of their mean one-way latency (ms)."""
+    per_t: dict[float, float] = defaultdict(float)
+    for pts in run.series("received_pps").values():
+        for t, v in pts:
+            per_t[round(t, 4)] += v
+    lats = [v for pts in run.series("latency_ms").values() for _, v in pts]
+    return {"throughput_pps_mean": _r(_mean(per_t.values()), 3),
+            "latency_ms_median": _r(_median(lats))}
+
+
 def _sla_and_availability(run: Run) -> tuple[dict, dict]:
     loss, lat = _per_ns(run, "loss_pct"), _per_ns(run, "latency_ms")
     services = [sv[1] for sv in run.config.get("services") or []
@@ -650,6 +664,7 @@ def summarize(run: Run) -> dict:
         "reaction_s_median": scaling["reaction_s_median"],
         "served_s_median": scaling["served_s_median"],
         "scale_in_s_median": scaling["scale_in_s_median"],
+        **_traffic(run),
         "sla_violation_s": _r(sum(s["violation_s"] or 0 for s in sla.values()), 3),
         "availability_min": min(avs) if avs else None,
         "active_servers_max": servers["max"], "active_servers_mean": servers["mean"],

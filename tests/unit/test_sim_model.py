@@ -18,6 +18,7 @@ from testbed.nfvi.simulated.model import FlowModel, Instance, LoadAccount, Strea
 from testbed.topology.model import Topology
 
 CAL = load_calibration()
+COST_S = (CAL.base_cost_us("forwarder") + 200.0) * 1e-6   # s per packet of inst()
 
 
 def ring(bw_mbit=None, delay_ms=0.0) -> Topology:
@@ -62,7 +63,7 @@ def test_cpu_follows_offered_load_below_capacity():
     """Below capacity an instance forwards everything and uses rate x cost cores."""
     m, st = model_with_chain(500)
     v = m.instances["v1"]
-    assert v.cpu_cores == pytest.approx(500 * 220e-6)
+    assert v.cpu_cores == pytest.approx(500 * COST_S)
     assert v.forwarded_pps == pytest.approx(500)
     assert st.frac == pytest.approx(1.0)
 
@@ -72,7 +73,7 @@ def test_over_capacity_the_instance_saturates_drops_and_queues():
     stream loses the rest and waits a full queue (K / mu)."""
     m, st = model_with_chain(2000)
     v = m.instances["v1"]
-    mu = 0.25 / 220e-6
+    mu = 0.25 / COST_S
     assert v.cpu_cores == pytest.approx(0.25)
     assert v.forwarded_pps == pytest.approx(mu)
     assert st.frac == pytest.approx(mu / 2000)
@@ -87,7 +88,7 @@ def test_counters_integrate_the_rates_between_updates():
     m.update(2.0)
     cpu, packets = m.instance_counters("v1", 3.0)
     assert packets == pytest.approx(500 * 2 + 1000)
-    assert cpu == pytest.approx((500 * 2 + 1000) * 220e-6)
+    assert cpu == pytest.approx((500 * 2 + 1000) * COST_S)
 
 
 def test_hung_and_dead_instances_forward_nothing():

@@ -1,9 +1,11 @@
 """The simulated NFVI's calibration: timings and costs measured on the emulated NFVI.
 
 A calibration file is JSON ``{"about", "date", "command", "values": {NAME: {"value",
-"source"}}}``; every name of ``FIELDS`` must be present, with a number in its range
-(``program_base_cost_us`` maps each VNF program to a number). The default file,
-``calibration.json`` beside this module, says where each number comes from.
+"source"}}}`` (``testbed calibrate`` adds ``machine`` and ``repetitions``); every name of
+``FIELDS`` must be present, with a number in its range (``program_base_cost_us`` maps each
+VNF program to a number). The default file, ``calibration.json`` beside this module, says
+where each number comes from. ``write_calibration`` writes one and checks it by reading it
+back.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ FIELDS = {
     "instance_create_s": (0.0, 600.0),
     "graph_program_s": (0.0, 60.0),
     "instance_delete_s": (0.0, 600.0),
+    "instance_delete_dead_s": (0.0, 600.0),
     "instance_restart_s": (0.0, 600.0),
     "graph_delete_s": (0.0, 60.0),
     "port_status_s": (0.0, 10.0),
@@ -43,6 +46,7 @@ class Calibration:
     instance_create_s: float
     graph_program_s: float
     instance_delete_s: float
+    instance_delete_dead_s: float
     instance_restart_s: float
     graph_delete_s: float
     port_status_s: float
@@ -111,3 +115,28 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     base = {p: _number(str(path), f"program_base_cost_us.{p}", v, 0.0, 1e6)
             for p, v in costs.items()}
     return Calibration(**out, program_base_cost_us=base, source=str(path))
+
+
+def write_calibration(path: str | Path, values: dict[str, tuple[object, str]], *,
+                      about: str, command: str, date: str, machine: dict | None = None,
+                      repetitions: int | None = None) -> Calibration:
+    """Write a calibration file: ``values`` maps every name of ``FIELDS`` and
+    ``program_base_cost_us`` to (value, source). The file is checked by reading it back
+    (``load_calibration``); a bad value raises ``TestbedError`` naming the field and the
+    file is not left behind. Returns the calibration read back."""
+    path = Path(path)
+    doc = {"about": about, "date": date, "command": command}
+    if machine is not None:
+        doc["machine"] = machine
+    if repetitions is not None:
+        doc["repetitions"] = repetitions
+    doc["values"] = {name: {"value": v, "source": src} for name, (v, src) in values.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    try:
+        load_calibration(tmp)
+    except TestbedError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TestbedError(str(exc).replace(str(tmp), str(path))) from None
+    tmp.replace(path)
+    return load_calibration(path)

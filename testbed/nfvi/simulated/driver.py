@@ -121,12 +121,16 @@ class SimulatedDriver(TopologyInventory):
     def delete_instance(self, instance_id: str) -> None:
         if instance_id not in self._info:
             return
+        # removing an instance whose program is dead (crashed, or its node failed) has no
+        # program to stop: it takes instance_delete_dead_s, not instance_delete_s
+        inst = self.model.instances.get(instance_id)
+        dead = inst is not None and not inst.alive
         self.model.advance(self.now())
         self.model.remove_instance(instance_id)
         del self._info[instance_id]
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
-        self.wait(self.cal.instance_delete_s)
+        self.wait(self.cal.instance_delete_dead_s if dead else self.cal.instance_delete_s)
 
     def _get(self, instance_id: str) -> Instance:
         inst = self.model.instances.get(instance_id)
