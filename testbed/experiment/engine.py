@@ -200,6 +200,7 @@ class ScenarioRun:
         self.active_undos: dict[str, object] = {}
         self.busy: set[str] = set()          # NSs with an operation in progress or queued
         self._inflight = 0                   # NFVO operations running on a worker now
+        self._settled: dict[tuple, str] = {}  # (operation, instance) -> state when settled
         self._queues: dict[str, list] = {}
         self._healed_at: dict[str, float] = {}
         self.nfvo_down = False
@@ -559,7 +560,9 @@ class ScenarioRun:
                     break
             # (no op id: ids are random UUIDs, and one seed gives one events.jsonl; the
             # occurrence is found in nfvo.db by its NS and operation type)
-            self.event("op_settled", operation=op.operation, ns=op.subject_id,
+            target = op.params.get("instance")
+            self._settled[(op.operation, target)] = str(state)
+            self.event("op_settled", operation=op.operation, ns=op.subject_id, target=target,
                        tasks=done, state=str(state), errors=errors)
 
     def _context(self) -> PolicyContext:
@@ -655,12 +658,18 @@ class ScenarioRun:
         self.event("heal_start", target=a.instance, mode=mode, **base)
         fut = yield from self._operate(env, "heal", a.ns, a.instance, mode)
         timing = self._timing(observed, decided, start)
+        settled = {}
         if fut is None or fut.exception() is not None:
             yield from self._failed(env, fut, "heal", a.instance, base, timing)
-            return
+            if self._settled.pop(("HEAL", a.instance), None) != "COMPLETED":
+                return
+            # the operation was settled by a retry that completed it: the heal is done
+            timing = self._timing(observed, decided, start)
+            settled = {"settled_by": "retry"}
         self._healed_at[a.instance] = self.now()
         new = [r["id"] for r in self.nfvo.vnfm.instances(a.ns, row["vnfd_id"])]
-        self.event("heal_done", target=a.instance, instances=new, mode=mode, **base, **timing)
+        self.event("heal_done", target=a.instance, instances=new, mode=mode, **base, **timing,
+                   **settled)
         for p in self.policies:
             notify_policy(p, a, self.nfvi.clock())
 
