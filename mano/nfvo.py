@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class NFVO:
         self._endpoint_switch = dict(driver.endpoint_switches())
         self.events: list = []           # infrastructure status reported by the VIM
         self.onboarding_warnings: dict[str, list[str]] = {}   # descriptor id -> warnings
+        self._parse_cache: dict[tuple[str, str], tuple[dict, object]] = {}   # see _parsed
+        self._parse_lock = threading.Lock()
         self.vim.subscribe("infra", self._on_infra_event)
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
@@ -130,7 +133,24 @@ class NFVO:
             log.warning("onboarding %s: %s", did, w)
 
     def vnfd(self, vnfd_id: str):
-        return D.parse_vnfd(self.store.get_vnfd(vnfd_id)["data"], f"vnfd {vnfd_id}")
+        """The onboarded VNFD ``vnfd_id`` as a model (``NotFoundError`` if not onboarded)."""
+        return self._parsed("vnfd", vnfd_id, self.store.get_vnfd(vnfd_id)["data"],
+                            D.parse_vnfd)
+
+    def _parsed(self, kind: str, did: str, data: dict, parse: Callable):
+        """``parse(data)``, remembered while the stored ``data`` stays equal: an NS
+        operation reads its descriptors a dozen times, and validating them again was a
+        fifth of its cost (bench/mano_ops.py profile). The record is still read each
+        time, so a descriptor replaced or deleted in the store is seen at once; the
+        models are frozen, so sharing one is safe."""
+        with self._parse_lock:
+            hit = self._parse_cache.get((kind, did))
+        if hit is not None and hit[0] == data:
+            return hit[1]
+        model = parse(data, f"{kind} {did}")
+        with self._parse_lock:
+            self._parse_cache[(kind, did)] = (data, model)
+        return model
 
     def onboard_nsd(self, path_or_nsd, vnfd_paths=()) -> str:
         """Onboard the VNFDs of ``vnfd_paths``, then one NSD (a model, or a file/package of
@@ -155,7 +175,8 @@ class NFVO:
         return nsd.id
 
     def nsd(self, nsd_id: str):
-        return D.parse_nsd(self.store.get_nsd(nsd_id)["data"], f"nsd {nsd_id}")
+        """The onboarded NSD ``nsd_id`` as a model (``NotFoundError`` if not onboarded)."""
+        return self._parsed("nsd", nsd_id, self.store.get_nsd(nsd_id)["data"], D.parse_nsd)
 
     def set_nsd_enabled(self, nsd_id: str, enabled: bool) -> None:
         self.store.set_nsd_enabled(nsd_id, enabled)
@@ -397,8 +418,9 @@ class NFVO:
         # one operation at a time per NS: a second is refused (ConflictError) by start();
         # the NS state before is kept so that a rollback knows what to go back to
         prior = self.store.get_ns_instance(ns_id)["state"]
-        op = self.ops.start("ns", ns_id, operation, {**params, "prior_state": prior})
-        op = self.ops.transition(op.id, OpState.PROCESSING)
+        with self.store.transaction():    # one commit: nothing is done between the two
+            op = self.ops.start("ns", ns_id, operation, {**params, "prior_state": prior})
+            op = self.ops.transition(op.id, OpState.PROCESSING)
         return self._run_body(op)
 
     def _run_body(self, op) -> dict:

@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS op_occ (
     grant_id TEXT
 );
 CREATE INDEX IF NOT EXISTS op_occ_subject ON op_occ(subject_id, state);
+CREATE INDEX IF NOT EXISTS op_occ_parent ON op_occ(parent);
 CREATE TABLE IF NOT EXISTS "grant" (
     id TEXT PRIMARY KEY,
     op_id TEXT NOT NULL REFERENCES op_occ(id) ON DELETE CASCADE,
@@ -349,13 +350,18 @@ class Store:
     def put_op_occ(self, row: dict) -> dict:
         """Create or replace an operation occurrence; ``row`` has every column (see
         ``mano.opocc.OpOcc``). ``mano.opocc.OpOccManager`` is the normal writer."""
+        with self.transaction():
+            self.write_op_occ(row)
+            return self.get_op_occ(row["id"])
+
+    def write_op_occ(self, row: dict) -> None:
+        """``put_op_occ`` without reading the row back (the ``OpOccManager`` holds it)."""
         cols = _TABLES["op_occ"]["cols"]
         missing = [c for c in cols if c not in row]
         if missing:
             raise ValueError(f"op_occ row lacks {', '.join(missing)}")
         with self.transaction():
             self._put("op_occ", {c: row[c] for c in cols})
-            return self.get_op_occ(row["id"])
 
     def get_op_occ(self, id: str) -> dict:
         return self._must("op_occ", id)

@@ -13,8 +13,8 @@ done it records the step ``done`` and stays PROCESSING until the NFVO completes 
 within the same parent continues that occurrence instead of starting another. Failures of
 such an operation are left FAILED_TEMP for the parent to handle.
 
-Steps are recorded *before* they touch the infrastructure (``alloc:fw_3`` before the
-allocation is stored, ``create:fw_3`` before the host is made, ``delete:fw_3`` before it is
+Steps are recorded *before* they touch the infrastructure (``alloc:fw_3`` with the
+allocation, in one commit, ``create:fw_3`` with the CREATING record before the host is made, ``delete:fw_3`` before it is
 removed, ``drop:fw_3`` before the record of a LOST one is closed, ``restart:fw_3`` before a
 restart), so that after a crash a rollback knows everything that may exist. Undoing ``create``/``alloc`` removes what may have been made;
 ``delete`` is undone only if the instance still exists in the NFVI (else it cannot be, and
@@ -180,15 +180,24 @@ class VNFM:
         subject = vnf_subject(ns_id, vnfd.id)
         op = self._continued(subject, parent)
         if op is None:
-            op = self.ops.start("vnf", subject, operation, {**params, "vnfd": vnfd.id,
-                                                            "ns": ns_id}, parent=parent)
-            try:
-                grant_id = self.grant(op.id, operation, {"vnf": subject, **params,
-                                                         "flavour": _flavour_dict(vnfd)})
-            except MANOError as exc:
-                self.ops.transition(op.id, OpState.ROLLED_BACK, error=f"grant refused: {exc}")
-                raise
-            self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
+            refused: MANOError | None = None
+            # start, grant and PROCESSING in one commit: none touches the NFVI, so a crash
+            # before it is a crash before the operation started
+            with self.store.transaction():
+                op = self.ops.start("vnf", subject, operation,
+                                    {**params, "vnfd": vnfd.id, "ns": ns_id}, parent=parent)
+                try:
+                    grant_id = self.grant(op.id, operation,
+                                          {"vnf": subject, **params,
+                                           "flavour": _flavour_dict(vnfd)})
+                except MANOError as exc:
+                    refused = exc
+                    self.ops.transition(op.id, OpState.ROLLED_BACK,
+                                        error=f"grant refused: {exc}")
+                else:
+                    self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
+            if refused is not None:
+                raise refused
         try:
             result = body(op)
         except Exception as exc:
@@ -220,12 +229,17 @@ class VNFM:
             spread = bool(getattr(getattr(vnfd, "placement", None), "anti_affinity", False))
             node = self.vim.place(PlacementRequest(vnfd.id, iid, flavour,
                                                    anti_affinity=spread), ctx)
-            self.ops.record_step(op.id, f"alloc:{iid}")
-            self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
-                                      flavour.disk_gb, vnf_id=vnfd.id)
-            self.ops.record_step(op.id, f"create:{iid}")
-            self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id,
-                                        compute_node=node, data={"restarts": 0, "op": op.id})
+            # one commit for the four records: each lands with the others (none of them
+            # touches the NFVI) and all before create_instance, which is what the steps
+            # must precede; a crash before the commit leaves none, as if placed never
+            with self.store.transaction():
+                self.ops.record_step(op.id, f"alloc:{iid}")
+                self.store.put_allocation(iid, node, flavour.vcpu, flavour.memory_mb,
+                                          flavour.disk_gb, vnf_id=vnfd.id)
+                self.ops.record_step(op.id, f"create:{iid}")
+                self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id,
+                                            compute_node=node,
+                                            data={"restarts": 0, "op": op.id})
         info = self.driver.create_instance(iid, node, flavour, _image(vnfd))
         self.store.put_vnf_instance(iid, vnfd.id, INSTANTIATED, ns_id=ns_id,
                                     compute_node=node, switch=info.switch, ip=info.ip,

@@ -96,6 +96,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from mano import classifiers
+from testbed.controller.paths import shortest_path
 from testbed.controller.specs import (
     ETH_TYPE_IPV4,
     Action,
@@ -239,6 +240,7 @@ class Fabric:
             self._atts[att.name] = att
         self._down_ports: set[tuple[str, int]] = set()
         self._topo: nx.Graph | None = None
+        self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
         # Path memos, valid for one _topo (many graphs share their switch pairs).
         self._paths: dict[tuple[str, str], list[str] | None] = {}
         self._backups: dict[tuple, tuple[list[str], Link] | None] = {}
@@ -664,16 +666,15 @@ class Fabric:
                 else:
                     topo.add_edge(link.a, link.b, links=[link])
             self._topo = topo
+            # the same adjacency, plain, in networkx's order, for paths.shortest_path
+            self._adj = {n: tuple(topo.adj[n]) for n in topo}
         return self._topo
 
     def _path(self, topo: nx.Graph, a: str, b: str) -> list[str] | None:
         if (a, b) not in self._paths:
             path = None
             if a in topo and b in topo:
-                try:
-                    path = nx.shortest_path(topo, a, b)
-                except nx.NetworkXNoPath:
-                    pass
+                path = shortest_path(self._adj, a, b)
             self._paths[(a, b)] = path
         return self._paths[(a, b)]
 
@@ -812,14 +813,13 @@ class Fabric:
     def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str,
                      link: Link) -> tuple[list[str], Link] | None:
         parallel = [l for l in topo.edges[s, nxt]["links"] if l != link]
-        views = []
+        avoid: list[dict] = []     # first without the next switch, then without the link
         if nxt != dest:
-            views.append(nx.restricted_view(topo, [nxt], []))
-        views.append(topo if parallel else nx.restricted_view(topo, [], [(s, nxt)]))
-        for view in views:
-            try:
-                bp = nx.shortest_path(view, s, dest)
-            except nx.NetworkXNoPath:
+            avoid.append({"skip_node": nxt})
+        avoid.append({} if parallel else {"skip_edge": (s, nxt)})
+        for kw in avoid:
+            bp = shortest_path(self._adj, s, dest, **kw)
+            if bp is None:
                 continue
             first = parallel[0] if bp[1] == nxt else topo.edges[s, bp[1]]["links"][0]
             return bp, first

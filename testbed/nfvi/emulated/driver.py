@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import testbed
 from mano.nfvi import Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
 from testbed.errors import ControllerError, TestbedError
 from testbed.nfvi.driverbase import NoInstance, TopologyInventory, translated
 
 log = logging.getLogger(__name__)
 PROGRAMS = ("forwarder", "firewall", "nat", "lb")
+# The VNF programs use the standard library only (see testbed.programs), so their python
+# starts with -S: no site-packages, no .pth files (an editable install's finder, the
+# machine's own), which took a third of a VNF's start-up here (bench/instantiate.py);
+# PYTHONPATH names the folder that holds the testbed package instead.
+_PACKAGE_DIR = str(Path(testbed.__file__).resolve().parent.parent)
 
 
 @dataclass
@@ -83,12 +91,13 @@ class EmulatedDriver(TopologyInventory):
         stats = self.emu.run_dir / f"vnf-{instance_id}.json"
         stats.unlink(missing_ok=True)
         params = dict(image.params)
-        argv = [sys.executable, "-m", "testbed.programs.forwarder", "--iface",
+        argv = [sys.executable, "-S", "-m", "testbed.programs.forwarder", "--iface",
                 self.emu.host_iface(instance_id), "--stats", str(stats), "--name", instance_id,
                 "--cost-us", str(params.pop("cost_us", 0) or 0)]
         if image.program != "forwarder" or params:
             argv += ["--program", image.program, "--params", json.dumps(params)]
-        proc = self.emu.popen(instance_id, argv, what="vnf")
+        proc = self.emu.popen(instance_id, argv, what="vnf",
+                              env={**os.environ, "PYTHONPATH": _PACKAGE_DIR})
         deadline = time.monotonic() + 10
         while not stats.exists():
             if proc.poll() is not None:
