@@ -17,7 +17,9 @@ instance's previous poll, counters are the driver's ``InstanceMetrics``):
   every VNF, whatever its flavour;
 - ``packets_rate`` and ``bytes_rate``: packets/s and bytes/s forwarded by the VNF program
   over the same interval;
-- ``alive``: 1 if the program is running, else 0 (recorded at every poll, the first too).
+- ``alive``: 1 if the program is running, else 0 (recorded at every poll, the first too,
+  and at once, outside the schedule, when the NFVI pushes an instance's death:
+  ``Monitor.mark_down``).
 
 Per NS, whoever measures the data path records ``latency_ms`` and ``loss_pct`` with
 ``record``.
@@ -149,6 +151,17 @@ class Monitor:
         for iid in [i for i in self._last if i not in keep]:
             del self._last[iid]
 
+    def mark_down(self, instance_id: str) -> bool:
+        """Record ``alive`` = 0 for a watched instance now, outside the poll schedule (the
+        NFVI told of its death: healing need not wait for the next poll). No rates are
+        recorded (an interval of a few ms would make them noise). Returns False when the
+        instance is not watched."""
+        for iid, extra, _vcpu in list(self.instances()):
+            if iid == instance_id:
+                self.store.record("alive", labels_of(instance=iid, **extra), self.clock(), 0.0)
+                return True
+        return False
+
     def start(self) -> Monitor:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
         self._thread.start()
@@ -160,6 +173,11 @@ class Monitor:
                 self.poll_once()
             except Exception:   # a bug here must not end monitoring for the whole run
                 log.exception("monitor: poll failed")
+
+    @property
+    def running(self) -> bool:
+        """Whether the poller was started and not stopped."""
+        return self._thread is not None and not self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()

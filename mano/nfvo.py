@@ -71,9 +71,9 @@ class NFVO:
         self._endpoint_switch = dict(driver.endpoint_switches())
         self.events: list = []           # infrastructure status reported by the VIM
         self.onboarding_warnings: dict[str, list[str]] = {}   # descriptor id -> warnings
-        self.vim.subscribe("infra", self._on_infra_event)
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
+        self.vim.subscribe("infra", self._on_infra_event)
         if reconcile:
             self.reconcile()
 
@@ -388,6 +388,8 @@ class NFVO:
     def _on_infra_event(self, ev) -> None:
         self.events.append(ev)
         log.info("infrastructure: %s %s", ev.kind, ev.subject)
+        if ev.kind == "instance_down" and self.monitor.running:
+            self.monitor.mark_down(ev.subject)   # healers see it now, not at the next poll
 
     def _ns_op(self, ns_id: str, operation: str, params: dict) -> dict:
         # one operation at a time per NS: a second is refused (ConflictError) by start();

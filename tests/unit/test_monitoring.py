@@ -83,3 +83,17 @@ def test_monitor_skips_an_instance_that_went_away_and_forgets_removed_ones():
     watched.pop()
     mon.poll_once()
     assert set(mon._last) == {"a"}
+
+
+def test_mark_down_records_a_death_at_once_with_the_instances_labels():
+    """A pushed death is an alive=0 sample stamped now, labelled like the polled ones, with
+    no rate samples; an instance not watched records nothing."""
+    store, now = TimeSeriesStore(), [10.0]
+    mon = Monitor(None, store, lambda: [Watched("fw1", {"ns": "web"}, 1.0)],
+                  clock=lambda: now[0])
+    now[0] = 10.25
+    assert mon.mark_down("fw1") is True
+    assert store.series("alive") == {labels_of(instance="fw1", ns="web"): [(10.25, 0.0)]}
+    assert store.series("packets_rate") == {}
+    assert mon.mark_down("other") is False
+    assert not mon.running

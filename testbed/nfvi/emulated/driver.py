@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import selectors
 import signal
 import sys
 import threading
@@ -52,6 +54,13 @@ class EmulatedDriver(TopologyInventory):
         self._watch_interval = watch_interval
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        # instance id -> pidfd of its program; the watcher selects on them and on a pipe
+        # that wakes it when one is added or the driver closes
+        self._pidfds: dict[str, int] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
 
     # ---- instances ------------------------------------------------------------------------
     @translated
@@ -77,6 +86,7 @@ class EmulatedDriver(TopologyInventory):
             att = self.emu.attachments[instance_id]
             info = InstanceInfo(instance_id, compute_node, node.switch, att.ip, att.mac)
             self._instances[instance_id] = _Instance(info, image, flavour, proc, stats)
+            self._track(instance_id, proc)
             return info
 
     def _start_program(self, instance_id: str, image: Image):
@@ -104,6 +114,7 @@ class EmulatedDriver(TopologyInventory):
     def delete_instance(self, instance_id: str) -> None:
         with self._lock:
             inst = self._instances.pop(instance_id, None)
+            self._untrack(instance_id)
             if instance_id in self.emu.hosts:
                 self.emu.remove_host(instance_id)
             if inst is not None:
@@ -116,6 +127,7 @@ class EmulatedDriver(TopologyInventory):
             self.emu.stop_process(inst.proc)
             inst.proc, inst.stats_path = self._start_program(instance_id, inst.image)
             inst.reported_down = False
+            self._track(instance_id, inst.proc)
             return inst.info
 
     @translated
@@ -234,9 +246,42 @@ class EmulatedDriver(TopologyInventory):
             except Exception:  # a subscriber's bug must not stop the watcher
                 log.exception("NFVI event subscriber failed on %s", ev)
 
+    def _track(self, instance_id: str, proc) -> None:
+        """Watch ``proc``'s exit through a pidfd (caller holds the lock)."""
+        self._untrack(instance_id)
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            return          # no pidfd here (old kernel, or it is gone): the rescan finds it
+        self._pidfds[instance_id] = fd
+        self._selector.register(fd, selectors.EVENT_READ, instance_id)
+        self._wake()
+
+    def _untrack(self, instance_id: str) -> None:
+        fd = self._pidfds.pop(instance_id, None)
+        if fd is not None:
+            self._selector.unregister(fd)
+            os.close(fd)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass            # a wake-up is pending already (or the driver is closed)
+
     def _watch(self) -> None:
-        while not self._stop.wait(self._watch_interval):
+        while not self._stop.is_set():
+            ready = self._selector.select(self._watch_interval)
             with self._lock:
+                for key, _ in ready:
+                    if key.data is None:
+                        os.read(self._wake_r, 4096)
+                    elif self._pidfds.get(key.data) == key.fd:
+                        # readable once its process has ended (a restart may have put a new
+                        # process's pidfd on the same number meanwhile: look, then forget)
+                        inst = self._instances.get(key.data)
+                        if inst is None or inst.proc.poll() is not None:
+                            self._untrack(key.data)
                 dead = [i for i in self._instances.values()
                         if not i.reported_down and i.proc.poll() is not None]
                 for i in dead:
@@ -248,5 +293,14 @@ class EmulatedDriver(TopologyInventory):
 
     def close(self) -> None:
         self._stop.set()
+        self._wake()
         if self._watcher is not None:
             self._watcher.join(2)
+        with self._lock:
+            for iid in list(self._pidfds):
+                self._untrack(iid)
+            if self._wake_r >= 0 and (self._watcher is None or not self._watcher.is_alive()):
+                self._selector.close()
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1
