@@ -48,8 +48,14 @@ def run_once(kind: str, reps: int, gap: float, seed: int, results: Path) -> list
                                    results_dir=results)
             break
         except TestbedError as exc:
-            if "another testbed run is active" not in str(exc) or attempt == 59:
+            # another process's run took the slot, or the busy machine failed the run's
+            # start (e.g. a switch late to connect): say so and run it again
+            if attempt == 59 or ("another testbed run is active" not in str(exc)
+                                 and attempt >= 2):
                 raise
+            if "another testbed run is active" not in str(exc):
+                print(f"  (run failed, repeated: {str(exc).splitlines()[0][:160]})",
+                      flush=True)
     summary = summarize(load_run(run_dir))
     health = summary["emulation"]
     rows = []

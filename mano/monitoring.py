@@ -39,6 +39,7 @@ from mano.errors import MANOError
 log = logging.getLogger(__name__)
 
 Labels = tuple[tuple[str, str], ...]
+FRESH_POLL_S = 0.1   # an instance read once is read again this soon, for its first rates
 
 
 def labels_of(**kw: str) -> Labels:
@@ -123,33 +124,49 @@ class Monitor:
         self._last: dict[str, tuple[float, float, int, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()
+        self._fresh: set[str] = set()     # read once, no rates yet
 
-    def poll_once(self) -> None:
-        """Read every watched instance once and record its samples."""
-        watched = list(self.instances())
-        for iid, extra, vcpu in watched:
-            try:
-                m = self.driver.instance_metrics(iid)
-            except MANOError:
-                continue  # the instance went away between listing and reading
-            t = self.clock()
-            lb = labels_of(instance=iid, **extra)
-            self.store.record("alive", lb, t, 1.0 if m.alive else 0.0)
-            prev = self._last.get(iid)
-            self._last[iid] = (t, m.cpu_seconds, m.packets, m.bytes)
-            if prev is None or t <= prev[0]:
-                continue
-            dt = t - prev[0]
-            cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
-            self.store.record("cpu_cores", lb, t, cores)
-            if vcpu:
-                self.store.record("cpu_util", lb, t, cores / vcpu)
-            self.store.record("packets_rate", lb, t, max(0.0, (m.packets - prev[2]) / dt))
-            self.store.record("bytes_rate", lb, t, max(0.0, (m.bytes - prev[3]) / dt))
-        # instances no longer watched (removed) leave no state behind
-        keep = {w[0] for w in watched}
-        for iid in [i for i in self._last if i not in keep]:
-            del self._last[iid]
+    def poll_once(self, only: Iterable[str] | None = None) -> None:
+        """Read every watched instance (or only those of ``only``) once and record its
+        samples. An instance read for the first time has no rates yet: it is read again
+        ``FRESH_POLL_S`` after (by the poller), so that a new instance's first rates are
+        known within that, not a whole ``interval`` later."""
+        with self._poll_lock:
+            watched = list(self.instances())
+            wanted = None if only is None else set(only)
+            for iid, extra, vcpu in watched:
+                if wanted is not None and iid not in wanted:
+                    continue
+                self._read(iid, extra, vcpu)
+            if wanted is None:
+                # instances no longer watched (removed) leave no state behind
+                keep = {w[0] for w in watched}
+                for iid in [i for i in self._last if i not in keep]:
+                    del self._last[iid]
+                self._fresh &= keep
+
+    def _read(self, iid: str, extra: dict, vcpu: float | None) -> None:
+        try:
+            m = self.driver.instance_metrics(iid)
+        except MANOError:
+            return  # the instance went away between listing and reading
+        t = self.clock()
+        lb = labels_of(instance=iid, **extra)
+        self.store.record("alive", lb, t, 1.0 if m.alive else 0.0)
+        prev = self._last.get(iid)
+        self._last[iid] = (t, m.cpu_seconds, m.packets, m.bytes)
+        if prev is None or t <= prev[0]:
+            self._fresh.add(iid)
+            return
+        self._fresh.discard(iid)
+        dt = t - prev[0]
+        cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
+        self.store.record("cpu_cores", lb, t, cores)
+        if vcpu:
+            self.store.record("cpu_util", lb, t, cores / vcpu)
+        self.store.record("packets_rate", lb, t, max(0.0, (m.packets - prev[2]) / dt))
+        self.store.record("bytes_rate", lb, t, max(0.0, (m.bytes - prev[3]) / dt))
 
     def mark_down(self, instance_id: str) -> bool:
         """Record ``alive`` = 0 for a watched instance now, outside the poll schedule (the
@@ -168,9 +185,22 @@ class Monitor:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        next_full = time.monotonic() + self.interval
+        while True:
+            now = time.monotonic()
+            wait = next_full - now
+            if self._fresh:
+                wait = min(wait, FRESH_POLL_S)
+            if self._stop.wait(max(0.0, wait)):
+                return
             try:
-                self.poll_once()
+                if time.monotonic() >= next_full:
+                    next_full += self.interval
+                    if next_full <= time.monotonic():   # fell behind: no burst of polls
+                        next_full = time.monotonic() + self.interval
+                    self.poll_once()
+                else:
+                    self.poll_once(only=list(self._fresh))
             except Exception:   # a bug here must not end monitoring for the whole run
                 log.exception("monitor: poll failed")
 

@@ -284,7 +284,14 @@ class NFVO:
         params = {"vnfd": vnfd_id, "direction": direction, "steps": steps, "target": target}
         if instance is not None:
             params["instance"] = instance
-        return self._ns_op(ns_id, "SCALE", params)
+        before = {r["id"] for r in current}
+        op = self._ns_op(ns_id, "SCALE", params)
+        if direction == "out" and self.monitor.running:
+            # the new instances' counters start now: their first rates follow within
+            # FRESH_POLL_S instead of up to two poll intervals later
+            self.monitor.poll_once(only=[r["id"] for r in self.vnfm.instances(ns_id, vnfd_id)
+                                         if r["id"] not in before])
+        return op
 
     def heal(self, ns_id: str, instance_id: str, mode: str | None = None) -> dict:
         """Heal VNF instance ``instance_id`` of NS ``ns_id`` by ``mode`` ("restart" |
