@@ -17,7 +17,8 @@ instance's previous poll, counters are the driver's ``InstanceMetrics``):
   every VNF, whatever its flavour;
 - ``packets_rate`` and ``bytes_rate``: packets/s and bytes/s forwarded by the VNF program
   over the same interval;
-- ``alive``: 1 if the program is running, else 0 (recorded at every poll, the first too,
+- ``alive``: 1 if the program is running (and, where the NFVI can tell, not hung), else 0
+  (recorded at every poll, the first too,
   and at once, outside the schedule, when the NFVI pushes an instance's death:
   ``Monitor.mark_down``).
 

@@ -115,3 +115,31 @@ def test_a_vnf_programs_death_is_pushed_at_once_not_at_the_next_rescan(tmp_path)
         for p in emu.procs:
             p.kill()
             p.wait()
+
+
+def test_input_waiting_with_a_standing_counter_is_a_hang_and_a_moving_counter_ends_it(
+        tmp_path, monkeypatch):
+    """An instance whose socket has input waiting while its forwarded count stands still
+    for hang_s is reported hung (once) and not alive; an idle one (nothing waiting) and an
+    overloaded one (count moving) are not; a moving count ends the hang."""
+    from testbed.nfvi.emulated import driver as drvmod
+
+    queued = {"bytes": 0}
+    monkeypatch.setattr(drvmod, "_queued_input", lambda pid: queued["bytes"])
+    stats = tmp_path / "vnf-fwd_1.json"
+    drv = EmulatedDriver(SimpleNamespace(topology=load_topology(
+        ROOT / "topologies" / "fat_tree4.yaml")), hang_s=0.4)
+    proc = SimpleNamespace(pid=1, poll=lambda: None)
+    inst = drvmod._Instance(SimpleNamespace(instance_id="fwd_1"), None, None, proc, stats)
+
+    def tick(t: float, packets: int) -> bool:
+        stats.write_text(f'{{"packets": {packets}}}')
+        return drv._hang_check(inst, t)
+
+    assert not any(tick(t, 5) for t in (0.0, 0.1, 0.2, 0.6, 1.0))     # idle: nothing waits
+    queued["bytes"] = 4096
+    assert not any(tick(t, 5 + i) for i, t in enumerate((1.1, 1.2, 1.6, 2.0)))  # busy
+    assert [tick(t, 9) for t in (2.1, 2.2, 2.5, 2.65, 2.7)] == [False, False, False, True, False]
+    assert inst.hung
+    assert not tick(2.8, 10) and not inst.hung
+    drv.close()

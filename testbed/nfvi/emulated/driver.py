@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mano.nfvi import Flavour, Image, InfraEvent, InstanceInfo, InstanceMetrics
 from testbed.errors import ControllerError, TestbedError
@@ -39,12 +40,31 @@ class _Instance:
     proc: object
     stats_path: object
     reported_down: bool = False
+    hung: bool = False
+    # hang watch: the counter last seen and since when input has waited without it moving
+    seen_packets: int = -1
+    stuck_since: float | None = None
+
+
+def _queued_input(pid: int) -> int:
+    """Bytes waiting in the receive queues of the packet sockets of ``pid``'s network
+    namespace (``Rmem`` of ``/proc/PID/net/packet``); 0 when it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/net/packet").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    total = 0
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 7 and cols[6].isdigit():
+            total += int(cols[6])
+    return total
 
 
 class EmulatedDriver(TopologyInventory):
     """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``)."""
 
-    def __init__(self, emu, *, watch_interval: float = 0.1):
+    def __init__(self, emu, *, watch_interval: float = 0.1, hang_s: float = 0.4):
         self.emu = emu
         self.topology = emu.topology
         self._lock = threading.RLock()
@@ -52,6 +72,7 @@ class EmulatedDriver(TopologyInventory):
         self._subscribers: list[Callable[[InfraEvent], None]] = []
         self._init_inventory()
         self._watch_interval = watch_interval
+        self._hang_s = hang_s
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
         # instance id -> pidfd of its program; the watcher selects on them and on a pipe
@@ -126,7 +147,8 @@ class EmulatedDriver(TopologyInventory):
             inst = self._get(instance_id)
             self.emu.stop_process(inst.proc)
             inst.proc, inst.stats_path = self._start_program(instance_id, inst.image)
-            inst.reported_down = False
+            inst.reported_down = inst.hung = False
+            inst.seen_packets, inst.stuck_since = -1, None
             self._track(instance_id, inst.proc)
             return inst.info
 
@@ -176,14 +198,15 @@ class EmulatedDriver(TopologyInventory):
     @translated
     def list_instances(self) -> list[InstanceInfo]:
         with self._lock:
-            return [InstanceInfo(**{**vars(i.info), "alive": i.proc.poll() is None})
+            return [InstanceInfo(**{**vars(i.info),
+                                    "alive": i.proc.poll() is None and not i.hung})
                     for i in self._instances.values()]
 
     @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         with self._lock:
             inst = self._get(instance_id)
-            alive = inst.proc.poll() is None
+            alive = inst.proc.poll() is None and not inst.hung
             try:
                 st = json.loads(inst.stats_path.read_text())
             except (OSError, ValueError):
@@ -286,10 +309,45 @@ class EmulatedDriver(TopologyInventory):
                         if not i.reported_down and i.proc.poll() is not None]
                 for i in dead:
                     i.reported_down = True
+                now = time.monotonic()
+                hung = [i for i in self._instances.values()
+                        if not i.reported_down and self._hang_check(i, now)]
             for i in dead:
                 self._emit(InfraEvent("instance_down", i.info.instance_id, time.monotonic(),
                                       {"exit_code": i.proc.returncode,
                                        "compute_node": i.info.compute_node}))
+            for i in hung:
+                self._emit(InfraEvent("instance_down", i.info.instance_id, time.monotonic(),
+                                      {"hung": True, "compute_node": i.info.compute_node}))
+
+    def _hang_check(self, inst: _Instance, now: float) -> bool:
+        """Update ``inst``'s hang watch; True when it has just become hung (see the module
+        docstring). Caller holds the lock."""
+        try:
+            st = json.loads(inst.stats_path.read_text())
+            # every frame the program took in counts (a firewall dropping all still works)
+            packets = sum(int(st.get(k, 0)) for k in ("packets", "dropped", "ignored",
+                                                      "send_errors"))
+        except (OSError, ValueError, TypeError):
+            return False
+        moved = packets != inst.seen_packets
+        inst.seen_packets = packets
+        if moved:
+            inst.stuck_since = None
+            inst.hung = False
+            return False
+        if inst.hung:
+            return False
+        if _queued_input(inst.proc.pid) <= 0:
+            inst.stuck_since = None
+            return False
+        if inst.stuck_since is None:
+            inst.stuck_since = now
+            return False
+        if now - inst.stuck_since >= self._hang_s:
+            inst.hung = True
+            return True
+        return False
 
     def close(self) -> None:
         self._stop.set()
