@@ -40,7 +40,8 @@ from mano.errors import MANOError
 log = logging.getLogger(__name__)
 
 Labels = tuple[tuple[str, str], ...]
-FRESH_POLL_S = 0.1   # an instance read once is read again this soon, for its first rates
+FRESH_POLL_S = 0.1   # a new instance is read this often ...
+FRESH_FOR_S = 0.5    # ... for this long after its first reading (its first rates)
 
 
 def labels_of(**kw: str) -> Labels:
@@ -126,13 +127,15 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll_lock = threading.Lock()
-        self._fresh: set[str] = set()     # read once, no rates yet
+        self._fresh: dict[str, float] = {}   # new instance -> when it was first read
+        self._kick = threading.Event()       # wakes the poller (a new instance, or stop)
 
     def poll_once(self, only: Iterable[str] | None = None) -> None:
         """Read every watched instance (or only those of ``only``) once and record its
-        samples. An instance read for the first time has no rates yet: it is read again
-        ``FRESH_POLL_S`` after (by the poller), so that a new instance's first rates are
-        known within that, not a whole ``interval`` later."""
+        samples. An instance read for the first time has no rates yet: the poller reads it
+        every ``FRESH_POLL_S`` for ``FRESH_FOR_S``, so that a new instance's first rates
+        (e.g. when a scale-out's instance starts carrying its share) are known to that
+        resolution, not a whole ``interval`` later."""
         with self._poll_lock:
             watched = list(self.instances())
             wanted = None if only is None else set(only)
@@ -145,7 +148,8 @@ class Monitor:
                 keep = {w[0] for w in watched}
                 for iid in [i for i in self._last if i not in keep]:
                     del self._last[iid]
-                self._fresh &= keep
+                for iid in [i for i in self._fresh if i not in keep]:
+                    del self._fresh[iid]
 
     def _read(self, iid: str, extra: dict, vcpu: float | None) -> None:
         try:
@@ -157,10 +161,11 @@ class Monitor:
         self.store.record("alive", lb, t, 1.0 if m.alive else 0.0)
         prev = self._last.get(iid)
         self._last[iid] = (t, m.cpu_seconds, m.packets, m.bytes)
+        if prev is None:
+            self._fresh[iid] = time.monotonic()
+            self._kick.set()
         if prev is None or t <= prev[0]:
-            self._fresh.add(iid)
             return
-        self._fresh.discard(iid)
         dt = t - prev[0]
         cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
         self.store.record("cpu_cores", lb, t, cores)
@@ -190,10 +195,18 @@ class Monitor:
         while True:
             now = time.monotonic()
             wait = next_full - now
-            if self._fresh:
+            with self._poll_lock:
+                for iid in [i for i, t0 in self._fresh.items() if now - t0 > FRESH_FOR_S]:
+                    del self._fresh[iid]
+                fresh = list(self._fresh)
+            if fresh:
                 wait = min(wait, FRESH_POLL_S)
-            if self._stop.wait(max(0.0, wait)):
+            woken = self._kick.wait(max(0.0, wait))
+            self._kick.clear()
+            if self._stop.is_set():
                 return
+            if woken:
+                continue   # a new instance was read: wait again, FRESH_POLL_S for it
             try:
                 if time.monotonic() >= next_full:
                     next_full += self.interval
@@ -201,7 +214,7 @@ class Monitor:
                         next_full = time.monotonic() + self.interval
                     self.poll_once()
                 else:
-                    self.poll_once(only=list(self._fresh))
+                    self.poll_once(only=fresh)
             except Exception:   # a bug here must not end monitoring for the whole run
                 log.exception("monitor: poll failed")
 
@@ -212,5 +225,6 @@ class Monitor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._kick.set()
         if self._thread is not None:
             self._thread.join(2)

@@ -1,8 +1,12 @@
 """The time-series store and the metrics poller (with a fake driver: pure logic)."""
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
+from mano import monitoring
 from mano.errors import NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import InstanceMetrics
@@ -97,3 +101,29 @@ def test_mark_down_records_a_death_at_once_with_the_instances_labels():
     assert store.series("packets_rate") == {}
     assert mon.mark_down("other") is False
     assert not mon.running
+
+
+def test_a_new_instance_is_read_often_at_first_so_its_first_rates_come_soon():
+    """With a 10 s poll interval, a new instance read once is read every FRESH_POLL_S for
+    FRESH_FOR_S: rate samples come within a fraction of a second, then stop."""
+
+    class Counting:
+        n = 0
+
+        def instance_metrics(self, iid):
+            self.n += 100
+            return InstanceMetrics(iid, 0.0, 0.0, self.n, self.n * 100, True)
+
+    store = TimeSeriesStore()
+    mon = Monitor(Counting(), store, lambda: [Watched("new", {"ns": "web"}, 1.0)],
+                  interval=10.0)
+    mon.start()
+    try:
+        mon.poll_once(only=["new"])
+        time.sleep(monitoring.FRESH_FOR_S + 0.4)
+    finally:
+        mon.stop()
+    rates = store.series("packets_rate")[labels_of(instance="new", ns="web")]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(rates)]
+    assert 2 <= len(rates) <= monitoring.FRESH_FOR_S / monitoring.FRESH_POLL_S + 2
+    assert all(g < 0.3 for g in gaps)
