@@ -60,12 +60,21 @@ def time_stock(k: int) -> tuple[float, float]:
 
 
 def time_testbed(k: int) -> tuple[float, float]:
-    from testbed.emulator import Emulation
+    from testbed.emulator import Emulation, registry
+    from testbed.errors import EmulationError
     from testbed.topology.builders import fat_tree
 
-    t0 = time.monotonic()
-    emu = Emulation(fat_tree(k))
-    emu.__enter__()
+    for attempt in range(60):
+        while registry.live_runs():   # another process's emulation: wait for its end
+            time.sleep(2)
+        t0 = time.monotonic()
+        emu = Emulation(fat_tree(k))
+        try:
+            emu.__enter__()
+            break
+        except EmulationError as exc:   # it started between the check and ours
+            if "another testbed run is active" not in str(exc) or attempt == 59:
+                raise
     up = time.monotonic() - t0
     t1 = time.monotonic()
     emu.__exit__(None, None, None)
