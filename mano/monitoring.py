@@ -17,7 +17,10 @@ instance's previous poll, counters are the driver's ``InstanceMetrics``):
   every VNF, whatever its flavour;
 - ``packets_rate`` and ``bytes_rate``: packets/s and bytes/s forwarded by the VNF program
   over the same interval;
-- ``alive``: 1 if the program is running, else 0 (recorded at every poll, the first too).
+- ``alive``: 1 if the program is running (and, where the NFVI can tell, not hung), else 0
+  (recorded at every poll, the first too,
+  and at once, outside the schedule, when the NFVI pushes an instance's death:
+  ``Monitor.mark_down``).
 
 Per NS, whoever measures the data path records ``latency_ms`` and ``loss_pct`` with
 ``record``.
@@ -37,6 +40,8 @@ from mano.errors import MANOError
 log = logging.getLogger(__name__)
 
 Labels = tuple[tuple[str, str], ...]
+FRESH_POLL_S = 0.1   # a new instance is read this often ...
+FRESH_FOR_S = 0.5    # ... for this long after its first reading (its first rates)
 
 
 def labels_of(**kw: str) -> Labels:
@@ -121,33 +126,64 @@ class Monitor:
         self._last: dict[str, tuple[float, float, int, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._poll_lock = threading.Lock()
+        self._fresh: dict[str, float] = {}   # new instance -> when it was first read
+        self._kick = threading.Event()       # wakes the poller (a new instance, or stop)
 
-    def poll_once(self) -> None:
-        """Read every watched instance once and record its samples."""
-        watched = list(self.instances())
-        for iid, extra, vcpu in watched:
-            try:
-                m = self.driver.instance_metrics(iid)
-            except MANOError:
-                continue  # the instance went away between listing and reading
-            t = self.clock()
-            lb = labels_of(instance=iid, **extra)
-            self.store.record("alive", lb, t, 1.0 if m.alive else 0.0)
-            prev = self._last.get(iid)
-            self._last[iid] = (t, m.cpu_seconds, m.packets, m.bytes)
-            if prev is None or t <= prev[0]:
-                continue
-            dt = t - prev[0]
-            cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
-            self.store.record("cpu_cores", lb, t, cores)
-            if vcpu:
-                self.store.record("cpu_util", lb, t, cores / vcpu)
-            self.store.record("packets_rate", lb, t, max(0.0, (m.packets - prev[2]) / dt))
-            self.store.record("bytes_rate", lb, t, max(0.0, (m.bytes - prev[3]) / dt))
-        # instances no longer watched (removed) leave no state behind
-        keep = {w[0] for w in watched}
-        for iid in [i for i in self._last if i not in keep]:
-            del self._last[iid]
+    def poll_once(self, only: Iterable[str] | None = None) -> None:
+        """Read every watched instance (or only those of ``only``) once and record its
+        samples. An instance read for the first time has no rates yet: the poller reads it
+        every ``FRESH_POLL_S`` for ``FRESH_FOR_S``, so that a new instance's first rates
+        (e.g. when a scale-out's instance starts carrying its share) are known to that
+        resolution, not a whole ``interval`` later."""
+        with self._poll_lock:
+            watched = list(self.instances())
+            wanted = None if only is None else set(only)
+            for iid, extra, vcpu in watched:
+                if wanted is not None and iid not in wanted:
+                    continue
+                self._read(iid, extra, vcpu)
+            if wanted is None:
+                # instances no longer watched (removed) leave no state behind
+                keep = {w[0] for w in watched}
+                for iid in [i for i in self._last if i not in keep]:
+                    del self._last[iid]
+                for iid in [i for i in self._fresh if i not in keep]:
+                    del self._fresh[iid]
+
+    def _read(self, iid: str, extra: dict, vcpu: float | None) -> None:
+        try:
+            m = self.driver.instance_metrics(iid)
+        except MANOError:
+            return  # the instance went away between listing and reading
+        t = self.clock()
+        lb = labels_of(instance=iid, **extra)
+        self.store.record("alive", lb, t, 1.0 if m.alive else 0.0)
+        prev = self._last.get(iid)
+        self._last[iid] = (t, m.cpu_seconds, m.packets, m.bytes)
+        if prev is None:
+            self._fresh[iid] = time.monotonic()
+            self._kick.set()
+        if prev is None or t <= prev[0]:
+            return
+        dt = t - prev[0]
+        cores = max(0.0, (m.cpu_seconds - prev[1]) / dt)
+        self.store.record("cpu_cores", lb, t, cores)
+        if vcpu:
+            self.store.record("cpu_util", lb, t, cores / vcpu)
+        self.store.record("packets_rate", lb, t, max(0.0, (m.packets - prev[2]) / dt))
+        self.store.record("bytes_rate", lb, t, max(0.0, (m.bytes - prev[3]) / dt))
+
+    def mark_down(self, instance_id: str) -> bool:
+        """Record ``alive`` = 0 for a watched instance now, outside the poll schedule (the
+        NFVI told of its death: healing need not wait for the next poll). No rates are
+        recorded (an interval of a few ms would make them noise). Returns False when the
+        instance is not watched."""
+        for iid, extra, _vcpu in list(self.instances()):
+            if iid == instance_id:
+                self.store.record("alive", labels_of(instance=iid, **extra), self.clock(), 0.0)
+                return True
+        return False
 
     def start(self) -> Monitor:
         self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
@@ -155,13 +191,40 @@ class Monitor:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        next_full = time.monotonic() + self.interval
+        while True:
+            now = time.monotonic()
+            wait = next_full - now
+            with self._poll_lock:
+                for iid in [i for i, t0 in self._fresh.items() if now - t0 > FRESH_FOR_S]:
+                    del self._fresh[iid]
+                fresh = list(self._fresh)
+            if fresh:
+                wait = min(wait, FRESH_POLL_S)
+            woken = self._kick.wait(max(0.0, wait))
+            self._kick.clear()
+            if self._stop.is_set():
+                return
+            if woken:
+                continue   # a new instance was read: wait again, FRESH_POLL_S for it
             try:
-                self.poll_once()
+                if time.monotonic() >= next_full:
+                    next_full += self.interval
+                    if next_full <= time.monotonic():   # fell behind: no burst of polls
+                        next_full = time.monotonic() + self.interval
+                    self.poll_once()
+                else:
+                    self.poll_once(only=fresh)
             except Exception:   # a bug here must not end monitoring for the whole run
                 log.exception("monitor: poll failed")
 
+    @property
+    def running(self) -> bool:
+        """Whether the poller was started and not stopped."""
+        return self._thread is not None and not self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._kick.set()
         if self._thread is not None:
             self._thread.join(2)

@@ -156,6 +156,10 @@ class NfviDriver(Protocol):
         """Call ``callback`` (from any thread) with every ``InfraEvent`` from now on."""
         ...
 
+    def unsubscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        """Stop calling ``callback`` (a closed NFVO's VIM); unknown callbacks are ignored."""
+        ...
+
     def probe(self, src: str, dst: str, *, port: int, rate: int = 1000,
               duration: float = 1.0, src_port: int | None = None) -> dict:
         """Send a UDP probe from endpoint ``src`` to ``dst``:``port`` at ``rate`` packets/s

@@ -75,9 +75,9 @@ class NFVO:
         self.onboarding_warnings: dict[str, list[str]] = {}   # descriptor id -> warnings
         self._parse_cache: dict[tuple[str, str], tuple[dict, object]] = {}   # see _parsed
         self._parse_lock = threading.Lock()
-        self.vim.subscribe("infra", self._on_infra_event)
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
+        self.vim.subscribe("infra", self._on_infra_event)
         if reconcile:
             self.reconcile()
 
@@ -98,7 +98,9 @@ class NFVO:
         self.monitor.start()
 
     def close(self) -> None:
+        """Stop monitoring, stop taking the NFVI's events, close the store."""
         self.monitor.stop()
+        self.driver.unsubscribe(self.vim.on_infra_event)
         self.store.close()
 
     # ---- catalogue ------------------------------------------------------------------------
@@ -309,7 +311,14 @@ class NFVO:
         params = {"vnfd": vnfd_id, "direction": direction, "steps": steps, "target": target}
         if instance is not None:
             params["instance"] = instance
-        return self._ns_op(ns_id, "SCALE", params)
+        before = {r["id"] for r in current}
+        op = self._ns_op(ns_id, "SCALE", params)
+        if direction == "out" and self.monitor.running:
+            # the new instances' counters start now: their first rates follow within
+            # FRESH_POLL_S instead of up to two poll intervals later
+            self.monitor.poll_once(only=[r["id"] for r in self.vnfm.instances(ns_id, vnfd_id)
+                                         if r["id"] not in before])
+        return op
 
     def heal(self, ns_id: str, instance_id: str, mode: str | None = None) -> dict:
         """Heal VNF instance ``instance_id`` of NS ``ns_id`` by ``mode`` ("restart" |
@@ -413,6 +422,8 @@ class NFVO:
     def _on_infra_event(self, ev) -> None:
         self.events.append(ev)
         log.info("infrastructure: %s %s", ev.kind, ev.subject)
+        if ev.kind == "instance_down" and self.monitor.running:
+            self.monitor.mark_down(ev.subject)   # healers see it now, not at the next poll
 
     def _ns_op(self, ns_id: str, operation: str, params: dict) -> dict:
         # one operation at a time per NS: a second is refused (ConflictError) by start();

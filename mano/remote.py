@@ -3,6 +3,7 @@ lives in another process, so the NFVO can be killed and restarted while the data
 runs on. HTTP + JSON over httpx (one pooled connection per client); no testbed import."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -98,6 +99,10 @@ class RemoteDriver:
               duration: float = 1.0, src_port: int | None = None) -> dict:
         return self._result("probe", src=src, dst=dst, port=port, rate=rate,
                             duration=duration, src_port=src_port)
+
+    def unsubscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
 
     def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
         if self._poller is None:

@@ -209,6 +209,9 @@ class ScenarioRun:
         self.interrupted = 0
         self._copied_until = float("-inf")
         self._closed_interval: dict[str, int] = {}
+        # set from the NFVI's event thread when an instance or a compute node dies: the
+        # policies are evaluated at the next POLL_S step instead of the next POLICY_EVERY_S
+        self._policy_due = threading.Event()
 
     # ---- recording -----------------------------------------------------------------------
     def now(self) -> float:
@@ -290,6 +293,7 @@ class ScenarioRun:
         self.t0 = self.nfvi.clock()
         env = self.env = self.nfvi.environment()
         self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+        self.nfvo.vim.subscribe("infra", self._on_infra_event)
         stack.callback(lambda: self.nfvo.close())
         self.nfvi.start_monitoring(env, self.nfvo, MONITOR_EVERY_S)
         for nsd, vnfds in sc.onboards:
@@ -535,6 +539,7 @@ class ScenarioRun:
     def _start_nfvo(self) -> None:
         with self._nfvo_lock:
             self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+            self.nfvo.vim.subscribe("infra", self._on_infra_event)
             self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
         self.event("recovered", target="nfvo", report="reconciled")
         self._settle_failed_temp()
@@ -584,8 +589,14 @@ class ScenarioRun:
     def _policy_proc(self, env):
         # metrics of the first seconds include the VNF programs' start-up: policies wait
         yield env.timeout(min(self.sc.warmup_s, self.sc.duration))
+        steps = max(1, round(POLICY_EVERY_S / POLL_S))
         while True:
-            yield env.timeout(POLICY_EVERY_S)
+            # every POLICY_EVERY_S, or at once (within POLL_S) after a pushed death
+            for _ in range(steps):
+                yield env.timeout(POLL_S)
+                if self._policy_due.is_set():
+                    break
+            self._policy_due.clear()
             self._drift(env, "policy")
             if not self.policies or self.nfvo_down:
                 continue
@@ -598,6 +609,12 @@ class ScenarioRun:
                     continue
                 for a in actions:
                     env.process(self._act(env, pol, a))
+
+    def _on_infra_event(self, ev) -> None:
+        """The NFVI pushed a death (the NFVO's monitor has recorded it already, being
+        subscribed first): evaluate the policies now rather than at the next tick."""
+        if ev.kind in ("instance_down", "compute_down"):
+            self._policy_due.set()
 
     def _rel(self, t: float | None) -> float | None:
         return None if t is None else round(t - self.t0, 4)

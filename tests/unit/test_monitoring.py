@@ -1,8 +1,12 @@
 """The time-series store and the metrics poller (with a fake driver: pure logic)."""
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
+from mano import monitoring
 from mano.errors import NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
 from mano.nfvi import InstanceMetrics
@@ -83,3 +87,43 @@ def test_monitor_skips_an_instance_that_went_away_and_forgets_removed_ones():
     watched.pop()
     mon.poll_once()
     assert set(mon._last) == {"a"}
+
+
+def test_mark_down_records_a_death_at_once_with_the_instances_labels():
+    """A pushed death is an alive=0 sample stamped now, labelled like the polled ones, with
+    no rate samples; an instance not watched records nothing."""
+    store, now = TimeSeriesStore(), [10.0]
+    mon = Monitor(None, store, lambda: [Watched("fw1", {"ns": "web"}, 1.0)],
+                  clock=lambda: now[0])
+    now[0] = 10.25
+    assert mon.mark_down("fw1") is True
+    assert store.series("alive") == {labels_of(instance="fw1", ns="web"): [(10.25, 0.0)]}
+    assert store.series("packets_rate") == {}
+    assert mon.mark_down("other") is False
+    assert not mon.running
+
+
+def test_a_new_instance_is_read_often_at_first_so_its_first_rates_come_soon():
+    """With a 10 s poll interval, a new instance read once is read every FRESH_POLL_S for
+    FRESH_FOR_S: rate samples come within a fraction of a second, then stop."""
+
+    class Counting:
+        n = 0
+
+        def instance_metrics(self, iid):
+            self.n += 100
+            return InstanceMetrics(iid, 0.0, 0.0, self.n, self.n * 100, True)
+
+    store = TimeSeriesStore()
+    mon = Monitor(Counting(), store, lambda: [Watched("new", {"ns": "web"}, 1.0)],
+                  interval=10.0)
+    mon.start()
+    try:
+        mon.poll_once(only=["new"])
+        time.sleep(monitoring.FRESH_FOR_S + 0.4)
+    finally:
+        mon.stop()
+    rates = store.series("packets_rate")[labels_of(instance="new", ns="web")]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(rates)]
+    assert 2 <= len(rates) <= monitoring.FRESH_FOR_S / monitoring.FRESH_POLL_S + 2
+    assert all(g < 0.3 for g in gaps)

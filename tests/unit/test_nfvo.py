@@ -104,6 +104,9 @@ class FakeDriver:
     def subscribe(self, cb):
         pass
 
+    def unsubscribe(self, cb):
+        pass
+
     def probe(self, src, dst, *, port, rate=1000, duration=1.0, src_port=None):
         return {"sent": 0, "received": 0, "loss_pct": 100.0, "latency_ms": None,
                 "max_gap_ms": None, "time": 0.0}

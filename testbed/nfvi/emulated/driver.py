@@ -12,9 +12,11 @@ that the NFVO's own fallbacks (which catch ``MANOError``) run.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import selectors
 import signal
 import sys
 import threading
@@ -45,12 +47,31 @@ class _Instance:
     proc: object
     stats_path: object
     reported_down: bool = False
+    hung: bool = False
+    # hang watch: the counter last seen and since when input has waited without it moving
+    seen_packets: int = -1
+    stuck_since: float | None = None
+
+
+def _queued_input(pid: int) -> int:
+    """Bytes waiting in the receive queues of the packet sockets of ``pid``'s network
+    namespace (``Rmem`` of ``/proc/PID/net/packet``); 0 when it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/net/packet").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    total = 0
+    for line in lines:
+        cols = line.split()
+        if len(cols) >= 7 and cols[6].isdigit():
+            total += int(cols[6])
+    return total
 
 
 class EmulatedDriver(TopologyInventory):
     """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``)."""
 
-    def __init__(self, emu, *, watch_interval: float = 0.1):
+    def __init__(self, emu, *, watch_interval: float = 0.1, hang_s: float = 0.4):
         self.emu = emu
         self.topology = emu.topology
         self._lock = threading.RLock()
@@ -58,8 +79,16 @@ class EmulatedDriver(TopologyInventory):
         self._subscribers: list[Callable[[InfraEvent], None]] = []
         self._init_inventory()
         self._watch_interval = watch_interval
+        self._hang_s = hang_s
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        # instance id -> pidfd of its program; the watcher selects on them and on a pipe
+        # that wakes it when one is added or the driver closes
+        self._pidfds: dict[str, int] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
 
     # ---- instances ------------------------------------------------------------------------
     @translated
@@ -85,6 +114,7 @@ class EmulatedDriver(TopologyInventory):
             att = self.emu.attachments[instance_id]
             info = InstanceInfo(instance_id, compute_node, node.switch, att.ip, att.mac)
             self._instances[instance_id] = _Instance(info, image, flavour, proc, stats)
+            self._track(instance_id, proc)
             return info
 
     def _start_program(self, instance_id: str, image: Image):
@@ -113,6 +143,7 @@ class EmulatedDriver(TopologyInventory):
     def delete_instance(self, instance_id: str) -> None:
         with self._lock:
             inst = self._instances.pop(instance_id, None)
+            self._untrack(instance_id)
             if instance_id in self.emu.hosts:
                 self.emu.remove_host(instance_id)
             if inst is not None:
@@ -124,7 +155,9 @@ class EmulatedDriver(TopologyInventory):
             inst = self._get(instance_id)
             self.emu.stop_process(inst.proc)
             inst.proc, inst.stats_path = self._start_program(instance_id, inst.image)
-            inst.reported_down = False
+            inst.reported_down = inst.hung = False
+            inst.seen_packets, inst.stuck_since = -1, None
+            self._track(instance_id, inst.proc)
             return inst.info
 
     @translated
@@ -173,14 +206,15 @@ class EmulatedDriver(TopologyInventory):
     @translated
     def list_instances(self) -> list[InstanceInfo]:
         with self._lock:
-            return [InstanceInfo(**{**vars(i.info), "alive": i.proc.poll() is None})
+            return [InstanceInfo(**{**vars(i.info),
+                                    "alive": i.proc.poll() is None and not i.hung})
                     for i in self._instances.values()]
 
     @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         with self._lock:
             inst = self._get(instance_id)
-            alive = inst.proc.poll() is None
+            alive = inst.proc.poll() is None and not inst.hung
             try:
                 st = json.loads(inst.stats_path.read_text())
             except (OSError, ValueError):
@@ -229,6 +263,10 @@ class EmulatedDriver(TopologyInventory):
                 "max_gap_ms": res.get("max_gap_ms"), "time": time.monotonic()}
 
     # ---- events ---------------------------------------------------------------------------------
+    def unsubscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
+
     def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
         self._subscribers.append(callback)
         if self._watcher is None:
@@ -243,19 +281,96 @@ class EmulatedDriver(TopologyInventory):
             except Exception:  # a subscriber's bug must not stop the watcher
                 log.exception("NFVI event subscriber failed on %s", ev)
 
+    def _track(self, instance_id: str, proc) -> None:
+        """Watch ``proc``'s exit through a pidfd (caller holds the lock)."""
+        self._untrack(instance_id)
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            return          # no pidfd here (old kernel, or it is gone): the rescan finds it
+        self._pidfds[instance_id] = fd
+        self._selector.register(fd, selectors.EVENT_READ, instance_id)
+        self._wake()
+
+    def _untrack(self, instance_id: str) -> None:
+        fd = self._pidfds.pop(instance_id, None)
+        if fd is not None:
+            self._selector.unregister(fd)
+            os.close(fd)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass            # a wake-up is pending already (or the driver is closed)
+
     def _watch(self) -> None:
-        while not self._stop.wait(self._watch_interval):
+        while not self._stop.is_set():
+            ready = self._selector.select(self._watch_interval)
             with self._lock:
+                for key, _ in ready:
+                    if key.data is None:
+                        os.read(self._wake_r, 4096)
+                    elif self._pidfds.get(key.data) == key.fd:
+                        # readable once its process has ended (a restart may have put a new
+                        # process's pidfd on the same number meanwhile: look, then forget)
+                        inst = self._instances.get(key.data)
+                        if inst is None or inst.proc.poll() is not None:
+                            self._untrack(key.data)
                 dead = [i for i in self._instances.values()
                         if not i.reported_down and i.proc.poll() is not None]
                 for i in dead:
                     i.reported_down = True
+                now = time.monotonic()
+                hung = [i for i in self._instances.values()
+                        if not i.reported_down and self._hang_check(i, now)]
             for i in dead:
                 self._emit(InfraEvent("instance_down", i.info.instance_id, time.monotonic(),
                                       {"exit_code": i.proc.returncode,
                                        "compute_node": i.info.compute_node}))
+            for i in hung:
+                self._emit(InfraEvent("instance_down", i.info.instance_id, time.monotonic(),
+                                      {"hung": True, "compute_node": i.info.compute_node}))
+
+    def _hang_check(self, inst: _Instance, now: float) -> bool:
+        """Update ``inst``'s hang watch; True when it has just become hung (see the module
+        docstring). Caller holds the lock."""
+        try:
+            st = json.loads(inst.stats_path.read_text())
+            # every frame the program took in counts (a firewall dropping all still works)
+            packets = sum(int(st.get(k, 0)) for k in ("packets", "dropped", "ignored",
+                                                      "send_errors"))
+        except (OSError, ValueError, TypeError):
+            return False
+        moved = packets != inst.seen_packets
+        inst.seen_packets = packets
+        if moved:
+            inst.stuck_since = None
+            inst.hung = False
+            return False
+        if inst.hung:
+            return False
+        if _queued_input(inst.proc.pid) <= 0:
+            inst.stuck_since = None
+            return False
+        if inst.stuck_since is None:
+            inst.stuck_since = now
+            return False
+        if now - inst.stuck_since >= self._hang_s:
+            inst.hung = True
+            return True
+        return False
 
     def close(self) -> None:
         self._stop.set()
+        self._wake()
         if self._watcher is not None:
             self._watcher.join(2)
+        with self._lock:
+            for iid in list(self._pidfds):
+                self._untrack(iid)
+            if self._wake_r >= 0 and (self._watcher is None or not self._watcher.is_alive()):
+                self._selector.close()
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+                self._wake_r = self._wake_w = -1

@@ -13,6 +13,7 @@ once. Errors cross the seam as ``mano.errors`` classes, as in the emulated drive
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -261,6 +262,10 @@ class SimulatedDriver(TopologyInventory):
         return {"graph": name, **self._view(name)}
 
     # ---- events --------------------------------------------------------------------------------
+    def unsubscribe(self, callback: Callable[[InfraEvent], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(callback)
+
     def subscribe(self, callback: Callable[[InfraEvent], None]) -> None:
         self._subscribers.append(callback)
 
