@@ -11,6 +11,7 @@ down raise ``PlacementError`` naming the node and the resource that is short.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ def fmt_flavour(f: Flavour) -> str:
     return f"{fmt_cpu(f.vcpu)} vCPU, {f.memory_mb} MB, {f.disk_gb} GB"
 
 
+@functools.lru_cache(maxsize=65536)   # placement sorts every node's name each time
 def natural_key(name: str) -> tuple:
     """Sort key putting n2 before n10 (digit runs compare as numbers)."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
