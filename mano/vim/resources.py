@@ -101,6 +101,7 @@ class ResourcePool:
         self._cap = (micro_cpu(info.vcpu), info.memory_mb, info.disk_gb)
         self._used = [0, 0, 0]
         self._allocs: dict[str, Allocation] = {}
+        self.version = 0          # counts changes of the allocations (snapshot caches)
 
     # -- views --------------------------------------------------------------------------
     @property
@@ -151,6 +152,7 @@ class ResourcePool:
         self._used[2] += flavour.disk_gb
         alloc = Allocation(alloc_id, self.name, flavour, vnf_id)
         self._allocs[alloc_id] = alloc
+        self.version += 1
         return alloc
 
     def release(self, alloc_id: str) -> Allocation | None:
@@ -160,11 +162,13 @@ class ResourcePool:
             self._used[0] -= micro_cpu(alloc.flavour.vcpu)
             self._used[1] -= alloc.flavour.memory_mb
             self._used[2] -= alloc.flavour.disk_gb
+            self.version += 1
         return alloc
 
     def clear(self) -> None:
         self._allocs.clear()
         self._used = [0, 0, 0]
+        self.version += 1
 
     def __repr__(self) -> str:
         state = "up" if self.up else "down"
