@@ -72,9 +72,9 @@ def local_cluster(nfvi: str, workers: int | None = None) -> LocalCluster:
     if nfvi == "emulated":
         return LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                             resources={EMULATION: 1}, dashboard_address=None)
-    n = workers or os.cpu_count() or 1
-    if n < 1:
+    if workers is not None and workers < 1:
         raise TestbedError(f"--workers must be >= 1, not {workers}")
+    n = workers or os.cpu_count() or 1
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                         dashboard_address=None)
 
