@@ -305,7 +305,7 @@ def peak_rss_mb() -> float:
 
 def run_config(cfg: Config, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="simscale-") as tmp:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         r = ScaleRun(cfg, seed, Path(tmp))
         try:
             r.setup()
@@ -318,6 +318,7 @@ def run_config(cfg: Config, seed: int) -> dict:
         finally:
             r.close()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         out = {"name": cfg.name, "wall_s": wall, "setup_s": t_setup, "run_s": t_run,
                "events": r.events, "events_per_s": r.events / wall,
                "run_events_per_s": (r.events - ev0) / t_run,
@@ -328,7 +329,7 @@ def run_config(cfg: Config, seed: int) -> dict:
     c = out["counts"]
     print(f"{cfg.name}: {len(cfg.topology.computes)} servers, {cfg.services} NS, "
           f"{cfg.hours:g} h simulated | set-up {out['setup_s']:.1f} s, run {t_run:.1f} s, "
-          f"wall {wall:.1f} s | events {r.events} ({out['events_per_s']:,.0f}/s, run "
+          f"wall {wall:.1f} s (process CPU {cpu:.1f} s) | events {r.events} ({out['events_per_s']:,.0f}/s, run "
           f"{out['run_events_per_s']:,.0f}/s) | {out['sim_per_wall']:,.0f} simulated s per "
           f"wall s | peak RSS {out['rss_mb']:.0f} MB", flush=True)
     print(f"  faults {c.faults}, repairs {c.repairs}, load changes {c.load_changes}, heals "
