@@ -225,6 +225,7 @@ class Fabric:
         self._group_pools: dict[int, _Pool] = defaultdict(
             lambda: _Pool(1, _MAX_GROUP_ID, "group id"))
         self._graphs: dict[str, _Graph] = {}
+        self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
         self._installed_flows: dict[tuple, FlowSpec] = {}
         self._installed_groups: dict[tuple[int, int], GroupSpec] = {}
@@ -260,6 +261,8 @@ class Fabric:
         if old is not None and (old.switch, old.port) == (att.switch, att.port):
             return Changes()
         users = self._users_of(att.name)
+        if old is None and not users:
+            return Changes()        # a new port no graph names yet: no flow changes
         try:
             for name in users:
                 self._check_classifier_keys(self._graphs[name].spec)
@@ -398,6 +401,7 @@ class Fabric:
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
         del self._graphs[name]
+        self._sigs.pop(name, None)
         return self._sync()
 
     def _graph(self, name: str) -> _Graph:
@@ -561,13 +565,11 @@ class Fabric:
                     f"({ports[(src.switch, src.port)]!r} and {src.name!r} at "
                     f"{src.switch}:{src.port}), their returning packets cannot be told apart")
             ports[(src.switch, src.port)] = src.name
-        mine = {self._classifier(fg, src, (), 0).key() for _, src in self._sources(fg)}
-        my_rewrites = self._ports(fg.rewrites)
-        my_ports = self._ports(fg.attachment_names())
+        mine, my_ports, my_rewrites = self._signature(fg)
         for name, g in self._graphs.items():
             if name == fg.name:
                 continue
-            theirs = {self._classifier(g.spec, src, (), 0).key() for _, src in self._sources(g.spec)}
+            theirs, their_ports, their_rewrites = self._signature(g.spec)
             clash = mine & theirs
             if clash:
                 dpid, _, _, match = min(clash, key=repr)
@@ -575,9 +577,8 @@ class Fabric:
                     f"forwarding graph {fg.name!r}: classifier {dict(match)} at switch "
                     f"{self._names[dpid]} is already used by graph {name!r} (same priority); "
                     "use a different match or priority")
-            their_ports = self._ports(g.spec.attachment_names())
             for mine_rw, other in ((my_rewrites, their_ports),
-                                   (my_ports, self._ports(g.spec.rewrites))):
+                                   (my_ports, their_rewrites)):
                 both = sorted(set(mine_rw) & set(other))
                 if both:
                     sw, port = both[0]
@@ -586,6 +587,19 @@ class Fabric:
                         f"forwarding graph {fg.name!r}: port {sw}:{port} of header-rewriting "
                         f"VNF {rw!r} is also used by graph {name!r}; packets coming back from "
                         "it could not be told apart")
+
+    def _signature(self, fg: ForwardingGraphSpec) -> tuple[set, dict, dict]:
+        """A graph's classifier keys, the ports of its attachments and of its rewriting VNFs
+        (what ``_check_classifier_keys`` compares), kept while the spec and its
+        attachments stay the same objects (every graph is compared at each install)."""
+        atts = tuple(self._atts.get(n) for n in sorted(fg.attachment_names()))
+        hit = self._sigs.get(fg.name)
+        if hit is not None and hit[0] is fg and hit[1] == atts:
+            return hit[2]
+        sig = ({self._classifier(fg, src, (), 0).key() for _, src in self._sources(fg)},
+               self._ports(fg.attachment_names()), self._ports(fg.rewrites))
+        self._sigs[fg.name] = (fg, atts, sig)
+        return sig
 
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
                     actions: tuple[Action, ...], cookie: int,
