@@ -44,12 +44,12 @@ BUSY = "another testbed run is active"    # the machine holds one emulation at a
 
 def _run_all(cmds: list[str], cwd: Path, timeout: float, wait_busy=None) -> None:
     """Run each command with bash in ``cwd``; each must exit 0. ``wait_busy`` (emulated
-    commands): called, and the command run again (up to 5 times), when it was refused
+    commands): called, and the command run again (up to 60 times), when it was refused
     because another user's emulation held the machine."""
     env = {**os.environ, "MPLBACKEND": "Agg",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     for cmd in cmds:
-        for _attempt in range(5):
+        for _attempt in range(60):
             out = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=env, capture_output=True,
                                  text=True, timeout=timeout, check=False)
             if out.returncode == 0 or wait_busy is None or BUSY not in out.stderr:
