@@ -2,6 +2,7 @@
 
     testbed run SCENARIO [--seed N] [--duration S] [--set K=V] [--nfvi emulated|simulated]
     testbed sweep SCENARIO --grid K=V1,V2 [--seeds N] [--nfvi emulated|simulated]
+                  [--scheduler ADDRESS] [--workers N]   runs as dask.distributed tasks
     testbed fidelity SCENARIO [--seeds N]          the same runs on both NFVIs, compared
     testbed calibrate [--out FILE] [--quick]       measure the simulated NFVI's timings
     (run, sweep, fidelity: --calibration FILE gives the simulated NFVI its calibration)
@@ -138,13 +139,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    if args.nfvi == "emulated":
+    if args.nfvi == "emulated" and args.scheduler is None:
         _need_root("testbed sweep --nfvi emulated")
     import itertools
-    import json
 
-    from testbed.experiment import sweep
-    from testbed.experiment.engine import run_scenario
+    from testbed.experiment import plots, sweep
+    from testbed.experiment.sweeprun import RunSpec, run_sweep
 
     grid = {}
     for spec in args.grid or []:
@@ -152,31 +152,29 @@ def cmd_sweep(args) -> int:
         grid[k] = vals.split(",")
     combos = [dict(zip(grid, c)) for c in itertools.product(*grid.values())] or [{}]
     seeds = list(range(args.seed, args.seed + args.seeds))
-    total, done, summaries, failed = len(combos) * len(seeds), 0, [], []
-    for combo in combos:
-        for seed in seeds:
-            done += 1
-            bar = "#" * (30 * done // total)
-            print(f"\r[{bar:<30}] {done}/{total} {combo} seed {seed}", end="", flush=True)
-            try:
-                run_dir = run_scenario(args.scenario, seed=seed, duration=args.duration,
-                                       overrides={**_overrides(args.set), **combo},
-                                       results_dir=args.results, nfvi=args.nfvi,
-                                       calibration=args.calibration)
-            except TestbedError as exc:   # recorded; the other runs go on
-                failed.append(f"{combo} seed {seed}: {exc}")
-                continue
-            s = json.loads((run_dir / "summary.json").read_text())
-            s["params"] = {**combo, "seed": seed}
-            summaries.append(s)
-    print()
+    results_dir = Path(args.results).resolve()
+    specs = [RunSpec(str(Path(args.scenario).resolve()), combo, seed, args.nfvi,
+                     str(results_dir), args.duration, _overrides(args.set),
+                     str(Path(args.calibration).resolve()) if args.calibration else None)
+             for combo in combos for seed in seeds]
+    outcomes = run_sweep(specs, nfvi=args.nfvi, scheduler=args.scheduler,
+                         workers=args.workers)
+    summaries = [o["summary"] for o in outcomes if o["ok"]]
+    failed = [f"{s.combo} seed {s.seed}: {o['error']}" for s, o in zip(specs, outcomes)
+              if not o["ok"]]
     if not summaries:
         raise TestbedError("every run of the sweep failed:\n  " + "\n  ".join(failed))
-    rows = sweep.aggregate(summaries, by=list(grid))
-    out = Path(args.results) / Path(args.scenario).stem / "sweep"
+    by = list(grid)
+    rows = sweep.aggregate(summaries, by=by)
+    out = results_dir / Path(args.scenario).stem / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     sweep.write_table(rows, out / "sweep.csv", out / "sweep.md")
-    print((out / "sweep.md").read_text())
+    sweep.write_brief(rows, by, out / "brief.md")
+    figs = plots.plot_sweep(rows, by, sweep.headline(rows), out,
+                            title=f"{Path(args.scenario).stem} ({args.nfvi})")
+    print((out / "brief.md").read_text())
+    print(f"every measure: {out}/sweep.csv, sweep.md; plots: "
+          + ", ".join(p.name for p in figs))
     if failed:
         print("testbed: these runs failed (their folders hold what they measured):\n  "
               + "\n  ".join(failed), file=sys.stderr)
@@ -473,6 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--set", action="append", metavar="KEY=VALUE")
     sw.add_argument("--results", default="results")
     sw.add_argument("--nfvi", default="emulated", choices=sorted(NFVI_KINDS))
+    sw.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="a running dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a "
+                         "local cluster made for the sweep); emulated runs need workers "
+                         "started with --resources emulation=1")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="worker processes of the local cluster (default: one per core; "
+                         "emulated: one)")
     _with_calibration(sw)
     sw.set_defaults(func=cmd_sweep)
 

@@ -90,6 +90,10 @@ class VIM:
                 raise ConflictError(f"compute node {info.name} is listed twice")
             self._pools[info.name] = ResourcePool(info)
         self._where: dict[str, str] = {}          # instance id -> node
+        self._names = sorted(self._pools, key=natural_key)
+        # each node's last snapshot, with the pool's (version, up) it was taken at:
+        # placement looks at every node, and most have not changed since the last one
+        self._states: dict[str, tuple[tuple[int, bool], NodeState]] = {}
         self.strategy = strategy                  # type: ignore[assignment]  (setter)
         self.clock = clock
         self.distance = distance
@@ -143,15 +147,20 @@ class VIM:
                                 f"{', '.join(self.node_names())}") from None
 
     def node_names(self) -> list[str]:
-        return sorted(self._pools, key=natural_key)
+        return list(self._names)
 
     def _state(self, p: ResourcePool) -> NodeState:
-        return NodeState(p.name, p.switch, p.capacity, p.free, p.up, p.instances())
+        key = (p.version, p.up)
+        hit = self._states.get(p.name)
+        if hit is None or hit[0] != key:
+            hit = (key, NodeState(p.name, p.switch, p.capacity, p.free, p.up, p.instances()))
+            self._states[p.name] = hit
+        return hit[1]
 
     def nodes(self) -> list[NodeState]:
         """Snapshots of every compute node, in natural name order."""
         with self._lock:
-            return [self._state(self._pools[n]) for n in self.node_names()]
+            return [self._state(self._pools[n]) for n in self._names]
 
     def node(self, name: str) -> NodeState:
         with self._lock:

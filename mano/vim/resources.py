@@ -11,6 +11,7 @@ down raise ``PlacementError`` naming the node and the resource that is short.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ def fmt_flavour(f: Flavour) -> str:
     return f"{fmt_cpu(f.vcpu)} vCPU, {f.memory_mb} MB, {f.disk_gb} GB"
 
 
+@functools.lru_cache(maxsize=65536)   # placement sorts every node's name each time
 def natural_key(name: str) -> tuple:
     """Sort key putting n2 before n10 (digit runs compare as numbers)."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
@@ -99,6 +101,7 @@ class ResourcePool:
         self._cap = (micro_cpu(info.vcpu), info.memory_mb, info.disk_gb)
         self._used = [0, 0, 0]
         self._allocs: dict[str, Allocation] = {}
+        self.version = 0          # counts changes of the allocations (snapshot caches)
 
     # -- views --------------------------------------------------------------------------
     @property
@@ -149,6 +152,7 @@ class ResourcePool:
         self._used[2] += flavour.disk_gb
         alloc = Allocation(alloc_id, self.name, flavour, vnf_id)
         self._allocs[alloc_id] = alloc
+        self.version += 1
         return alloc
 
     def release(self, alloc_id: str) -> Allocation | None:
@@ -158,11 +162,13 @@ class ResourcePool:
             self._used[0] -= micro_cpu(alloc.flavour.vcpu)
             self._used[1] -= alloc.flavour.memory_mb
             self._used[2] -= alloc.flavour.disk_gb
+            self.version += 1
         return alloc
 
     def clear(self) -> None:
         self._allocs.clear()
         self._used = [0, 0, 0]
+        self.version += 1
 
     def __repr__(self) -> str:
         state = "up" if self.up else "down"

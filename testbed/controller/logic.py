@@ -248,6 +248,7 @@ class Fabric:
         self._group_pools: dict[int, _Pool] = defaultdict(
             lambda: _Pool(1, _MAX_GROUP_ID, "group id"))
         self._graphs: dict[str, _Graph] = {}
+        self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
         self._installed_flows: dict[tuple, FlowSpec] = {}
         self._installed_groups: dict[tuple[int, int], GroupSpec] = {}
@@ -283,6 +284,8 @@ class Fabric:
         if old is not None and (old.switch, old.port) == (att.switch, att.port):
             return Changes()
         users = self._users_of(att.name)
+        if old is None and not users:
+            return Changes()        # a new port no graph names yet: no flow changes
         try:
             for name in users:
                 self._check_classifier_keys(self._graphs[name].spec)
@@ -421,6 +424,7 @@ class Fabric:
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
         del self._graphs[name]
+        self._sigs.pop(name, None)
         return self._sync()
 
     def _graph(self, name: str) -> _Graph:
@@ -585,14 +589,13 @@ class Fabric:
                     f"({ports[(src.switch, src.port)]!r} and {src.name!r} at "
                     f"{src.switch}:{src.port}), their returning packets cannot be told apart")
             ports[(src.switch, src.port)] = src.name
-        my_rewrites = self._ports(fg.rewrites)
-        my_ports = self._ports(fg.attachment_names())
+        my_ports, my_rewrites = self._signature(fg)
         for name, g in self._graphs.items():
             if name == fg.name:
                 continue
-            their_ports = self._ports(g.spec.attachment_names())
+            their_ports, their_rewrites = self._signature(g.spec)
             for mine_rw, other in ((my_rewrites, their_ports),
-                                   (my_ports, self._ports(g.spec.rewrites))):
+                                   (my_ports, their_rewrites)):
                 both = sorted(set(mine_rw) & set(other))
                 if both:
                     sw, port = both[0]
@@ -624,6 +627,18 @@ class Fabric:
                     f"priority {fg.priority}; make the classifiers disjoint or give the "
                     "graphs different priorities (an NSD's VNFFG precedence), the higher "
                     "one then takes the packets both match")
+
+    def _signature(self, fg: ForwardingGraphSpec) -> tuple[dict, dict]:
+        """The ports of a graph's attachments and of its rewriting VNFs, kept while the
+        spec and its attachments stay the same objects (every graph is compared with the
+        one being installed)."""
+        atts = tuple(self._atts.get(n) for n in sorted(fg.attachment_names()))
+        hit = self._sigs.get(fg.name)
+        if hit is not None and hit[0] is fg and hit[1] == atts:
+            return hit[2]
+        sig = (self._ports(fg.attachment_names()), self._ports(fg.rewrites))
+        self._sigs[fg.name] = (fg, atts, sig)
+        return sig
 
     def _classifier(self, fg: ForwardingGraphSpec, src: Attachment,
                     actions: tuple[Action, ...], cookie: int,

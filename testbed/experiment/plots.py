@@ -314,3 +314,65 @@ def plot_compare(runs, path) -> Path:
         fig.savefig(path)
         plt.close(fig)
     return path
+
+
+def _as_number(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def plot_sweep(rows: list[dict], by: list[str], measures: list[tuple[str, str]], out_dir,
+               title: str = "") -> list[Path]:
+    """One figure per headline measure and swept parameter, ``<measure>-vs-<param>.png``:
+    the mean over seeds with its 95 % confidence interval as error bars (``sweep.aggregate``
+    rows), one series per combination of the other swept parameters (e.g. a healing
+    policy). Numeric parameter values get a numeric axis, others one position each."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    params = list(by) or ["(none)"]
+    for field, name in measures:
+        for p in params:
+            others = [k for k in by if k != p]
+            xs = list(dict.fromkeys(str(r.get(p, "")) for r in rows))
+            numeric = all(_as_number(x) is not None for x in xs)
+            pos = {x: (_as_number(x) if numeric else i) for i, x in enumerate(xs)}
+            series: dict[str, list[tuple[float, float, float]]] = {}
+            for r in rows:
+                m = r.get(f"{field}_mean")
+                if m is None:
+                    continue
+                label = ", ".join(f"{k}={r.get(k)}" for k in others) or name
+                series.setdefault(label, []).append(
+                    (pos[str(r.get(p, ""))], m, r.get(f"{field}_ci95") or 0.0))
+            with plt.rc_context(STYLE):
+                fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+                n = max(1, len(series))
+                for k, (label, pts) in enumerate(sorted(series.items())):
+                    pts.sort()
+                    # side by side at categorical positions, so error bars do not overlap
+                    dx = 0.0 if numeric else (k - (n - 1) / 2) * min(0.25, 0.8 / n)
+                    ax.errorbar([x + dx for x, _m, _h in pts], [m for _x, m, _h in pts],
+                                yerr=[h for _x, _m, h in pts], marker="o", capsize=4,
+                                color=PALETTE[k % len(PALETTE)], label=label,
+                                ls="-" if numeric else "none")
+                if not numeric:
+                    ax.set_xticks(range(len(xs)), xs)
+                    ax.set_xlim(-0.6, len(xs) - 0.4)
+                if all(m >= 0 for pts in series.values() for _x, m, _h in pts):
+                    ax.set_ylim(bottom=0)
+                ax.set_xlabel(p)
+                ax.set_ylabel(f"{name} (mean ± 95 % CI)")
+                ax.set_title(f"{title}: {name} against {p}" if title else
+                             f"{name} against {p}")
+                if series:
+                    ax.legend()
+                else:
+                    ax.text(0.5, 0.5, "no values", ha="center", transform=ax.transAxes)
+                path = out_dir / f"{field}-vs-{p}.png"
+                fig.savefig(path)
+                plt.close(fig)
+            paths.append(path)
+    return paths

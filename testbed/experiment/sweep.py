@@ -131,3 +131,42 @@ def write_table(rows: list[dict], path_csv, path_md) -> tuple[Path, Path]:
         lines.append("| " + " | ".join(cells) + " |")
     path_md.write_text("\n".join(lines) + "\n")
     return path_csv, path_md
+
+
+# The headline measures of a sweep (summary scalars, see ``results.summarize``) and their
+# short names: the narrow table shows the first ``BRIEF_MEASURES`` of them that have a value,
+# and each one with a value gets a plot against every swept parameter.
+HEADLINE = (("outage_ms_median", "outage ms"), ("heal_s_median", "heal s"),
+            ("reaction_s_median", "reaction s"), ("lost_total", "lost"),
+            ("availability_min", "availability"), ("sla_violation_s", "SLA viol. s"))
+BRIEF_MEASURES = 4
+
+
+def headline(rows: list[dict]) -> list[tuple[str, str]]:
+    """The headline measures (field, short name) that have a mean in some row."""
+    return [(f, name) for f, name in HEADLINE
+            if any(r.get(f"{f}_mean") is not None for r in rows)]
+
+
+def _mean_ci(m, h) -> str:
+    if m is None:
+        return "–"
+    return f"{m:.3g}" + (f" ± {h:.2g}" if h is not None else "")
+
+
+def write_brief(rows: list[dict], by: list[str], path_md) -> Path:
+    """A Markdown table narrow enough for a terminal (about 100 columns for two swept
+    parameters): the swept parameters, the number of runs and up to ``BRIEF_MEASURES``
+    headline measures as ``mean ± 95 % CI half-width`` (every field is in the CSV)."""
+    path_md = Path(path_md)
+    measures = headline(rows)[:BRIEF_MEASURES]
+    head = list(by) + ["runs"] + [name for _f, name in measures]
+    body = [[_cell(r.get(k)) for k in by] + [str(r["runs"])]
+            + [_mean_ci(r.get(f"{f}_mean"), r.get(f"{f}_ci95")) for f, _n in measures]
+            for r in rows]
+    width = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, width)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in width) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(b, width)) + " |" for b in body]
+    path_md.write_text("\n".join(lines) + "\n")
+    return path_md

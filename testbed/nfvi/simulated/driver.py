@@ -63,6 +63,7 @@ class SimulatedDriver(TopologyInventory):
         self._next_addr = 1
         self._init_inventory()
         self.controller_back_at = 0.0        # the controller restarts until then
+        self._listed: list[InstanceInfo] | None = None
 
     # ---- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -115,6 +116,7 @@ class SimulatedDriver(TopologyInventory):
         info = InstanceInfo(instance_id, compute_node, node.switch, ip, mac)
         self._info[instance_id] = info
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
+        self._changed()
         self.refresh()
         return info
 
@@ -129,6 +131,7 @@ class SimulatedDriver(TopologyInventory):
         self.model.advance(self.now())
         self.model.remove_instance(instance_id)
         del self._info[instance_id]
+        self._changed()
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         self.wait(self.cal.instance_delete_dead_s if dead else self.cal.instance_delete_s)
@@ -144,6 +147,7 @@ class SimulatedDriver(TopologyInventory):
         inst = self._get(instance_id)
         self.model.advance(self.now())
         inst.alive, inst.hung = False, False
+        self._changed()
         inc = self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         self.wait(self.cal.instance_restart_s)
@@ -152,6 +156,7 @@ class SimulatedDriver(TopologyInventory):
                                       f"restarted again while it restarted")
         self.model.advance(self.now())
         inst.alive = True
+        self._changed()
         self.refresh()
         return self._info[instance_id]
 
@@ -163,6 +168,7 @@ class SimulatedDriver(TopologyInventory):
             return
         self.model.advance(self.now())
         inst.alive = False
+        self._changed()
         inc = self._incarnation.get(instance_id, 0)
         self.refresh()
         self.later(self.cal.instance_down_detect_s,
@@ -203,8 +209,16 @@ class SimulatedDriver(TopologyInventory):
 
     @translated
     def list_instances(self) -> list[InstanceInfo]:
-        return [InstanceInfo(**{**vars(info), "alive": self.model.instances[iid].alive})
-                for iid, info in sorted(self._info.items())]
+        # MANO asks for every instance at each new one: answered from a copy made again
+        # only after an instance came, went, died or restarted (``_changed``)
+        if self._listed is None:
+            self._listed = [InstanceInfo(**{**vars(info),
+                                            "alive": self.model.instances[iid].alive})
+                            for iid, info in sorted(self._info.items())]
+        return list(self._listed)
+
+    def _changed(self) -> None:
+        self._listed = None
 
     @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:

@@ -68,6 +68,15 @@ class Instance:
     cpu_cores: float = 0.0
     sojourn_s: float = 0.0
 
+    def __setattr__(self, name, value) -> None:
+        # a change of alive or hung is an event the model must see (``FlowModel.recompute``
+        # updates what such an instance touches): the model's set of changed instances
+        if name in ("alive", "hung"):
+            touched = self.__dict__.get("_touched")
+            if touched is not None:
+                touched.add(self.iid)
+        object.__setattr__(self, name, value)
+
     def serving(self) -> bool:
         """Whether the instance forwards (alive and not hung)."""
         return self.alive and not self.hung
@@ -133,6 +142,14 @@ class Stream:
     history: list[tuple[float, float, float]] | None = None   # probes: (t, frac, latency_s)
     t_acc: float = 0.0                    # the account holds everything before this
 
+    def __setattr__(self, name, value) -> None:
+        # a rate change is an event the model must see (its set of changed streams)
+        if name == "rate":
+            touched = self.__dict__.get("_touched")
+            if touched is not None:
+                touched.add(self.key)
+        object.__setattr__(self, name, value)
+
     def settle(self, now: float) -> None:
         """Account [t_acc, now) at the rate and delivery in force (load generators)."""
         if now > self.t_acc:
@@ -185,20 +202,27 @@ class FlowModel:
         self.down: set[frozenset] = set()                 # data plane: links down now
         self.installed: dict[str, InstalledGraph] = {}
         self.detours: dict[tuple[str, tuple[int, str, str]], list[str]] = {}
+        self._detoured: set[tuple] = set()     # detours taken since their graph's install
         self.instances: dict[str, Instance] = {}
         self.streams: dict[str, Stream] = {}
-        # routes depend on links, installed graphs, detours and which instances exist: any
-        # change of those bumps the version, and streams' cached routes are made again
-        self._routing = 0
-        self._routes: dict[str, tuple[int, list[tuple[float, tuple, float]]]] = {}
-        # set by each full recomputation, for the incremental one (see ``_index``)
-        self._indexed = -1
-        self._comp: dict[str, str] = {}
-        self._comp_iids: dict[str, set[str]] = {}
+        # a stream's cached route depends on its ingress's installed graphs, the graph it
+        # is classified to (spec, pairs, detours), the instances it names and the links of
+        # the paths looked at: each such dependency invalidates exactly the routes using it
+        self._routes: dict[str, list[tuple[float, tuple, float]]] = {}
+        self._route_deps: dict[str, set[tuple]] = {}
+        self._dep_streams: dict[tuple, set[str]] = {}
+        self._by_ingress: dict[str, set[str]] = {}        # endpoint -> installed graphs
+        # what changed since the last recomputation (see ``recompute``)
+        self._dirty_streams: set[str] = set()
+        self._dirty_insts: set[str] = set()              # also filled by ``Instance``
+        # the last solution's coupling: which instances each stream's flows visit
+        self._solved = False
+        self._stream_insts: dict[str, set[str]] = {}
+        self._inst_streams: dict[str, set[str]] = {}
         self._stream_links: dict[str, dict[tuple, float]] = {}
         self._link_total: dict[tuple, float] = {}
         self._saturated = False
-        self.partial_updates = 0      # rate changes handled without a full recomputation
+        self.partial_updates = 0      # changes handled without a full recomputation
         pkt_bits = 8.0 * cal.packet_bytes
         self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
                               for k, s in self.link_spec.items()}
@@ -224,7 +248,9 @@ class FlowModel:
     # ---- attachments and instances ------------------------------------------------------------
     def add_instance(self, inst: Instance) -> None:
         """Attach a new instance to its switch (a new port in the controller's fabric)."""
-        self._routing += 1
+        self._invalidate(("inst", inst.iid))
+        self._dirty_insts.add(inst.iid)
+        inst._touched = self._dirty_insts
         inst.t_acc = self.t
         port = self._port(inst.switch)
         self.fabric.add_attachment(Attachment(inst.iid, inst.switch, port))
@@ -234,8 +260,11 @@ class FlowModel:
     def remove_instance(self, iid: str) -> None:
         """Forget an instance; its fabric attachment goes too unless a graph still names
         it (the controller refuses that; the graph's next version drops it)."""
-        self._routing += 1
-        self.instances.pop(iid, None)
+        self._invalidate(("inst", iid))
+        self._dirty_insts.add(iid)
+        gone = self.instances.pop(iid, None)
+        if gone is not None:
+            gone._touched = None
         if iid in self.fabric.attachments():
             used = [n for n, g in self.fabric.graphs().items() if iid in g.attachment_names()]
             if not used:
@@ -252,7 +281,7 @@ class FlowModel:
     def set_link(self, a: str, b: str, up: bool) -> None:
         """The data plane: link a-b goes down or up now (the controller learns it later)."""
         key = self.link_key(a, b)
-        self._routing += 1
+        self._invalidate(("link", key))
         if up:
             self.down.discard(key)
         else:
@@ -298,17 +327,34 @@ class FlowModel:
         spec = self.fabric.graphs()[name]
         pairs = {(p["segment"], p["from"], p["to"]): p["path"]
                  for p in self.fabric.graph_pairs(name)}
+        old = self.installed.get(name)
+        if old is not None and old.spec == spec and old.pairs == pairs and \
+                not any(k[0] == name for k in self._detoured):
+            return                          # the switches hold these flows already
+        self._graph_changed(name)
         self.installed[name] = InstalledGraph(spec, pairs)
-        self._routing += 1
+        self._by_ingress.setdefault(spec.hops[0], set()).add(name)
+        self._graph_changed(name)
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
+        self._detoured = {k for k in self._detoured if k[0] != name}
 
     def uninstall(self, name: str) -> None:
         """The switches no longer hold graph ``name``."""
-        self._routing += 1
-        self.installed.pop(name, None)
+        self._graph_changed(name)
+        g = self.installed.pop(name, None)
+        if g is not None:
+            self._by_ingress.get(g.spec.hops[0], set()).discard(name)
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
+        self._detoured = {k for k in self._detoured if k[0] != name}
+
+    def _graph_changed(self, name: str) -> None:
+        """Routes through graph ``name``, and the classification at its ingress, change."""
+        self._invalidate(("graph", name))
+        g = self.installed.get(name)
+        if g is not None:
+            self._invalidate(("ep", g.spec.hops[0]))
 
     def switch_over(self) -> None:
         """Fast-failover groups of protected graphs move pairs whose primary path is down
@@ -322,7 +368,8 @@ class FlowModel:
                     d = self.detour(path)
                     if d is not None:
                         self.detours[(name, pk)] = d
-                        self._routing += 1
+                        self._detoured.add((name, pk))
+                        self._invalidate(("graph", name))
 
     # ---- streams ------------------------------------------------------------------------------
     def add_stream(self, st: Stream) -> None:
@@ -333,28 +380,53 @@ class FlowModel:
                                f"{', '.join(sorted(self.endpoints))}")
         st.t_acc = self.t
         self.streams[st.key] = st
+        self._dirty_streams.add(st.key)
+        st._touched = self._dirty_streams
 
     def remove_stream(self, key: str) -> None:
         """Stop a traffic stream (unknown keys are ignored)."""
-        self.streams.pop(key, None)
-        self._routes.pop(key, None)
+        st = self.streams.pop(key, None)
+        if st is None:
+            return
+        st._touched = None
+        self._forget_route(key)
+        for iid in self._stream_insts.pop(key, set()):
+            self._inst_streams.get(iid, set()).discard(key)
+            self._dirty_insts.add(iid)           # it loses this stream's load
+        for e, r in self._stream_links.pop(key, {}).items():
+            self._link_total[e] -= r
+        self._dirty_streams.discard(key)
 
     def set_rate(self, key: str, rate: float, now: float) -> None:
-        """A stream's rate changes at ``now``: only the streams it shares instances with
-        are recomputed, unless a link is (or becomes) saturated or routes changed."""
+        """A stream's rate changes at ``now``; the rates are recomputed (what it touches)."""
         st = self.streams[key]
         self.advance(now)
         st.settle(now)
-        st.rate = float(rate)
-        if not self._recompute_component(key):
-            self.recompute()
+        st.rate = float(rate)          # marks it changed
+        self.recompute()
+
+    # ---- route dependencies ---------------------------------------------------------------
+    def _invalidate(self, dep: tuple) -> None:
+        """Something a route may depend on changed: the routes that do are made again."""
+        for key in self._dep_streams.pop(dep, ()):
+            self._forget_route(key)
+            self._dirty_streams.add(key)
+
+    def _forget_route(self, key: str) -> None:
+        self._routes.pop(key, None)
+        for dep in self._route_deps.pop(key, ()):
+            users = self._dep_streams.get(dep)
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self._dep_streams[dep]
 
     def classify(self, st: Stream, sport: int) -> InstalledGraph | None:
         """The installed graph whose classifier takes this flow at its ingress (highest
         priority: the fabric refuses two overlapping classifiers at one priority), as the
         switches' flow tables would."""
         best, rank = None, None
-        for name in sorted(self.installed):
+        for name in sorted(self._by_ingress.get(st.src, ())):
             g = self.installed[name]
             spec = g.spec
             if spec.hops[0] != st.src:
@@ -373,13 +445,17 @@ class FlowModel:
                 best, rank = g, r
         return best
 
-    def _route(self, st: Stream, sport: int):
+    def _route(self, st: Stream, sport: int, deps: set | None = None):
         """The elements one flow crosses, in order: ("link", u, v) and ("inst", iid), or None
-        when it is dropped on the way (no graph, no path, a path down, an unknown hop)."""
+        when it is dropped on the way (no graph, no path, a path down, an unknown hop).
+        ``deps`` receives what the answer depends on (see ``_invalidate``)."""
+        deps = set() if deps is None else deps
+        deps.add(("ep", st.src))
         g = self.classify(st, sport)
         if g is None or g.spec.hops[-1] != st.dst:
             return None
         spec = g.spec
+        deps.add(("graph", spec.name))
         split = "udp_src" if dict(spec.match).get("ip_proto") == 17 else None
         chosen = [spec.hops[0]]
         for k in range(1, len(spec.hops) - 1):
@@ -391,12 +467,15 @@ class FlowModel:
         for i in range(len(chosen) - 1):
             pk = (i, chosen[i], chosen[i + 1])
             path = self.detours.get((spec.name, pk)) or g.pairs.get(pk)
+            if path:
+                deps.update(("link", frozenset(path[j:j + 2])) for j in range(len(path) - 1))
             if not path or not self.path_up(path):
                 return None
             elems += [("switch", s) for s in path]
             elems += [("link", path[j], path[j + 1]) for j in range(len(path) - 1)]
             nxt = chosen[i + 1]
             if i + 1 < len(chosen) - 1:
+                deps.add(("inst", nxt))
                 if nxt not in self.instances:
                     return None
                 elems.append(("inst", nxt))
@@ -405,8 +484,19 @@ class FlowModel:
 
     # ---- the fixed point ------------------------------------------------------------------------
     def recompute(self) -> None:
-        """Rates, losses and latencies for the current state (see the module docstring):
-        every stream, every instance."""
+        """Rates, losses and latencies for the current state (see the module docstring).
+
+        Only what changed since the last recomputation is solved again: the streams whose
+        routes or rates changed, those visiting an instance that came, went or changed
+        (alive, hung), and every stream coupled with those through shared instances. A
+        saturated link couples streams too: while one is (or becomes) saturated, everything
+        is solved again. Either way the result is the full solution's
+        (``tests/unit/test_sim_model.py``)."""
+        if not self._solved or self._saturated or not self._recompute_changed():
+            self.recompute_all()
+
+    def recompute_all(self) -> None:
+        """Rates, losses and latencies of every stream and instance."""
         for inst in self.instances.values():
             inst.settle(self.t)
         for st in self.streams.values():
@@ -416,6 +506,9 @@ class FlowModel:
         factor, offered = self._solve(flows)
         self._apply(flows, factor, offered, sorted(self.instances), keys)
         self._index(keys, flows, factor)
+        self._dirty_streams.clear()
+        self._dirty_insts.clear()
+        self._solved = True
 
     def _flows_for(self, keys: list[str]) -> list[tuple[Stream, float, tuple, float]]:
         """(stream, rate, elements, static latency) of every flow of the streams, in order."""
@@ -504,48 +597,45 @@ class FlowModel:
                     r = 0.0
         return out
 
-    def _index(self, keys: list[str], flows, factor: dict) -> None:
-        """After a full recomputation: the streams coupled through shared instances
-        (components), what each offers to links, and whether a link is saturated."""
-        parent = {k: k for k in keys}
+    def _insts_of(self, key: str) -> set[str]:
+        """The instances the stream's flows visit (whatever its rate)."""
+        return {e[1] for _share, elems, _lat in self._flows_of(self.streams[key])
+                for e in elems if e[0] == "inst"}
 
-        def root(k: str) -> str:
-            while parent[k] != k:
-                parent[k] = parent[parent[k]]
-                k = parent[k]
-            return k
-        owner: dict[str, str] = {}
-        self._comp_iids = {}
+    def _index(self, keys: list[str], flows, factor: dict) -> None:
+        """After a full recomputation: which instances each stream visits, what each offers
+        to links, and whether a link is saturated."""
+        self._stream_insts = {k: self._insts_of(k) for k in keys}
+        self._inst_streams = {}
         for k in keys:
-            for _share, elems, _lat in self._flows_of(self.streams[k]):
-                for e in elems:
-                    if e[0] == "inst":
-                        if e[1] in owner:
-                            a, b = root(owner[e[1]]), root(k)
-                            if a != b:
-                                parent[max(a, b)] = min(a, b)
-                        else:
-                            owner[e[1]] = k
-        self._comp = {k: root(k) for k in keys}
-        for iid, k in owner.items():
-            self._comp_iids.setdefault(self._comp[k], set()).add(iid)
+            for iid in self._stream_insts[k]:
+                self._inst_streams.setdefault(iid, set()).add(k)
         self._stream_links = self._link_loads(flows, factor)
         self._link_total = {}
         for loads in self._stream_links.values():
             for e, r in loads.items():
                 self._link_total[e] = self._link_total.get(e, 0.0) + r
         self._saturated = any(factor.get(e, 1.0) < 1.0 for e in self._link_total)
-        self._indexed = self._routing
 
-    def _recompute_component(self, key: str) -> bool:
-        """Recompute only the streams coupled with ``key`` through instances, when no link
-        is saturated and routes did not change (else False: recompute everything). Gives
-        the full recomputation's values: those instances see only these streams."""
-        if self._indexed != self._routing or self._saturated or key not in self._comp:
-            return False
-        root = self._comp[key]
-        keys = [k for k in sorted(self.streams) if self._comp.get(k) == root]
-        iids = sorted(i for i in self._comp_iids.get(root, ()) if i in self.instances)
+    def _recompute_changed(self) -> bool:
+        """Solve again only what changed and what is coupled with it through instances
+        (see ``recompute``); False (nothing done) when a link would be saturated."""
+        affected = {k for k in self._dirty_streams if k in self.streams}
+        iids = set(self._dirty_insts)
+        for iid in self._dirty_insts:
+            affected |= self._inst_streams.get(iid, set())
+        new_insts: dict[str, set[str]] = {}
+        queue = sorted(affected)
+        while queue:
+            k = queue.pop()
+            new_insts[k] = self._insts_of(k)
+            for iid in new_insts[k] | self._stream_insts.get(k, set()):
+                iids.add(iid)
+                for k2 in self._inst_streams.get(iid, ()):
+                    if k2 not in affected:
+                        affected.add(k2)
+                        queue.append(k2)
+        keys = sorted(affected)
         flows = self._flows_for(keys)
         factor, offered = self._solve(flows)
         loads = self._link_loads(flows, factor)
@@ -558,11 +648,22 @@ class FlowModel:
         if any(self._factor(e, self._link_total[e]) < 1.0 for k in keys
                for e in self._stream_links[k]):
             return False
-        for iid in iids:
+        live = sorted(i for i in iids if i in self.instances)
+        for iid in live:
             self.instances[iid].settle(self.t)
         for k in keys:
             self.streams[k].settle(self.t)
-        self._apply(flows, factor, offered, iids, keys)
+        self._apply(flows, factor, offered, live, keys)
+        for k in keys:
+            for iid in self._stream_insts.get(k, set()):
+                self._inst_streams.get(iid, set()).discard(k)
+            self._stream_insts[k] = new_insts[k]
+            for iid in new_insts[k]:
+                self._inst_streams.setdefault(iid, set()).add(k)
+        for iid in iids - set(live):
+            self._inst_streams.pop(iid, None)
+        self._dirty_streams.clear()
+        self._dirty_insts.clear()
         self.partial_updates += 1
         return True
 
@@ -571,11 +672,13 @@ class FlowModel:
         crossed, the route's latency without instance sojourns), from the cache while the
         routing state is unchanged. A dropped flow has no elements and is left out."""
         cached = self._routes.get(st.key)
-        if cached is not None and cached[0] == self._routing:
-            return cached[1]
+        if cached is not None:
+            return cached
+        self._forget_route(st.key)
+        deps: set[tuple] = set()
         groups: dict[tuple, int] = {}
         for p in st.sports:
-            elems = self._route(st, p)
+            elems = self._route(st, p, deps)
             if elems:
                 k = tuple(elems)
                 groups[k] = groups.get(k, 0) + 1
@@ -584,7 +687,10 @@ class FlowModel:
             lat = sum(self.cal.switch_latency_us * 1e-6 if e[0] == "switch" else
                       self._delay_s(e[1], e[2]) for e in elems if e[0] != "inst")
             out.append((n / len(st.sports), tuple(e for e in elems if e[0] != "switch"), lat))
-        self._routes[st.key] = (self._routing, out)
+        self._routes[st.key] = out
+        self._route_deps[st.key] = deps
+        for dep in deps:
+            self._dep_streams.setdefault(dep, set()).add(st.key)
         return out
 
     def would_deliver(self, st: Stream) -> tuple[float, float]:
