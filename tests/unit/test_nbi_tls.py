@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import subprocess
 import sys
 import time
@@ -104,3 +105,19 @@ def test_a_ca_file_that_is_no_certificate_is_refused_naming_it(tmp_path):
     with pytest.raises(NbiError, match=f"cannot use {bad} as CA certificates"):
         tls_verify(bad)
     assert tls_verify(None) is True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="`testbed up` checks for root first")
+@pytest.mark.parametrize("args,words", [
+    (["--tls-cert", "CERT"], "--tls-cert and --tls-key go together"),
+    (["--tls-cert", "CERT", "--tls-key", "nowhere.key"], "--tls-key nowhere.key: no readable"),
+])
+def test_testbed_up_refuses_incomplete_tls_options_before_starting(tmp_path, pki, args,
+                                                                   words):
+    """`testbed up` with a certificate but no key, or a key file that is not there, stops
+    with one error line naming the option, before any emulation starts."""
+    args = [str(pki / "nbi.pem") if a == "CERT" else a for a in args]
+    r = subprocess.run([sys.executable, "-m", "testbed.cli", "up", "--state",
+                        str(tmp_path / "state"), *args], check=False, capture_output=True,
+                       text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
