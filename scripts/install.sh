@@ -12,8 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# prometheus: the server the Prometheus integration test runs against a testbed (its own
+# config, data folder and port; the package's service is not used)
 pkgs=(mininet openvswitch-switch iperf3 ethtool iputils-ping cgroup-tools iproute2
-      python3-venv python3-pip procps git)
+      python3-venv python3-pip procps git prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

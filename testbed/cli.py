@@ -210,8 +210,17 @@ def cmd_up(args) -> int:
     from testbed.demo import DEFAULT_TOPOLOGY
     from testbed.topology import load_topology
 
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise TestbedError("--tls-cert and --tls-key go together: the NBI's certificate "
+                               "(PEM) and its private key (PEM)")
+        for opt, f in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if not os.access(f, os.R_OK):
+                raise TestbedError(f"{opt} {f}: no readable file there")
+        tls = (os.path.abspath(args.tls_cert), os.path.abspath(args.tls_key))
     topo = load_topology(args.topology or DEFAULT_TOPOLOGY)
-    return run_daemon(topo, Path(args.state), nbi_port=args.nbi_port)
+    return run_daemon(topo, Path(args.state), nbi_port=args.nbi_port, tls=tls)
 
 
 def cmd_down(args) -> int:
@@ -223,7 +232,7 @@ def cmd_down(args) -> int:
 
 def _token(args, url: str) -> str:
     """A bearer token: $TESTBED_TOKEN, else one for --client from its secret file."""
-    from mano.nbi.client import NbiClient
+    from mano.nbi.client import NbiClient, tls_verify
 
     if os.environ.get("TESTBED_TOKEN"):
         return os.environ["TESTBED_TOKEN"]
@@ -234,15 +243,16 @@ def _token(args, url: str) -> str:
         raise TestbedError(f"no secret for client {args.client!r}: cannot read {path} "
                            f"({exc.strerror}); run as the user of `testbed up` (root), pass "
                            f"--client, or set TESTBED_TOKEN") from None
-    return _call(NbiClient.token, url, args.client, secret)["access_token"]
+    return _call(NbiClient.token, url, args.client, secret,
+                 verify=_call(tls_verify, args.cacert))["access_token"]
 
 
 def _nbi(args):
-    from mano.nbi.client import NbiClient
+    from mano.nbi.client import NbiClient, tls_verify
     from testbed.daemon import nfvo_url
 
     url = nfvo_url(Path(args.state))
-    return NbiClient(url, _token(args, url))
+    return NbiClient(url, _token(args, url), verify=_call(tls_verify, args.cacert))
 
 
 def cmd_token(args) -> int:
@@ -526,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--client", default=client_default,
             help="NBI client to act as, its secret read from STATE/clients/NAME.secret "
                  "(default $TESTBED_CLIENT or admin; $TESTBED_TOKEN overrides)")
+        sp.add_argument("--cacert", default=os.environ.get("TESTBED_CACERT"),
+                        help="PEM file of the CA certificate(s) to trust for an NBI served "
+                             "over HTTPS (default $TESTBED_CACERT; else the system's CAs)")
         return sp
 
     up = with_state(sub.add_parser("up", help="run a testbed (emulation + NFVO) until stopped"))
@@ -533,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nbi-port", type=int, default=0,
                     help="TCP port of the NFVO's SOL005 NBI on 127.0.0.1 (default: a free one, "
                          "kept across NFVO restarts)")
+    up.add_argument("--tls-cert", metavar="FILE",
+                    help="PEM certificate (with its chain) for the NBI: it then serves HTTPS")
+    up.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     up.set_defaults(func=cmd_up)
     with_state(sub.add_parser("down", help="stop the running testbed")).set_defaults(
         func=cmd_down)

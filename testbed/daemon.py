@@ -68,9 +68,11 @@ def nfvo_url(state: Path, timeout: float = 30.0) -> str:
 class NfvoSupervisor:
     """Runs the NFVO process and restarts it when it dies."""
 
-    def __init__(self, state: Path, infra_url: str, emu: Emulation, nbi_port: int = 0):
+    def __init__(self, state: Path, infra_url: str, emu: Emulation, nbi_port: int = 0,
+                 tls: tuple[str, str] | None = None):
         self.state, self.infra_url, self.emu = state, infra_url, emu
         self.nbi_port = nbi_port
+        self.tls = tls          # (certificate file, key file): the NBI serves HTTPS
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
 
@@ -79,7 +81,8 @@ class NfvoSupervisor:
         with open(self.state / "nfvo.log", "ab") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mano.nbi.server", "--state", str(self.state),
-                 "--infra", self.infra_url, "--port", str(self.nbi_port)],
+                 "--infra", self.infra_url, "--port", str(self.nbi_port),
+                 *(["--tls-cert", self.tls[0], "--tls-key", self.tls[1]] if self.tls else [])],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.emu._record.add_process(self.proc.pid, "nfvo")
@@ -115,12 +118,15 @@ class NfvoSupervisor:
         (self.state / "nfvo.json").unlink(missing_ok=True)
 
 
-def run_daemon(topology, state: Path, *, nfvo: bool = True, nbi_port: int = 0) -> int:
+def run_daemon(topology, state: Path, *, nfvo: bool = True, nbi_port: int = 0,
+               tls: tuple[str, str] | None = None) -> int:
+    """Serve ``topology`` until SIGTERM; ``tls`` (certificate file, key file) makes the NBI
+    serve HTTPS."""
     state.mkdir(parents=True, exist_ok=True)
     if daemon_info(state) is not None:
         raise TestbedError(f"a testbed is already running with state directory {state}")
     try:
-        return _serve(topology, state, nfvo, nbi_port)
+        return _serve(topology, state, nfvo, nbi_port, tls)
     except SystemExit as exc:
         if exc.code in (128 + signal.SIGTERM, 128 + signal.SIGHUP):
             print("testbed down: everything removed", flush=True)
@@ -128,7 +134,7 @@ def run_daemon(topology, state: Path, *, nfvo: bool = True, nbi_port: int = 0) -
         raise
 
 
-def _serve(topology, state: Path, nfvo: bool, nbi_port: int) -> int:
+def _serve(topology, state: Path, nfvo: bool, nbi_port: int, tls) -> int:
     from testbed.infra_server import InfraServer
     from testbed.nfvi.emulated import EmulatedDriver
 
@@ -136,7 +142,7 @@ def _serve(topology, state: Path, nfvo: bool, nbi_port: int) -> int:
         driver = EmulatedDriver(emu)
         server = InfraServer(driver).start()
         url = f"http://127.0.0.1:{server.port}"
-        sup = NfvoSupervisor(state, url, emu, nbi_port) if nfvo else None
+        sup = NfvoSupervisor(state, url, emu, nbi_port, tls) if nfvo else None
         try:
             pid = os.getpid()
             (state / "infra.json").write_text(json.dumps(

@@ -1,4 +1,5 @@
-"""The emulated NFVI served to other processes: JSON over HTTP on loopback.
+"""The emulated NFVI served to other processes: JSON over HTTP on loopback (FastAPI on
+uvicorn, in a thread of the process that owns the emulation).
 
 ``POST /rpc/METHOD`` with the method's keyword arguments as a JSON object answers
 ``{"result": ...}`` or, for an error the testbed raised on purpose, status 400 with
@@ -9,12 +10,18 @@ process (which can be killed and restarted) drive the data center.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated
 
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mano.errors import MANOError
 from mano.nfvi import Flavour, Image, InfraEvent
+from testbed.apiserver import ApiServer
 from testbed.errors import TestbedError
 
 log = logging.getLogger(__name__)
@@ -23,6 +30,7 @@ METHODS = ("compute_nodes", "endpoints", "endpoint_switches", "switch_distance",
            "create_instance", "delete_instance", "restart_instance", "kill_instance",
            "list_instances", "instance_metrics", "put_graph", "delete_graph", "list_graphs",
            "graph_stats", "probe")
+Kwargs = Annotated[dict, Body(default_factory=dict)]
 
 
 def _jsonable(value):
@@ -34,56 +42,50 @@ def _jsonable(value):
 
 
 class InfraServer:
+    """``driver`` (an ``NfviDriver``) served on 127.0.0.1:``port`` (0: any free one)."""
+
     def __init__(self, driver, host: str = "127.0.0.1", port: int = 0):
         self.driver = driver
         self.events: list[dict] = []
         self._ev_lock = threading.Lock()
         driver.subscribe(self._on_event)
-        server = self
+        self.server = ApiServer(self._api(), port, host, name="infra-rpc")
+        self.port = self.server.port
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def _api(self) -> FastAPI:
+        api = FastAPI(title="testbed NFVI RPC", version="1")
 
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                status, body = server.handle(self.path, self._body())
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        @api.post("/rpc/{method}")
+        def rpc(method: str, kwargs: Kwargs):
+            status, body = self.handle(method, kwargs)
+            return JSONResponse(body, status_code=status)
 
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b"{}"
+        @api.exception_handler(RequestValidationError)
+        async def bad_body(request: Request, exc: RequestValidationError):
+            why = "; ".join(str(e.get("msg")) for e in exc.errors())
+            return JSONResponse({"error": f"{request.url.path}: the body must be a JSON "
+                                          f"object of keyword arguments ({why})",
+                                 "type": "ValueError"}, status_code=400)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="infra-rpc",
-                                       daemon=True)
+        @api.exception_handler(StarletteHTTPException)
+        async def no_route(request: Request, exc: StarletteHTTPException):
+            return JSONResponse({"error": f"no route {request.method} {request.url.path}"},
+                                status_code=exc.status_code)
+        return api
 
     def start(self) -> InfraServer:
-        self.thread.start()
+        self.server.start()
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.shutdown()
 
     def _on_event(self, ev: InfraEvent) -> None:
         with self._ev_lock:
             self.events.append(dataclasses.asdict(ev))
 
-    def handle(self, path: str, raw: bytes) -> tuple[int, dict]:
-        if not path.startswith("/rpc/"):
-            return 404, {"error": f"no route {path}"}
-        method = path[len("/rpc/"):]
-        try:
-            kwargs = json.loads(raw or b"{}")
-        except ValueError as exc:
-            return 400, {"error": f"body is not JSON: {exc}", "type": "ValueError"}
+    def handle(self, method: str, kwargs: dict) -> tuple[int, dict]:
+        """Call ``method`` of the driver with ``kwargs``: (HTTP status, JSON body)."""
         if method == "events":
             since = int(kwargs.get("since", 0))
             with self._ev_lock:
@@ -96,7 +98,7 @@ class InfraServer:
             kwargs["image"] = Image(**kwargs["image"])
         try:
             return 200, {"result": _jsonable(getattr(self.driver, method)(**kwargs))}
-        except TestbedError as exc:
+        except (TestbedError, MANOError) as exc:   # refused on purpose (the drivers translate)
             return 400, {"error": str(exc), "type": type(exc).__name__}
         except TypeError as exc:
             return 400, {"error": f"{method}: {exc}", "type": "TypeError"}

@@ -5,11 +5,15 @@
     nbi.ns_by_name_or_id(x)                                   -> NsInstance
     nbi.task(ns_id, "instantiate", body) -> occurrence id; nbi.wait(op_id) -> NsLcmOpOcc
 
+An NBI served over HTTPS with a certificate of a private CA is trusted with
+``verify=tls_verify(CA_FILE)``.
+
 Every error answer becomes ``NbiError`` carrying the ProblemDetails' status and detail;
 an NBI that does not answer is an ``NbiError`` too (status 0).
 """
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 
@@ -26,16 +30,29 @@ class NbiError(Exception):
         self.status, self.detail = status, detail
 
 
+def tls_verify(cacert: str | Path | None) -> ssl.SSLContext | bool:
+    """What httpx's ``verify`` takes: a context trusting only the CA certificates of the PEM
+    file ``cacert``, or True (the system's CAs) without one. Raises ``NbiError`` (status 0)
+    when the file cannot be read as PEM certificates."""
+    if not cacert:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(cacert))
+    except (OSError, ssl.SSLError) as exc:
+        raise NbiError(0, f"cannot use {cacert} as CA certificates (PEM): {exc}") from None
+
+
 class NbiClient:
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
-                 http: httpx.Client | None = None):
+                 http: httpx.Client | None = None, verify: ssl.SSLContext | bool = True):
         """``http``: an ``httpx.Client`` to send with (e.g. one calling the app in-process);
-        the default connects to ``url``."""
+        the default connects to ``url``, checking its TLS certificate with ``verify``
+        (see ``tls_verify``)."""
         headers = {"Version": VERSION, "Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = http if http is not None else httpx.Client(base_url=url.rstrip("/"),
-                                                                 timeout=timeout)
+                                                                 timeout=timeout, verify=verify)
         self.http.headers.update(headers)
 
     def close(self) -> None:
@@ -43,10 +60,10 @@ class NbiClient:
 
     @staticmethod
     def token(url: str, client_id: str, secret: str, *,
-              http: httpx.Client | None = None) -> dict:
+              http: httpx.Client | None = None, verify: ssl.SSLContext | bool = True) -> dict:
         """A bearer token from ``POST /oauth2/token`` (client credentials, HTTP Basic): the
         RFC 6749 answer ``{"access_token", "token_type", "expires_in"}``."""
-        client = http if http is not None else httpx.Client(timeout=60)
+        client = http if http is not None else httpx.Client(timeout=60, verify=verify)
         try:
             r = client.post(f"{url.rstrip('/')}/oauth2/token", auth=(client_id, secret),
                             data={"grant_type": "client_credentials"})

@@ -12,10 +12,11 @@ what exists now: states, operation types, compute nodes, live instances, program
 - ``nfv_vim_vcpus{node,state}``, ``nfv_vim_memory_bytes{node,state}``,
   ``nfv_vim_disk_bytes{node,state}``: the VIM's capacity per compute node, ``state`` used or
   free (capacity = used + free; MB and GB of the flavours are MiB and GiB).
-- ``nfv_instance_cpu_seconds_total{instance,ns,vnfd}``: CPU time of an instance (cgroup
+- ``nfv_instance_cpu_seconds_total{vnfc,ns,vnfd}``: CPU time of an instance (cgroup
   accounting); ``nfv_instance_packets_total`` / ``nfv_instance_bytes_total``: packets and
   bytes its VNF program forwarded; ``nfv_instance_up``: 1 while alive. Read from the NFVI
-  at scrape time, for every INSTANTIATED VNF instance.
+  at scrape time, for every INSTANTIATED VNF instance. The label is ``vnfc`` (the VNFC
+  instance id): Prometheus gives ``instance`` to the scrape target and would rename ours.
 - ``nfv_graph_flow_packets_total{graph}`` / ``nfv_graph_flow_bytes_total{graph}``: the sum
   of the packet (byte) counters of all the forwarding graph's flow entries on all switches,
   i.e. packet-hops, not end-to-end packets. Read from the controller at scrape time.
@@ -85,7 +86,7 @@ class NfvoMetrics(Collector):
         yield from fams.values()
 
     def _instances(self):
-        labels = ["instance", "ns", "vnfd"]
+        labels = ["vnfc", "ns", "vnfd"]
         cpu = CounterMetricFamily("nfv_instance_cpu_seconds", "instance CPU time", labels=labels)
         pkts = CounterMetricFamily("nfv_instance_packets", "packets the VNF program forwarded",
                                    labels=labels)

@@ -1,4 +1,5 @@
-"""The NFVO as a process: ``python -m mano.nbi.server --state DIR --infra URL [--port N]``.
+"""The NFVO as a process: ``python -m mano.nbi.server --state DIR --infra URL [--port N]
+[--tls-cert FILE --tls-key FILE]``.
 
 Serves the SOL005 NBI (``mano.nbi.app``) with uvicorn and writes ``DIR/nfvo.json``
 ({"pid", "url"}) once its socket listens. It reaches the infrastructure only through
@@ -6,6 +7,9 @@ Serves the SOL005 NBI (``mano.nbi.app``) with uvicorn and writes ``DIR/nfvo.json
 ``DIR/nbi.db``; at start the NFVO reconciles (``NFVO.reconcile``), so the process may be
 killed at any moment. Operations that fail stay FAILED_TEMP (no automatic rollback): the
 client retries, rolls back or fails them, as SOL005 intends.
+
+With ``--tls-cert``/``--tls-key`` (PEM files: the certificate, with its chain, and its
+private key) the NBI speaks HTTPS only and its URL is ``https://...``.
 
 Every request needs a bearer token (``mano.nbi.auth``). On the first start the client
 ``admin`` (project ``admin``) is created and its secret written to
@@ -57,7 +61,11 @@ def main(argv=None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0: any free port")
     ap.add_argument("--token-ttl", type=float, default=3600.0, help="seconds (default 3600)")
+    ap.add_argument("--tls-cert", help="PEM certificate (chain) of the NBI: serve HTTPS")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together (the certificate and its key)")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     state = Path(args.state)
@@ -70,10 +78,13 @@ def main(argv=None) -> int:
     if auth.ensure_admin(clients / f"{ADMIN}.secret"):
         log.info("created client %r; its secret is in %s", ADMIN, clients / f"{ADMIN}.secret")
     sock = listen(args.host, args.port)
-    url = f"http://{args.host}:{sock.getsockname()[1]}"
+    scheme = "https" if args.tls_cert else "http"
+    url = f"{scheme}://{args.host}:{sock.getsockname()[1]}"
     notifier = Notifier(records)
     app = create_app(nfvo, records, auth=auth, notifier=notifier, public_url=url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           ssl_certfile=args.tls_cert,
+                                           ssl_keyfile=args.tls_key))
     write_info(state, url)
     log.info("NFVO up (pid %d), NBI at %s", os.getpid(), url)
     try:

@@ -3,7 +3,7 @@
 Run as ``python -m testbed.controller.app CONFIG.json`` (``ControllerProcess`` does it).
 Handlers decode events and call the plain-Python ``Fabric``, which returns flow and group
 specs; ``ofmsg`` turns those into OpenFlow 1.3 messages. The northbound API (HTTP + JSON on
-loopback) is served from the same process by eventlet's WSGI server:
+loopback) is served from the same process by FastAPI on uvicorn (``northbound.py``):
 
     GET    /v1/health                  switches connected and programmed
     GET    /v1/topology                switches, links (with state), attachments
@@ -14,6 +14,7 @@ loopback) is served from the same process by eventlet's WSGI server:
     GET    /v1/graphs/NAME/stats       the graph's flow counters, read from the switches
     GET    /v1/stats/ports             per-port counters of every switch
     GET    /v1/switches/NAME/state     the flows and groups the switch really holds
+    GET    /metrics                    Prometheus metrics (``metrics.py``)
 
 A switch (re)connecting is learned before it is touched (``switch_connected``): its port
 description, flows and groups are read; after a controller start no switch is reconciled
@@ -37,8 +38,6 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOG = logging.getLogger("testbed.controller")
 CONFIG_ENV = "TESTBED_CONTROLLER_CONFIG"
@@ -86,16 +85,6 @@ def _port_up(ofp, desc) -> bool:
     return not (desc.state & ofp.OFPPS_LINK_DOWN or desc.config & ofp.OFPPC_PORT_DOWN)
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args):  # requests are not worth a log line each
-        pass
-
-
 def _build_app():
     from os_ken.base import app_manager
     from os_ken.controller import ofp_event
@@ -109,7 +98,9 @@ def _build_app():
 
     from testbed.controller import ofmsg
     from testbed.controller.logic import Fabric
-    from testbed.controller.northbound import Northbound
+    from testbed.apiserver import ApiServer
+    from testbed.controller.metrics import ControllerMetrics
+    from testbed.controller.northbound import Northbound, create_api
     from testbed.controller.reconcile import diff as reconcile_diff
     from testbed.controller.specs import Attachment, Changes, ForwardingGraphSpec, Link
     from testbed.errors import ForwardingGraphError
@@ -143,13 +134,11 @@ def _build_app():
             # os-ken 4 runs its event loop on native threads: the northbound API serves
             # from its own threads, and the lock keeps the Fabric to one caller at a time.
             self.lock = threading.RLock()
+            self.metrics = ControllerMetrics(lambda: (len(self.datapaths), len(self.ready),
+                                                      len(self.fabric.graphs())))
             self.northbound = Northbound(self)
-            self.api = make_server("127.0.0.1", int(self.config["api_port"]), self.northbound,
-                                   server_class=_ThreadingWSGIServer,
-                                   handler_class=_QuietHandler)
-            self.api_thread = threading.Thread(target=self.api.serve_forever,
-                                               name="northbound", daemon=True)
-            self.api_thread.start()
+            self.api = ApiServer(create_api(self.northbound, self.metrics),
+                                 int(self.config["api_port"]), name="northbound").start()
             LOG.info("controller up: %d switches, OpenFlow port %s, API port %s",
                      len(self.names), self.config["of_port"], self.config["api_port"])
 
@@ -209,7 +198,9 @@ def _build_app():
                 dp = self.datapaths.get(spec.dpid)
                 if dp is None:
                     continue  # the switch gets its whole state when it (re)connects
-                dp.send_msg(ofmsg.message_for(dp, op, spec))
+                msg = ofmsg.message_for(dp, op, spec)
+                dp.send_msg(msg)
+                self.metrics.sent(msg)
                 n += 1
             if n:
                 LOG.info("sent %d flow/group changes (%s)", n, reason)
@@ -302,7 +293,8 @@ def _build_app():
                          len(ch.group_mods), len(ch.group_dels))
             for op, spec in merged.ordered():
                 dp = self.datapaths[spec.dpid]
-                dp.send_msg(ofmsg.message_for(dp, op, spec))
+                dp.send_msg(msg := ofmsg.message_for(dp, op, spec))
+                self.metrics.sent(msg)
             for sync in syncs:
                 self.send_barrier(sync.dp, initial=True)
 
@@ -401,6 +393,7 @@ def _build_app():
                                     f"{'up' if up else 'down'}")
             if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
+            self.metrics.port_event(msg.reason, up, t0, time.monotonic(), n)
             LOG.info("port status %s:%d %s handled in %.1f ms (%d changes)",
                      self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
                      (time.monotonic() - t0) * 1000, n)
@@ -420,10 +413,7 @@ def _build_app():
                       self.by_dpid.get(msg.datapath.id), msg.type, msg.code)
 
         def close(self):
-            try:
-                self.api.shutdown()
-            except Exception:
-                pass
+            self.api.shutdown()
 
     return TestbedController
 

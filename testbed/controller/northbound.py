@@ -1,19 +1,31 @@
-"""The controller's northbound API: a small WSGI application (JSON over HTTP on loopback).
+"""The controller's northbound API: JSON over HTTP on loopback, served by FastAPI (uvicorn,
+in a thread of the controller process) and Prometheus metrics at ``/metrics``.
 
 Routes are listed in ``app.py``. Errors are JSON ``{"error": "..."}`` with 400 for bad input,
-404 for unknown names, 409 for conflicts, 504 when switches do not answer.
+404 for unknown names or routes, 405 for a method a route does not have, 409 for conflicts,
+500 for a bug. ``Northbound`` holds the handlers (plain methods on the os-ken app's state);
+``create_api`` maps them to routes. (os-ken 4 no longer ships Ryu's ``os_ken.app.wsgi``
+routing, so the project's HTTP stack, FastAPI, serves here too.)
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import re
+from typing import Annotated
 
+from fastapi import Body, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from testbed.controller.specs import Attachment, ForwardingGraphSpec
 from testbed.errors import ControllerError, ForwardingGraphError
 
 LOG = logging.getLogger("testbed.controller.northbound")
-NAME = r"([A-Za-z0-9_.\-]{1,64})"
+NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+Name = Annotated[str, Path(pattern=NAME)]
+Payload = Annotated[dict, Body(default_factory=dict)]
 
 
 class HTTPError(Exception):
@@ -22,70 +34,95 @@ class HTTPError(Exception):
         self.status = status
 
 
-STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
-               404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-               500: "Internal Server Error", 504: "Gateway Timeout"}
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_api(nb: Northbound, metrics=None) -> FastAPI:
+    """The FastAPI application of ``nb``'s handlers (``metrics``: a ``ControllerMetrics``
+    whose registry ``/metrics`` serves). Handlers are plain ``def``s: FastAPI runs them in
+    its worker threads, where they may wait for switch replies."""
+    api = FastAPI(title="testbed controller northbound", version="1")
+
+    api.get("/v1/health")(nb.health)
+    api.get("/v1/topology")(nb.topology)
+
+    @api.put("/v1/attachments/{name}")
+    def put_attachment(name: Name, payload: Payload):
+        return nb.put_attachment(name, payload)
+
+    @api.delete("/v1/attachments/{name}", status_code=204)
+    def delete_attachment(name: Name):
+        nb.delete_attachment(name)
+
+    api.get("/v1/graphs")(nb.list_graphs)
+
+    @api.put("/v1/graphs/{name}")
+    def put_graph(name: Name, payload: Payload):
+        return nb.put_graph(name, payload)
+
+    @api.get("/v1/graphs/{name}")
+    def get_graph(name: Name):
+        return nb.get_graph(name)
+
+    @api.delete("/v1/graphs/{name}", status_code=204)
+    def delete_graph(name: Name):
+        nb.delete_graph(name)
+
+    @api.get("/v1/graphs/{name}/stats")
+    def graph_stats(name: Name):
+        return nb.graph_stats(name)
+
+    api.get("/v1/stats/ports")(nb.port_stats)
+
+    @api.get("/v1/switches/{name}/state")
+    def switch_state(name: Name):
+        return nb.switch_state(name)
+
+    if metrics is not None:
+        @api.get("/metrics")
+        def prometheus_metrics():
+            """The controller's metrics (``testbed.controller.metrics``), text format."""
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.exception_handler(HTTPError)
+    async def http_error(_request: Request, exc: HTTPError):
+        return _error(exc.status, str(exc))
+
+    @api.exception_handler(ForwardingGraphError)
+    async def bad_graph(_request: Request, exc: ForwardingGraphError):
+        return _error(400, str(exc))
+
+    @api.exception_handler(ControllerError)
+    async def conflict(_request: Request, exc: ControllerError):
+        return _error(409, str(exc))
+
+    @api.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
+                          for e in exc.errors())
+        status = 404 if all(e.get("loc", ("",))[0] == "path" for e in exc.errors()) else 400
+        return _error(status, f"{request.method} {request.url.path}: {where}")
+
+    @api.exception_handler(StarletteHTTPException)
+    async def no_route(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, f"no route {request.method} {request.url.path}"
+                      if exc.status_code in (404, 405) else str(exc.detail))
+
+    @api.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        LOG.exception("northbound %s %s failed", request.method, request.url.path)
+        return _error(500, f"internal error: {exc!r}")
+
+    return api
 
 
 class Northbound:
+    """The northbound's handlers over the os-ken app ``app`` (its Fabric, lock, datapaths).
+    Each raises ``HTTPError``, ``ForwardingGraphError`` or ``ControllerError``."""
+
     def __init__(self, app):
         self.app = app
-        self.routes = [
-            ("GET", r"/v1/health", self.health),
-            ("GET", r"/v1/topology", self.topology),
-            ("PUT", rf"/v1/attachments/{NAME}", self.put_attachment),
-            ("DELETE", rf"/v1/attachments/{NAME}", self.delete_attachment),
-            ("GET", r"/v1/graphs", self.list_graphs),
-            ("PUT", rf"/v1/graphs/{NAME}", self.put_graph),
-            ("GET", rf"/v1/graphs/{NAME}", self.get_graph),
-            ("DELETE", rf"/v1/graphs/{NAME}", self.delete_graph),
-            ("GET", rf"/v1/graphs/{NAME}/stats", self.graph_stats),
-            ("GET", r"/v1/stats/ports", self.port_stats),
-            ("GET", rf"/v1/switches/{NAME}/state", self.switch_state),
-        ]
-
-    # ---- WSGI ---------------------------------------------------------------------------
-    def __call__(self, environ, start_response):
-        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        status, body = 200, None
-        try:
-            handler, args, allowed = None, (), False
-            for m, pattern, h in self.routes:
-                mt = re.fullmatch(pattern, path)
-                if mt:
-                    allowed = True
-                    if m == method:
-                        handler, args = h, mt.groups()
-                        break
-            if handler is None:
-                raise HTTPError(405 if allowed else 404, f"no route {method} {path}")
-            payload = None
-            if method in ("PUT", "POST"):
-                payload = self._read_json(environ)
-            body = handler(*args, payload) if payload is not None else handler(*args)
-        except HTTPError as exc:
-            status, body = exc.status, {"error": str(exc)}
-        except ForwardingGraphError as exc:
-            status, body = 400, {"error": str(exc)}
-        except ControllerError as exc:
-            status, body = 409, {"error": str(exc)}
-        except Exception as exc:  # a bug: answer, and log it loudly
-            LOG.exception("northbound %s %s failed", method, path)
-            status, body = 500, {"error": f"internal error: {exc!r}"}
-        data = b"" if body is None else json.dumps(body).encode()
-        start_response(f"{status} {STATUS_TEXT.get(status, '')}",
-                       [("Content-Type", "application/json"),
-                        ("Content-Length", str(len(data)))])
-        return [data]
-
-    @staticmethod
-    def _read_json(environ):
-        try:
-            n = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(n) if n else b""
-            return json.loads(raw or b"{}")
-        except ValueError as exc:
-            raise HTTPError(400, f"body is not valid JSON: {exc}") from None
 
     # ---- handlers -------------------------------------------------------------------
     def health(self):
@@ -101,7 +138,6 @@ class Northbound:
                     "attachments": [dataclasses.asdict(x) for x in f.attachments().values()]}
 
     def put_attachment(self, name, payload):
-        from testbed.controller.specs import Attachment
         if payload.get("name", name) != name:
             raise HTTPError(400, f"attachment name in the path ({name}) and body differ")
         payload["name"] = name
@@ -134,7 +170,6 @@ class Northbound:
             return {n: self._graph_view(n) for n in self.app.fabric.graphs()}
 
     def put_graph(self, name, payload):
-        from testbed.controller.specs import ForwardingGraphSpec
         if payload.get("name", name) != name:
             raise HTTPError(400, f"graph name in the path ({name}) and body differ")
         payload["name"] = name
@@ -157,7 +192,6 @@ class Northbound:
             self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed")
             self.app.save_state()
         self.app.barrier_all()
-        return None
 
     def _known(self, name):
         if name not in self.app.fabric.graphs():

@@ -10,9 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+import httpx
 
 from testbed.errors import ControllerError
 
@@ -24,29 +24,37 @@ def free_port() -> int:
 
 
 class NorthboundClient:
-    """A thin client of the controller's northbound API."""
+    """A thin client of the controller's northbound API (httpx, one connection pool).
+    Every failure raises ``ControllerError`` naming the request and the reason."""
 
     def __init__(self, base_url: str, timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
     def request(self, method: str, path: str, body: object = None) -> object:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                text = resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            try:
-                msg = json.loads(exc.read().decode()).get("error", "")
-            except ValueError:
-                msg = exc.reason
-            raise ControllerError(f"controller refused {method} {path}: {msg}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            resp = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
             raise ControllerError(f"controller at {self.base_url} did not answer "
                                   f"{method} {path}: {exc}") from None
-        return json.loads(text) if text else None
+        if resp.status_code >= 400:
+            try:
+                msg = resp.json().get("error", "")
+            except ValueError:
+                msg = resp.reason_phrase
+            raise ControllerError(f"controller refused {method} {path}: {msg}")
+        return resp.json() if resp.content else None
+
+    def metrics(self) -> str:
+        """The controller's Prometheus metrics (text format)."""
+        try:
+            return self._http.get("/metrics").raise_for_status().text
+        except httpx.HTTPError as exc:
+            raise ControllerError(f"controller at {self.base_url}: /metrics: {exc}") from None
+
+    def close(self) -> None:
+        self._http.close()
 
     # conveniences --------------------------------------------------------------------
     def health(self) -> dict:

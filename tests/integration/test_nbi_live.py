@@ -129,7 +129,7 @@ def test_sol005_lifecycle_over_http_under_testbed_up(tmp_path):
         assert sorted(i.instance_id for i in drv.list_instances()) == vnfcs()
         metrics = c.get("/metrics").text
         assert 'nfv_ns_instances{state="INSTANTIATED"} 1.0' in metrics
-        cpu = re.search(r'nfv_instance_cpu_seconds_total\{instance="fw_1"[^}]*\} (\S+)', metrics)
+        cpu = re.search(r'nfv_instance_cpu_seconds_total\{[^}]*vnfc="fw_1"[^}]*\} (\S+)', metrics)
         assert cpu and float(cpu.group(1)) >= 0.0, metrics
         assert re.search(r'nfv_ns_lcm_operation_duration_seconds_count\{operation="SCALE",'
                          r'outcome="completed"\} 1.0', metrics), metrics

@@ -61,7 +61,7 @@ def test_metrics_follow_the_ns_lifecycle(env):
     # FAILED_TEMP occurrence holds until it is rolled back
     assert sum(used.values()) == pytest.approx(4 * 0.5)
     assert s[("nfv_vim_memory_bytes", (("node", "n1"), ("state", "free")))] % 2 ** 20 == 0
-    cpu = {dict(k[1])["instance"]: (dict(k[1])["ns"], v) for k, v in s.items()
+    cpu = {dict(k[1])["vnfc"]: (dict(k[1])["ns"], v) for k, v in s.items()
            if k[0] == "nfv_instance_cpu_seconds_total"}
     assert cpu == {"fw_1": (ok, 2.5), "fwd_1": (ok, 2.5), "fwd2_1": (ok, 2.5)}
     assert s[("nfv_graph_flow_packets_total", (("graph", f"{ok}.fg1"),))] == 12

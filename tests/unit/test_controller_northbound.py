@@ -1,0 +1,164 @@
+"""The controller's northbound and metrics: the real os-ken application class (no OpenFlow
+listener) serving its FastAPI northbound on a real loopback port, spoken to by the
+testbed's httpx client; switches are stand-in datapaths that record what they are sent."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+from prometheus_client.parser import text_string_to_metric_families
+
+from testbed.controller import app as controller_app
+from testbed.controller.process import NorthboundClient, free_port
+from testbed.errors import ControllerError
+
+ROOT = Path(__file__).resolve().parents[2]
+#  s1 -- s2 -- s4 and s1 -- s3 -- s4; h1 at s1, A at s2, h2 at s4
+WIRING = {"switches": {"s1": 1, "s2": 2, "s3": 3, "s4": 4},
+          "links": [{"a": "s1", "a_port": 10, "b": "s2", "b_port": 10},
+                    {"a": "s1", "a_port": 11, "b": "s3", "b_port": 10},
+                    {"a": "s2", "a_port": 11, "b": "s4", "b_port": 10},
+                    {"a": "s3", "a_port": 11, "b": "s4", "b_port": 11}],
+          "attachments": [{"name": "h1", "switch": "s1", "port": 1},
+                          {"name": "A", "switch": "s2", "port": 1},
+                          {"name": "h2", "switch": "s4", "port": 1}]}
+GRAPH = {"name": "fg1", "hops": ["h1", "A", "h2"],
+         "match": {"ip_proto": 17, "udp_dst": 5000}}
+
+
+class Datapath:
+    """A connected switch as os-ken hands it to handlers: its id, OpenFlow 1.3 modules, and
+    the messages sent to it."""
+
+    def __init__(self, dpid: int):
+        self.id, self.ofproto, self.ofproto_parser = dpid, ofproto_v1_3, ofproto_v1_3_parser
+        self.sent: list = []
+        self.xid = 0
+
+    def set_xid(self, msg):
+        self.xid += 1
+        msg.set_xid(self.xid)
+        return self.xid
+
+    def send_msg(self, msg):
+        self.sent.append(msg)
+
+
+@pytest.fixture
+def controller(tmp_path, monkeypatch):
+    """The controller application and an httpx client of its northbound."""
+    port = free_port()
+    cfg = tmp_path / "controller.json"
+    cfg.write_text(json.dumps({"wiring": WIRING, "of_port": free_port(), "api_port": port}))
+    monkeypatch.setenv(controller_app.CONFIG_ENV, str(cfg))
+    ctl = controller_app._build_app()()
+    client = NorthboundClient(f"http://127.0.0.1:{port}", timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.health()
+            break
+        except ControllerError:
+            assert time.monotonic() < deadline, "northbound did not answer"
+            time.sleep(0.02)
+    yield ctl, client
+    client.close()
+    ctl.close()
+
+
+def _samples(text: str) -> dict:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_northbound_routes_answer_json_and_refuse_with_the_reason(controller):
+    """A graph is installed, read, listed and removed over HTTP; an unknown graph is 404, a
+    graph naming an unknown hop 400, a method a route lacks 405, an unknown path 404, a
+    name outside the allowed characters 404 — each refusal says why."""
+    _ctl, c = controller
+    view = c.put_graph(GRAPH)
+    assert view["paths"] == [["s1", "s2"], ["s2", "s4"]] and view["status"] == "ok"
+    assert c.graph("fg1")["spec"]["hops"] == ["h1", "A", "h2"]
+    assert list(c.graphs()) == ["fg1"]
+    assert c.health() == {"switches": 4, "connected": 0, "ready": 0}
+    assert {a["name"] for a in c.topology()["attachments"]} == {"h1", "A", "h2"}
+    cases = [(("GET", "/v1/graphs/nope"), "no forwarding graph 'nope'; graphs: fg1"),
+             (("PUT", "/v1/graphs/bad", {"name": "bad", "hops": ["h1", "zz"]}),
+              "unknown hop(s) 'zz'"),
+             (("PUT", "/v1/graphs/x", {"name": "y", "hops": ["h1", "h2"]}),
+              "graph name in the path (x) and body differ"),
+             (("POST", "/v1/graphs/fg1", {}), "no route POST /v1/graphs/fg1"),
+             (("GET", "/v1/nothing"), "no route GET /v1/nothing"),
+             (("GET", "/v1/graphs/a%20b"), "should match pattern")]
+    for args, why in cases:
+        with pytest.raises(ControllerError, match="controller refused") as err:
+            c.request(*args)
+        assert why in str(err.value), (args, str(err.value))
+    r = c._http.get("/v1/graphs/nope")
+    assert (r.status_code, r.json()) == (404, {"error": "no forwarding graph 'nope'; "
+                                                        "graphs: fg1"})
+    assert c._http.post("/v1/graphs/fg1", json={}).status_code == 405
+    assert c._http.put("/v1/graphs/bad", json={"name": "bad", "hops": ["h1", "zz"]}) \
+        .status_code == 400
+    assert c._http.put("/v1/graphs/bad", content=b"{not json").status_code == 400
+    c.delete_graph("fg1")
+    assert c.graphs() == {}
+
+
+def test_metrics_count_the_flow_mods_sent_and_time_the_reaction_to_a_port_status(controller):
+    """/metrics counts, by type, every flow and group mod that connecting switches and a
+    reroute sent (equal to what the datapaths received), counts the port status by reason
+    and link state, observes one reaction time for it, and reports switches and graphs."""
+    ctl, c = controller
+    c.put_graph(GRAPH)
+    dps = {dpid: Datapath(dpid) for dpid in WIRING["switches"].values()}
+    for dp in dps.values():
+        ctl.switch_features(SimpleNamespace(msg=SimpleNamespace(datapath=dp)))
+    ofp = ofproto_v1_3
+    desc = SimpleNamespace(port_no=10, state=ofp.OFPPS_LINK_DOWN, config=0)
+    before = sum(len(dp.sent) for dp in dps.values())
+    ctl.port_status(SimpleNamespace(msg=SimpleNamespace(
+        datapath=dps[1], desc=desc, reason=ofp.OFPPR_MODIFY)))
+    assert sum(len(dp.sent) for dp in dps.values()) > before   # the reroute sent something
+    s = _samples(c.metrics())
+    sent: dict[str, int] = {}
+    for dp in dps.values():
+        for msg in dp.sent:
+            if isinstance(msg, ofproto_v1_3_parser.OFPFlowMod):
+                kind = {ofp.OFPFC_ADD: "flow_add", ofp.OFPFC_DELETE: "flow_delete",
+                        ofp.OFPFC_DELETE_STRICT: "flow_delete"}[msg.command]
+            elif isinstance(msg, ofproto_v1_3_parser.OFPGroupMod):
+                kind = {ofp.OFPGC_ADD: "group_add", ofp.OFPGC_MODIFY: "group_modify",
+                        ofp.OFPGC_DELETE: "group_delete"}[msg.command]
+            else:
+                continue
+            sent[kind] = sent.get(kind, 0) + 1
+    counted = {dict(k[1])["type"]: int(v) for k, v in s.items()
+               if k[0] == "testbed_controller_flow_mods_total" and v}
+    assert counted == sent
+    assert counted["flow_delete"] >= 4 and counted["group_delete"] >= 4  # one sync each
+    assert s[("testbed_controller_port_status_total",
+              (("link", "down"), ("reason", "modify")))] == 1
+    assert s[("testbed_controller_port_status_total",
+              (("link", "up"), ("reason", "modify")))] == 0
+    assert s[("testbed_controller_reaction_seconds_count", (("link", "down"),))] == 1
+    assert 0 < s[("testbed_controller_reaction_seconds_sum", (("link", "down"),))] < 5
+    assert s[("testbed_controller_switches", (("state", "connected"),))] == 4
+    assert s[("testbed_controller_switches", (("state", "ready"),))] == 0  # no barrier reply
+    assert s[("testbed_controller_graphs", ())] == 1
+
+
+def test_the_controller_dashboard_queries_only_metrics_the_controller_exports(controller):
+    """Every metric named in dashboards/grafana-controller.json is a sample name the
+    controller's /metrics serves (so the dashboard cannot drift from the exporter)."""
+    _ctl, c = controller
+    served = {name for name, _labels in _samples(c.metrics())}
+    dash = json.loads((ROOT / "dashboards" / "grafana-controller.json").read_text())
+    used = {m for p in dash["panels"] for t in p["targets"]
+            for m in re.findall(r"\btestbed_controller_[a-z_]+", t["expr"])}
+    assert len(used) >= 5 and used <= served, used - served
