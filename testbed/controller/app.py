@@ -123,7 +123,8 @@ def _build_app():
             self.datapaths: dict[int, object] = {}   # connected and reconciled
             self.ready: set[int] = set()
             # xid -> (threading.Event, or a function called with the replies; replies)
-            self.pending: dict[int, tuple[object, list]] = {}
+            # multipart requests awaiting replies, by (dpid, xid): xids count per switch
+            self.pending: dict[tuple[int, int], tuple[object, list]] = {}
             # Connection learning (see switch_connected): dpid -> what was read so far
             self.syncs: dict[int, _Sync] = {}
             self.reported: set[int] = set()      # switches whose ports were learned
@@ -316,22 +317,23 @@ def _build_app():
             """Send a multipart request; ``done(replies)`` runs on the event loop once
             all its replies are in (no waiting: handlers must not block)."""
             dp.set_xid(req)
-            self.pending[req.xid] = (done, [])
+            self.pending[(dp.id, req.xid)] = (done, [])
             dp.send_msg(req)
 
         def request(self, dp, req, timeout: float = 5.0) -> list:
             """Send a multipart request and wait (a northbound thread) for all its replies."""
             dp.set_xid(req)
             ev = threading.Event()
-            self.pending[req.xid] = (ev, [])
+            self.pending[(dp.id, req.xid)] = (ev, [])
             dp.send_msg(req)
             ev.wait(timeout)
-            _ev, replies = self.pending.pop(req.xid, (None, []))
+            _ev, replies = self.pending.pop((dp.id, req.xid), (None, []))
             return replies
 
         def _reply(self, ev) -> None:
             msg = ev.msg
-            entry = self.pending.get(msg.xid)
+            key = (msg.datapath.id, msg.xid)
+            entry = self.pending.get(key)
             if entry is None:
                 return
             event, replies = entry
@@ -340,7 +342,7 @@ def _build_app():
                 if isinstance(event, threading.Event):
                     event.set()
                 else:
-                    del self.pending[msg.xid]
+                    del self.pending[key]
                     event(replies)
 
         # ---- OpenFlow events ----------------------------------------------------------
