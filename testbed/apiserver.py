@@ -17,7 +17,9 @@ class ApiServer:
     """``app`` served on ``host``:``port`` (0: any free port) until ``shutdown``."""
 
     def __init__(self, app, port: int = 0, host: str = "127.0.0.1", name: str = "api"):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto given: asyncio sets TCP_NODELAY on accepted connections only when their
+        # proto is IPPROTO_TCP (with 0, every response waited ~40 ms for delayed ACKs)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.sock.listen(128)
