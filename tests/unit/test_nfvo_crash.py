@@ -49,12 +49,12 @@ class Points:
             raise Crash(f"crash point {self.n}: {what}")
 
 
-class CrashingDriver(FakeDriver):
-    """The fake NFVI with a crash point before and after every call that changes it."""
+class CrashPointsMixin:
+    """A crash point (``self.points.tick``) before and after every call that changes the
+    NFVI; mixed into an NFVI driver (the fake one here, ``RemoteDriver`` in
+    test_nfvo_sigkill)."""
 
-    def __init__(self, points: Points):
-        super().__init__()
-        self.points = points
+    points: Points
 
     def _around(self, name, fn, *args):
         self.points.tick(f"before {name}{args[:1]}")
@@ -77,6 +77,14 @@ class CrashingDriver(FakeDriver):
 
     def delete_graph(self, name):
         return self._around("delete_graph", super().delete_graph, name)
+
+
+class CrashingDriver(CrashPointsMixin, FakeDriver):
+    """The fake NFVI with a crash point before and after every call that changes it."""
+
+    def __init__(self, points: Points):
+        super().__init__()
+        self.points = points
 
 
 def _crash_at_commits(nfvo: NFVO, points: Points) -> None:
@@ -242,11 +250,17 @@ def crash(bed: Bed, n: NFVO, k: int, fn) -> bool:
     return False
 
 
+def _crash_in_process(bed: Bed, n: NFVO, k: int, name: str) -> bool:
+    return crash(bed, n, k, OPERATIONS[name][1])
+
+
 def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str,
-              k2: int | None = None) -> bool:
+              k2: int | None = None, die=_crash_in_process) -> bool:
     """Crash ``name`` at point ``k``, restart, recover by ``mode`` (if ``k2``: crash the
     recovery at its point ``k2``, restart, recover again by ``mode``), check, follow up.
-    Returns False when there was nothing to crash at ``k2``."""
+    ``die(bed, n, k, name)`` runs the operation on NFVO ``n`` (closing it) so that it dies
+    at point ``k``, and returns whether it did. Returns False when there was nothing to
+    crash at ``k2``."""
     operation = OPERATIONS[name][1]
     bed.load(base)
     before = set(bed.drv.instances)
@@ -254,7 +268,7 @@ def run_point(bed: Bed, base: tuple, name: str, k: int, mode: str,
         prior_ops = {r["id"] for r in st.list_op_occs()}
     n = bed.nfvo(reconcile=False)
     before_live = _live(n) if name != "INSTANTIATE" else {}
-    assert crash(bed, n, k, operation)
+    assert die(bed, n, k, name)
 
     n = bed.nfvo()                                  # the restart: reconciliation runs
     op = _ns_op(n)
