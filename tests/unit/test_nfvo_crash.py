@@ -6,8 +6,9 @@ A crash point is a place between two durable effects: before each store commit (
 does not land), and before and after each call that changes the NFVI (create, delete or
 restart an instance, put or delete a graph). The crash is a ``BaseException`` raised there,
 which the NFVO's ``except Exception`` handlers do not catch, as a SIGKILL would not let them
-run; the fake NFVI keeps what it holds, as the real one outlives the NFVO process. The real
-SIGKILL under ``testbed up`` is tests/integration/test_nfvo_restart.py.
+run; the fake NFVI keeps what it holds, as the real one outlives the NFVO process. A real
+SIGKILL of an NFVO process at every crash point is tests/unit/test_nfvo_sigkill.py; under
+``testbed up``, tests/integration/test_nfvo_restart.py.
 """
 from __future__ import annotations
 
