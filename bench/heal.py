@@ -21,7 +21,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,31 +30,14 @@ SHORT = {"vnf_crash": "crash", "vnf_hang": "hang", "compute_down": "node"}
 
 def run_once(kind: str, reps: int, gap: float, seed: int, results: Path) -> list[dict]:
     """Run the scenario once (waiting for a free emulation slot); its per-fault rows."""
-    from testbed.emulator import registry
-    from testbed.errors import TestbedError
-    from testbed.experiment.engine import run_scenario
+    from exclusive import run_exclusive  # bench/ is the script's folder: on sys.path
+
     from testbed.experiment.results import load_run, summarize
 
     first = 4.0
     duration = first + reps * gap
-    for attempt in range(60):
-        while registry.live_runs():
-            time.sleep(2)
-        try:
-            run_dir = run_scenario(SCENARIO, seed=seed, duration=duration,
-                                   overrides={"kind": kind, "reps": reps, "gap": gap,
-                                              "first": first},
-                                   results_dir=results)
-            break
-        except TestbedError as exc:
-            # another process's run took the slot, or the busy machine failed the run's
-            # start (e.g. a switch late to connect): say so and run it again
-            if attempt == 59 or ("another testbed run is active" not in str(exc)
-                                 and attempt >= 2):
-                raise
-            if "another testbed run is active" not in str(exc):
-                print(f"  (run failed, repeated: {str(exc).splitlines()[0][:160]})",
-                      flush=True)
+    run_dir = run_exclusive(SCENARIO, seed=seed, duration=duration, results=results,
+                            overrides={"kind": kind, "reps": reps, "gap": gap, "first": first})
     summary = summarize(load_run(run_dir))
     health = summary["emulation"]
     rows = []

@@ -21,7 +21,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,28 +29,12 @@ SCENARIO = ROOT / "scenarios" / "autoscale_flash_crowd.py"
 
 def run_once(seed: int, results: Path, duration: float) -> list[dict]:
     """One run (waiting for a free emulation slot); its scale-out rows."""
-    from testbed.emulator import registry
-    from testbed.errors import TestbedError
-    from testbed.experiment.engine import run_scenario
+    from exclusive import run_exclusive  # bench/ is the script's folder: on sys.path
+
     from testbed.experiment.results import load_run, summarize
 
-    for attempt in range(60):
-        while registry.live_runs():
-            time.sleep(2)
-        try:
-            run_dir = run_scenario(SCENARIO, seed=seed, duration=duration,
-                                   overrides={"at": 4.0, "hold": duration},
-                                   results_dir=results)
-            break
-        except TestbedError as exc:
-            # another process's run took the slot, or the busy machine failed the run's
-            # start (e.g. a switch late to connect): say so and run it again
-            if attempt == 59 or ("another testbed run is active" not in str(exc)
-                                 and attempt >= 2):
-                raise
-            if "another testbed run is active" not in str(exc):
-                print(f"  (run failed, repeated: {str(exc).splitlines()[0][:160]})",
-                      flush=True)
+    run_dir = run_exclusive(SCENARIO, seed=seed, duration=duration,
+                            overrides={"at": 4.0, "hold": duration}, results=results)
     summary = summarize(load_run(run_dir))
     rows = []
     for s in summary["scaling"]["steps"]:

@@ -39,6 +39,7 @@ import sys
 import time
 
 from testbed.programs.common import StopFlag, write_json_atomic
+from testbed.programs.vnf import checksum
 
 MAGIC = b"TBRF"
 TAG_LEN = 16
@@ -55,15 +56,6 @@ def _mac(text: str) -> bytes:
     if len(raw) != 6:
         raise ValueError(f"{text!r} is not a MAC address")
     return raw
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def marker(tag: str, seq: int) -> bytes:
@@ -91,7 +83,7 @@ def build_frame(*, dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, tag: st
         payload = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), seq & 0xFFFF, 0, 64, proto,
                      0, socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
     return eth + ip + payload
 
 

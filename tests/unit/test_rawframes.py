@@ -18,7 +18,7 @@ def test_untagged_udp_frame_layout():
     f = R.build_frame(**BASE, seq=7, sport=1234, dport=5001)
     assert f[:6] == bytes.fromhex("020000000010") and f[12:14] == b"\x08\x00"
     ip = f[14:34]
-    assert R._checksum(ip) == 0
+    assert R.checksum(ip) == 0
     assert socket.inet_ntoa(ip[12:16]) == "10.0.0.1" and ip[9] == 17
     assert struct.unpack("!HH", f[34:38]) == (1234, 5001)
     assert R.read_marker(f) == ("spoof", 7)
