@@ -521,20 +521,21 @@ class Emulation:
         """Remove a run-time host: its processes, its shell, its link and port (also one
         that ``add_host`` made only in part)."""
         h = self.host(name)
-        att = self.attachments.pop(name)
+        att = self.attachments.pop(name, None)
         if name in self._ctl_attached:
             self.ctl.delete_attachment(name)
             self._ctl_attached.discard(name)
         for proc, what in [pw for pw in self._procs if pw[1].startswith(f"{name}:")]:
             self._stop_proc(proc, what)
-        sw = self.switches[att.switch]
-        sp = sw.ports.pop(att.port)
-        vsctl(["--if-exists", "del-port", att.switch, sp.iface])
+        sp = self.switches[att.switch].ports.pop(att.port, None) if att else None
+        if sp is not None:
+            vsctl(["--if-exists", "del-port", att.switch, sp.iface])
         h.terminate()
         self._record.forget_process(h.pid)
         del self.hosts[name]
-        ip_batch([f"link del dev {sp.iface}"], force=True)
-        self._ifnames.discard(sp.iface)
+        if sp is not None:
+            ip_batch([f"link del dev {sp.iface}"], force=True)
+            self._ifnames.discard(sp.iface)
         self._ifnames.discard(self._host_ifaces.pop(name, ""))
         if self.cgroups is not None:
             self.cgroups.remove(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ def proc_start_time(pid: int) -> int | None:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+_SAVE_LOCK = threading.RLock()
 
 
 @dataclass
@@ -76,18 +80,24 @@ class RunRecord:
         return cls(processes=procs, **data)
 
     def save(self) -> None:
-        REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, self.path)
+        """Write the record atomically. Threads of one run (operations, faults, the NFVI's
+        watcher) save it concurrently: one at a time, each through a temporary file of its
+        own (a shared one was renamed away under another thread: ENOENT)."""
+        with _SAVE_LOCK:
+            REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(asdict(self), indent=1))
+            os.replace(tmp, self.path)
 
     def add_process(self, pid: int, what: str) -> None:
-        self.processes.append(ProcRecord(pid, proc_start_time(pid), what))
-        self.save()
+        with _SAVE_LOCK:
+            self.processes.append(ProcRecord(pid, proc_start_time(pid), what))
+            self.save()
 
     def forget_process(self, pid: int) -> None:
-        self.processes = [p for p in self.processes if p.pid != pid]
-        self.save()
+        with _SAVE_LOCK:
+            self.processes = [p for p in self.processes if p.pid != pid]
+            self.save()
 
     def owner_alive(self) -> bool:
         return (self.owner_start is not None

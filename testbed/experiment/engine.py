@@ -38,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import simpy.rt
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 PROBE_PORT, LOAD_PORT = 5001, 6001
 POLL_S = 0.01                 # how often a queued action looks whether its turn came
 INTERRUPT_WAIT_S = 30.0       # an NFVO restart waits this long for interrupted operations
+NFVO_START_ATTEMPTS = 3       # reconciliations a restarted NFVO tries before starting without
 MONITOR_EVERY_S = 0.5         # the NFVO's monitor polls the instances this often
 POLICY_EVERY_S = 0.5
 METRICS_EVERY_S = 1.0
@@ -537,11 +539,33 @@ class ScenarioRun:
             self.nfvo.close()
 
     def _start_nfvo(self) -> None:
+        """Start the new NFVO (it reconciles). A reconciliation that fails is tried again
+        (``NFVO_START_ATTEMPTS``, 1 s apart); if every attempt fails the NFVO starts without
+        reconciling, so the run goes on, and a note gives the error (its traceback is in
+        the log)."""
         with self._nfvo_lock:
-            self.nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+            nfvo, errors = None, []
+            for attempt in range(NFVO_START_ATTEMPTS):
+                try:
+                    nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock)
+                    break
+                except Exception as exc:
+                    log.exception("NFVO restart: reconciliation failed (attempt %d)",
+                                  attempt + 1)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    time.sleep(1.0)
+            if nfvo is None:
+                nfvo = NFVO(self.nfvi.driver, self.dir / "nfvo.db", clock=self.nfvi.clock,
+                            reconcile=False)
+            self.nfvo = nfvo
             self.nfvo.vim.subscribe("infra", self._on_infra_event)
             self.nfvi.start_monitoring(self.env, self.nfvo, MONITOR_EVERY_S)
-        self.event("recovered", target="nfvo", report="reconciled")
+        if errors:
+            self.event("note", text=f"NFVO restart: reconciliation failed {len(errors)} "
+                                    f"time(s): {'; '.join(errors)}")
+        self.event("recovered", target="nfvo",
+                   report="reconciled" if len(errors) < NFVO_START_ATTEMPTS else
+                   "started without reconciling")
         self._settle_failed_temp()
 
     def _settle_failed_temp(self, ns: str | None = None) -> None:
