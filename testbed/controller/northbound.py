@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from testbed.controller.documents import check_attachment
 from testbed.controller.specs import Attachment, ForwardingGraphSpec
 from testbed.errors import ControllerError, ForwardingGraphError
 
@@ -142,9 +143,10 @@ class Northbound:
             raise HTTPError(400, f"attachment name in the path ({name}) and body differ")
         payload["name"] = name
         try:
-            att = Attachment(**payload)
-        except TypeError as exc:
-            raise HTTPError(400, f"bad attachment: {exc}") from None
+            doc = check_attachment(payload)
+        except ControllerError as exc:
+            raise HTTPError(400, str(exc)) from None
+        att = Attachment(doc.name, doc.switch, doc.port, doc.mac, doc.ip)
         if att.switch not in self.app.names:
             raise HTTPError(400, f"attachment {name}: unknown switch {att.switch!r}")
         with self.app.lock:

@@ -21,31 +21,20 @@ An L4 port is an int, or in the fabric's split classifier flows a ``(value, mask
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mano.classifiers import DEFAULT_PRECEDENCE, PRECEDENCE_MAX, PRECEDENCE_MIN
-from testbed.errors import ForwardingGraphError
+from mano.classifiers import DEFAULT_PRECEDENCE
+from testbed.controller.documents import ETH_TYPE_IPV4, check_graph
+
+__all__ = ["ETH_TYPE_IPV4", "Action", "Attachment", "Bucket", "Changes", "FlowSpec",
+           "ForwardingGraphSpec", "GroupSpec", "Hop", "Link", "Match", "sorted_match"]
 
 Action = tuple
 Match = tuple[tuple[str, Any], ...]
 
-ETH_TYPE_IPV4 = 0x0800
 GROUP_TYPES = ("ff", "select", "all", "indirect")
-# Classifier keys a forwarding graph may use: a subset of the IPv4 5-tuple.
-CLASSIFIER_KEYS = ("ip_proto", "ipv4_src", "ipv4_dst", "tcp_src", "tcp_dst", "udp_src", "udp_dst")
-_L4_PROTO = {"tcp_src": 6, "tcp_dst": 6, "udp_src": 17, "udp_dst": 17}
-_GRAPH_KEYS = ("name", "match", "hops", "protection", "priority", "rewrites")
-# A multi-instance hop (scale-out) lists at most this many instances: a split on the L4
-# source port takes at most 4 bits (16 masked flows), a select group at most 16 buckets.
-MAX_INSTANCES = 16
-# Cookies carry the segment in 16 bits (see logic.py).
-MAX_HOPS = 256
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Classifier priorities (a graph's precedence) stay below the transit/deliver flows (1000).
-MIN_PRIORITY, MAX_PRIORITY = PRECEDENCE_MIN, PRECEDENCE_MAX
 
 
 def sorted_match(match: Mapping[str, Any] | Match) -> Match:
@@ -187,106 +176,18 @@ class Link:
         return self.b if switch == self.a else self.a
 
 
-def _fail(name: object, message: str) -> ForwardingGraphError:
-    return ForwardingGraphError(f"forwarding graph {name!r}: {message}")
-
-
-def _ipv4_value(gname: object, key: str, value: Any) -> str | tuple[str, str]:
-    """Normalise an IPv4 match value: an address, a CIDR prefix or an (address, mask) pair."""
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        text = f"{value[0]}/{value[1]}"
-    elif isinstance(value, str):
-        text = value
-    else:
-        raise _fail(gname, f"match {key}={value!r} is not an IPv4 address or prefix")
-    try:
-        net = ipaddress.IPv4Network(text, strict=True)
-    except ValueError as e:
-        raise _fail(gname, f"match {key}={value!r} is not a valid IPv4 address or prefix ({e})")
-    if net.prefixlen == 32:
-        return str(net.network_address)
-    return (str(net.network_address), str(net.netmask))
-
-
-def _int_in(gname: object, what: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(gname, f"{what}={value!r} must be an integer {lo}..{hi}")
-    if not lo <= value <= hi:
-        raise _fail(gname, f"{what}={value} is out of range {lo}..{hi}")
-    return value
-
-
-def normalize_classifier(gname: object, match: Mapping[str, Any] | Match) -> Match:
-    """Validate a classifier (subset of the IPv4 5-tuple) and return it canonical."""
-    items = dict(match.items() if isinstance(match, Mapping) else match)
-    out: dict[str, Any] = {}
-    for key, value in items.items():
-        if key == "eth_type":
-            # Implied; tolerated when it says what is implied anyway.
-            if value != ETH_TYPE_IPV4:
-                raise _fail(gname, f"match eth_type={value!r}: only IPv4 (0x0800) is supported")
-            continue
-        if key not in CLASSIFIER_KEYS:
-            raise _fail(gname, f"unknown match key {key!r}; known keys: {', '.join(CLASSIFIER_KEYS)}")
-        if key == "ip_proto":
-            out[key] = _int_in(gname, "match ip_proto", value, 0, 255)
-        elif key.startswith("ipv4_"):
-            out[key] = _ipv4_value(gname, key, value)
-        else:
-            out[key] = _int_in(gname, f"match {key}", value, 0, 65535)
-    for key, proto in _L4_PROTO.items():
-        if key in out and out.get("ip_proto") != proto:
-            raise _fail(gname, f"match {key} needs ip_proto {proto} "
-                               f"(got {out.get('ip_proto', 'none')})")
-    return sorted_match(out)
-
-
 Hop = str | tuple[str, ...]
 
 
-def _normalize_hops(name: object, hops: Any) -> tuple[Hop, ...]:
-    if isinstance(hops, str) or not isinstance(hops, (list, tuple)):
-        raise _fail(name, f"hops must be a list of attachment names, got {hops!r}")
-    hops = tuple(hops)
-    if len(hops) < 2:
-        raise _fail(name, f"needs at least 2 hops (ingress and egress), got {list(hops)}")
-    if len(hops) > MAX_HOPS:
-        raise _fail(name, f"has {len(hops)} hops; at most {MAX_HOPS}")
-    out: list[Hop] = []
-    for k, h in enumerate(hops):
-        if isinstance(h, (list, tuple)):
-            if k in (0, len(hops) - 1):
-                end = "ingress" if k == 0 else "egress"
-                raise _fail(name, f"the {end} hop must be one attachment name, got {list(h)}; "
-                                  "only VNF hops may have several instances")
-            if not h:
-                raise _fail(name, f"hop {k} lists no instances")
-            if len(h) > MAX_INSTANCES:
-                raise _fail(name, f"hop {k} lists {len(h)} instances; at most {MAX_INSTANCES}")
-            for x in h:
-                if not isinstance(x, str) or not x:
-                    raise _fail(name, f"hop {k}: instance {x!r} is not an attachment name")
-            dups = sorted({x for x in h if list(h).count(x) > 1})
-            if dups:
-                raise _fail(name, f"hop {k} lists instance {dups[0]!r} twice")
-            out.append(tuple(sorted(h)))
-        elif isinstance(h, str) and h:
-            out.append(h)
-        else:
-            raise _fail(name, f"hop {h!r} is not an attachment name")
-    inst = [(h,) if isinstance(h, str) else h for h in out]
-    for i in range(len(inst) - 1):
-        both = sorted(set(inst[i]) & set(inst[i + 1]))
-        if both:
-            raise _fail(name, f"hop {both[0]!r} appears twice in a row (positions {i}, {i + 1})")
-    seen: dict[str, int] = {}
-    for i, names in enumerate(inst[:-1]):
-        for h in names:
-            if h in seen:
-                raise _fail(name, f"hop {h!r} is a source twice (positions {seen[h]} and {i}); "
-                                  "packets returning from it could not be told apart")
-            seen[h] = i
-    return tuple(out)
+def _as_mapping(match: Any) -> Any:
+    """A match given as ``(key, value)`` pairs (the canonical form) as a mapping; anything
+    else unchanged, for the document model to judge."""
+    if isinstance(match, (list, tuple)):
+        try:
+            return dict(match)
+        except (TypeError, ValueError):
+            return match
+    return dict(match) if isinstance(match, Mapping) else match
 
 
 @dataclass(frozen=True)
@@ -320,26 +221,12 @@ class ForwardingGraphSpec:
     rewrites: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        name = self.name
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
-            raise _fail(name, "name must match [A-Za-z0-9_.-]{1,64}")
-        object.__setattr__(self, "match", normalize_classifier(name, self.match))
-        hops = _normalize_hops(name, self.hops)
-        object.__setattr__(self, "hops", hops)
-        if not isinstance(self.protection, bool):
-            raise _fail(name, f"protection must be true or false, got {self.protection!r}")
-        _int_in(name, "priority", self.priority, MIN_PRIORITY, MAX_PRIORITY)
-        rw = self.rewrites
-        if isinstance(rw, str) or not isinstance(rw, (list, tuple)):
-            raise _fail(name, f"rewrites must be a list of VNF attachment names, got {rw!r}")
-        middle = {x for k in range(1, len(hops) - 1) for x in self.instances(k)}
-        for r in rw:
-            if not isinstance(r, str) or r not in middle:
-                raise _fail(name, f"rewrites: {r!r} is not an instance of a VNF hop; "
-                                  f"VNF hops: {', '.join(sorted(middle)) or 'none'}")
-        if len(set(rw)) != len(rw):
-            raise _fail(name, f"rewrites lists an attachment twice: {list(rw)}")
-        object.__setattr__(self, "rewrites", tuple(sorted(rw)))
+        doc = check_graph({"name": self.name, "match": _as_mapping(self.match),
+                           "hops": self.hops, "protection": self.protection,
+                           "priority": self.priority, "rewrites": self.rewrites})
+        object.__setattr__(self, "match", doc.match.pairs())
+        object.__setattr__(self, "hops", doc.hops)
+        object.__setattr__(self, "rewrites", tuple(sorted(doc.rewrites)))
 
     def instances(self, k: int) -> tuple[str, ...]:
         """The attachment names of hop ``k`` (one, unless it is a scaled-out VNF)."""
@@ -352,27 +239,12 @@ class ForwardingGraphSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ForwardingGraphSpec:
-        """Parse the northbound JSON form; raises ForwardingGraphError naming the problem."""
-        if not isinstance(d, Mapping):
-            raise ForwardingGraphError(f"forwarding graph must be an object, got {d!r}")
-        gname = d.get("name")
-        for key in d:
-            if key not in _GRAPH_KEYS:
-                raise _fail(gname, f"unknown key {key!r}; known keys: {', '.join(_GRAPH_KEYS)}")
-        for key in ("name", "hops"):
-            if key not in d:
-                raise _fail(gname, f"missing key {key!r}")
-        match = d.get("match", {})
-        if not isinstance(match, Mapping):
-            raise _fail(gname, f"match must be an object, got {match!r}")
-        return cls(
-            name=d["name"],
-            match=match,  # type: ignore[arg-type]  # normalised in __post_init__
-            hops=d["hops"],
-            protection=d.get("protection", False),
-            priority=d.get("priority", DEFAULT_PRECEDENCE),
-            rewrites=d.get("rewrites", ()),
-        )
+        """Parse the northbound JSON form (:class:`~testbed.controller.documents.GraphDocument`);
+        raises ForwardingGraphError naming the graph, the field path, the value and what is
+        valid."""
+        doc = check_graph(d)
+        return cls(name=doc.name, match=doc.match.pairs(), hops=doc.hops,
+                   protection=doc.protection, priority=doc.priority, rewrites=doc.rewrites)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: multi-instance hops as sorted lists; "rewrites" only when set."""

@@ -110,6 +110,33 @@ def test_northbound_routes_answer_json_and_refuse_with_the_reason(controller):
     assert c.graphs() == {}
 
 
+def test_northbound_refuses_bad_attachment_and_graph_fields_naming_path_and_value(controller):
+    """A PUT attachment or graph whose fields have the wrong type or range is refused with
+    400, the message naming the document, the field path, the value and what is valid; the
+    refused attachment is not added, a good one is."""
+    ctl, c = controller
+    cases = [({"switch": "s2", "port": "3"},
+              "attachment 'B': port: expected an integer 1..4294967040, got '3'"),
+             ({"switch": "s2", "port": 3, "mac": "02:00:00:00:00"},
+              "attachment 'B': mac: expected a MAC address like 02:00:00:00:00:01"),
+             ({"switch": "s2", "port": 3, "ip": "10.0.0.256"},
+              "attachment 'B': ip: '10.0.0.256' is not a valid IPv4 address"),
+             ({"switch": "s2", "port": 3, "vlan": 5}, "attachment 'B': vlan: unknown key 'vlan'"),
+             ({"port": 3}, "missing required key 'switch'; required: name, switch, port")]
+    for body, why in cases:
+        r = c._http.put("/v1/attachments/B", json=body)
+        assert r.status_code == 400 and why in r.json()["error"], (body, r.json())
+    assert "B" not in ctl.fabric.attachments()
+    c.put_attachment({"name": "B", "switch": "s3", "port": 3, "mac": "02:00:00:00:00:0b",
+                      "ip": "10.0.0.11"})
+    assert ctl.fabric.attachments()["B"].port == 3
+    r = c._http.put("/v1/graphs/fg2", json={"name": "fg2", "hops": ["h1", "B", "h2"],
+                                            "match": {"ip_proto": 17, "udp_dst": 70000}})
+    assert (r.status_code, r.json()) == (400, {"error": "forwarding graph 'fg2': match.udp_dst: "
+                                                        "expected an integer 0..65535, got 70000"})
+    assert c.graphs() == {}
+
+
 def _answer_connect_requests(ctl, dps: dict) -> None:
     """Answer what each connecting switch was asked (port description: every wired port
     up; flows and groups: none, an empty switch), as the event loop would."""

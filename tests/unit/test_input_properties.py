@@ -1,7 +1,8 @@
 """Property tests (hypothesis): bad input never gives a traceback. Over topology files,
 scenario parameters (``--set key=value``) and the controller's northbound JSON
-(``ForwardingGraphSpec.from_dict``), whatever the input holds, the result is a value or
-the surface's own error naming the field and the value, never another exception.
+(``ForwardingGraphSpec.from_dict``, the attachment document), whatever the input holds,
+the result is a value or the surface's own error naming the field and the value, never
+another exception.
 (Descriptors: ``test_descriptor_properties.py``; the NFVO's API: ``test_nbi_schemathesis.py``.)
 """
 from __future__ import annotations
@@ -17,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testbed import errors
+from testbed.controller.documents import check_attachment
 from testbed.controller.specs import ForwardingGraphSpec
-from testbed.errors import ForwardingGraphError, TopologyError
+from testbed.errors import ControllerError, ForwardingGraphError, TopologyError
 from testbed.experiment.engine import load_scenario
 from testbed.topology import load_topology
 
@@ -189,3 +191,20 @@ def test_northbound_graph_json_gives_a_spec_or_a_graph_error(doc):
         ForwardingGraphSpec.from_dict(doc)
     except ForwardingGraphError as exc:
         assert str(exc)
+
+
+ATTACHMENT = {"name": "fw_1", "switch": "s1", "port": 3, "mac": "02:00:00:00:00:01",
+              "ip": "10.0.0.1"}
+
+
+@given(doc=mutated([ATTACHMENT]) | VALUES)
+def test_northbound_attachment_json_gives_a_document_or_a_controller_error(doc):
+    """Any JSON body of ``PUT /v1/attachments/NAME`` checks to a document or raises a
+    ControllerError naming the field (the handler's 400), never another exception."""
+    doc = json.loads(json.dumps(doc, allow_nan=True))
+    try:
+        att = check_attachment(doc)
+    except ControllerError as exc:
+        assert str(exc).startswith("attachment")
+    else:
+        assert isinstance(att.port, int) and 1 <= att.port
