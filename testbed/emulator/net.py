@@ -672,7 +672,7 @@ def remove_tagged(run_id: str) -> None:
     Bridges go first, without waiting for ovs-vswitchd to reconfigure (``--no-wait``);
     then the links, as one interface group. Port by port, the same took 15 s at k=8.
     """
-    brs = tagged_bridges().get(run_id, [])
+    brs = tagged_bridges(strict=True).get(run_id, [])
     args: list[str] = ["--no-wait"]
     for b in brs:
         args += ["--", "--if-exists", "del-br", b]
@@ -692,6 +692,15 @@ def remove_tagged(run_id: str) -> None:
             time.sleep(0.05)
     if brs:
         raise EmulationError(f"ovs-vswitchd did not remove bridges {brs[:5]} within 120 s")
+    # the --no-wait deletion is not checked (check=False): a bridge still in the database
+    # (ovs-vsctl failed, e.g. timed out on a busy machine) is deleted again, waiting and
+    # checked, so the next run does not find "a bridge named c1 already exists"
+    left = tagged_bridges(strict=True).get(run_id, [])
+    if left:
+        vsctl([a for b in left for a in ("--", "--if-exists", "del-br", b)])
+        left = tagged_bridges(strict=True).get(run_id, [])
+        if left:
+            raise EmulationError(f"Open vSwitch still has bridges {left[:5]} of run {run_id}")
 
 
 def link_group(run_id: str) -> int:
@@ -713,12 +722,16 @@ def tagged_links() -> dict[str, list[str]]:
     return out
 
 
-def tagged_bridges() -> dict[str, list[str]]:
-    """OVS bridges carrying the testbed's run tag, by run id."""
+def tagged_bridges(*, strict: bool = False) -> dict[str, list[str]]:
+    """OVS bridges carrying the testbed's run tag, by run id. ``strict`` (tear-down): wait
+    up to 60 s for ovs-vsctl and raise ``EmulationError`` if it fails, instead of answering
+    "none" (a busy ovs-vswitchd made the 10 s listing time out and a run leave its bridges)."""
     try:
         text = vsctl(["--format=csv", "--data=bare", "--no-headings", "--columns=name,external_ids",
-                      "list", "bridge"], timeout=10)
+                      "list", "bridge"], timeout=60 if strict else 10)
     except EmulationError:
+        if strict:
+            raise
         return {}
     out: dict[str, list[str]] = {}
     for line in text.splitlines():

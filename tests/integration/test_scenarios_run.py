@@ -103,8 +103,9 @@ def test_one_seed_gives_one_concrete_timeline(tmp_path):
     a, b, c = timelines
     assert a == b and a["faults"] and a["faults"] != c["faults"]
     assert {f["kind"] for f in a["faults"]} & {"link_down", "vnf_crash", "vnf_hang"}
-    assert all(f["target"] != "auto" and "/" in f["target"] or "-" in f["target"]
-               for f in a["faults"])
+    assert all(f["target"] != "auto" for f in a["faults"])
+    assert all("/" in f["target"] for f in a["faults"] if f["kind"] in ("vnf_crash", "vnf_hang"))
+    assert all("-" in f["target"] for f in a["faults"] if f["kind"] == "link_down")
 
 
 BAD = '''
