@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testbed.controller.process import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 VNFD = ROOT / "descriptors" / "vnfd"
 NSD = ROOT / "descriptors" / "nsd"
 PROMETHEUS = shutil.which("prometheus")
 SCRAPE_S = 1
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cli(state, *args, timeout=300):
@@ -46,7 +41,7 @@ class Prometheus:
         (folder / "prometheus.yml").write_text(
             f"global:\n  scrape_interval: {SCRAPE_S}s\n  evaluation_interval: {SCRAPE_S}s\n"
             f"scrape_configs:\n{jobs}")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         with open(folder / "prometheus.log", "wb") as logf:
             proc = subprocess.Popen(
@@ -110,7 +105,7 @@ def test_prometheus_server_scrapes_the_testbed_and_sees_an_instantiation(tmp_pat
     in the duration histogram, its three VNFC instances up, one forwarding graph held by the
     controller and more flow_add mods counted than before; every query of the two Grafana
     dashboards evaluates on the server."""
-    state, nbi_port = tmp_path / "state", _free_port()
+    state, nbi_port = tmp_path / "state", free_port()
     up = subprocess.Popen([sys.executable, "-m", "testbed.cli", "up", "--state", str(state),
                            "--nbi-port", str(nbi_port)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
