@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import subprocess
 
 from testbed.errors import KernelFeatureMissing
@@ -56,6 +57,37 @@ def require_netem(why: str) -> None:
             f"have (modprobe sch_netem failed and 'tc qdisc add ... netem' is refused). "
             f"Remove delay_ms/loss_pct from the topology's links, or run on a machine whose "
             f"kernel has sch_netem (the Vagrant VM does).")
+
+
+def require_ovs() -> None:
+    """Raise KernelFeatureMissing unless Open vSwitch runs: ovsdb-server accepts a
+    connection on its socket and ovs-vswitchd's pid file names a live process, both in
+    ``$OVS_RUNDIR`` (default /var/run/openvswitch), as OVS's own tools look for them.
+    Without this check a stopped OVS shows up later as a raw ``ovs-vsctl`` error (database
+    connection refused) or as a bridge creation that hangs. Costs well under 1 ms."""
+    rundir = os.environ.get("OVS_RUNDIR", "/var/run/openvswitch")
+    how = ("Start it with '/usr/share/openvswitch/scripts/ovs-ctl start' (scripts/install.sh "
+           "does this), or 'systemctl start openvswitch-switch' where systemd runs.")
+    sock = os.path.join(rundir, "db.sock")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(sock)
+    except BlockingIOError:
+        pass                        # a listener with a full backlog: running, but busy
+    except OSError as e:
+        raise KernelFeatureMissing(
+            f"Open vSwitch is not running on this machine: its database server does not "
+            f"answer on {sock} ({e.strerror or e}). {how}") from None
+    pidfile = os.path.join(rundir, "ovs-vswitchd.pid")
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError) as e:
+        raise KernelFeatureMissing(
+            f"Open vSwitch's switch daemon ovs-vswitchd is not running on this machine "
+            f"(pid file {pidfile}: {getattr(e, 'strerror', None) or e}). {how}") from None
 
 
 def choose_datapath(requested: str = "auto") -> str:

@@ -176,6 +176,7 @@ class Emulation:
         self.topology.validate()
         if self.topology.needs_netem():
             features.require_netem(f"topology {self.topology.name!r} (links with delay or loss)")
+        features.require_ovs()
         others = registry.live_runs()
         if others:
             raise EmulationError(
