@@ -469,7 +469,9 @@ class ScenarioRun:
         end = f["at"] + f["duration"]
         if end >= self.sc.duration:
             return          # undone by the settle phase
-        yield env.timeout(self.start + end - env.now)
+        # applying may outlast the fault (on the emulated NFVI a fault primitive waits for
+        # a restarting controller): then it is undone at once, and its drift says how late
+        yield env.timeout(max(0.0, self.start + end - env.now))
         if f["id"] in self.active_undos:
             yield from self._undo_proc(env, f["id"], undo, planned=end)
 
@@ -478,9 +480,12 @@ class ScenarioRun:
             return
         drift = self._drift(env, "fault") if planned is not None else 0.0
         f = next(x for x in self.faults if x["id"] == fid)
+        # late_ms: how long after its planned end the fault was undone on the run's clock
+        # (> 0 only when applying it outlasted it; drift_ms is the loop's own lateness)
+        late = 0.0 if planned is None else max(0.0, env.now - self.start - planned) * 1000
         self.event("fault_end", fault=f["kind"], target=f["target"], id=fid,
                    planned_t=round(env.now - self.start if planned is None else planned, 4),
-                   drift_ms=round(drift, 3))
+                   drift_ms=round(drift, 3), late_ms=round(late, 3))
         fut = yield from self.nfvi.call(env, undo)
         try:
             fut.result()
