@@ -10,6 +10,8 @@ else escaping is a bug.
 class TestbedError(Exception):
     """Base of every error the testbed raises on purpose."""
 
+    __test__ = False       # a name starting "Test": pytest must not try to collect it
+
 
 class TopologyError(TestbedError):
     """Bad topology data; the message names the file, node/edge, quirk and what to do."""

@@ -37,11 +37,12 @@ def _wait_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
-    """Stop the processes this test started, by their recorded pids."""
+    """Stop the processes this test started, by their recorded pids: the workers first,
+    each waited for, and the scheduler last (a worker told to stop while its scheduler is
+    going away waits ~20 s trying to reach it)."""
     for p in reversed(procs):
         if p.poll() is None:
             os.kill(p.pid, signal.SIGTERM)
-    for p in reversed(procs):
         try:
             p.wait(timeout=20)
         except subprocess.TimeoutExpired:
