@@ -1,5 +1,6 @@
-"""ETSI GS NFV-SOL 006 (YANG) descriptors in YAML, as OSM writes them, and the model
-written back in that form (``to_sol006``).
+"""ETSI GS NFV-SOL 006 (YANG) descriptors in YAML: strict SOL006 3.x (as
+``sol006_write`` writes it) and OSM's variant (SOL006 2.x's NFP layout, as ``osm_write``
+and OSM write it).
 
 Read (descriptors/README.md, "ETSI SOL006 / OSM"):
 
@@ -12,8 +13,10 @@ Read (descriptors/README.md, "ETSI SOL006 / OSM"):
   several); its positions (OSM's ``position-desc-id``, SOL006 3.x's ``position-desc``):
   ``cp-profile-id`` / ``constituent-profile-elements`` in ``order``, or
   ``nfp-position-element-id`` -> ``nfp-position-element`` (``vnf-profile-id``, or
-  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` the
-  classifier.
+  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` (OSM)
+  or else the nfpd's ``rule`` (3.x; ``sol006_write.RULE_KEYS``) the classifier;
+- the testbed's own keys (``nfv-testbed:...``) in SOL006's key-value lists: the vCPU
+  share, memory in MiB, the program's parameters, healing (``sol006_write``).
 
 Documents may be ``{vnfd: {...}}``, ``{nsd: {nsd: [...]}}`` (OSM), ``{nsd: {...}}``, the
 module-qualified ``etsi-nfv-vnfd:vnfd``/``etsi-nfv-nsd:nsd``, or ``{nfv: {vnfd: [...],
@@ -21,7 +24,9 @@ nsd: [...]}}``.
 """
 from __future__ import annotations
 
+import json
 import math
+import re
 
 from mano.descriptors.nsd import NSD
 from mano.descriptors.readers.common import (
@@ -36,11 +41,18 @@ from mano.descriptors.readers.common import (
     protocol,
     vnfd_id_for,
 )
-from mano.descriptors.vnfd import VNFD
+from mano.descriptors.readers.sol006_write import EXT, RULE_KEYS
+from mano.descriptors.vnfd import HEALING_MODES, VNFD
+from mano.descriptors.vnfd import METRICS as MODEL_METRICS
 
 METRICS = {"cpu_utilization": "cpu_util", "cpu_util": "cpu_util",
            "packets_received": "packets_rate", "packets_sent": "packets_rate",
-           "bytes_received": "bytes_rate", "bytes_sent": "bytes_rate"}
+           "bytes_received": "bytes_rate", "bytes_sent": "bytes_rate",
+           **{EXT + m: m for m in MODEL_METRICS}}
+# the lcm-operations-configuration parameters the testbed itself writes and reads
+OWN_LCM_KEYS = {"heal-vnf-op-config": ("healing-mode", "max-restarts"),
+                "create-snapshot-vnf-op-config": ("snapshots",),
+                "revert-to-snapshot-vnf-op-config": ("snapshots",)}
 
 
 def documents(data, name: str) -> list[tuple[str, Node]]:
@@ -83,6 +95,13 @@ def _by_id(n: Node) -> dict[str, Node]:
     return {e.need("id").need_text(): e for e in n.elems()}
 
 
+def _own(kvs: Node) -> dict[str, Node]:
+    """The value nodes of the testbed's own entries (``nfv-testbed:<name>``) of a SOL006
+    key-value list, by name."""
+    return {e.need("key").need_text()[len(EXT):]: e.get("value")
+            for e in kvs.elems() if (e.get("key").text() or "").startswith(EXT)}
+
+
 # ------------------------------------------------------------------------ VNFD
 def read_vnfd(d: Node) -> VNFD:
     """One SOL006 VNFD (one VDU) as a ``VNFD``."""
@@ -104,16 +123,34 @@ def read_vnfd(d: Node) -> VNFD:
         vdu.get("virtual-compute-desc").fail(f"unknown virtual-compute-desc {cref!r}; "
                                              f"known: {', '.join(computes) or 'none'}")
     comp = computes[cref]
-    vcpu = comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1)
+    vcpu = float(comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1))
+    share = _own(comp.get("virtual-cpu").get("vdu-cpu-requirements")).get("vcpu")
+    if share is not None:
+        exact = share.number()
+        if exact is None or exact > vcpu:
+            share.fail(f"{share.value!r}: expected the share of the {vcpu:g} virtual "
+                       f"CPU(s) the VNF may use, a number > 0 and <= {vcpu:g}")
+        vcpu = exact
     mem_gb = comp.get("virtual-memory").need("size").number()
+    memory_mb = math.ceil(mem_gb * 1024)
+    mib = _own(comp.get("virtual-memory").get("vdu-mem-requirements")).get("memory-mb")
+    if mib is not None:
+        memory_mb = mib.integer(ge=1)
+        if memory_mb > mem_gb * 1024:
+            mib.fail(f"{memory_mb} MiB is more than the virtual memory size {mem_gb} GB; "
+                     f"expected at most {math.floor(mem_gb * 1024)}")
     storages = _by_id(d.get("virtual-storage-desc"))
     disk = 0.0
+    for s in comp.get("virtual-disk").elems():      # the flavour's disks (SOL006 3.x)
+        disk += s.get("size-of-storage").number(0) or 0
     for s in vdu.get("virtual-storage-desc").elems():
         sid = s.need_text()
         if sid not in storages:
             s.fail(f"unknown virtual-storage-desc {sid!r}; known: "
                    f"{', '.join(storages) or 'none'}")
-        disk += storages[sid].get("size-of-storage").number(0) or 0
+        st = storages[sid]      # size-of-storage: 3.3.1 and OSM; block-storage-data: 3.5.1
+        size = st.get("block-storage-data").get("size-of-storage")
+        disk += (size if size.present else st.get("size-of-storage")).number(0) or 0
     images = _by_id(d.get("sw-image-desc"))
     iref = vdu.get("sw-image-desc").text()
     image_where = vdu.get("sw-image-desc")
@@ -139,6 +176,9 @@ def read_vnfd(d: Node) -> VNFD:
         metric = m.get("performance-metric").text("")
         if metric in METRICS and METRICS[metric] not in [x["metric"] for x in monitoring]:
             monitoring.append({"id": m.need("id").need_text(), "metric": METRICS[metric]})
+            period = m.get("collection-period").integer(ge=1)     # ms
+            if period is not None:
+                monitoring[-1]["interval_s"] = period / 1000
         else:
             notes.append(m.warn(f"performance metric {metric!r} is not measured here "
                                 f"(known: {', '.join(METRICS)})"))
@@ -180,19 +220,32 @@ def read_vnfd(d: Node) -> VNFD:
                                f"instance(s)"))
         maximum = initial
     anti = _anti_affinity(df, prof, notes)
-    for key in ("lcm-operations-configuration", "healing-aspect", "monitoring-parameter"):
+    healing = _lcm(df.get("lcm-operations-configuration"), notes)
+    for key in ("healing-aspect", "monitoring-parameter"):
         if df.get(key).present:
             notes.append(df.get(key).warn("has no meaning on this NFVI (charms, day-1/2 "
                                           "primitives and policies of other MANO); ignored"))
+    params_where = next((e.get("value") for e in vdu.get("configurable-properties").elems()
+                         if e.get("key").text() == EXT + "params"), None)
+    params = None
+    if params_where is not None:
+        try:
+            params = json.loads(params_where.need_text())
+        except ValueError:
+            params = None
+        if not isinstance(params, dict):
+            params_where.fail(f"{params_where.value!r}: expected the program's parameters "
+                              f"as a JSON object (e.g. {{\"cost_us\": 0}})")
     parts = VnfParts(
         external_id=ext, name=d.get("product-name").text() or ext,
         version=d.get("version").text() or "1.0",
         description=d.get("description").text() or d.get("product-info-description").text()
-        or "", vdu_id=vid, vcpu=float(vcpu), memory_mb=math.ceil(mem_gb * 1024),
+        or "", vdu_id=vid, vcpu=vcpu, memory_mb=memory_mb,
         disk_gb=math.ceil(disk), image=image, image_where=image_where,
         connection_points=ext_cps or int_cps, initial=initial,
         floor=floor if floor is not None and floor != initial else None, maximum=maximum,
-        step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes)
+        step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes, params=params,
+        params_where=params_where, healing=healing)
     return build_vnfd(parts, d.source, f"sol006:{ext}", d)
 
 
@@ -216,15 +269,50 @@ def _delta(aspect: Node, vid: str) -> int | None:
     return None
 
 
+def _lcm(lcm: Node, notes: list[str]) -> dict | None:
+    """Healing from the testbed's own ``heal-vnf-op-config`` parameters; anything else in
+    ``lcm-operations-configuration`` (charms, day-1/2 primitives...) is a warning."""
+    foreign = []
+    for name, op in lcm.items():
+        own = OWN_LCM_KEYS.get(name, ())
+        for k, n in op.items():
+            if k != "parameter":
+                foreign.append(f"{name}.{k}")
+                continue
+            for e in n.elems():
+                key = e.get("key").text() or ""
+                if not (key.startswith(EXT) and key[len(EXT):] in own):
+                    foreign.append(f"{name}.parameter {key!r}")
+    if foreign:
+        notes.append(lcm.warn(f"{', '.join(foreign)}: has no meaning on this NFVI (charms, "
+                              f"day-1/2 primitives and policies of other MANO); ignored"))
+    own = _own(lcm.get("heal-vnf-op-config").get("parameter"))
+    if not own:
+        return None
+    healing: dict = {}
+    if "healing-mode" in own:
+        mode = own["healing-mode"].text()
+        if mode not in HEALING_MODES:
+            own["healing-mode"].fail(f"{mode!r}: expected one of {', '.join(HEALING_MODES)}")
+        healing["mode"] = mode
+    if "max-restarts" in own:
+        healing["max_restarts"] = own["max-restarts"].integer(ge=0)
+    return healing
+
+
 def _anti_affinity(df: Node, prof: Node, notes: list[str]) -> bool:
     groups = {g.get("id").text(): g for g in df.get("affinity-or-anti-affinity-group").elems()}
-    for ref in prof.get("affinity-or-anti-affinity-group").elems():
-        g = groups.get(ref.get("id").text())
+    # OSM: affinity-or-anti-affinity-group [{id}] and type; 3.x: ...-group-id and
+    # affinityorAntiaffinity
+    refs = [r.get("id") for r in prof.get("affinity-or-anti-affinity-group").elems()]
+    refs += prof.get("affinity-or-anti-affinity-group-id").elems()
+    for ref in refs:
+        g = groups.get(ref.text())
         if g is None:
-            ref.fail(f"unknown affinity-or-anti-affinity-group "
-                     f"{ref.get('id').text()!r}; known: "
+            ref.fail(f"unknown affinity-or-anti-affinity-group {ref.text()!r}; known: "
                      f"{', '.join(str(k) for k in groups) or 'none'}")
-        if g.get("type").text() == "anti-affinity":
+        kind = g.get("type").text() or g.get("affinityorAntiaffinity").text()
+        if kind == "anti-affinity":
             scope = g.get("scope").text("nfvi-node")
             if scope != "nfvi-node":
                 notes.append(g.warn(f"anti-affinity scope {scope!r}: enforced per compute "
@@ -246,6 +334,14 @@ def read_nsd(d: Node) -> NSD:
         if len(dfs) > 1:
             notes.append(d.get("df").warn(f"deployment flavour {df.get('id').text()!r} is "
                                           f"used; {len(dfs) - 1} other(s) are not"))
+        for lv in df.get("ns-instantiation-level").elems():
+            for m in lv.get("vnf-to-level-mapping").elems():
+                count = m.get("number-of-instances").integer(1, ge=0)
+                if count != 1:
+                    notes.append(m.get("number-of-instances").warn(
+                        f"{count} instances of VNF profile "
+                        f"{m.get('vnf-profile-id').text()!r}: the NS here runs each VNF once "
+                        f"(its own scaling aspect gives more instances); 1"))
         for p in df.get("vnf-profile").elems():
             pid = p.need("id").need_text()
             tid = vnfd_id_for(p.need("vnfd-id").need_text())
@@ -282,10 +378,13 @@ def read_nsd(d: Node) -> NSD:
         for nfpd in nfpds:
             gid = nfpd.need("id").need_text()
             path, rules = _nfp(nfpd, profiles, elements)
-            if nfpd.get("rule").present:
-                notes.append(nfpd.get("rule").warn("a textual rule is not read; the graph "
-                                                   "takes what match-attributes select"))
-            if not rules:
+            if rules and nfpd.get("rule").present:
+                notes.append(nfpd.get("rule").warn("the rule is not read: the graph takes "
+                                                   "what match-attributes select"))
+            if not rules and nfpd.get("rule").present:
+                graphs.append({"id": gid, "classifier": _rule(nfpd.get("rule"), notes),
+                               "path": path})
+            elif not rules:
                 notes.append(nfpd.warn("no match-attributes: the graph takes all IPv4 "
                                        "traffic from its ingress"))
                 graphs.append({"id": gid, "classifier": {}, "path": path})
@@ -350,3 +449,32 @@ def _match(r: Node, notes: list[str]) -> dict:
     return classifier(proto, prefix(r.get("source-ip-address"), notes),
                       prefix(r.get("destination-ip-address"), notes),
                       port(r.get("source-port")), port(r.get("destination-port")), r)
+
+
+def _rule(r: Node, notes: list[str]) -> dict:
+    """The classifier of an NFP's ``rule`` (SOL006 3.x has no ``match-attributes``):
+    ``key=value`` pairs separated by ``;``, ``,`` or spaces, the keys NfpRule attributes
+    of ETSI GS NFV-IFA 014 (``sol006_write.RULE_KEYS``)."""
+    text = r.need_text()
+    fields: dict[str, str] = {}
+    for part in [p for p in re.split(r"[;,\s]+", text) if p]:
+        key, _, value = part.partition("=")
+        if key not in RULE_KEYS or not value:
+            r.fail(f"{part!r} in rule {text!r}: expected key=value pairs separated by ';', "
+                   f"the keys NfpRule attributes (ETSI GS NFV-IFA 014): "
+                   f"{', '.join(RULE_KEYS)}; e.g. 'ether-type=ipv4; protocol=udp; "
+                   f"destination-port-range=5001'")
+        if key in fields:
+            r.fail(f"{key} is given twice in rule {text!r}")
+        fields[key] = value
+
+    def sub(key: str) -> Node:
+        return Node(fields.get(key), f"{r.path}[{key}]", r.source)
+
+    ether = fields.get("ether-type", "ipv4").lower()
+    if ether not in ("ipv4", "0x0800", "2048"):
+        sub("ether-type").fail(f"{ether!r}: the testbed forwards IPv4 only (ipv4, 0x0800)")
+    return classifier(protocol(sub("protocol")),
+                      prefix(sub("source-ip-address-prefix"), notes),
+                      prefix(sub("destination-ip-address-prefix"), notes),
+                      port(sub("source-port-range")), port(sub("destination-port-range")), r)
