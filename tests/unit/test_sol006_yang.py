@@ -196,3 +196,20 @@ def test_a_decimal_with_more_fraction_digits_than_its_type_is_caught():
     doc["vnfd"]["virtual-compute-desc"][0]["virtual-memory"]["size"] = 0.125
     assert deviations(doc) == [Deviation("vnfd/virtual-compute-desc/virtual-memory/size",
                                          "wrong type")]
+
+
+def _leaves(node, path: str):
+    for child in getattr(node, "data_children", list)():
+        yield f"{path}/{child.name}"
+        yield from _leaves(child, f"{path}/{child.name}")
+
+
+def test_sol006_has_no_field_for_a_forwarding_graphs_precedence():
+    """The finding behind leaving ``vnffg[].precedence`` out of SOL006 output: in the NSD
+    schema, nothing under ``vnffgd`` (nfpd, its rule, positions) is a priority, precedence
+    or order; the only priorities are a virtual link flavour's QoS priority and an NS
+    flavour's priority, neither about classifiers."""
+    nsd = data_model().schema.get_data_child("nsd", "etsi-nfv-nsd")
+    words = ("priority", "precedence", "order", "rank", "weight")
+    found = {p for p in _leaves(nsd, "nsd") if any(w in p.rsplit("/", 1)[1] for w in words)}
+    assert found == {"nsd/nsd/virtual-link-desc/df/qos/priority", "nsd/nsd/df/priority"}
