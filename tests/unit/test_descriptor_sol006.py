@@ -185,9 +185,10 @@ def test_graphs_only_their_precedence_keeps_apart_are_refused(tmp_path, capsys):
     src.write_text(PREC_NSD % "{ipv4_src: 10.0.0.1, ipv4_dst: 10.0.0.16}")
     assert main(["descriptor", "convert", str(src), "--to", "sol006"]) == 2
     err = capsys.readouterr().err
-    assert ("testbed: error: prec.yaml: nsd.vnffg[1].precedence: None (graph 'rest', and "
-            "300 for nsd.vnffg[0] 'web'): SOL006 has no field for a precedence, and at the "
-            "default precedence the two graphs overlap at ingress h1") in err
+    assert ("testbed: error: prec.yaml: nsd.vnffg[0].precedence: 300 (graph 'web'): SOL006 "
+            "has no field for a precedence, and without it graph 'web' and nsd.vnffg[1] "
+            "'rest' (precedence none) overlap at ingress h1 at the default precedence 100: "
+            "the re-imported NSD would be refused") in err
     assert "Make the classifiers disjoint, or keep this NSD in the testbed's format" in err
 
 

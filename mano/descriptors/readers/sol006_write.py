@@ -189,15 +189,18 @@ def lost_graph_fields(n: NSD) -> list[str]:
     for j, later in enumerate(plain):
         for i, fg in enumerate(plain[:j]):
             why = graphs_conflict(fg, later)
-            if why and (n.vnffg[i].precedence is not None or
-                        n.vnffg[j].precedence is not None):
-                raise DescriptorError(
-                    f"{src}: nsd.vnffg[{j}].precedence: {n.vnffg[j].precedence} (graph "
-                    f"{later.id!r}, and {n.vnffg[i].precedence} for nsd.vnffg[{i}] "
-                    f"{fg.id!r}): SOL006 has no field for a precedence, and at the default "
-                    f"precedence the two graphs overlap {why.split(': ', 1)[0]}; the "
-                    f"re-imported NSD would be refused. Make the classifiers disjoint, or "
-                    f"keep this NSD in the testbed's format")
+            if not why or (n.vnffg[i].precedence is None and n.vnffg[j].precedence is None):
+                continue
+            k, other = (i, j) if n.vnffg[i].precedence is not None else (j, i)
+            a, b = n.vnffg[k], n.vnffg[other]
+            raise DescriptorError(
+                f"{src}: nsd.vnffg[{k}].precedence: {a.precedence} (graph {a.id!r}): SOL006 "
+                f"has no field for a precedence, and without it graph {a.id!r} and "
+                f"nsd.vnffg[{other}] {b.id!r} (precedence "
+                f"{'none' if b.precedence is None else b.precedence}) overlap "
+                f"{why.split(': ', 1)[0]} at the default precedence {DEFAULT_PRECEDENCE}: "
+                f"the re-imported NSD would be refused. Make the classifiers disjoint, or "
+                f"keep this NSD in the testbed's format")
     if n.sla.to_dict():
         notes.append(f"{src}: nsd.sla: {n.sla.to_dict()}: not expressible in SOL006; "
                      f"re-imported, the NS has no SLA targets")
