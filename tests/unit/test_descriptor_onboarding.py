@@ -73,6 +73,24 @@ def test_nfvo_onboards_a_sol001_package_and_a_sol006_nsd_and_instantiates_the_ch
                           "udp_dst": 5001}
 
 
+def test_nfvo_onboards_strict_sol006_and_instantiates_the_chain(nfvo, tmp_path, capsys):
+    """The shipped firewall, forwarders and chain3, converted to strict SOL006, are
+    onboarded from that form; the firewall keeps its rules and instantiation steers h1 ->
+    fw -> fwd -> fwd2 -> h16 with the classifier read from the NFP rule."""
+    assert main(["descriptor", "convert", str(REPO / "descriptors"), "--to", "sol006",
+                 "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for v in ("fw", "fwd", "fwd2"):
+        assert nfvo.onboard(tmp_path / "vnfd" / f"{v}.yaml")["format"] == "sol006"
+    assert nfvo.onboard(tmp_path / "nsd" / "chain3.yaml")["nsds"] == ["chain3"]
+    assert nfvo.vnfd("fw") == read_descriptors(REPO / "descriptors" / "vnfd" / "fw.yaml"
+                                                ).vnfds[0]
+    assert nfvo.instantiate("chain3", "c3")["state"] == "COMPLETED"
+    g = nfvo.driver.graphs["c3.fg1"]
+    assert g["hops"] == ["h1", "fw_1", "fwd_1", "fwd2_1", "h16"]
+    assert g["match"] == {"ip_proto": 17, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.16"}
+
+
 def test_anti_affine_vnf_scales_out_onto_distinct_compute_nodes(nfvo):
     """The SOL001 VNF with an AntiAffinityRule, scaled out by its delta (2), has its three
     instances on three compute nodes, although latency-aware placement prefers one."""
