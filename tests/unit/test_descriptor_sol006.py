@@ -5,6 +5,7 @@ the NFP rule the strict layout classifies with. The YANG validation of the same 
 is tests/unit/test_sol006_yang.py."""
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -272,3 +273,16 @@ def test_lcm_configuration_of_other_mano_is_a_warning_and_the_testbeds_is_not():
     (w,) = _back(doc, "v.yaml").warnings
     assert w.startswith("v.yaml: vnfd.df[0].lcm-operations-configuration: "
                         "scale-vnf-op-config.parameter 'charm': has no meaning on this NFVI")
+
+
+def test_the_default_instantiation_level_of_3x_sets_the_initial_count():
+    """SOL006 3.x names the default level ``default-instantiation-level`` (OSM:
+    ``...-level-id``): with two levels, the one it names gives the instances at
+    instantiation."""
+    doc = _strict_vnfd()
+    df = doc["vnfd"]["df"][0]
+    df["instantiation-level"].append({"id": "big", "vdu-level": [
+        {"vdu-id": "main", "number-of-instances": 2}]})
+    assert _back(copy.deepcopy(doc)).scaling.min == 1
+    df["default-instantiation-level"] = "big"
+    assert _back(doc).scaling.min == 2

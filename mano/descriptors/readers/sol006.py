@@ -246,7 +246,8 @@ def _instantiation_count(df: Node, vid: str) -> int | None:
     levels = df.get("instantiation-level").elems()
     if not levels:
         return None
-    want = df.get("default-instantiation-level-id").text()
+    want = (df.get("default-instantiation-level").text()          # 3.x
+            or df.get("default-instantiation-level-id").text())   # OSM
     level = next((lv for lv in levels if lv.get("id").text() == want), levels[0])
     for v in level.get("vdu-level").elems():
         if v.get("vdu-id").text() == vid:
