@@ -9,7 +9,7 @@
     testbed report RUN [RUN ...]
     testbed demo [--topology FILE] [--protection]   restoration vs protection, once
     testbed topology check FILE [--largest-component]
-    testbed descriptor check PATH | convert PATH --to sol006|native [--out DIR]
+    testbed descriptor check PATH | convert PATH --to sol006|osm|native [--out DIR]
                                                    any descriptor format (no root needed)
     testbed clean [--dry-run]                      remove leftovers of killed runs
     testbed up [TOPOLOGY] [--state DIR]            a running testbed (emulation + NFVO)

@@ -7,10 +7,12 @@ emulator: this module imports only ``mano.descriptors`` (and PyYAML).
 - ``check`` prints what the testbed would run: per VNFD its flavour, program, scaling
   and placement; per NSD its VNFs and forwarding graphs; then every warning (what the
   testbed cannot honour). An unreadable or refused descriptor is an error (exit 2).
-- ``convert`` writes the descriptors in the testbed's format (``native``) or as SOL006
-  YAML in OSM's layout (``sol006``), to standard output or, with ``--out DIR``, to
-  ``DIR/vnfd/<id>.yaml`` and ``DIR/nsd/<id>.yaml``; what the target cannot express goes
-  to standard error.
+- ``convert`` writes the descriptors in the testbed's format (``native``), as strict ETSI
+  SOL006 (``sol006``: the 3.6.1 YANG, which the SOL006 reader reads back) or in OSM's
+  variant of SOL006 (``osm``: SOL006 2.x's NFP layout, which OSM's NBI onboards), to
+  standard output or, with ``--out DIR``, to ``DIR/vnfd/<id>.yaml`` and
+  ``DIR/nsd/<id>.yaml``; what the target cannot express goes to standard error as a
+  warning naming the file, the field, its value and what a re-import gives instead.
 """
 from __future__ import annotations
 
@@ -20,11 +22,16 @@ from pathlib import Path
 import yaml
 
 from mano.descriptors import read_descriptors
+from mano.descriptors.readers.osm_write import nsd_to_osm, vnfd_to_osm
 from mano.descriptors.readers.sol006_write import nsd_to_sol006, vnfd_to_sol006
 from mano.errors import MANOError
 from testbed.errors import TestbedError
 
-TARGETS = ("native", "sol006")
+# target -> (VNFD writer, NSD writer): each gives (document, warnings)
+WRITERS = {"native": (lambda v: (v.to_dict(), []), lambda n: (n.to_dict(), [])),
+           "sol006": (vnfd_to_sol006, nsd_to_sol006),
+           "osm": (vnfd_to_osm, nsd_to_osm)}
+TARGETS = tuple(WRITERS)
 
 
 def add_parser(sub) -> None:
@@ -37,7 +44,9 @@ def add_parser(sub) -> None:
     c.add_argument("path", help="a YAML file, a CSAR directory or a CSAR zip")
     v = dsub.add_parser("convert", help="write descriptors in another format")
     v.add_argument("path")
-    v.add_argument("--to", required=True, choices=TARGETS)
+    v.add_argument("--to", required=True, choices=TARGETS,
+                   help="native: the testbed's format; sol006: strict ETSI SOL006 (3.6.1 "
+                        "YANG); osm: OSM's variant of SOL006 (what OSM onboards)")
     v.add_argument("--out", default=None, help="a folder (vnfd/ and nsd/ in it); default: "
                                                "standard output")
     d.set_defaults(func=cmd_descriptor)
@@ -96,20 +105,15 @@ def convert(bundle, target: str, out: str | None) -> int:
     """Write every descriptor of ``bundle`` in ``target``; notes go to standard error."""
     docs: list[tuple[str, str, dict]] = []        # (kind, id, document)
     notes: list[str] = []
+    write_vnfd, write_nsd = WRITERS[target]
     for v in bundle.vnfds:
-        if target == "native":
-            docs.append(("vnfd", v.id, v.to_dict()))
-        else:
-            d, n = vnfd_to_sol006(v)
-            docs.append(("vnfd", v.id, d))
-            notes += n
+        d, n = write_vnfd(v)
+        docs.append(("vnfd", v.id, d))
+        notes += n
     for ns in bundle.nsds:
-        if target == "native":
-            docs.append(("nsd", ns.id, ns.to_dict()))
-        else:
-            d, n = nsd_to_sol006(ns)
-            docs.append(("nsd", ns.id, d))
-            notes += n
+        d, n = write_nsd(ns)
+        docs.append(("nsd", ns.id, d))
+        notes += n
     for w in bundle.warnings + notes:
         print(f"testbed: warning: {w}", file=sys.stderr)
     if out is None:

@@ -5,7 +5,8 @@ the README there); ``ietf-inet-types`` and ``ietf-yang-types`` come with pyang. 
 is read with yangson after the YAML is encoded as YANG JSON (RFC 7951): the top-level
 member is qualified with its module (``etsi-nfv-vnfd:vnfd``), 64-bit integers and
 decimal64 values become strings (RFC 7951 §6.1, §6.2) and an identity is qualified with
-the module that defines it (§6.8).
+the module that defines it (§6.8). A decimal64 value with more fraction digits than its
+type's ``fraction-digits`` is a wrong type (yangson would round it silently).
 
 :func:`deviations` reports every place where a document departs from the schema (an
 unknown member, a value of the wrong type, a missing mandatory node), not just the first:
@@ -22,6 +23,7 @@ mandatory choice, reported here as ``missing-choice``.
 from __future__ import annotations
 
 import copy
+import decimal
 import functools
 import json
 import re
@@ -135,6 +137,10 @@ def _members(node, value):
 def _scalar(typ, v):
     if isinstance(typ, datatype.LeafrefType):
         typ = typ.ref_type
+    if isinstance(typ, datatype.Decimal64Type) and isinstance(v, (int, float, str)) \
+            and not isinstance(v, bool) and _digits(v) > typ.fraction_digits:
+        # yangson would round it; RFC 7950 §9.3.4 allows fraction-digits digits only
+        return f"{v} (more than {typ.fraction_digits} fraction digits)"
     if isinstance(typ, AS_STRING) and isinstance(v, (int, float)) and not isinstance(v, bool):
         return str(v)
     if isinstance(typ, datatype.IdentityrefType) and isinstance(v, str) and ":" not in v:
@@ -145,6 +151,15 @@ def _scalar(typ, v):
             if enc is not v:
                 return enc
     return v
+
+
+def _digits(v) -> int:
+    """The number of fraction digits of a decimal as written (0 for an integer)."""
+    try:
+        exp = decimal.Decimal(str(v)).normalize().as_tuple().exponent
+    except decimal.InvalidOperation:
+        return 0
+    return -exp if isinstance(exp, int) and exp < 0 else 0
 
 
 def _schema_path(route: str) -> str:

@@ -73,6 +73,24 @@ def test_nfvo_onboards_a_sol001_package_and_a_sol006_nsd_and_instantiates_the_ch
                           "udp_dst": 5001}
 
 
+def test_nfvo_onboards_strict_sol006_and_instantiates_the_chain(nfvo, tmp_path, capsys):
+    """The shipped firewall, forwarders and chain3, converted to strict SOL006, are
+    onboarded from that form; the firewall keeps its rules and instantiation steers h1 ->
+    fw -> fwd -> fwd2 -> h16 with the classifier read from the NFP rule."""
+    assert main(["descriptor", "convert", str(REPO / "descriptors"), "--to", "sol006",
+                 "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for v in ("fw", "fwd", "fwd2"):
+        assert nfvo.onboard(tmp_path / "vnfd" / f"{v}.yaml")["format"] == "sol006"
+    assert nfvo.onboard(tmp_path / "nsd" / "chain3.yaml")["nsds"] == ["chain3"]
+    assert nfvo.vnfd("fw") == read_descriptors(REPO / "descriptors" / "vnfd" / "fw.yaml"
+                                                ).vnfds[0]
+    assert nfvo.instantiate("chain3", "c3")["state"] == "COMPLETED"
+    g = nfvo.driver.graphs["c3.fg1"]
+    assert g["hops"] == ["h1", "fw_1", "fwd_1", "fwd2_1", "h16"]
+    assert g["match"] == {"ip_proto": 17, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.16"}
+
+
 def test_anti_affine_vnf_scales_out_onto_distinct_compute_nodes(nfvo):
     """The SOL001 VNF with an AntiAffinityRule, scaled out by its delta (2), has its three
     instances on three compute nodes, although latency-aware placement prefers one."""
@@ -122,17 +140,24 @@ def test_descriptor_check_summarises_vnfs_scaling_graphs_and_warnings(capsys):
     assert err.startswith("testbed: error: hackfest3charmed_vnfd.yaml: vnfd.vdu: 2 VDUs")
 
 
-def test_convert_to_sol006_reads_back_to_the_same_model(tmp_path, capsys):
-    """A VNFD and an NSD converted to SOL006 and read back give equal models (for what
-    SOL006 can carry: whole vCPUs, parameterless programs)."""
+@pytest.mark.parametrize("target", ["sol006", "osm"])
+def test_convert_to_sol006_reads_back_to_the_same_model(tmp_path, capsys, target):
+    """A VNFD and an NSD converted to strict SOL006 or to OSM's variant and read back give
+    equal models (strict SOL006 has no NSD description: it is the one field lost, with a
+    warning). Every shipped descriptor: tests/unit/test_descriptor_sol006.py."""
     v = read_descriptors(DATA / "sol001" / "scaling_vnf").vnfds[0]
     n = read_descriptors(DATA / "sol006" / "fw_vnffg_nsd.yaml").nsds[0]
     for src in (DATA / "sol001" / "scaling_vnf", DATA / "sol006" / "fw_vnffg_nsd.yaml"):
-        assert main(["descriptor", "convert", str(src), "--to", "sol006", "--out",
+        assert main(["descriptor", "convert", str(src), "--to", target, "--out",
                      str(tmp_path)]) == 0
     v2 = read_descriptors(tmp_path / "vnfd" / f"{v.id}.yaml").vnfds[0]
     n2 = read_descriptors(tmp_path / "nsd" / f"{n.id}.yaml").nsds[0]
-    assert v2 == v and n2 == n
+    assert v2 == v
+    assert n2 == (n.model_copy(update={"description": ""}) if target == "sol006" else n)
+    if target == "sol006":
+        assert ("testbed: warning: fw_vnffg_nsd.yaml: nsd.description: 'Two VNFs of two "
+                "vendors chained by a VNFFG': an NSD of SOL006 has no description; not "
+                "written") in capsys.readouterr().err
 
 
 def test_convert_to_native_gives_a_catalogue_the_testbed_loads(tmp_path, capsys):
@@ -151,13 +176,17 @@ def test_convert_to_native_gives_a_catalogue_the_testbed_loads(tmp_path, capsys)
     assert doc["vnfd"]["placement"] == {"anti_affinity": True}
 
 
-def test_convert_refuses_what_sol006_cannot_carry(capsys):
-    """A firewall with rules cannot become SOL006 (its rules would be lost): refused
-    naming the field."""
-    assert main(["descriptor", "convert", str(REPO / "descriptors" / "vnfd" / "fw.yaml"),
-                 "--to", "sol006"]) == 2
+def test_convert_refuses_what_osms_layout_cannot_carry(capsys):
+    """A firewall with rules cannot become OSM's layout (its rules would be lost): refused
+    naming the field; strict SOL006 carries the rules (in configurable-properties)."""
+    fw = str(REPO / "descriptors" / "vnfd" / "fw.yaml")
+    assert main(["descriptor", "convert", fw, "--to", "osm"]) == 2
     assert "fw.yaml: vnfd.vdu[0].image: program 'firewall' with params" in \
         capsys.readouterr().err
+    assert main(["descriptor", "convert", fw, "--to", "sol006"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    (prop,) = doc["vnfd"]["vdu"][0]["configurable-properties"]
+    assert prop["key"] == "nfv-testbed:params" and '"action": "deny"' in prop["value"]
 
 
 def test_descriptor_commands_import_no_emulator_and_need_no_root():

@@ -139,14 +139,16 @@ def test_any_bytes_read_or_are_refused(content):
 
 
 @settings(max_examples=100, derandomize=True, deadline=None, database=None)
-@given(vcpu=st.integers(1, 8), memory_mb=st.sampled_from([128, 256, 512, 1024, 2048]),
+@given(vcpu=st.sampled_from([0.1, 0.25, 0.5, 1, 1.5, 2, 8]), memory_mb=st.integers(1, 65536),
        disk=st.integers(0, 20), lo=st.integers(1, 4), extra=st.integers(0, 6),
-       step=st.integers(1, 6), anti=st.booleans(), program=st.sampled_from(["forwarder",
-                                                                           "firewall"]))
-def test_vnfds_sol006_can_carry_read_back_equal(vcpu, memory_mb, disk, lo, extra, step, anti,
-                                                program):
-    """A VNFD with whole vCPUs and a parameterless program, written as SOL006 and read
-    back, is the same model (flavour, scaling, placement, program)."""
+       step=st.integers(1, 6), anti=st.booleans(),
+       program=st.sampled_from(["forwarder", "firewall"]), cost=st.sampled_from([0, 0.5, 200]),
+       healing=st.sampled_from(["restart", "recreate"]), interval=st.sampled_from([0.5, 1, 30]))
+def test_vnfds_read_back_equal_from_strict_sol006(vcpu, memory_mb, disk, lo, extra, step, anti,
+                                                  program, cost, healing, interval):
+    """A VNFD written as strict SOL006 and read back is the same model (flavour with a
+    fractional vCPU and any memory, program and params, scaling, placement, monitoring,
+    healing)."""
     hi = lo + extra
     step = 1 if hi == lo else min(step, hi - lo)
     if extra and extra % step:            # SOL006 scales in whole steps from the minimum
@@ -155,8 +157,10 @@ def test_vnfds_sol006_can_carry_read_back_equal(vcpu, memory_mb, disk, lo, extra
     v = parse_vnfd({"vnfd": {
         "id": "p", "vdu": [{"id": "u", "flavour": {"vcpu": vcpu, "memory_mb": memory_mb,
                                                    "disk_gb": disk},
-                            "image": {"program": program}}],
+                            "image": {"program": program, "params": {"cost_us": cost}}}],
         "scaling": {"min": lo, "max": hi, "step": step},
+        "monitoring": [{"id": "cpu", "metric": "cpu_util", "interval_s": interval}],
+        "healing": {"mode": healing, "max_restarts": 2},
         "placement": {"anti_affinity": anti}}}, "p.yaml")
     doc, _ = vnfd_to_sol006(v)
     (back,) = read_sol006(yaml.safe_load(yaml.safe_dump(doc)), "p.yaml").vnfds

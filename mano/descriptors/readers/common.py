@@ -14,8 +14,11 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
+from mano.descriptors._fields import messages
 from mano.descriptors.nsd import AUTO, NSD, parse_nsd
-from mano.descriptors.vnfd import PROGRAMS, VNFD, VNFD_ID, parse_vnfd
+from mano.descriptors.vnfd import PROGRAMS, VNFD, VNFD_ID, ImageDesc, parse_vnfd
 from mano.errors import DescriptorError
 
 
@@ -189,13 +192,15 @@ DEFAULT_PROGRAM = "forwarder"
 PARAMLESS = ("forwarder", "firewall")
 
 
-def program_for(image: str | None, where: Node) -> tuple[str, list[str]]:
+def program_for(image: str | None, where: Node, *, params_given: bool = False
+                ) -> tuple[str, list[str]]:
     """The VNF program that runs for a software image (descriptors/README.md, "Software
     images"): a name containing ``testbed-<program>`` selects that program; one
     containing ``firewall`` runs the firewall (allow all: a foreign descriptor carries
     no rules); anything else runs the default, the forwarder. Returns the program and the
-    warnings saying what was substituted. ``nat`` and ``lb`` need parameters no foreign
-    format carries: naming them is refused."""
+    warnings saying what was substituted. ``nat`` and ``lb`` need parameters: naming them
+    is refused unless the descriptor gives them (``params_given``: strict SOL006 as the
+    testbed writes it)."""
     name = (image or "").lower()
     m = re.search(r"testbed[-:_](\w+)", name)
     if m:
@@ -203,7 +208,7 @@ def program_for(image: str | None, where: Node) -> tuple[str, list[str]]:
         if prog not in PROGRAMS:
             where.fail(f"software image {image!r} names no program of the testbed; known: "
                        f"{', '.join(PROGRAMS)}")
-        if prog not in PARAMLESS:
+        if prog not in PARAMLESS and not params_given:
             where.fail(f"program {prog!r} needs parameters (see descriptors/README.md) that "
                        f"this format cannot carry; write the VNFD in the testbed's format")
         return prog, []
@@ -344,6 +349,9 @@ class VnfParts:
     anti_affinity: bool = False
     monitoring: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    params: dict | None = None          # the program's parameters, where a format has them
+    params_where: Node | None = None
+    healing: dict | None = None         # {mode, max_restarts}, where a format has them
 
 
 def build_vnfd(p: VnfParts, source: str, origin: str, where: Node) -> VNFD:
@@ -351,8 +359,15 @@ def build_vnfd(p: VnfParts, source: str, origin: str, where: Node) -> VNFD:
     share the instance's one interface, with a warning), scaling bounds the model
     accepts (each adjustment warned)."""
     notes = list(p.warnings)
-    program, img_notes = program_for(p.image, p.image_where)
+    program, img_notes = program_for(p.image, p.image_where,
+                                     params_given=p.params is not None)
     notes += img_notes
+    if p.params is not None and p.params_where is not None:
+        try:
+            ImageDesc.model_validate({"program": program, "params": p.params})
+        except ValidationError as exc:
+            path, msg = messages(exc)[0]
+            p.params_where.fail(f"parameters of program {program!r}: {path}: {msg}")
     if len(p.connection_points) > 1:
         notes.append(where.warn(f"connection points {', '.join(p.connection_points)} share "
                                 f"the instance's one interface"))
@@ -388,10 +403,11 @@ def build_vnfd(p: VnfParts, source: str, origin: str, where: Node) -> VNFD:
         "description": p.description or "",
         "vdu": [{"id": p.vdu_id, "flavour": {"vcpu": vcpu, "memory_mb": max(1, p.memory_mb),
                                               "disk_gb": max(0, p.disk_gb)},
-                 "image": {"program": program, "params": {}},
+                 "image": {"program": program, "params": p.params or {}},
                  "connection_points": [{"id": cp}]}],
         "scaling": {"min": lo, "max": hi, "step": step},
         "monitoring": p.monitoring,
+        **({"healing": p.healing} if p.healing is not None else {}),
         "placement": {"anti_affinity": bool(p.anti_affinity)}}}
     return parse_vnfd(doc, source, origin=origin, warnings=notes)
 

@@ -1,5 +1,6 @@
-"""ETSI GS NFV-SOL 006 (YANG) descriptors in YAML, as OSM writes them, and the model
-written back in that form (``to_sol006``).
+"""ETSI GS NFV-SOL 006 (YANG) descriptors in YAML: strict SOL006 3.x (as
+``sol006_write`` writes it) and OSM's variant (SOL006 2.x's NFP layout, as ``osm_write``
+and OSM write it). VNFDs are read here, NSDs by ``sol006_nsd``.
 
 Read (descriptors/README.md, "ETSI SOL006 / OSM"):
 
@@ -12,8 +13,10 @@ Read (descriptors/README.md, "ETSI SOL006 / OSM"):
   several); its positions (OSM's ``position-desc-id``, SOL006 3.x's ``position-desc``):
   ``cp-profile-id`` / ``constituent-profile-elements`` in ``order``, or
   ``nfp-position-element-id`` -> ``nfp-position-element`` (``vnf-profile-id``, or
-  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` the
-  classifier.
+  ``desc.vnf-profile.vnf-profile-id`` in 3.x) give the chain, ``match-attributes`` (OSM)
+  or else the nfpd's ``rule`` (3.x; ``sol006_write.RULE_KEYS``) the classifier;
+- the testbed's own keys (``nfv-testbed:...``) in SOL006's key-value lists: the vCPU
+  share, memory in MiB, the program's parameters, healing (``sol006_write``).
 
 Documents may be ``{vnfd: {...}}``, ``{nsd: {nsd: [...]}}`` (OSM), ``{nsd: {...}}``, the
 module-qualified ``etsi-nfv-vnfd:vnfd``/``etsi-nfv-nsd:nsd``, or ``{nfv: {vnfd: [...],
@@ -21,26 +24,28 @@ nsd: [...]}}``.
 """
 from __future__ import annotations
 
+import json
 import math
 
-from mano.descriptors.nsd import NSD
 from mano.descriptors.readers.common import (
     Bundle,
     Node,
     VnfParts,
-    build_nsd,
     build_vnfd,
-    classifier,
-    port,
-    prefix,
-    protocol,
-    vnfd_id_for,
 )
-from mano.descriptors.vnfd import VNFD
+from mano.descriptors.readers.sol006_nsd import read_nsd
+from mano.descriptors.readers.sol006_write import EXT
+from mano.descriptors.vnfd import HEALING_MODES, VNFD
+from mano.descriptors.vnfd import METRICS as MODEL_METRICS
 
 METRICS = {"cpu_utilization": "cpu_util", "cpu_util": "cpu_util",
            "packets_received": "packets_rate", "packets_sent": "packets_rate",
-           "bytes_received": "bytes_rate", "bytes_sent": "bytes_rate"}
+           "bytes_received": "bytes_rate", "bytes_sent": "bytes_rate",
+           **{EXT + m: m for m in MODEL_METRICS}}
+# the lcm-operations-configuration parameters the testbed itself writes and reads
+OWN_LCM_KEYS = {"heal-vnf-op-config": ("healing-mode", "max-restarts"),
+                "create-snapshot-vnf-op-config": ("snapshots",),
+                "revert-to-snapshot-vnf-op-config": ("snapshots",)}
 
 
 def documents(data, name: str) -> list[tuple[str, Node]]:
@@ -83,6 +88,13 @@ def _by_id(n: Node) -> dict[str, Node]:
     return {e.need("id").need_text(): e for e in n.elems()}
 
 
+def _own(kvs: Node) -> dict[str, Node]:
+    """The value nodes of the testbed's own entries (``nfv-testbed:<name>``) of a SOL006
+    key-value list, by name."""
+    return {e.need("key").need_text()[len(EXT):]: e.get("value")
+            for e in kvs.elems() if (e.get("key").text() or "").startswith(EXT)}
+
+
 # ------------------------------------------------------------------------ VNFD
 def read_vnfd(d: Node) -> VNFD:
     """One SOL006 VNFD (one VDU) as a ``VNFD``."""
@@ -104,16 +116,34 @@ def read_vnfd(d: Node) -> VNFD:
         vdu.get("virtual-compute-desc").fail(f"unknown virtual-compute-desc {cref!r}; "
                                              f"known: {', '.join(computes) or 'none'}")
     comp = computes[cref]
-    vcpu = comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1)
+    vcpu = float(comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1))
+    share = _own(comp.get("virtual-cpu").get("vdu-cpu-requirements")).get("vcpu")
+    if share is not None:
+        exact = share.number()
+        if exact is None or exact > vcpu:
+            share.fail(f"{share.value!r}: expected the share of the {vcpu:g} virtual "
+                       f"CPU(s) the VNF may use, a number > 0 and <= {vcpu:g}")
+        vcpu = exact
     mem_gb = comp.get("virtual-memory").need("size").number()
+    memory_mb = math.ceil(mem_gb * 1024)
+    mib = _own(comp.get("virtual-memory").get("vdu-mem-requirements")).get("memory-mb")
+    if mib is not None:
+        memory_mb = mib.integer(ge=1)
+        if memory_mb > mem_gb * 1024:
+            mib.fail(f"{memory_mb} MiB is more than the virtual memory size {mem_gb} GB; "
+                     f"expected at most {math.floor(mem_gb * 1024)}")
     storages = _by_id(d.get("virtual-storage-desc"))
     disk = 0.0
+    for s in comp.get("virtual-disk").elems():      # the flavour's disks (SOL006 3.x)
+        disk += s.get("size-of-storage").number(0) or 0
     for s in vdu.get("virtual-storage-desc").elems():
         sid = s.need_text()
         if sid not in storages:
             s.fail(f"unknown virtual-storage-desc {sid!r}; known: "
                    f"{', '.join(storages) or 'none'}")
-        disk += storages[sid].get("size-of-storage").number(0) or 0
+        st = storages[sid]      # size-of-storage: 3.3.1 and OSM; block-storage-data: 3.5.1
+        size = st.get("block-storage-data").get("size-of-storage")
+        disk += (size if size.present else st.get("size-of-storage")).number(0) or 0
     images = _by_id(d.get("sw-image-desc"))
     iref = vdu.get("sw-image-desc").text()
     image_where = vdu.get("sw-image-desc")
@@ -139,6 +169,9 @@ def read_vnfd(d: Node) -> VNFD:
         metric = m.get("performance-metric").text("")
         if metric in METRICS and METRICS[metric] not in [x["metric"] for x in monitoring]:
             monitoring.append({"id": m.need("id").need_text(), "metric": METRICS[metric]})
+            period = m.get("collection-period").integer(ge=1)     # ms
+            if period is not None:
+                monitoring[-1]["interval_s"] = period / 1000
         else:
             notes.append(m.warn(f"performance metric {metric!r} is not measured here "
                                 f"(known: {', '.join(METRICS)})"))
@@ -180,19 +213,32 @@ def read_vnfd(d: Node) -> VNFD:
                                f"instance(s)"))
         maximum = initial
     anti = _anti_affinity(df, prof, notes)
-    for key in ("lcm-operations-configuration", "healing-aspect", "monitoring-parameter"):
+    healing = _lcm(df.get("lcm-operations-configuration"), notes)
+    for key in ("healing-aspect", "monitoring-parameter"):
         if df.get(key).present:
             notes.append(df.get(key).warn("has no meaning on this NFVI (charms, day-1/2 "
                                           "primitives and policies of other MANO); ignored"))
+    params_where = next((e.get("value") for e in vdu.get("configurable-properties").elems()
+                         if e.get("key").text() == EXT + "params"), None)
+    params = None
+    if params_where is not None:
+        try:
+            params = json.loads(params_where.need_text())
+        except ValueError:
+            params = None
+        if not isinstance(params, dict):
+            params_where.fail(f"{params_where.value!r}: expected the program's parameters "
+                              f"as a JSON object (e.g. {{\"cost_us\": 0}})")
     parts = VnfParts(
         external_id=ext, name=d.get("product-name").text() or ext,
         version=d.get("version").text() or "1.0",
         description=d.get("description").text() or d.get("product-info-description").text()
-        or "", vdu_id=vid, vcpu=float(vcpu), memory_mb=math.ceil(mem_gb * 1024),
+        or "", vdu_id=vid, vcpu=vcpu, memory_mb=memory_mb,
         disk_gb=math.ceil(disk), image=image, image_where=image_where,
         connection_points=ext_cps or int_cps, initial=initial,
         floor=floor if floor is not None and floor != initial else None, maximum=maximum,
-        step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes)
+        step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes, params=params,
+        params_where=params_where, healing=healing)
     return build_vnfd(parts, d.source, f"sol006:{ext}", d)
 
 
@@ -200,7 +246,8 @@ def _instantiation_count(df: Node, vid: str) -> int | None:
     levels = df.get("instantiation-level").elems()
     if not levels:
         return None
-    want = df.get("default-instantiation-level-id").text()
+    want = (df.get("default-instantiation-level").text()          # 3.x
+            or df.get("default-instantiation-level-id").text())   # OSM
     level = next((lv for lv in levels if lv.get("id").text() == want), levels[0])
     for v in level.get("vdu-level").elems():
         if v.get("vdu-id").text() == vid:
@@ -216,15 +263,50 @@ def _delta(aspect: Node, vid: str) -> int | None:
     return None
 
 
+def _lcm(lcm: Node, notes: list[str]) -> dict | None:
+    """Healing from the testbed's own ``heal-vnf-op-config`` parameters; anything else in
+    ``lcm-operations-configuration`` (charms, day-1/2 primitives...) is a warning."""
+    foreign = []
+    for name, op in lcm.items():
+        own = OWN_LCM_KEYS.get(name, ())
+        for k, n in op.items():
+            if k != "parameter":
+                foreign.append(f"{name}.{k}")
+                continue
+            for e in n.elems():
+                key = e.get("key").text() or ""
+                if not (key.startswith(EXT) and key[len(EXT):] in own):
+                    foreign.append(f"{name}.parameter {key!r}")
+    if foreign:
+        notes.append(lcm.warn(f"{', '.join(foreign)}: has no meaning on this NFVI (charms, "
+                              f"day-1/2 primitives and policies of other MANO); ignored"))
+    own = _own(lcm.get("heal-vnf-op-config").get("parameter"))
+    if not own:
+        return None
+    healing: dict = {}
+    if "healing-mode" in own:
+        mode = own["healing-mode"].text()
+        if mode not in HEALING_MODES:
+            own["healing-mode"].fail(f"{mode!r}: expected one of {', '.join(HEALING_MODES)}")
+        healing["mode"] = mode
+    if "max-restarts" in own:
+        healing["max_restarts"] = own["max-restarts"].integer(ge=0)
+    return healing
+
+
 def _anti_affinity(df: Node, prof: Node, notes: list[str]) -> bool:
     groups = {g.get("id").text(): g for g in df.get("affinity-or-anti-affinity-group").elems()}
-    for ref in prof.get("affinity-or-anti-affinity-group").elems():
-        g = groups.get(ref.get("id").text())
+    # OSM: affinity-or-anti-affinity-group [{id}] and type; 3.x: ...-group-id and
+    # affinityorAntiaffinity
+    refs = [r.get("id") for r in prof.get("affinity-or-anti-affinity-group").elems()]
+    refs += prof.get("affinity-or-anti-affinity-group-id").elems()
+    for ref in refs:
+        g = groups.get(ref.text())
         if g is None:
-            ref.fail(f"unknown affinity-or-anti-affinity-group "
-                     f"{ref.get('id').text()!r}; known: "
+            ref.fail(f"unknown affinity-or-anti-affinity-group {ref.text()!r}; known: "
                      f"{', '.join(str(k) for k in groups) or 'none'}")
-        if g.get("type").text() == "anti-affinity":
+        kind = g.get("type").text() or g.get("affinityorAntiaffinity").text()
+        if kind == "anti-affinity":
             scope = g.get("scope").text("nfvi-node")
             if scope != "nfvi-node":
                 notes.append(g.warn(f"anti-affinity scope {scope!r}: enforced per compute "
@@ -232,121 +314,3 @@ def _anti_affinity(df: Node, prof: Node, notes: list[str]) -> bool:
             return True
         notes.append(g.warn("affinity between instances of one VDU is not enforced"))
     return False
-
-
-# ------------------------------------------------------------------------ NSD
-def read_nsd(d: Node) -> NSD:
-    """One SOL006 NSD as an ``NSD``: one graph per NFP (and classifier)."""
-    ext = d.need("id").need_text()
-    notes: list[str] = []
-    dfs = d.get("df").elems()
-    profiles: dict[str, str] = {}                 # vnf-profile id -> testbed VNFD id
-    if dfs:
-        df = dfs[0]
-        if len(dfs) > 1:
-            notes.append(d.get("df").warn(f"deployment flavour {df.get('id').text()!r} is "
-                                          f"used; {len(dfs) - 1} other(s) are not"))
-        for p in df.get("vnf-profile").elems():
-            pid = p.need("id").need_text()
-            tid = vnfd_id_for(p.need("vnfd-id").need_text())
-            if tid in profiles.values():
-                p.get("vnfd-id").fail(f"VNFD {p.get('vnfd-id').text()!r} is used by two VNF "
-                                      f"profiles; the testbed runs each VNFD once per NS")
-            profiles[pid] = tid
-            if p.get("virtual-link-connectivity").present:
-                for c in p.get("virtual-link-connectivity").elems():
-                    for cp in c.get("constituent-cpd-id").elems():
-                        if cp.get("ip-address").present:
-                            notes.append(cp.get("ip-address").warn(
-                                "fixed addresses are not assigned: instances get theirs "
-                                "from the NFVI"))
-    else:
-        for v in d.need("vnfd-id", "the constituent VNFDs").elems():
-            profiles[v.need_text()] = vnfd_id_for(v.need_text())
-    declared = {vnfd_id_for(v.need_text()) for v in d.get("vnfd-id").elems()}
-    for pid, tid in profiles.items():
-        if declared and tid not in declared:
-            d.get("vnfd-id").fail(f"VNF profile {pid!r} uses a VNFD that vnfd-id does not "
-                                  f"list")
-    links = [v.need("id").need_text() for v in d.get("virtual-link-desc").elems()]
-    if d.get("sapd").present:
-        notes.append(d.get("sapd").warn("service access points: the graph's ends are "
-                                        "endpoints of the topology, bound at onboarding"))
-    graphs = []
-    for fg in d.get("vnffgd").elems():
-        fg.need("id").need_text()
-        elements = {e.get("id").text(): e for e in fg.get("nfp-position-element").elems()}
-        nfpds = fg.get("nfpd").elems()
-        if not nfpds:
-            fg.fail("no nfpd: a forwarding graph here needs a forwarding path")
-        for nfpd in nfpds:
-            gid = nfpd.need("id").need_text()
-            path, rules = _nfp(nfpd, profiles, elements)
-            if nfpd.get("rule").present:
-                notes.append(nfpd.get("rule").warn("a textual rule is not read; the graph "
-                                                   "takes what match-attributes select"))
-            if not rules:
-                notes.append(nfpd.warn("no match-attributes: the graph takes all IPv4 "
-                                       "traffic from its ingress"))
-                graphs.append({"id": gid, "classifier": {}, "path": path})
-            for i, r in enumerate(rules):
-                rid = gid if len(rules) == 1 else f"{gid}-{r.get('id').text(str(i))}"
-                graphs.append({"id": rid, "classifier": _match(r, notes), "path": path})
-    return build_nsd(ext, d.get("name").text() or ext, d.get("version").text() or "1.0",
-                     d.get("description").text() or "", list(profiles.values()), links,
-                     graphs, d.source, f"sol006:{ext}", notes, d)
-
-
-def _nfp(nfpd: Node, profiles: dict[str, str], elements: dict) -> tuple[list[str], list]:
-    """The chain of VNF ids of an NFP and its match-attributes entries."""
-    path: list[str] = []
-    rules: list[Node] = []
-
-    def visit(ref: Node, pid: str | None) -> None:
-        if pid is None:
-            return
-        if pid not in profiles:
-            ref.fail(f"unknown VNF profile {pid!r}; known: {', '.join(profiles) or 'none'}")
-        vnf = profiles[pid]
-        if path and path[-1] == vnf:
-            return
-        if vnf in path:
-            ref.fail(f"VNF profile {pid!r} is visited twice; the testbed's chains visit "
-                     f"each VNF once")
-        path.append(vnf)
-
-    # OSM (SOL006 2.x) writes position-desc-id; SOL006 3.x position-desc
-    positions = nfpd.get("position-desc-id").elems() + nfpd.get("position-desc").elems()
-    if not positions:
-        nfpd.fail("missing required key 'position-desc-id' or 'position-desc' (the "
-                  "positions of the path)")
-    for pos in positions:
-        for cp in pos.get("cp-profile-id").elems():
-            elems = cp.get("constituent-profile-elements").elems()
-            keyed = sorted(elems, key=lambda e: e.get("order").integer(0, ge=0))
-            for e in keyed:
-                visit(e.get("constituent-base-element-id"),
-                      e.get("constituent-base-element-id").text())
-        for ref in pos.get("nfp-position-element-id").elems():
-            e = elements.get(ref.text())
-            if e is None:
-                ref.fail(f"unknown nfp-position-element {ref.text()!r}; known: "
-                         f"{', '.join(str(k) for k in elements) or 'none'}")
-            pid = e.get("vnf-profile-id").text() or \
-                e.get("desc").get("vnf-profile").get("vnf-profile-id").text()
-            visit(e, pid)
-        rules += pos.get("match-attributes").elems()
-    if not path:
-        nfpd.fail("the forwarding path visits no VNF profile")
-    return path, rules
-
-
-def _match(r: Node, notes: list[str]) -> dict:
-    proto = protocol(r.get("ip-proto"))
-    if r.get("constituent-base-element-id").present:
-        notes.append(r.get("constituent-base-element-id").warn(
-            "classification at a VNF's port: here it happens where the graph enters, at "
-            "its ingress endpoint"))
-    return classifier(proto, prefix(r.get("source-ip-address"), notes),
-                      prefix(r.get("destination-ip-address"), notes),
-                      port(r.get("source-port")), port(r.get("destination-port")), r)
