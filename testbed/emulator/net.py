@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,7 +32,7 @@ from pathlib import Path
 from testbed.emulator import features, names, registry
 from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
-from testbed.emulator.shell import ip_batch, offload_script, sh, tc_batch, vsctl
+from testbed.emulator.shell import ip_batch, offload_script, run, sh, tc_batch, vsctl
 from testbed.errors import EmulationError
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,18 @@ class Emulation:
         for sw in self.switches.values():
             args += self._ovs_bridge_args(sw)
         if args:
-            vsctl(args)
+            r = run(["ovs-vsctl", "--timeout=120"] + args, timeout=125)
+            # ovs-vsctl exits 0 when ovs-vswitchd could not set a bridge up; it says so on
+            # stderr ("Error detected while setting up 'e4'"), and the switch never exists
+            failed = re.findall(r"Error detected while setting up '([^']+)'", r.stderr)
+            if failed:
+                raise EmulationError(
+                    f"Open vSwitch could not set up {len(failed)} of the run's "
+                    f"{len(self.switches)} switches ({', '.join(failed[:5])}"
+                    f"{', ...' if len(failed) > 5 else ''}). ovs-vswitchd's log "
+                    f"(/var/log/openvswitch/ovs-vswitchd.log) says why; 'failed to open "
+                    f"datapath of type netdev' there means another ovs-vswitchd on this "
+                    f"machine holds the userspace datapath's device (ovs-netdev).")
         self.timings["bridges"] = time.monotonic() - t
 
     def _create_links(self) -> None:

@@ -47,6 +47,30 @@ def test_second_run_is_refused_while_one_is_active():
     assert leftovers() == []
 
 
+def test_a_switch_open_vswitch_cannot_set_up_is_refused_at_once(monkeypatch):
+    """ovs-vsctl exits 0 when ovs-vswitchd cannot set a bridge up (seen when another
+    ovs-vswitchd held the userspace datapath: the run then waited 60 s for switches that
+    never connect). Here one switch asks for a datapath type OVS does not have: the
+    bring-up stops with the switch named and where OVS says why, and leaves nothing."""
+    original = Emulation._ovs_bridge_args
+
+    def one_bogus(self, sw):
+        args = original(self, sw)
+        if sw.name == "s2":
+            args = [a.replace("datapath_type=netdev", "datapath_type=tbbogus")
+                     .replace("datapath_type=system", "datapath_type=tbbogus") for a in args]
+        return args
+
+    monkeypatch.setattr(Emulation, "_ovs_bridge_args", one_bogus)
+    t = time.monotonic()
+    with pytest.raises(EmulationError, match=r"could not set up 1 of the run's 3 switches "
+                                             r"\(s2\).*ovs-vswitchd.log"):
+        with Emulation(linear(3)):
+            pass
+    assert time.monotonic() - t < 30
+    assert leftovers() == []
+
+
 @pytest.mark.skipif(features.netem_available(), reason="this kernel has netem")
 def test_delay_without_netem_is_refused_naming_the_kernel_feature():
     """A topology with link delay on a kernel without sch_netem fails before building."""
