@@ -12,6 +12,7 @@ events (an instance died, a compute node failed, a link went down) reach subscri
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -167,3 +168,39 @@ class NfviDriver(Protocol):
         "latency_ms" (median, or None), "max_gap_ms", "time" (monotonic s)}``.
         ``NotFoundError`` for an unknown endpoint."""
         ...
+
+
+#: The driver calls that change the infrastructure (the others only read it).
+CHANGES = ("create_instance", "delete_instance", "restart_instance", "put_graph",
+           "delete_graph")
+
+
+class CommitBeforeChange:
+    """An ``NfviDriver`` seen through ``store``: before each call that changes the
+    infrastructure (``CHANGES``) the store commits what its ``batch()`` left pending, so
+    every record a crash recovery relies on is durable before the step it protects is
+    taken. Reads go straight to the driver; so do attributes, which are read from and
+    set on the driver itself (a test replacing ``driver.create_instance`` replaces the
+    driver's, and the commit still comes first)."""
+
+    def __init__(self, driver: NfviDriver, store) -> None:
+        object.__setattr__(self, "_driver", driver)
+        object.__setattr__(self, "_store", store)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._driver, name)
+        if name not in CHANGES:
+            return attr
+        store = self._store
+
+        @functools.wraps(attr)
+        def committed(*args, **kwargs):
+            store.commit()
+            return attr(*args, **kwargs)
+        return committed
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._driver, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._driver, name)

@@ -23,6 +23,7 @@
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -34,7 +35,7 @@ from mano import descriptors as D
 from mano.descriptors.nsd import graphs_conflict
 from mano.errors import ConflictError, DescriptorError, MANOError, NotFoundError
 from mano.monitoring import Monitor, TimeSeriesStore, Watched, labels_of
-from mano.nfvi import Flavour, NfviDriver
+from mano.nfvi import CommitBeforeChange, Flavour, NfviDriver
 from mano.opocc import ACTIVE_STATES, OpOccManager, OpState
 from mano.store import Store
 from mano.vim import VIM
@@ -44,6 +45,20 @@ log = logging.getLogger(__name__)
 NOT_INSTANTIATED = "NOT_INSTANTIATED"
 DEGRADED = "DEGRADED"      # instantiated, but lacking instances or graphs (data["missing"])
 REWRITING_PROGRAMS = ("nat", "lb")
+
+
+def _committed(method):
+    """An NFVO operation as one ``store.batch()``: its records are committed before each
+    call that changes the NFVI (``CommitBeforeChange``) and when it returns or raises,
+    instead of after every transaction block. A crash in between loses only writes that
+    no NFVI step depended on yet: the state is that of the last commit, as if the crash
+    had come right after it (the crash campaigns of tests/unit/test_nfvo_crash.py and
+    test_nfvo_sigkill.py cover those points)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.store.batch():
+            return method(self, *args, **kwargs)
+    return run
 
 
 class NFVO:
@@ -62,8 +77,10 @@ class NFVO:
                  reconcile: bool = True, clock: Callable[[], float] = time.monotonic):
         """``clock``: seconds, the clock of the metrics (the run's clock: real or modelled
         time; ``time.monotonic`` by default)."""
-        self.driver = driver
         self.store = Store(db_path)
+        # every call that changes the NFVI first commits what the operation's batch holds
+        self.driver = CommitBeforeChange(driver, self.store)
+        driver = self.driver
         self.ops = OpOccManager(self.store)
         self.vim = VIM.from_driver(driver, strategy)
         self.vnfm = VNFM(driver, self.vim, self.store, self.ops, self._grant,
@@ -73,7 +90,8 @@ class NFVO:
         self._endpoint_switch = dict(driver.endpoint_switches())
         self.events: list = []           # infrastructure status reported by the VIM
         self.onboarding_warnings: dict[str, list[str]] = {}   # descriptor id -> warnings
-        self._parse_cache: dict[tuple[str, str], tuple[dict, object]] = {}   # see _parsed
+        # (kind, id) -> (store.descriptors_version, stored data, model): see _parsed
+        self._parse_cache: dict[tuple[str, str], tuple[int, dict, object]] = {}
         self._parse_lock = threading.Lock()
         self.metrics = TimeSeriesStore()
         self.monitor = Monitor(driver, self.metrics, self._monitored, clock=clock)
@@ -136,22 +154,25 @@ class NFVO:
 
     def vnfd(self, vnfd_id: str):
         """The onboarded VNFD ``vnfd_id`` as a model (``NotFoundError`` if not onboarded)."""
-        return self._parsed("vnfd", vnfd_id, self.store.get_vnfd(vnfd_id)["data"],
-                            D.parse_vnfd)
+        return self._parsed("vnfd", vnfd_id, self.store.get_vnfd, D.parse_vnfd)
 
-    def _parsed(self, kind: str, did: str, data: dict, parse: Callable):
-        """``parse(data)``, remembered while the stored ``data`` stays equal: an NS
-        operation reads its descriptors a dozen times, and validating them again was a
-        fifth of its cost (bench/mano_ops.py profile). The record is still read each
-        time, so a descriptor replaced or deleted in the store is seen at once; the
+    def _parsed(self, kind: str, did: str, get: Callable[[str], dict], parse: Callable):
+        """``parse(get(did)["data"])``, remembered: an NS operation reads its descriptors
+        a dozen times, and validating them again was a fifth of its cost, reading and
+        decoding the record another tenth (bench/mano_ops.py profiles). The model is
+        served without reading the store while ``store.descriptors_version`` stands (no
+        descriptor written or deleted through the store since), and re-parsed only when
+        the stored data changed; so a descriptor replaced or deleted is seen at once. The
         models are frozen, so sharing one is safe."""
+        version = self.store.descriptors_version
         with self._parse_lock:
             hit = self._parse_cache.get((kind, did))
-        if hit is not None and hit[0] == data:
-            return hit[1]
-        model = parse(data, f"{kind} {did}")
+        if hit is not None and hit[0] == version:
+            return hit[2]
+        data = get(did)["data"]
+        model = hit[2] if hit is not None and hit[1] == data else parse(data, f"{kind} {did}")
         with self._parse_lock:
-            self._parse_cache[(kind, did)] = (data, model)
+            self._parse_cache[(kind, did)] = (version, data, model)
         return model
 
     def onboard_nsd(self, path_or_nsd, vnfd_paths=()) -> str:
@@ -178,7 +199,7 @@ class NFVO:
 
     def nsd(self, nsd_id: str):
         """The onboarded NSD ``nsd_id`` as a model (``NotFoundError`` if not onboarded)."""
-        return self._parsed("nsd", nsd_id, self.store.get_nsd(nsd_id)["data"], D.parse_nsd)
+        return self._parsed("nsd", nsd_id, self.store.get_nsd, D.parse_nsd)
 
     def set_nsd_enabled(self, nsd_id: str, enabled: bool) -> None:
         self.store.set_nsd_enabled(nsd_id, enabled)
@@ -203,6 +224,7 @@ class NFVO:
         return gid
 
     # ---- NS lifecycle ------------------------------------------------------------------------
+    @_committed
     def create_ns(self, nsd_id: str, ns_id: str) -> dict:
         """An NS instance record, NOT_INSTANTIATED (SOL005 "Create NS identifier"). Refused
         (``ConflictError``) when ``ns_id`` exists; ``NotFoundError`` for an unknown NSD."""
@@ -213,6 +235,7 @@ class NFVO:
             return self.store.put_ns_instance(ns_id, nsd_id, NOT_INSTANTIATED, {"graphs": []})
         raise ConflictError(f"NS {ns_id} exists already")
 
+    @_committed
     def delete_ns(self, ns_id: str) -> None:
         """Delete a NOT_INSTANTIATED (or TERMINATED) NS instance and its VNF records (SOL005
         "Delete NS identifier"); ``ConflictError`` while it is instantiated or busy."""
@@ -227,6 +250,7 @@ class NFVO:
                 self.store.delete_vnf_instance(v["id"])
             self.store.delete_ns_instance(ns_id)
 
+    @_committed
     def instantiate(self, nsd_id: str, ns_id: str, *, sap: dict[str, str] | None = None,
                     protection: bool | None = None) -> dict:
         """Instantiate NSD ``nsd_id`` as NS ``ns_id``; returns the completed operation.
@@ -288,6 +312,7 @@ class NFVO:
             "ingress": sap.get(fg.ingress, fg.ingress), "egress": sap.get(fg.egress, fg.egress),
             "classifier": cl, "protection": fg.protection if prot is None else bool(prot)})
 
+    @_committed
     def scale(self, ns_id: str, vnfd_id: str, direction: str, steps: int = 1, *,
               instance: str | None = None) -> dict:
         """Scale VNF ``vnfd_id`` of NS ``ns_id`` ``direction`` ("out" | "in") by ``steps``
@@ -320,6 +345,7 @@ class NFVO:
                                          if r["id"] not in before])
         return op
 
+    @_committed
     def heal(self, ns_id: str, instance_id: str, mode: str | None = None) -> dict:
         """Heal VNF instance ``instance_id`` of NS ``ns_id`` by ``mode`` ("restart" |
         "recreate"; default the VNFD's); an instance the NFVI lost is always recreated.
@@ -337,6 +363,7 @@ class NFVO:
                                 f"INSTANTIATED or LOST instance can be healed")
         return self._ns_op(ns_id, "HEAL", {"instance": instance_id, "mode": mode})
 
+    @_committed
     def heal_ns(self, ns_id: str) -> dict:
         """Heal NS ``ns_id`` back to what its records say (reconciliation calls it): every
         instance the NFVI lost (LOST) is recreated, a VNF below its scaling minimum gets
@@ -349,6 +376,7 @@ class NFVO:
         lost = [r["id"] for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST)]
         return self._ns_op(ns_id, "HEAL", {"instance": None, "lost": lost})
 
+    @_committed
     def terminate(self, ns_id: str) -> dict:
         """Terminate NS ``ns_id``: its graphs are removed (each recorded as ``ungraph:``
         before), then every instance of each VNF. ``ConflictError`` if terminated."""
@@ -635,6 +663,7 @@ class NFVO:
         self._set_graphs(ns_id, self._graph_names(ns_id, nsd))
 
     # ---- failure handling ---------------------------------------------------------------------
+    @_committed
     def rollback(self, op_id: str) -> dict:
         """Roll back an NS occurrence in FAILED_TEMP; returns it (final).
 
@@ -706,6 +735,7 @@ class NFVO:
                                 f"is part of NS operation {op.parent}; it is {what} only "
                                 f"with that one")
 
+    @_committed
     def retry(self, op_id: str) -> dict:
         """Retry an NS occurrence in FAILED_TEMP, any type (SOL005 retry: the same
         occurrence goes back to PROCESSING): its failed VNF operations are rolled back
@@ -723,6 +753,7 @@ class NFVO:
             raise
         return self._run_body(self.ops.get(op_id))
 
+    @_committed
     def fail(self, op_id: str) -> dict:
         """Give up an occurrence in FAILED_TEMP: it and its VNF operations go to FAILED,
         nothing is undone; the records are made to match the NFVI (an instance left
@@ -795,6 +826,7 @@ class NFVO:
                 self.store.delete_allocation(a["instance_id"])
         return out
 
+    @_committed
     def reconcile(self) -> dict:
         """Bring the records and the infrastructure back in line after a restart.
 

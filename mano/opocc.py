@@ -124,8 +124,9 @@ class OpOccManager:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
-        #: called with each new occurrence and each transition, after the change is written
-        #: (e.g. the NBI's notifications); a listener must not block nor raise
+        #: called with each new occurrence and each transition, in the thread that made the
+        #: change, once it is committed (``Store.after_commit``; e.g. the NBI's
+        #: notifications); a listener must not block nor raise
         self.listeners: list[Callable[[OpOcc], None]] = []
         # No lock of our own: each call is one store transaction, which already serializes
         # threads (and a second lock taken in another order could deadlock).
@@ -150,7 +151,9 @@ class OpOccManager:
             op = OpOcc(id=uuid.uuid4().hex, level=level, subject_id=subject_id,
                        operation=operation, state=STARTING, params=dict(params or {}),
                        started=now, updated=now, parent=parent)
-            self.store.write_op_occ(op.to_row())
+            # serialised at once: no snapshot copy needed (to_row's deep copy of params)
+            self.store.write_op_occ({**{f: getattr(op, f) for f in _FIELDS},
+                                     "state": str(op.state)})
         self._tell(op)
         return op
 
@@ -160,29 +163,35 @@ class OpOccManager:
         replaces the recorded error when given; entering PROCESSING (a retry) or COMPLETED
         clears it. ``grant_id`` records the grant (normally on STARTING -> PROCESSING)."""
         target = _state(new_state)
+        values: dict[str, Any] = {"state": str(target), "updated": self.clock()}
+        if error is not None:
+            values["error"] = error
+        elif target in (PROCESSING, COMPLETED):
+            values["error"] = None
+        if grant_id is not None:
+            values["grant_id"] = grant_id
         with self.store.transaction():
-            op = self.get(op_id)
-            allowed = TRANSITIONS[op.state]
-            if target not in allowed:
+            # one statement checks the state, writes only what changes (params are not
+            # serialised again) and reads the occurrence back
+            row = self.store.update_op_occ(op_id, values, states=_SOURCES[target])
+            if row is None:
+                op = self.get(op_id)        # NotFoundError for an unknown one
+                allowed = TRANSITIONS[op.state]
                 valid = ", ".join(sorted(allowed)) if allowed else f"none ({op.state} is final)"
                 raise ConflictError(
                     f"{op.level} {op.subject_id} operation {op.id} ({op.operation}): cannot go "
                     f"from {op.state} to {target}; allowed from {op.state}: {valid}")
-            op.state = target
-            if error is not None:
-                op.error = error
-            elif target in (PROCESSING, COMPLETED):
-                op.error = None
-            if grant_id is not None:
-                op.grant_id = grant_id
-            op.updated = self.clock()
-            self.store.write_op_occ(op.to_row())
+        op = OpOcc.from_row(row)
         self._tell(op)
         return op
 
     def record_step(self, op_id: str, step: str) -> OpOcc:
         """Append ``step`` to what the operation has done (persisted at once)."""
-        return self._edit_steps(op_id, lambda steps: steps + [step])
+        with self.store.transaction():
+            row = self.store.append_op_step(op_id, step, self.clock(), states=ACTIVE_STATES)
+            if row is None:
+                self._refuse_final(self.get(op_id))
+        return OpOcc.from_row(row)
 
     def remove_step(self, op_id: str, step: str) -> OpOcc:
         """Forget ``step`` (its last occurrence) once a rollback has undone it."""
@@ -216,16 +225,33 @@ class OpOccManager:
         return ops[-1] if ops else None
 
     def _tell(self, op: OpOcc) -> None:
-        for listener in list(self.listeners):
-            listener(OpOcc.from_row(op.to_row()))
+        if not self.listeners:
+            return
+        snapshot = OpOcc.from_row(op.to_row())
+
+        def tell() -> None:
+            for listener in list(self.listeners):
+                listener(OpOcc.from_row(snapshot.to_row()))
+        # told once the change is committed (a change undone or lost is never told)
+        self.store.after_commit(tell)
 
     def _edit_steps(self, op_id: str, edit: Callable[[list[str]], list[str]]) -> OpOcc:
         with self.store.transaction():
             op = self.get(op_id)
-            if op.final:
-                raise ConflictError(f"operation {op.id} ({op.operation}) is {op.state}, final: "
-                                    f"its steps can no longer change")
+            self._refuse_final(op)
             op.steps_done = edit(list(op.steps_done))
             op.updated = self.clock()
-            self.store.write_op_occ(op.to_row())
+            self.store.update_op_occ(op.id, {"steps_done": op.steps_done,
+                                             "updated": op.updated})
             return op
+
+    @staticmethod
+    def _refuse_final(op: OpOcc) -> None:
+        if op.final:
+            raise ConflictError(f"operation {op.id} ({op.operation}) is {op.state}, final: "
+                                f"its steps can no longer change")
+
+
+#: per state, the states a transition to it may start from
+_SOURCES: dict[OpState, tuple[str, ...]] = {
+    t: tuple(str(s) for s in OpState if t in TRANSITIONS[s]) for t in OpState}

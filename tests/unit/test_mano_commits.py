@@ -87,3 +87,58 @@ def test_a_descriptor_changed_in_the_store_is_parsed_again(nfvo):
     nfvo.store.delete_vnfd("fw")
     with pytest.raises(NotFoundError):
         nfvo.vnfd("fw")
+
+
+def test_every_nfvi_change_comes_after_the_commit_of_its_step(nfvo, tmp_path):
+    """When the NFVI is asked to install or remove a graph or delete an instance, another
+    connection already reads the step that announces it (graph:, ungraph:, delete:)."""
+    reader = Store(tmp_path / "db.sqlite", readonly=True)
+    seen = []
+    drv = nfvo.driver
+
+    def last_steps():
+        return [s for o in reader.list_op_occs() if o["state"] == "PROCESSING"
+                for s in o["steps_done"][-1:]]
+
+    def spy(name, what):
+        plain = getattr(drv, name)
+
+        def call(arg):
+            seen.append((name, what(arg) in last_steps()))
+            return plain(arg)
+        setattr(drv, name, call)
+
+    spy("put_graph", lambda g: f"graph:{g['name']}")
+    spy("delete_graph", lambda name: f"ungraph:{name}")
+    spy("delete_instance", lambda iid: f"delete:{iid}")
+    try:
+        assert nfvo.instantiate("chain3", "web")["state"] == "COMPLETED"
+        assert nfvo.terminate("web")["state"] == "COMPLETED"
+    finally:
+        reader.close()
+    assert [n for n, _ in seen] == ["put_graph", "delete_graph"] + ["delete_instance"] * 3
+    assert all(ok for _, ok in seen), seen
+
+
+def test_an_operation_is_committed_when_it_returns_and_told_only_once_committed(nfvo,
+                                                                               tmp_path):
+    """What an NFVO operation returns, another connection reads at once; a listener of
+    the operation occurrences is told each state only when another connection reads it."""
+    reader = Store(tmp_path / "db.sqlite", readonly=True)
+    told = []
+
+    def listener(op):
+        told.append((op.state, reader.get_op_occ(op.id)["state"]))
+    nfvo.ops.listeners.append(listener)
+    try:
+        done = nfvo.instantiate("chain3", "web")
+        assert reader.get_op_occ(done["id"])["state"] == "COMPLETED"
+        assert reader.get_ns_instance("web")["state"] == "INSTANTIATED"
+        nfvo.create_ns("chain3", "other")
+        assert reader.get_ns_instance("other")["state"] == "NOT_INSTANTIATED"
+    finally:
+        reader.close()
+    assert told and {s for s, _ in told} >= {"STARTING", "PROCESSING", "COMPLETED"}
+    # the state told is stored already, or a later one of the same occurrence is
+    order = ["STARTING", "PROCESSING", "COMPLETED"]
+    assert all(order.index(stored) >= order.index(state) for state, stored in told), told

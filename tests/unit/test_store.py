@@ -190,6 +190,52 @@ def test_transaction_commits_together_or_not_at_all(store):
     assert len(store.list_vnfds()) == 1 and len(store.list_allocations()) == 1
 
 
+def test_a_batch_commits_its_blocks_at_commit_or_at_its_end(store, tmp_path):
+    """Inside batch() a block's writes are seen by the store but not by another connection
+    until commit(); the end of the batch commits the rest, also when an exception ends
+    it; a block that fails inside the batch undoes only its own writes."""
+    reader = Store(tmp_path / "nfvo.db", readonly=True)
+    try:
+        with pytest.raises(RuntimeError), store.batch():
+            store.put_vnfd("fw", {})
+            assert len(store.list_vnfds()) == 1 and reader.list_vnfds() == []
+            store.commit()
+            assert len(reader.list_vnfds()) == 1
+            store.put_allocation("i1", "c1", 1, 1, 1)
+            with pytest.raises(ConflictError), store.transaction():
+                store.put_allocation("i2", "c1", 1, 1, 1)
+                store.delete_vnfd("fw")
+                raise ConflictError("this block fails")
+            assert [a["instance_id"] for a in store.list_allocations()] == ["i1"]
+            assert reader.list_allocations() == []
+            raise RuntimeError("the operation fails")
+        assert [a["instance_id"] for a in reader.list_allocations()] == ["i1"]
+        assert len(reader.list_vnfds()) == 1
+    finally:
+        reader.close()
+
+
+def test_after_commit_callbacks_run_once_the_writes_are_committed(store, tmp_path):
+    """after_commit runs its callback at once when nothing is pending, at the batch's
+    commit otherwise (when another connection sees the write), and never for a block that
+    failed."""
+    reader = Store(tmp_path / "nfvo.db", readonly=True)
+    seen = []
+    try:
+        store.after_commit(lambda: seen.append("now"))
+        with store.batch():
+            store.put_vnfd("fw", {})
+            store.after_commit(lambda: seen.append(len(reader.list_vnfds())))
+            with pytest.raises(RuntimeError), store.transaction():
+                store.put_vnfd("fwd", {})
+                store.after_commit(lambda: seen.append("undone"))
+                raise RuntimeError("boom")
+            assert seen == ["now"]
+        assert seen == ["now", 1]
+    finally:
+        reader.close()
+
+
 def test_threads_share_one_store(store):
     """Writes from several threads all land (one connection, serialized by a lock)."""
     def work(t):
