@@ -105,11 +105,14 @@ def test_anti_affine_vnf_scales_out_onto_distinct_compute_nodes(nfvo):
 
 
 def test_onboarding_refuses_an_nsd_whose_vnfds_are_missing_and_a_vnfd_too_big(nfvo, tmp_path):
-    """An NSD naming a VNFD not onboarded is refused naming the field and the onboarded
-    ones; a flavour no compute node can hold is refused naming the largest node."""
+    """An NSD naming a VNFD not onboarded is refused naming the field, the id the NSD
+    wrote and the onboarded ones; a flavour no compute node can hold is refused naming the
+    largest node."""
     nfvo.onboard(CSAR)
     with pytest.raises(DescriptorError, match=rf"fw_vnffg_nsd.yaml: nsd.vnfs\[1\].vnfd: "
-                                              rf"unknown VNFD '{CIRROS}'; onboarded: {SAMPLE}"):
+                                              rf"unknown VNFD '{CIRROS}' \(the descriptor's "
+                                              rf"VNFD 'cirros_vnffg-vnf': descriptors/README"
+                                              rf".md, Identifiers\); onboarded: {SAMPLE}"):
         nfvo.onboard(DATA / "sol006" / "fw_vnffg_nsd.yaml")
     doc = yaml.safe_load((DATA / "sol006" / "cirros_vnffg_vnfd.yaml").read_text())
     doc["vnfd"]["virtual-compute-desc"][0]["virtual-cpu"]["num-virtual-cpu"] = 64

@@ -248,6 +248,7 @@ def read_nsd(defs: Definitions) -> Bundle:
         ns_props = {k: value_of(v.value, inputs)
                     for k, v in tt.get("substitution_mappings").get("properties").items()}
     vnf_ids: dict[str, str] = {}
+    written: dict[str, str] = {}
     for name, n in nodes.items():
         typ = n.get("type").text()
         if defs.derives(typ, VNF):
@@ -259,6 +260,7 @@ def read_nsd(defs: Definitions) -> Bundle:
                 n.fail(f"VNFD {ext!r} is used by two VNFs of the NS; the testbed runs each "
                        f"VNFD once per NS")
             vnf_ids[name] = tid
+            written[tid] = ext
     links = [k for k, n in nodes.items() if defs.derives(n.get("type").text(), NS_VL)]
     for n in nodes.values():
         if defs.derives(n.get("type").text(), SAP):
@@ -294,7 +296,7 @@ def read_nsd(defs: Definitions) -> Bundle:
     nsd = build_nsd(ext_id, str(ns_props.get("name") or ext_id),
                     str(ns_props.get("version") or "1.0"), "", list(vnf_ids.values()),
                     links, graphs, label, f"sol001:{ext_id}", notes,
-                    tt.get("node_templates"))
+                    tt.get("node_templates"), written)
     return Bundle("sol001", nsds=[nsd])
 
 

@@ -172,6 +172,14 @@ def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str]) -> list[dict]:
             notes.append(n.warn("no classifier: the graph takes all IPv4 traffic from its "
                                 "ingress"))
             graphs.append({"id": name, "classifier": {}, "path": path})
+        if _split_criterion(crits):
+            notes.append(policy.get("criteria").warn(
+                f"{len(crits)} unnamed entries of one key each "
+                f"({', '.join(c.items()[0][0] for c in crits)}) are read as one "
+                f"classifier, as Tacker read FP.Tacker criteria before named classifiers"))
+            graphs.append({"id": name, "classifier": _acl(policy.get("criteria"), inputs,
+                                                          notes, crits), "path": path})
+            continue
         for i, c in enumerate(crits):
             fields = c.get("classifier") if c.get("classifier").present else c
             gid = name if len(crits) == 1 else f"{name}-{c.get('name').text(str(i))}"
@@ -180,9 +188,29 @@ def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str]) -> list[dict]:
     return graphs
 
 
-def _acl(c: Node, inputs: dict, notes: list[str]) -> dict:
+def _split_criterion(crits: list[Node]) -> bool:
+    """Whether an ACL's criteria are one classifier written one key per list entry
+    (``- ip_proto: 6`` / ``- destination_port_range: 80-80``), as Tacker's first VNFFG
+    samples and OPNFV SFC's templates write them: several unnamed entries of one key
+    each, no key twice. (Entries of several keys, or named ones, are one classifier
+    each.)"""
+    if len(crits) < 2:
+        return False
+    keys = []
+    for c in crits:
+        ks = [k for k, _ in c.items()] if isinstance(c.value, dict) else []
+        if len(ks) != 1 or ks[0] in ("name", "classifier"):
+            return False
+        keys.append(ks[0])
+    return len(set(keys)) == len(keys)
+
+
+def _acl(c: Node, inputs: dict, notes: list[str], split: list[Node] | None = None) -> dict:
+    """The classifier of one ACL criterion ``c`` (or of the one-key entries ``split``,
+    read together, ``c`` being their list)."""
     vals = {}
-    for k, v in c.items():
+    items = [kv for e in split for kv in e.items()] if split is not None else c.items()
+    for k, v in items:
         if k in ACL_NEUTRON:
             notes.append(v.warn("a Neutron port or network has no meaning here; the "
                                 "graph enters at its ingress endpoint"))
@@ -208,8 +236,11 @@ def read_vnffgd(top: Node, path: Path):
     notes: list[str] = []
     vnfs: list[str] = []
 
+    written: dict[str, str] = {}
+
     def forwarder(name: str, where: Node) -> str:
         tid = vnfd_id_for(name)
+        written[tid] = name
         if tid not in vnfs:
             vnfs.append(tid)
         return tid
@@ -224,7 +255,7 @@ def read_vnffgd(top: Node, path: Path):
                 notes.append(g.get("properties").get(key).warn("has no meaning here; "
                                                                "ignored"))
     return build_nsd(path.stem, path.stem, "1.0", top.get("description").text("") or "",
-                     vnfs, [], graphs, path.name, f"tacker:{path.stem}", notes, tt)
+                     vnfs, [], graphs, path.name, f"tacker:{path.stem}", notes, tt, written)
 
 
 def read_nsd(top: Node, path: Path) -> Bundle:
@@ -233,6 +264,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
     notes: list[str] = []
     b = Bundle("tacker")
     by_type: dict[str, str] = {}
+    by_import: dict[str, str] = {}      # imported VNFD name -> testbed VNFD id
     for imp in top.get("imports").elems():
         name = imp.need_text()
         f = next((path.parent / f"{name}{ext}" for ext in ("", ".yaml", ".yml")
@@ -244,6 +276,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
         vtop = Node(data, "", f.name)
         vnf = read_vnfd(vtop, f)
         b.vnfds.append(vnf)
+        by_import[name] = vnf.id
         nt = vtop.get("topology_template").get("substitution_mappings").get("node_type").text()
         if nt:
             by_type[nt] = vnf.id
@@ -257,10 +290,16 @@ def read_nsd(top: Node, path: Path) -> Bundle:
                                 "center network; ignored"))
 
     def forwarder(name: str, where: Node) -> str:
-        if name not in members:
-            where.fail(f"unknown forwarder {name!r}; VNFs of the NSD: "
-                       f"{', '.join(members) or 'none'}")
-        return members[name]
+        # a node template of the NSD, or (as Tacker's NSD samples write it) the name of
+        # an imported VNFD that one node template instantiates
+        if name in members:
+            return members[name]
+        if by_import.get(name) in members.values():
+            return by_import[name]
+        used = [n for n, t in by_import.items() if t in members.values()]
+        where.fail(f"unknown forwarder {name!r}; VNFs of the NSD: "
+                   f"{', '.join(members) or 'none'}, or the VNFDs they import: "
+                   f"{', '.join(used) or 'none'}")
     graphs = _forwarding_graphs(tt, forwarder, notes)
     b.nsds.append(build_nsd(path.stem, path.stem, "1.0",
                             top.get("description").text("") or "", list(members.values()),
