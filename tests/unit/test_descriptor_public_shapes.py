@@ -4,6 +4,9 @@ read as its authors meant, or refused naming the field and what is read instead.
 documents here are written for the tests, in the shape of those samples."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -12,6 +15,8 @@ from mano.descriptors.readers.common import vnfd_id_for
 from mano.errors import DescriptorError
 
 TACKER = "tosca_simple_profile_for_nfv_1_0_0"
+CSAR = Path(__file__).resolve().parents[1] / "data" / "descriptors" / "tacker-sol001" / \
+    "sample_vnf_package_csar"
 
 
 def _write(path, doc) -> str:
@@ -186,3 +191,51 @@ def test_own_parameter_without_a_value_is_refused_not_a_traceback(tmp_path):
     _refused(_write(tmp_path / "mem.yaml", doc),
              "mem.yaml: vnfd.virtual-compute-desc[0].virtual-memory.vdu-mem-requirements[0]: "
              "missing required key 'value' (the parameter's value)")
+
+
+# ------------------------------------------------------------------ node templates not read
+def test_tacker_node_templates_not_read_are_warned(tmp_path):
+    """A Tacker VNFD's block storage and attachment nodes (tosca-vnfd-block-attach) and a
+    node written without a type (OPNFV's test-vnffgd nests ``groups`` under
+    node_templates) are each named in a warning; before, they were dropped silently."""
+    doc = _legacy_vnfd("x.VNF")
+    nodes = doc["topology_template"]["node_templates"]
+    nodes["VB1"] = {"type": "tosca.nodes.BlockStorage.Tacker",
+                    "properties": {"size": "1 GB"}}
+    nodes["CB1"] = {"type": "tosca.nodes.BlockStorageAttachment",
+                    "requirements": [{"virtualBinding": {"node": "VDU1"}},
+                                     {"virtualAttachment": {"node": "VB1"}}]}
+    b = read_descriptors(_write(tmp_path / "blk.yaml", doc))
+    text = "\n".join(b.warnings)
+    assert "node_templates.VB1: node type 'tosca.nodes.BlockStorage.Tacker' has no " \
+           "meaning here; ignored" in text
+    assert "node_templates.CB1: node type 'tosca.nodes.BlockStorageAttachment'" in text
+    g = _vnffgd([{"ip_proto": 6}])
+    g["topology_template"]["node_templates"]["groups"] = {
+        "VNFFG1": {"type": "tosca.groups.nfv.VNFFG", "members": ["Forwarding_path1"]}}
+    b = read_descriptors(_write(tmp_path / "g.yaml", g))
+    assert any("node_templates.groups: no type: not a node template the testbed can read; "
+               "ignored" in w for w in b.warnings)
+
+
+def test_sol001_node_templates_not_read_are_warned(tmp_path):
+    """A SOL001 flavour's node template of a type the reader does not use (a file
+    storage) is named in a warning; a block storage the VDU names keeps its own warning
+    and no second one."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(CSAR, pkg)
+    df = pkg / "Definitions" / "sample_vnfd_df_simple.yaml"
+    doc = yaml.safe_load(df.read_text())
+    nodes = doc["topology_template"]["node_templates"]
+    nodes["Files"] = {"type": "tosca.nodes.nfv.Vdu.VirtualFileStorage",
+                      "properties": {"virtual_file_storage_data": {"size_of_storage": "1 GB"}}}
+    nodes["Disk"] = {"type": "tosca.nodes.nfv.Vdu.VirtualBlockStorage",
+                     "properties": {"virtual_block_storage_data": {"size_of_storage": "1 GB"}}}
+    nodes["VDU1"].setdefault("requirements", []).append({"virtual_storage": "Disk"})
+    df.write_text(yaml.safe_dump(doc, sort_keys=False))
+    b = read_descriptors(pkg)
+    assert any("virtual storage 'Disk' is not attached" in w for w in b.warnings)
+    hits = [w for w in b.warnings if "node type" in w]
+    assert hits == [("pkg/Definitions/sample_vnfd_df_simple.yaml: topology_template."
+                    "node_templates.Files: node type 'tosca.nodes.nfv.Vdu.VirtualFileStorage' "
+                    "has no meaning here; ignored")], hits

@@ -134,9 +134,14 @@ def read_vnfd(defs: Definitions) -> Bundle:
     cps = [k for k, n in nodes.items() if defs.derives(n.get("type").text(), VDU_CP)
            and any(t == vdu_name for name, t, _ in requirements(n)
                    if name == "virtual_binding")]
-    for n in nodes.values():
-        if defs.derives(n.get("type").text(), VL):
+    attached = {t for name, t, _ in requirements(vdu) if name == "virtual_storage"}
+    for k, n in nodes.items():
+        typ = n.get("type").text()
+        if defs.derives(typ, VL):
             notes.append(n.warn("internal virtual link: one VDU needs none; ignored"))
+        elif k not in attached and not any(defs.derives(typ, t)
+                                           for t in (VNF, VDU, VDU_CP, EXT_CP)):
+            notes.append(n.warn(f"node type {typ!r} has no meaning here; ignored"))
     prof = vp.get("vdu_profile")
     floor = prof.get("min_number_of_instances").integer(ge=0)
     ceiling = prof.get("max_number_of_instances").integer(ge=0)

@@ -58,6 +58,18 @@ def read(path: Path, data) -> Bundle:
                                   f"({FP_PREFIX}.*): not a Tacker VNFD, NSD or VNFFGD")
 
 
+def _unread(nodes: dict[str, Node], read: tuple[str, ...], notes: list[str],
+            members: tuple[str, ...] = ()) -> None:
+    """Warn of each node template a reader does not read (its type is none of ``read``,
+    not a forwarding path, not one of ``members``): what it asks is not honoured."""
+    for k, n in nodes.items():
+        typ = n.get("type").text()
+        if k in members or typ in read or (typ or "").startswith(FP_PREFIX):
+            continue
+        notes.append(n.warn(f"node type {typ!r} has no meaning here; ignored" if typ else
+                            "no type: not a node template the testbed can read; ignored"))
+
+
 def _inputs(tt: Node) -> dict:
     return {k: v.value["default"] for k, v in tt.get("inputs").items()
             if isinstance(v.value, dict) and "default" in v.value}
@@ -112,6 +124,7 @@ def read_vnfd(top: Node, path: Path):
         if n.get("type").text() == VL:
             notes.append(n.warn("virtual link: instances have one interface on the data "
                                 "center network; ignored"))
+    _unread(nodes, (VDU, CP, VL), notes)
     initial, lo, hi, step, anti = 1, None, None, 1, False
     pols = tt.get("policies")
     entries = pols.items() if isinstance(pols.value, dict) else \
@@ -245,6 +258,7 @@ def read_vnffgd(top: Node, path: Path):
             vnfs.append(tid)
         return tid
     graphs = _forwarding_graphs(tt, forwarder, notes)
+    _unread(dict(tt.get("node_templates").items()), (), notes)
     for g in tt.get("groups").values():
         for v in g.get("properties").get("constituent_vnfs").elems():
             if vnfd_id_for(v.need_text()) not in vnfs:
@@ -301,6 +315,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
                    f"{', '.join(members) or 'none'}, or the VNFDs they import: "
                    f"{', '.join(used) or 'none'}")
     graphs = _forwarding_graphs(tt, forwarder, notes)
+    _unread(dict(tt.get("node_templates").items()), (VL,), notes, tuple(members))
     b.nsds.append(build_nsd(path.stem, path.stem, "1.0",
                             top.get("description").text("") or "", list(members.values()),
                             [], graphs, path.name, f"tacker:{path.stem}", notes, tt))
