@@ -239,3 +239,55 @@ def test_sol001_node_templates_not_read_are_warned(tmp_path):
     assert hits == [("pkg/Definitions/sample_vnfd_df_simple.yaml: topology_template."
                     "node_templates.Files: node type 'tosca.nodes.nfv.Vdu.VirtualFileStorage' "
                     "has no meaning here; ignored")], hits
+
+
+# ------------------------------------------------------------------ compute and port requests
+def test_compute_and_port_requests_not_honoured_are_warned(tmp_path):
+    """Dedicated CPUs (tosca-vnfd-cpu-dedicate), fixed MAC and IP addresses
+    (tosca-vnfd-mac-ip), SOL001's requested additional capabilities and SOL006's CPU
+    pinning are each named in a warning; before, they were dropped silently."""
+    doc = _legacy_vnfd("x.VNF")
+    nodes = doc["topology_template"]["node_templates"]
+    del nodes["VDU1"]["properties"]["flavor"]
+    nodes["VDU1"]["capabilities"] = {"nfv_compute": {"properties": {
+        "num_cpus": 2, "mem_size": "2048 MB", "disk_size": "10 GB",
+        "cpu_allocation": {"cpu_affinity": "dedicated"}}}}
+    nodes["CP12"]["properties"] = {"management": True, "mac_address": "6c:40:08:a0:de:0a",
+                                   "ip_address": "10.10.1.12"}
+    text = "\n".join(read_descriptors(_write(tmp_path / "t.yaml", doc)).warnings)
+    for field in ("VDU1.capabilities.nfv_compute.properties.cpu_allocation",
+                  "CP12.properties.mac_address", "CP12.properties.ip_address"):
+        assert f"node_templates.{field}: has no meaning on this NFVI" in text, field
+    assert "properties.management" not in text
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(CSAR, pkg)
+    df = pkg / "Definitions" / "sample_vnfd_df_simple.yaml"
+    d = yaml.safe_load(df.read_text())
+    vc = d["topology_template"]["node_templates"]["VDU1"]["capabilities"][
+        "virtual_compute"]["properties"]
+    vc["requested_additional_capabilities"] = {"properties": {
+        "requested_additional_capability_name": "m1.tiny", "support_mandatory": True}}
+    vc["virtual_cpu"]["virtual_cpu_pinning"] = {"virtual_cpu_pinning_policy": "static"}
+    df.write_text(yaml.safe_dump(d, sort_keys=False))
+    text = "\n".join(read_descriptors(pkg).warnings)
+    for field in ("requested_additional_capabilities", "virtual_cpu.virtual_cpu_pinning"):
+        assert f"virtual_compute.properties.{field}: has no meaning on this NFVI" in text
+
+    s = _sol006_vnfd()
+    s["vnfd"]["virtual-compute-desc"][0]["virtual-cpu"]["pinning"] = {"policy": "dedicated"}
+    text = "\n".join(read_descriptors(_write(tmp_path / "s.yaml", s)).warnings)
+    assert "vnfd.virtual-compute-desc[0].virtual-cpu.pinning: has no meaning on this NFVI" \
+        in text
+
+
+def test_containerized_tacker_vnfd_is_refused_naming_vnfcs(tmp_path):
+    """A Tacker VNFD whose VDU runs Kubernetes containers (tosca-vnfd-containerized) is
+    refused naming ``vnfcs`` as a missing feature, not as a missing flavor."""
+    doc = _legacy_vnfd("x.VNF")
+    vdu = doc["topology_template"]["node_templates"]["VDU1"]
+    vdu["properties"] = {"namespace": "default", "vnfcs": {"web_server": {
+        "num_cpus": 0.2, "mem_size": "100 MB", "image": "k8s.gcr.io/hpa-example"}}}
+    _refused(_write(tmp_path / "c.yaml", doc),
+             "c.yaml: topology_template.node_templates.VDU1.properties.vnfcs: containerized "
+             "VNFCs (Kubernetes) cannot run on this NFVI (required feature missing)")

@@ -110,6 +110,15 @@ def read_vnfd(defs: Definitions) -> Bundle:
     vdu_name, vdu = vdus[0]
     vp = vdu.get("properties")
     vc = vdu.get("capabilities").need("virtual_compute", "the flavour").get("properties")
+    for key, v in vc.items():       # what the testbed reads of it is below
+        if key not in ("virtual_cpu", "virtual_memory", "virtual_local_storage"):
+            notes.append(v.warn("has no meaning on this NFVI (instances get a CPU quota, a "
+                                "memory limit and accounted disk only); ignored"))
+    for part, used in (("virtual_cpu", "num_virtual_cpu"),
+                       ("virtual_memory", "virtual_mem_size")):
+        for key, v in vc.get(part).items():
+            if key != used:
+                notes.append(v.warn("has no meaning on this NFVI; ignored"))
     vcpu = vc.get("virtual_cpu").need("num_virtual_cpu").number()
     mem = size_mb(vc.get("virtual_memory").need("virtual_mem_size"))
     disk = 0

@@ -117,6 +117,14 @@ def read_vnfd(d: Node) -> VNFD:
         vdu.get("virtual-compute-desc").fail(f"unknown virtual-compute-desc {cref!r}; "
                                              f"known: {', '.join(computes) or 'none'}")
     comp = computes[cref]
+    for part, used in ((comp, ("id", "virtual-cpu", "virtual-memory", "virtual-disk")),
+                       (comp.get("virtual-cpu"), ("num-virtual-cpu", "vdu-cpu-requirements")),
+                       (comp.get("virtual-memory"), ("size", "vdu-mem-requirements"))):
+        for key, v in part.items():
+            if key not in used:
+                notes.append(v.warn("has no meaning on this NFVI (instances get a CPU "
+                                    "quota, a memory limit and accounted disk only); "
+                                    "ignored"))
     vcpu = float(comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1))
     share = _own(comp.get("virtual-cpu").get("vdu-cpu-requirements")).get("vcpu")
     if share is not None:

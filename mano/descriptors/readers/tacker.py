@@ -34,6 +34,8 @@ from mano.descriptors.readers.common import (
 
 VDU, CP, VL = "tosca.nodes.nfv.VDU.Tacker", "tosca.nodes.nfv.CP.Tacker", "tosca.nodes.nfv.VL"
 FP_PREFIX = "tosca.nodes.nfv.FP"
+# CP properties that ask nothing of the NFVI here (the one interface is the data interface)
+CP_NEUTRAL = ("management", "order", "anti_spoofing_protection")
 # OpenStack's default flavours: (vCPU, memory MiB, disk GB)
 FLAVORS = {"m1.tiny": (1, 512, 1), "m1.small": (1, 2048, 20), "m1.medium": (2, 4096, 40),
            "m1.large": (4, 8192, 80), "m1.xlarge": (8, 16384, 160)}
@@ -99,7 +101,15 @@ def read_vnfd(top: Node, path: Path):
             f"per VNF (required feature: multi-VDU VNFs)")
     name, vdu = vdus[0]
     props = vdu.get("properties")
+    if props.get("vnfcs").present:
+        props.get("vnfcs").fail("containerized VNFCs (Kubernetes) cannot run on this NFVI "
+                                "(required feature missing): give the VDU a flavor or "
+                                "capabilities.nfv_compute")
     comp = vdu.get("capabilities").get("nfv_compute").get("properties")
+    for key, v in comp.items():
+        if key not in ("num_cpus", "mem_size", "disk_size"):
+            notes.append(v.warn("has no meaning on this NFVI (instances get a CPU quota "
+                                "and a memory limit only); ignored"))
     if comp.present:
         vcpu = _resolved(comp.need("num_cpus"), inputs).integer(ge=1)
         mem = size_mb(_resolved(comp.need("mem_size"), inputs))
@@ -120,10 +130,16 @@ def read_vnfd(top: Node, path: Path):
         (r.get("virtualBinding").get("node").text() or r.get("virtualBinding").text())
         == name for r in n.get("requirements").elems() if isinstance(r.value, dict)
         and isinstance(r.value.get("virtualBinding"), (str, dict)))]
-    for n in nodes.values():
+    for k, n in nodes.items():
         if n.get("type").text() == VL:
             notes.append(n.warn("virtual link: instances have one interface on the data "
                                 "center network; ignored"))
+        if k in cps:
+            for key, v in n.get("properties").items():
+                if key not in CP_NEUTRAL:
+                    notes.append(v.warn("has no meaning on this NFVI (the instance's one "
+                                        "interface gets its address from the NFVI); "
+                                        "ignored"))
     _unread(nodes, (VDU, CP, VL), notes)
     initial, lo, hi, step, anti = 1, None, None, 1, False
     pols = tt.get("policies")
