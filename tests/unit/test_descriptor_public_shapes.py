@@ -291,3 +291,20 @@ def test_containerized_tacker_vnfd_is_refused_naming_vnfcs(tmp_path):
     _refused(_write(tmp_path / "c.yaml", doc),
              "c.yaml: topology_template.node_templates.VDU1.properties.vnfcs: containerized "
              "VNFCs (Kubernetes) cannot run on this NFVI (required feature missing)")
+
+
+def test_package_without_tosca_meta_names_its_definitions_files(tmp_path):
+    """A package directory or zip with Definitions/ but neither TOSCA-Metadata nor a root
+    YAML file (as a copy of Tacker's ansible_vnf_package without its metadata) is refused
+    listing the definitions files one could onboard instead (not the ETSI type files)."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(CSAR / "Definitions", pkg / "Definitions")
+    (pkg / "Definitions" / "etsi_nfv_sol001_vnfd_types.yaml").write_text("{}\n")
+    want = ("no TOSCA-Metadata/TOSCA.meta and 0 YAML files at the root; expected "
+            "TOSCA-Metadata or exactly one; or onboard its top-level definitions file "
+            "itself (one of Definitions/sample_vnfd_df_simple.yaml, "
+            "Definitions/sample_vnfd_top.yaml, Definitions/sample_vnfd_types.yaml)")
+    _refused(pkg, f"pkg: {want}")
+    z = tmp_path / "pkg.zip"
+    shutil.make_archive(str(tmp_path / "pkg"), "zip", pkg)
+    _refused(z, f"pkg.zip: {want}")
