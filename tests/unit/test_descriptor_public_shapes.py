@@ -308,3 +308,18 @@ def test_package_without_tosca_meta_names_its_definitions_files(tmp_path):
     z = tmp_path / "pkg.zip"
     shutil.make_archive(str(tmp_path / "pkg"), "zip", pkg)
     _refused(z, f"pkg.zip: {want}")
+
+
+def test_sol001_cnf_vdu_without_virtual_compute_is_refused_as_a_cnf(tmp_path):
+    """A SOL001 Vdu.Compute without virtual_compute (a Kubernetes resource of a Tacker
+    CNF package, as test_cnf_helmchart's) is refused naming the capability and saying that
+    CNFs cannot run here."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(CSAR, pkg)
+    df = pkg / "Definitions" / "sample_vnfd_df_simple.yaml"
+    d = yaml.safe_load(df.read_text())
+    del d["topology_template"]["node_templates"]["VDU1"]["capabilities"]["virtual_compute"]
+    df.write_text(yaml.safe_dump(d, sort_keys=False))
+    _refused(pkg, "node_templates.VDU1.capabilities: missing required key 'virtual_compute' "
+                  "(the flavour; a VDU without one is a Kubernetes resource of a CNF, which "
+                  "cannot run on this NFVI)")

@@ -109,7 +109,9 @@ def read_vnfd(defs: Definitions) -> Bundle:
             f"per VNF (required feature: multi-VDU VNFs)")
     vdu_name, vdu = vdus[0]
     vp = vdu.get("properties")
-    vc = vdu.get("capabilities").need("virtual_compute", "the flavour").get("properties")
+    vc = vdu.get("capabilities").need(
+        "virtual_compute", "the flavour; a VDU without one is a Kubernetes resource of a "
+        "CNF, which cannot run on this NFVI").get("properties")
     for key, v in vc.items():       # what the testbed reads of it is below
         if key not in ("virtual_cpu", "virtual_memory", "virtual_local_storage"):
             notes.append(v.warn("has no meaning on this NFVI (instances get a CPU quota, a "
