@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, PlainValidator, field_validator, model_validator
 
@@ -176,6 +176,9 @@ class NSD(Strict):
     source: str = ""
     origin: str = ""
     warnings: tuple[str, ...] = ()
+    # (testbed VNFD id, the id the foreign descriptor wrote) for each renamed constituent
+    foreign_vnfds: tuple[tuple[str, str], ...] = ()
+    INTERNAL: ClassVar[tuple[str, ...]] = Strict.INTERNAL + ("foreign_vnfds",)
 
     @field_validator("constituents")
     @classmethod
@@ -248,12 +251,14 @@ def load_nsd(path) -> NSD:
     return parse_nsd(data, name)
 
 
-def parse_nsd(data, source: str, *, origin: str = "", warnings=()) -> NSD:
+def parse_nsd(data, source: str, *, origin: str = "", warnings=(), foreign_vnfds=()) -> NSD:
     """Parse an NSD document (``{"nsd": {...}}``); ``source`` prefixes every error
-    (``DescriptorError``)."""
+    (``DescriptorError``). ``foreign_vnfds``: (testbed id, foreign id) of each constituent
+    a reader renamed, so that errors can name the id the user wrote."""
     n = validate(NSDDocument, data, source).nsd
     return n.model_copy(update={"source": source, "origin": origin,
-                                "warnings": tuple(warnings)})
+                                "warnings": tuple(warnings),
+                                "foreign_vnfds": tuple(foreign_vnfds)})
 
 
 def check_ns(nsd: NSD, vnfds: dict[str, VNFD], *,
@@ -264,8 +269,11 @@ def check_ns(nsd: NSD, vnfds: dict[str, VNFD], *,
     src = nsd.source or f"nsd {nsd.id}"
     for i, v in enumerate(nsd.vnfs):
         if v not in vnfds:
-            raise DescriptorError(f"{src}: nsd.vnfs[{i}].vnfd: unknown VNFD {v!r}; onboarded: "
-                                  f"{', '.join(sorted(vnfds)) or 'none'}")
+            written = dict(nsd.foreign_vnfds).get(v)
+            was = "" if written is None else \
+                f" (the descriptor's VNFD {written!r}: descriptors/README.md, Identifiers)"
+            raise DescriptorError(f"{src}: nsd.vnfs[{i}].vnfd: unknown VNFD {v!r}{was}; "
+                                  f"onboarded: {', '.join(sorted(vnfds)) or 'none'}")
         if compute_nodes is not None:
             check_vnfd_fits(vnfds[v], compute_nodes)
     if endpoints is not None:

@@ -1,11 +1,12 @@
-"""Onboarding foreign descriptors (NFVO with a fake NFVI driver: pure logic; the emulated
-run is tests/integration/test_descriptor_interop.py), the VIM's anti-affinity constraint,
-and the ``testbed descriptor`` commands."""
+"""Onboarding foreign descriptors (NFVO with a fake NFVI driver: pure logic; one chain on
+the simulated NFVI; the emulated run is tests/integration/test_descriptor_interop.py), the
+VIM's anti-affinity constraint, and the ``testbed descriptor`` commands."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from mano.nfvi import ComputeNodeInfo, Flavour
 from mano.nfvo import NFVO
 from mano.vim import VIM, BestFit, PlacementRequest
 from testbed.cli import main
+from testbed.nfvi.simulated.experiment import SimulatedNfvi
+from testbed.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "descriptors"
@@ -91,6 +94,40 @@ def test_nfvo_onboards_strict_sol006_and_instantiates_the_chain(nfvo, tmp_path, 
     assert g["match"] == {"ip_proto": 17, "ipv4_src": "10.0.0.1", "ipv4_dst": "10.0.0.16"}
 
 
+def test_foreign_chain_instantiates_on_the_simulated_nfvi_and_carries_its_packets(tmp_path):
+    """On the simulated NFVI (fat-tree k=4), the Tacker CSAR, the OSM-style VNFD and the
+    SOL006 NSD onboarded unmodified instantiate: the graph is steered h1's edge switch ->
+    first VNF -> second VNF -> h16's edge switch, and UDP to port 5001 from h1 reaches
+    h16, every packet sent received."""
+    with SimulatedNfvi(load_topology(REPO / "topologies" / "fat_tree4.yaml"),
+                       tmp_path / "run") as nfvi:
+        n = NFVO(nfvi.driver, tmp_path / "db.sqlite", clock=nfvi.clock)
+        try:
+            for p in (CSAR, DATA / "sol006" / "cirros_vnffg_vnfd.yaml",
+                      DATA / "sol006" / "fw_vnffg_nsd.yaml"):
+                n.onboard(p)
+            env, box = nfvi.env, {}
+
+            def proc():
+                box["op"] = yield from nfvi.call(env, lambda: n.instantiate("fw_vnffg-ns",
+                                                                             "web"))
+            env.run(until=env.process(proc()))
+            assert box["op"].result()["state"] == "COMPLETED"
+            rows = {r["id"] for r in n.store.list_vnf_instances(ns_id="web")}
+            assert rows == {f"{SAMPLE}_1", f"{CIRROS}_1"}
+            hops = ["h1", f"{SAMPLE}_1", f"{CIRROS}_1", "h16"]
+            sw = [nfvi.endpoint_switch(h) for h in hops]
+            paths = nfvi.graph_paths("web.forwardingpath1")
+            assert [(p[0], p[-1]) for p in paths] == list(pairwise(sw))
+            nfvi.start_load("l", "h1", "h16", 5001, 4)
+            nfvi.command_load("l", 1000.0)
+            env.run(until=env.now + 1.0)
+            c = nfvi.stop_load("l")
+            assert sum(c.sent.values()) > 500 and c.received == c.sent
+        finally:
+            n.close()
+
+
 def test_anti_affine_vnf_scales_out_onto_distinct_compute_nodes(nfvo):
     """The SOL001 VNF with an AntiAffinityRule, scaled out by its delta (2), has its three
     instances on three compute nodes, although latency-aware placement prefers one."""
@@ -105,11 +142,14 @@ def test_anti_affine_vnf_scales_out_onto_distinct_compute_nodes(nfvo):
 
 
 def test_onboarding_refuses_an_nsd_whose_vnfds_are_missing_and_a_vnfd_too_big(nfvo, tmp_path):
-    """An NSD naming a VNFD not onboarded is refused naming the field and the onboarded
-    ones; a flavour no compute node can hold is refused naming the largest node."""
+    """An NSD naming a VNFD not onboarded is refused naming the field, the id the NSD
+    wrote and the onboarded ones; a flavour no compute node can hold is refused naming the
+    largest node."""
     nfvo.onboard(CSAR)
     with pytest.raises(DescriptorError, match=rf"fw_vnffg_nsd.yaml: nsd.vnfs\[1\].vnfd: "
-                                              rf"unknown VNFD '{CIRROS}'; onboarded: {SAMPLE}"):
+                                              rf"unknown VNFD '{CIRROS}' \(the descriptor's "
+                                              rf"VNFD 'cirros_vnffg-vnf': descriptors/README"
+                                              rf".md, Identifiers\); onboarded: {SAMPLE}"):
         nfvo.onboard(DATA / "sol006" / "fw_vnffg_nsd.yaml")
     doc = yaml.safe_load((DATA / "sol006" / "cirros_vnffg_vnfd.yaml").read_text())
     doc["vnfd"]["virtual-compute-desc"][0]["virtual-cpu"]["num-virtual-cpu"] = 64

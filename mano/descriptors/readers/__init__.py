@@ -76,10 +76,27 @@ def detect(data, name: str) -> str:
     if any(k in data for k in ("nfv", "etsi-nfv-vnfd:vnfd", "etsi-nfv-nsd:nsd",
                                "etsi-nfv-descriptors:nfv")):
         return "sol006"
+    for keys, what in LEGACY_FORMATS:
+        found = [k for k in keys if k in data]
+        if found:
+            raise DescriptorError(f"{name}: {found[0]}: {what}")
     raise DescriptorError(f"{name}: (top): keys {', '.join(map(str, data))} name no known "
                           f"format: expected vnfd or nsd (the testbed's or SOL006), "
                           f"tosca_definitions_version (SOL001, Tacker) or nfv (SOL006)")
 
+
+# Formats that came before the ones read here, known by a top-level key: refused saying
+# which format it is and what is read instead (rather than "no known format").
+LEGACY_FORMATS = (
+    (("vnfd:vnfd-catalog", "nsd:nsd-catalog", "vnfd-catalog", "nsd-catalog"),
+     ("OSM's information model before SOL006 (OSM releases up to 8) is not read; the "
+     "testbed reads SOL006 descriptors as OSM 9 and later write them ({vnfd: ...} or "
+     "{nsd: {nsd: [...]}} with df, ext-cpd, vnffgd/nfpd)")),
+    (("vdus", "service_properties"),
+     ("Tacker's pre-TOSCA VNFD template is not read; the testbed reads Tacker's TOSCA "
+     "templates (tosca_definitions_version: tosca_simple_profile_for_nfv_1_0_0) and ETSI "
+     "SOL001")),
+)
 
 # Keys of SOL006 descriptors that the testbed's format does not use (besides any key with
 # a hyphen): a document with one of them is read as SOL006, any other as the testbed's.

@@ -414,9 +414,12 @@ def build_vnfd(p: VnfParts, source: str, origin: str, where: Node) -> VNFD:
 
 def build_nsd(ext_id: str, name: str, version: str, description: str,
               vnfs: list[str], links: list[str], graphs: list[dict], source: str,
-              origin: str, notes: list[str], where: Node) -> NSD:
+              origin: str, notes: list[str], where: Node,
+              written: dict[str, str] | None = None) -> NSD:
     """The ``NSD`` for what a reader found: ``vnfs`` are testbed VNFD ids, ``graphs``
-    ``{"id", "classifier", "path"}`` (ends ``auto``, bound at onboarding)."""
+    ``{"id", "classifier", "path"}`` (ends ``auto``, bound at onboarding); ``written``
+    maps a testbed VNFD id to the foreign id the descriptor wrote (``vnfd_id_for``), so
+    that onboarding can name it when that VNFD is missing."""
     if not graphs:
         where.fail("no forwarding graph: a network service here is a chain of VNFs "
                    "between two endpoints (give a VNFFG with a forwarding path)")
@@ -430,4 +433,5 @@ def build_nsd(ext_id: str, name: str, version: str, description: str,
         "virtual_links": [{"id": v, "connectivity": "ip"} for v in links],
         "vnffg": [{"id": g["id"], "classifier": g["classifier"], "ingress": AUTO,
                    "egress": AUTO, "path": g["path"], "protection": False} for g in graphs]}}
-    return parse_nsd(doc, source, origin=origin, warnings=notes)
+    renamed = tuple((t, w) for t, w in (written or {}).items() if t != w)
+    return parse_nsd(doc, source, origin=origin, warnings=notes, foreign_vnfds=renamed)

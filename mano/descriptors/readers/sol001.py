@@ -109,7 +109,18 @@ def read_vnfd(defs: Definitions) -> Bundle:
             f"per VNF (required feature: multi-VDU VNFs)")
     vdu_name, vdu = vdus[0]
     vp = vdu.get("properties")
-    vc = vdu.get("capabilities").need("virtual_compute", "the flavour").get("properties")
+    vc = vdu.get("capabilities").need(
+        "virtual_compute", "the flavour; a VDU without one is a Kubernetes resource of a "
+        "CNF, which cannot run on this NFVI").get("properties")
+    for key, v in vc.items():       # what the testbed reads of it is below
+        if key not in ("virtual_cpu", "virtual_memory", "virtual_local_storage"):
+            notes.append(v.warn("has no meaning on this NFVI (instances get a CPU quota, a "
+                                "memory limit and accounted disk only); ignored"))
+    for part, used in (("virtual_cpu", "num_virtual_cpu"),
+                       ("virtual_memory", "virtual_mem_size")):
+        for key, v in vc.get(part).items():
+            if key != used:
+                notes.append(v.warn("has no meaning on this NFVI; ignored"))
     vcpu = vc.get("virtual_cpu").need("num_virtual_cpu").number()
     mem = size_mb(vc.get("virtual_memory").need("virtual_mem_size"))
     disk = 0
@@ -134,9 +145,14 @@ def read_vnfd(defs: Definitions) -> Bundle:
     cps = [k for k, n in nodes.items() if defs.derives(n.get("type").text(), VDU_CP)
            and any(t == vdu_name for name, t, _ in requirements(n)
                    if name == "virtual_binding")]
-    for n in nodes.values():
-        if defs.derives(n.get("type").text(), VL):
+    attached = {t for name, t, _ in requirements(vdu) if name == "virtual_storage"}
+    for k, n in nodes.items():
+        typ = n.get("type").text()
+        if defs.derives(typ, VL):
             notes.append(n.warn("internal virtual link: one VDU needs none; ignored"))
+        elif k not in attached and not any(defs.derives(typ, t)
+                                           for t in (VNF, VDU, VDU_CP, EXT_CP)):
+            notes.append(n.warn(f"node type {typ!r} has no meaning here; ignored"))
     prof = vp.get("vdu_profile")
     floor = prof.get("min_number_of_instances").integer(ge=0)
     ceiling = prof.get("max_number_of_instances").integer(ge=0)
@@ -248,6 +264,7 @@ def read_nsd(defs: Definitions) -> Bundle:
         ns_props = {k: value_of(v.value, inputs)
                     for k, v in tt.get("substitution_mappings").get("properties").items()}
     vnf_ids: dict[str, str] = {}
+    written: dict[str, str] = {}
     for name, n in nodes.items():
         typ = n.get("type").text()
         if defs.derives(typ, VNF):
@@ -259,6 +276,7 @@ def read_nsd(defs: Definitions) -> Bundle:
                 n.fail(f"VNFD {ext!r} is used by two VNFs of the NS; the testbed runs each "
                        f"VNFD once per NS")
             vnf_ids[name] = tid
+            written[tid] = ext
     links = [k for k, n in nodes.items() if defs.derives(n.get("type").text(), NS_VL)]
     for n in nodes.values():
         if defs.derives(n.get("type").text(), SAP):
@@ -294,7 +312,7 @@ def read_nsd(defs: Definitions) -> Bundle:
     nsd = build_nsd(ext_id, str(ns_props.get("name") or ext_id),
                     str(ns_props.get("version") or "1.0"), "", list(vnf_ids.values()),
                     links, graphs, label, f"sol001:{ext_id}", notes,
-                    tt.get("node_templates"))
+                    tt.get("node_templates"), written)
     return Bundle("sol001", nsds=[nsd])
 
 

@@ -90,8 +90,9 @@ def _by_id(n: Node) -> dict[str, Node]:
 
 def _own(kvs: Node) -> dict[str, Node]:
     """The value nodes of the testbed's own entries (``nfv-testbed:<name>``) of a SOL006
-    key-value list, by name."""
-    return {e.need("key").need_text()[len(EXT):]: e.get("value")
+    key-value list, by name; an own entry without a value is refused (it would mean
+    nothing)."""
+    return {e.need("key").need_text()[len(EXT):]: e.need("value", "the parameter's value")
             for e in kvs.elems() if (e.get("key").text() or "").startswith(EXT)}
 
 
@@ -116,6 +117,14 @@ def read_vnfd(d: Node) -> VNFD:
         vdu.get("virtual-compute-desc").fail(f"unknown virtual-compute-desc {cref!r}; "
                                              f"known: {', '.join(computes) or 'none'}")
     comp = computes[cref]
+    for part, used in ((comp, ("id", "virtual-cpu", "virtual-memory", "virtual-disk")),
+                       (comp.get("virtual-cpu"), ("num-virtual-cpu", "vdu-cpu-requirements")),
+                       (comp.get("virtual-memory"), ("size", "vdu-mem-requirements"))):
+        for key, v in part.items():
+            if key not in used:
+                notes.append(v.warn("has no meaning on this NFVI (instances get a CPU "
+                                    "quota, a memory limit and accounted disk only); "
+                                    "ignored"))
     vcpu = float(comp.get("virtual-cpu").need("num-virtual-cpu").integer(ge=1))
     share = _own(comp.get("virtual-cpu").get("vdu-cpu-requirements")).get("vcpu")
     if share is not None:
@@ -182,6 +191,7 @@ def read_vnfd(d: Node) -> VNFD:
     if len(dfs) > 1:
         notes.append(d.get("df").warn(f"deployment flavour {df.get('id').text()!r} is used; "
                                       f"{len(dfs) - 1} other(s) are not"))
+    _vdu_references(df, vid)
     prof = next((p for p in df.get("vdu-profile").elems() if p.get("id").text() == vid),
                 Node({}, df.path + ".vdu-profile", d.source))
     floor = prof.get("min-number-of-instances").integer(ge=0)
@@ -240,6 +250,21 @@ def read_vnfd(d: Node) -> VNFD:
         step=step, anti_affinity=anti, monitoring=monitoring, warnings=notes, params=params,
         params_where=params_where, healing=healing)
     return build_vnfd(parts, d.source, f"sol006:{ext}", d)
+
+
+def _vdu_references(df: Node, vid: str) -> None:
+    """Refuse a deployment flavour that names a VDU the VNFD does not define (its
+    ``vdu-profile``, an instantiation level's ``vdu-level`` or a scaling aspect's
+    ``vdu-delta``): what it says of that VDU would otherwise be silently lost."""
+    refs = [p.get("id") for p in df.get("vdu-profile").elems()]
+    refs += [v.get("vdu-id") for lv in df.get("instantiation-level").elems()
+             for v in lv.get("vdu-level").elems()]
+    refs += [vd.get("id") for a in df.get("scaling-aspect").elems()
+             for dl in a.get("aspect-delta-details").get("deltas").elems()
+             for vd in dl.get("vdu-delta").elems()]
+    for r in refs:
+        if r.present and r.text() != vid:
+            r.fail(f"{r.text()!r} names no VDU of this VNFD; its VDU is {vid!r}")
 
 
 def _instantiation_count(df: Node, vid: str) -> int | None:

@@ -25,6 +25,7 @@ def read_nsd(d: Node) -> NSD:
     notes: list[str] = []
     dfs = d.get("df").elems()
     profiles: dict[str, str] = {}                 # vnf-profile id -> testbed VNFD id
+    written: dict[str, str] = {}                  # testbed VNFD id -> the id written
     if dfs:
         df = dfs[0]
         if len(dfs) > 1:
@@ -41,6 +42,7 @@ def read_nsd(d: Node) -> NSD:
         for p in df.get("vnf-profile").elems():
             pid = p.need("id").need_text()
             tid = vnfd_id_for(p.need("vnfd-id").need_text())
+            written[tid] = p.get("vnfd-id").text()
             if tid in profiles.values():
                 p.get("vnfd-id").fail(f"VNFD {p.get('vnfd-id').text()!r} is used by two VNF "
                                       f"profiles; the testbed runs each VNFD once per NS")
@@ -55,6 +57,7 @@ def read_nsd(d: Node) -> NSD:
     else:
         for v in d.need("vnfd-id", "the constituent VNFDs").elems():
             profiles[v.need_text()] = vnfd_id_for(v.need_text())
+            written[profiles[v.need_text()]] = v.need_text()
     declared = {vnfd_id_for(v.need_text()) for v in d.get("vnfd-id").elems()}
     for pid, tid in profiles.items():
         if declared and tid not in declared:
@@ -89,7 +92,7 @@ def read_nsd(d: Node) -> NSD:
                 graphs.append({"id": rid, "classifier": _match(r, notes), "path": path})
     return build_nsd(ext, d.get("name").text() or ext, d.get("version").text() or "1.0",
                      d.get("description").text() or "", list(profiles.values()), links,
-                     graphs, d.source, f"sol006:{ext}", notes, d)
+                     graphs, d.source, f"sol006:{ext}", notes, d, written)
 
 
 def _nfp(nfpd: Node, profiles: dict[str, str], elements: dict) -> tuple[list[str], list]:

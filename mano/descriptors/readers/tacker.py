@@ -34,6 +34,8 @@ from mano.descriptors.readers.common import (
 
 VDU, CP, VL = "tosca.nodes.nfv.VDU.Tacker", "tosca.nodes.nfv.CP.Tacker", "tosca.nodes.nfv.VL"
 FP_PREFIX = "tosca.nodes.nfv.FP"
+# CP properties that ask nothing of the NFVI here (the one interface is the data interface)
+CP_NEUTRAL = ("management", "order", "anti_spoofing_protection")
 # OpenStack's default flavours: (vCPU, memory MiB, disk GB)
 FLAVORS = {"m1.tiny": (1, 512, 1), "m1.small": (1, 2048, 20), "m1.medium": (2, 4096, 40),
            "m1.large": (4, 8192, 80), "m1.xlarge": (8, 16384, 160)}
@@ -56,6 +58,18 @@ def read(path: Path, data) -> Bundle:
         return Bundle("tacker", nsds=[read_vnffgd(top, path)])
     tt.get("node_templates").fail(f"neither a VDU ({VDU}) nor a forwarding path "
                                   f"({FP_PREFIX}.*): not a Tacker VNFD, NSD or VNFFGD")
+
+
+def _unread(nodes: dict[str, Node], read: tuple[str, ...], notes: list[str],
+            members: tuple[str, ...] = ()) -> None:
+    """Warn of each node template a reader does not read (its type is none of ``read``,
+    not a forwarding path, not one of ``members``): what it asks is not honoured."""
+    for k, n in nodes.items():
+        typ = n.get("type").text()
+        if k in members or typ in read or (typ or "").startswith(FP_PREFIX):
+            continue
+        notes.append(n.warn(f"node type {typ!r} has no meaning here; ignored" if typ else
+                            "no type: not a node template the testbed can read; ignored"))
 
 
 def _inputs(tt: Node) -> dict:
@@ -87,7 +101,15 @@ def read_vnfd(top: Node, path: Path):
             f"per VNF (required feature: multi-VDU VNFs)")
     name, vdu = vdus[0]
     props = vdu.get("properties")
+    if props.get("vnfcs").present:
+        props.get("vnfcs").fail("containerized VNFCs (Kubernetes) cannot run on this NFVI "
+                                "(required feature missing): give the VDU a flavor or "
+                                "capabilities.nfv_compute")
     comp = vdu.get("capabilities").get("nfv_compute").get("properties")
+    for key, v in comp.items():
+        if key not in ("num_cpus", "mem_size", "disk_size"):
+            notes.append(v.warn("has no meaning on this NFVI (instances get a CPU quota "
+                                "and a memory limit only); ignored"))
     if comp.present:
         vcpu = _resolved(comp.need("num_cpus"), inputs).integer(ge=1)
         mem = size_mb(_resolved(comp.need("mem_size"), inputs))
@@ -108,10 +130,17 @@ def read_vnfd(top: Node, path: Path):
         (r.get("virtualBinding").get("node").text() or r.get("virtualBinding").text())
         == name for r in n.get("requirements").elems() if isinstance(r.value, dict)
         and isinstance(r.value.get("virtualBinding"), (str, dict)))]
-    for n in nodes.values():
+    for k, n in nodes.items():
         if n.get("type").text() == VL:
             notes.append(n.warn("virtual link: instances have one interface on the data "
                                 "center network; ignored"))
+        if k in cps:
+            for key, v in n.get("properties").items():
+                if key not in CP_NEUTRAL:
+                    notes.append(v.warn("has no meaning on this NFVI (the instance's one "
+                                        "interface gets its address from the NFVI); "
+                                        "ignored"))
+    _unread(nodes, (VDU, CP, VL), notes)
     initial, lo, hi, step, anti = 1, None, None, 1, False
     pols = tt.get("policies")
     entries = pols.items() if isinstance(pols.value, dict) else \
@@ -172,6 +201,14 @@ def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str]) -> list[dict]:
             notes.append(n.warn("no classifier: the graph takes all IPv4 traffic from its "
                                 "ingress"))
             graphs.append({"id": name, "classifier": {}, "path": path})
+        if _split_criterion(crits):
+            notes.append(policy.get("criteria").warn(
+                f"{len(crits)} unnamed entries of one key each "
+                f"({', '.join(c.items()[0][0] for c in crits)}) are read as one "
+                f"classifier, as Tacker read FP.Tacker criteria before named classifiers"))
+            graphs.append({"id": name, "classifier": _acl(policy.get("criteria"), inputs,
+                                                          notes, crits), "path": path})
+            continue
         for i, c in enumerate(crits):
             fields = c.get("classifier") if c.get("classifier").present else c
             gid = name if len(crits) == 1 else f"{name}-{c.get('name').text(str(i))}"
@@ -180,9 +217,29 @@ def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str]) -> list[dict]:
     return graphs
 
 
-def _acl(c: Node, inputs: dict, notes: list[str]) -> dict:
+def _split_criterion(crits: list[Node]) -> bool:
+    """Whether an ACL's criteria are one classifier written one key per list entry
+    (``- ip_proto: 6`` / ``- destination_port_range: 80-80``), as Tacker's first VNFFG
+    samples and OPNFV SFC's templates write them: several unnamed entries of one key
+    each, no key twice. (Entries of several keys, or named ones, are one classifier
+    each.)"""
+    if len(crits) < 2:
+        return False
+    keys = []
+    for c in crits:
+        ks = [k for k, _ in c.items()] if isinstance(c.value, dict) else []
+        if len(ks) != 1 or ks[0] in ("name", "classifier"):
+            return False
+        keys.append(ks[0])
+    return len(set(keys)) == len(keys)
+
+
+def _acl(c: Node, inputs: dict, notes: list[str], split: list[Node] | None = None) -> dict:
+    """The classifier of one ACL criterion ``c`` (or of the one-key entries ``split``,
+    read together, ``c`` being their list)."""
     vals = {}
-    for k, v in c.items():
+    items = [kv for e in split for kv in e.items()] if split is not None else c.items()
+    for k, v in items:
         if k in ACL_NEUTRON:
             notes.append(v.warn("a Neutron port or network has no meaning here; the "
                                 "graph enters at its ingress endpoint"))
@@ -208,12 +265,16 @@ def read_vnffgd(top: Node, path: Path):
     notes: list[str] = []
     vnfs: list[str] = []
 
+    written: dict[str, str] = {}
+
     def forwarder(name: str, where: Node) -> str:
         tid = vnfd_id_for(name)
+        written[tid] = name
         if tid not in vnfs:
             vnfs.append(tid)
         return tid
     graphs = _forwarding_graphs(tt, forwarder, notes)
+    _unread(dict(tt.get("node_templates").items()), (), notes)
     for g in tt.get("groups").values():
         for v in g.get("properties").get("constituent_vnfs").elems():
             if vnfd_id_for(v.need_text()) not in vnfs:
@@ -224,7 +285,7 @@ def read_vnffgd(top: Node, path: Path):
                 notes.append(g.get("properties").get(key).warn("has no meaning here; "
                                                                "ignored"))
     return build_nsd(path.stem, path.stem, "1.0", top.get("description").text("") or "",
-                     vnfs, [], graphs, path.name, f"tacker:{path.stem}", notes, tt)
+                     vnfs, [], graphs, path.name, f"tacker:{path.stem}", notes, tt, written)
 
 
 def read_nsd(top: Node, path: Path) -> Bundle:
@@ -233,6 +294,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
     notes: list[str] = []
     b = Bundle("tacker")
     by_type: dict[str, str] = {}
+    by_import: dict[str, str] = {}      # imported VNFD name -> testbed VNFD id
     for imp in top.get("imports").elems():
         name = imp.need_text()
         f = next((path.parent / f"{name}{ext}" for ext in ("", ".yaml", ".yml")
@@ -244,6 +306,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
         vtop = Node(data, "", f.name)
         vnf = read_vnfd(vtop, f)
         b.vnfds.append(vnf)
+        by_import[name] = vnf.id
         nt = vtop.get("topology_template").get("substitution_mappings").get("node_type").text()
         if nt:
             by_type[nt] = vnf.id
@@ -257,11 +320,18 @@ def read_nsd(top: Node, path: Path) -> Bundle:
                                 "center network; ignored"))
 
     def forwarder(name: str, where: Node) -> str:
-        if name not in members:
-            where.fail(f"unknown forwarder {name!r}; VNFs of the NSD: "
-                       f"{', '.join(members) or 'none'}")
-        return members[name]
+        # a node template of the NSD, or (as Tacker's NSD samples write it) the name of
+        # an imported VNFD that one node template instantiates
+        if name in members:
+            return members[name]
+        if by_import.get(name) in members.values():
+            return by_import[name]
+        used = [n for n, t in by_import.items() if t in members.values()]
+        where.fail(f"unknown forwarder {name!r}; VNFs of the NSD: "
+                   f"{', '.join(members) or 'none'}, or the VNFDs they import: "
+                   f"{', '.join(used) or 'none'}")
     graphs = _forwarding_graphs(tt, forwarder, notes)
+    _unread(dict(tt.get("node_templates").items()), (VL,), notes, tuple(members))
     b.nsds.append(build_nsd(path.stem, path.stem, "1.0",
                             top.get("description").text("") or "", list(members.values()),
                             [], graphs, path.name, f"tacker:{path.stem}", notes, tt))

@@ -48,6 +48,16 @@ class Package:
             return sorted(self._names)
         return sorted(p.name for p in self.root.iterdir() if p.is_file())
 
+    def definitions(self) -> list[str]:
+        """The YAML files in the package's ``Definitions/`` folder (SOL004's usual place
+        for them), relative to the package root."""
+        if self._zip is not None:
+            return sorted(n for n in self._names if posixpath.dirname(n) == "Definitions"
+                          and n.endswith((".yaml", ".yml")))
+        d = self.root / "Definitions"
+        return sorted(f"Definitions/{p.name}" for p in d.glob("*.y*ml") if p.is_file()) \
+            if d.is_dir() else []
+
     def has(self, rel: str) -> bool:
         if self._zip is not None:
             return rel in self._names
@@ -82,8 +92,12 @@ def entry_of(pkg: Package) -> str:
     if not pkg.has(META):
         roots = sorted(n for n in pkg.names() if "/" not in n and n.endswith((".yaml", ".yml")))
         if len(roots) != 1:
+            deeper = [n for n in pkg.definitions()
+                      if not posixpath.basename(n).startswith(ETSI_TYPES_PREFIX)]
+            hint = (f"; or onboard its top-level definitions file itself (one of "
+                    f"{', '.join(deeper)})") if deeper else ""
             raise DescriptorError(f"{pkg.name}: no {META} and {len(roots)} YAML files at the "
-                                  f"root; expected TOSCA-Metadata or exactly one")
+                                  f"root; expected TOSCA-Metadata or exactly one{hint}")
         return roots[0]
     text = pkg.text(META)
     fields = {}
