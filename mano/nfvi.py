@@ -116,7 +116,9 @@ class NfviDriver(Protocol):
 
     def delete_instance(self, instance_id: str) -> None:
         """Remove the instance and everything it holds; idempotent (an unknown id is not
-        an error). ``InfrastructureError`` if it could not be removed."""
+        an error). ``InfrastructureError`` if it could not be removed, and while a
+        forwarding graph names it (the controller refuses that; the instance is then kept
+        whole): reprogram or delete the graph first."""
         ...
 
     def restart_instance(self, instance_id: str) -> InstanceInfo:

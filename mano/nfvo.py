@@ -604,21 +604,33 @@ class NFVO:
         rows = self.vnfm.instances(ns_id, vnfd_id)
         return rows[0]["switch"] if rows else None
 
-    def _drain(self, op, ns_id: str, iid: str) -> None:
+    def _drain(self, op, ns_id: str, iid: str, undoing: bool = False) -> None:
         """Before ``iid`` goes: reprogram the NS's graphs without it, or remove a graph
-        whose hop would be left with no instance."""
+        whose hop would be left with no instance. ``undoing`` (a rollback removes what its
+        operation created): a graph the NFVI refuses to reprogram is removed too, so that
+        the instance can go; the rollback then reports the graph missing. A graph the
+        records do not list may still be on the NFVI when undoing (the operation was cut
+        after programming it, before listing it): it is removed."""
         ns = self.store.get_ns_instance(ns_id)
         names = (ns["data"] or {}).get("graphs", [])
-        if not names:
+        if not names and not undoing:
             return
         nsd = self.nsd(ns["nsd_id"])
         for fg in nsd.vnffg:
             name = f"{ns_id}.{fg.id}"
             if name not in names:
+                if undoing:
+                    self.driver.delete_graph(name)
                 continue
             try:
                 self.driver.put_graph(self.graph_for(ns_id, nsd, fg, exclude={iid}))
             except _EmptyHop:
+                self.driver.delete_graph(name)
+            except MANOError as exc:
+                if not undoing:
+                    raise
+                log.warning("NS %s: graph %s not reprogrammed without %s (%s); removed",
+                            ns_id, name, iid, exc)
                 self.driver.delete_graph(name)
 
     def graph_for(self, ns_id: str, nsd, fg, exclude=frozenset()) -> dict:

@@ -55,7 +55,8 @@ class VNFM:
         self.grant = grant              # (op_id, operation, resources) -> grant id, or raises
         self.auto_rollback = auto_rollback
         # called before an instance is removed, so the NFVO can steer traffic away from it
-        # first (drain); (op, ns_id, instance_id) -> None
+        # first (drain); (op, ns_id, instance_id, undoing=False) -> None; ``undoing``: a
+        # rollback's removal, where a graph that cannot be reprogrammed is removed instead
         self.before_remove: Callable | None = None
         self.events: list = []          # resource changes reported by the VIM
         self._ids = threading.Lock()    # instance ids are reserved under this lock
@@ -313,6 +314,14 @@ class VNFM:
                     kept.append(f"instance {iid} was deleted and cannot be restored")
                     break
                 if kind == "create":
+                    # a graph may use it already (the operation was cut after programming
+                    # it): drained first, as any removal is; the NFVI refuses otherwise
+                    try:
+                        row = self.store.get_vnf_instance(iid)
+                    except NotFoundError:
+                        row = None     # cut before it was recorded: no graph names it
+                    if row is not None and self.before_remove is not None:
+                        self.before_remove(op, row["ns_id"], iid, undoing=True)
                     self.driver.delete_instance(iid)
                     self.forget(iid)
                 elif kind == "alloc":

@@ -534,10 +534,12 @@ class Emulation:
         """Remove a run-time host: its processes, its shell, its link and port (also one
         that ``add_host`` made only in part)."""
         h = self.host(name)
-        att = self.attachments.pop(name, None)
         if name in self._ctl_attached:
+            # first: the controller refuses while a graph uses the host, and then nothing
+            # of it is removed yet
             self.ctl.delete_attachment(name)
             self._ctl_attached.discard(name)
+        att = self.attachments.pop(name, None)
         for proc, what in [pw for pw in self._procs if pw[1].startswith(f"{name}:")]:
             self._stop_proc(proc, what)
         sp = self.switches[att.switch].ports.pop(att.port, None) if att else None

@@ -21,7 +21,8 @@ class FakeDriver:
     """Just enough NFVI: instances and graphs in dicts; create can block or fail. Like the
     real one, addresses are handed out in order from a counter that starts again with a new
     driver (a new NFVI), a restart of an unknown instance is NotFoundError, and a graph
-    naming an instance the NFVI lacks is refused (InfrastructureError)."""
+    naming an instance the NFVI lacks is refused (InfrastructureError), and so is removing
+    an instance a graph names."""
 
     def __init__(self):
         self.instances: dict[str, InstanceInfo] = {}
@@ -67,6 +68,12 @@ class FakeDriver:
     def delete_instance(self, iid):
         if iid in self.fail_delete:
             raise InfrastructureError(f"could not remove {iid}")
+        users = sorted(n for n, g in self.graphs.items()
+                       if any(iid == h or (isinstance(h, list) and iid in h)
+                              for h in g["hops"]))
+        if users and iid in self.instances:    # as the controller refuses it
+            raise InfrastructureError(f"attachment {iid!r} is used by forwarding graph(s) "
+                                      f"{', '.join(users)}; remove them first")
         self.calls.append(("delete_instance", iid))
         self.instances.pop(iid, None)
 

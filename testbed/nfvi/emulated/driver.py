@@ -145,7 +145,14 @@ class EmulatedDriver(TopologyInventory):
             inst = self._instances.pop(instance_id, None)
             self._untrack(instance_id)
             if instance_id in self.emu.hosts:
-                self.emu.remove_host(instance_id)
+                try:
+                    self.emu.remove_host(instance_id)
+                except Exception:
+                    if inst is not None and instance_id in self.emu.hosts:
+                        # refused before anything went (a graph uses it): it stays whole
+                        self._instances[instance_id] = inst
+                        self._track(instance_id, inst.proc)
+                    raise
             if inst is not None:
                 inst.stats_path.unlink(missing_ok=True)
 

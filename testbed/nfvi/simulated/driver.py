@@ -124,6 +124,12 @@ class SimulatedDriver(TopologyInventory):
     def delete_instance(self, instance_id: str) -> None:
         if instance_id not in self._info:
             return
+        users = sorted(n for n, g in self.model.fabric.graphs().items()
+                       if instance_id in g.attachment_names())
+        if users:       # as the controller refuses it on the emulated NFVI
+            raise TestbedError(f"controller refused to remove attachment {instance_id!r}: "
+                               f"it is used by forwarding graph(s) {', '.join(users)}; "
+                               f"remove them first")
         # removing an instance whose program is dead (crashed, or its node failed) has no
         # program to stop: it takes instance_delete_dead_s, not instance_delete_s
         inst = self.model.instances.get(instance_id)
