@@ -294,6 +294,7 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
     heals: dict[str, list[dict]] = defaultdict(list)
     recovered: dict[str, list[dict]] = defaultdict(list)
     detect_owner: dict[str, str] = {}
+    detect_at: dict[tuple[str, float | None], str] = {}
 
     def latest(t, pred):
         best = None
@@ -311,8 +312,12 @@ def _faults(run: Run) -> tuple[list[dict], list[dict]]:
             if fid:
                 detects[fid].append(e)
                 detect_owner[str(target)] = fid
+                detect_at[(str(target), _r(t, 4))] = fid
         elif kind in HEAL_KINDS:
             fid = e.get("fault_id") if e.get("fault_id") in by_id else None
+            # a heal answers the detection it names (observed_t): a later detection of the
+            # same target (a second fault on it while it heals) does not take it over
+            fid = fid or detect_at.get((str(target), _r(e.get("observed_t"), 4)))
             fid = fid or detect_owner.get(str(target))
             fid = fid or latest(t, lambda f, x=target: _fault_targets_match(f, x))
             if fid:

@@ -312,3 +312,35 @@ def test_drift_beyond_the_limit_flags_the_run(tmp_path):
         w.event(2.08, "load", ns="web", graph="web.fg1", rate=10.0, planned_t=2.0)
     eng = summarize(load_run(d))["engine"]
     assert eng["max_drift_ms"] == pytest.approx(80.0) and eng["flagged"]
+
+
+@pytest.mark.parametrize("written", ["as_logged", "detect_first"])
+def test_a_heal_goes_to_the_detection_it_answers(tmp_path, written):
+    """An instance crashes, its restart runs, and it crashes again before the restart
+    ends (the 1,800 s soak: fw_4 at 917.5 s and 919.6 s). The first heal (observed_t =
+    the first detection) belongs to the first fault, the second heal to the second, in
+    whatever order the events were written: both faults recovered."""
+    with RunWriter(tmp_path / "r") as w:
+        w.config({"scenario": "x", "seed": 1, "duration": 20})
+        w.event(1.0, "fault", fault="vnf_crash", target="web/fw", id="vnf_crash@1",
+                ns=["web"], instance="fw_4", duration=None, planned_t=1.0)
+        w.event(1.01, "detect", target="fw_4", ns="web", vnf="fw", by="liveness")
+        w.event(1.02, "heal_start", target="fw_4", mode="restart", ns="web")
+        w.event(3.0, "fault", fault="vnf_crash", target="web/fw", id="vnf_crash@3",
+                ns=["web"], instance="fw_4", duration=None, planned_t=3.0)
+        first_heal = dict(target="fw_4", mode="restart", ns="web", observed_t=1.01,
+                          decide_s=0.01, execute_s=2.2)
+        second_detect = dict(target="fw_4", ns="web", vnf="fw", by="liveness")
+        if written == "as_logged":      # the healer logs its end before the monitor logs
+            w.event(3.22, "heal_done", **first_heal)
+            w.event(3.05, "detect", **second_detect)
+        else:
+            w.event(3.05, "detect", **second_detect)
+            w.event(3.22, "heal_done", **first_heal)
+        w.event(5.0, "heal_done", target="fw_4", mode="restart", ns="web", observed_t=3.05,
+                decide_s=0.01, execute_s=1.9)
+    s = summarize(load_run(tmp_path / "r"))
+    a, b = s["faults"]
+    assert a["recovered"] and b["recovered"], s["faults"]
+    assert a["heal_s"] == pytest.approx(2.22) and b["heal_s"] == pytest.approx(2.0)
+    assert s["scalars"]["unrecovered_faults"] == 0
