@@ -148,6 +148,23 @@ class Changes:
         out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
 
+    def phases(self) -> list[list[tuple[str, FlowSpec | GroupSpec]]]:
+        """``ordered()`` cut into its runs of one kind (new groups others name, other new
+        groups, transit and deliver flows, changed groups..., classifiers added; deleted
+        classifiers, other flows; groups naming others, other groups): the entries of one
+        run may reach different switches in any order, each switch's in this order, as
+        long as every run is sent before the next."""
+        runs: list[list[tuple[str, FlowSpec | GroupSpec]]] = []
+        last = None
+        for op, spec in self.ordered():
+            kind = (op, _is_classifier(spec) if op.startswith("flow")
+                    else _chains(spec))  # type: ignore[arg-type]
+            if kind != last:
+                runs.append([])
+                last = kind
+            runs[-1].append((op, spec))
+        return runs
+
 
 @dataclass(frozen=True)
 class Attachment:
