@@ -145,6 +145,7 @@ def _build_app():
             self.northbound = Northbound(self)
             self.api = ApiServer(create_api(self.northbound, self.metrics),
                                  int(self.config["api_port"]), name="northbound").start()
+            self.stopping = threading.Event()
             threading.Thread(target=self._prepare_repairs, name="repairs",
                              daemon=True).start()
             LOG.info("controller up: %d switches, OpenFlow port %s, API port %s",
@@ -226,8 +227,7 @@ def _build_app():
             of the fabric starts over. A port status then finds its reaction computed and
             encoded."""
             done_gen, seen_gen, since = None, None, time.monotonic()
-            while True:
-                time.sleep(0.05)
+            while not self.stopping.wait(0.05):
                 gen = self.fabric.generation
                 if gen != seen_gen:
                     seen_gen, since = gen, time.monotonic()
@@ -436,14 +436,15 @@ def _build_app():
             up = msg.reason != ofp.OFPPR_DELETE and _port_up(ofp, desc)
             believed = self.fabric.down_ports()
             changes = self.fabric.port_status(dp.id, desc.port_no, up)
+            prepared = self.encoder.is_prepared(changes)
             n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
                                     f"{'up' if up else 'down'}")
             if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
             self.metrics.port_event(msg.reason, up, t0, time.monotonic(), n)
-            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes)",
+            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes%s)",
                      self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
-                     (time.monotonic() - t0) * 1000, n)
+                     (time.monotonic() - t0) * 1000, n, ", prepared" if prepared else "")
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,
@@ -460,6 +461,7 @@ def _build_app():
                       self.by_dpid.get(msg.datapath.id), msg.type, msg.code)
 
         def close(self):
+            self.stopping.set()
             self.api.shutdown()
 
     return TestbedController

@@ -236,6 +236,11 @@ class Encoder:
                            for dpid, (parts, starts, ops) in per_dp.items()])
         return phases
 
+    def is_prepared(self, changes: Changes) -> bool:
+        """Whether ``encode(changes)`` will find them prepared."""
+        hit = self._prepared.get(id(changes))
+        return hit is not None and hit[0] is changes
+
     def prepare(self, changes: Changes) -> None:
         """Encode ``changes`` now and keep the result for ``encode`` of the same object."""
         self._prepared[id(changes)] = (changes, self.encode(changes))

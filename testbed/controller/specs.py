@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from mano.classifiers import DEFAULT_PRECEDENCE
@@ -35,12 +36,15 @@ Action = tuple
 Match = tuple[tuple[str, Any], ...]
 
 GROUP_TYPES = ("ff", "select", "all", "indirect")
+_first = itemgetter(0)
 
 
 def sorted_match(match: Mapping[str, Any] | Match) -> Match:
     """A match as the canonical sorted tuple of (key, value) pairs."""
     items = match.items() if isinstance(match, Mapping) else match
-    return tuple(sorted(((str(k), v) for k, v in items), key=lambda kv: kv[0]))
+    pairs = [(k, v) if k.__class__ is str else (str(k), v) for k, v in items]
+    pairs.sort(key=_first)
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
