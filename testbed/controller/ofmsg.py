@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from testbed.controller import wire
 from testbed.controller.specs import Bucket, Changes, FlowSpec, GroupSpec
 
 GROUP_TYPES = {"all": "OFPGT_ALL", "select": "OFPGT_SELECT", "indirect": "OFPGT_INDIRECT",
@@ -205,17 +206,21 @@ class Encoder:
         self._prepared: dict[int, tuple[Changes, list[list[Batch]]]] = {}
 
     def message(self, op: str, spec) -> bytes:
-        """One message, serialised by os-ken with xid 0."""
+        """One message with xid 0: ``wire.encode``'s bytes, or os-ken's serialisation
+        for what that module does not encode (the same bytes either way)."""
         key = (op, spec)
         data = self._bytes.get(key)
+        if data is not None:
+            return data
+        data = wire.encode(op, spec)
         if data is None:
             msg = message_for(self, op, spec)
             msg.set_xid(0)
             msg.serialize()
             data = bytes(msg.buf)
-            if len(self._bytes) >= _CACHE_MAX:
-                self._bytes.clear()
-            self._bytes[key] = data
+        if len(self._bytes) >= _CACHE_MAX:
+            self._bytes.clear()
+        self._bytes[key] = data
         return data
 
     def encode(self, changes: Changes) -> list[list[Batch]]:
