@@ -26,7 +26,9 @@ Measures, defined here once:
 - with ``--real``: the controller process (``testbed.controller.app``) of an emulated k=8
   fat-tree (real OVS, userspace datapath) holds the same graphs; the link is cut with
   ``Emulation.link_down``; the figure is the app's own "port status ... handled in X ms"
-  log line: from the event's handler start to the last message handed to ``send_msg``.
+  log line: from the event's handler start to the last message handed to the switches'
+  send queues (``Datapath.send``; saving the state for a restart comes after and is not
+  in it, the same as the ``testbed_controller_reaction_seconds`` metric).
 
 Last line: ``controller k=8 200 graphs: port-status→last flow-mod median X ms, path Y
 ms/graph`` (the real process's median, when run, in brackets). With ``--real`` each cut

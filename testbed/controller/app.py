@@ -439,12 +439,14 @@ def _build_app():
             prepared = self.encoder.is_prepared(changes)
             n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
                                     f"{'up' if up else 'down'}")
+            sent = time.monotonic()     # the reaction's last mod is in the send queues
             if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
-            self.metrics.port_event(msg.reason, up, t0, time.monotonic(), n)
-            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes%s)",
-                     self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
-                     (time.monotonic() - t0) * 1000, n, ", prepared" if prepared else "")
+            self.metrics.port_event(msg.reason, up, t0, sent, n)
+            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes%s; state saved "
+                     "%.1f ms later)", self.by_dpid.get(dp.id), desc.port_no,
+                     "up" if up else "down", (sent - t0) * 1000, n,
+                     ", prepared" if prepared else "", (time.monotonic() - sent) * 1000)
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,
