@@ -64,7 +64,9 @@ primary and backups) when port events arrive.
 Desired state. A link going down recomputes only the graphs whose flows (backups included)
 use it, to react fast; a link coming up or a switch event recomputes every graph (degraded
 ones recover, the others return to shortest paths); paths are deterministic (BFS on a graph
-built in sorted order). The fabric then diffs the union against what was installed: adds
+built in sorted order). A link's failure can be prepared ahead (``prepare_repair``: its
+outcome computed and kept for the current ``generation``), so the event then only installs
+it. The fabric then diffs the union against what was installed: adds
 for new or changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no
 longer wanted, and likewise for groups. Scaling a hop out or in therefore rewrites only the
 classifiers feeding it and adds or removes the flows of the pairs that come or go. Flows
@@ -452,6 +454,13 @@ class Fabric:
         old = {g.spec.name: (g.flows, g.groups) for g in hit}
         for g in hit:
             self._compute(g)
+            # keep the old objects of unchanged entries: a prepared repair then holds
+            # only what changes (most of a recomputed graph's flows do not)
+            for mine, was in ((g.flows, old[g.spec.name][0]), (g.groups, old[g.spec.name][1])):
+                for k, v in mine.items():
+                    o = was.get(k)
+                    if o is not None and o is not v and o == v:
+                        mine[k] = o
         # One diff over all of them: an id one frees may be taken by another (a group id,
         # a vid in a flow's match), which is a modification, not a delete and an add.
         old_f: dict[tuple, FlowSpec] = {}
