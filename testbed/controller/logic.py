@@ -91,6 +91,7 @@ forwarding.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -213,6 +214,18 @@ class _Graph:
         return [(i, s, d) for s in fg.instances(i) for d in fg.instances(i + 1)]
 
 
+def _changes_state(method):
+    """A Fabric method that may change the desired state moves the generation on (also
+    when it raises: it may have changed something first)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._generation += 1
+    return wrapper
+
+
 # A graph's computed state (``_compute`` replaces these, mutating only the two id maps).
 _GRAPH_STATE = ("pair_paths", "unprotected", "links", "direct", "select_direct", "notes",
                 "flows", "groups", "backup_vids", "group_ids")
@@ -306,6 +319,7 @@ class Fabric:
     def attachments(self) -> dict[str, Attachment]:
         return dict(self._atts)
 
+    @_changes_state
     def add_attachment(self, att: Attachment) -> Changes:
         """Add or move an attachment; graphs using a moved one are re-installed."""
         self._check_attachment(att)
@@ -330,6 +344,7 @@ class Fabric:
             self._compute(self._graphs[name])
         return self._sync()
 
+    @_changes_state
     def remove_attachment(self, name: str) -> Changes:
         """Forget an attachment; refused while a graph uses it."""
         if name not in self._atts:
@@ -369,13 +384,16 @@ class Fabric:
         after = self._up_links()
         if after == before:
             return Changes()  # an attachment port or the second end of a link
+        self._generation += 1
         return self._recompute(before, after)
 
     # ------------------------------------------------------- link down: the reaction path
     @property
     def generation(self) -> int:
-        """A number that changes whenever the desired state may have changed (every diff
-        the fabric computes): prepared repairs are valid for one generation only."""
+        """A number that changes whenever the desired state may have changed (a graph or
+        attachment added, replaced or removed, a link's state changed): prepared repairs
+        are valid for one generation only. A port event that changes no link (an
+        attachment port, a link's second end) keeps it."""
         return self._generation
 
     def unprepared_links(self) -> list[Link]:
@@ -522,6 +540,7 @@ class Fabric:
         return self._sync()
 
     # ------------------------------------------------------------------------ graphs
+    @_changes_state
     def add_graph(self, fg: ForwardingGraphSpec) -> Changes:
         """Install a graph, or replace the graph of the same name (only the diff is sent)."""
         unknown = sorted(fg.attachment_names() - set(self._atts))
@@ -585,6 +604,7 @@ class Fabric:
                     slots[(k, x)] = slot
         return slots
 
+    @_changes_state
     def remove_graph(self, name: str) -> Changes:
         """Remove a graph with all its flows, groups and VLAN ids."""
         g = self._graph(name)
@@ -1078,6 +1098,7 @@ class Fabric:
                 states.setdefault((s, p), False)
         return self.set_port_states(states)
 
+    @_changes_state
     def set_port_states(self, states: Mapping[tuple[str, int], bool]) -> Changes:
         """Set many ports' state at once ((switch name, port) -> up) and recompute once,
         like ``port_status``; switches not in the wiring are ignored."""
@@ -1106,6 +1127,7 @@ class Fabric:
                 "backup_vids": [[*k, v] for k, v in sorted(g.backup_vids.items())],
                 "group_ids": [[*k, v] for k, v in sorted(g.group_ids.items())]}
 
+    @_changes_state
     def restore_graph(self, fg: ForwardingGraphSpec, ids: Mapping) -> Changes:
         """``add_graph`` keeping the numbers of ``graph_ids`` (a controller restarting):
         the graph gets the VLAN ids, group ids and cookies it had, so its flows and groups
@@ -1187,5 +1209,4 @@ class Fabric:
         ch.flow_dels = [f for k, f in self._installed_flows.items() if k not in want_f]
         ch.group_dels = [gr for k, gr in self._installed_groups.items() if k not in want_g]
         self._installed_flows, self._installed_groups = want_f, want_g
-        self._generation += 1
         return ch

@@ -128,3 +128,23 @@ def test_a_change_after_preparing_makes_the_repair_stale():
     assert got is not stale
     assert _ops(got) == _ops(ref.set_port_states({(link.a, link.a_port): False}))
     assert _state(prepared) == _state(ref)
+
+
+def test_repairs_survive_port_events_that_change_no_link_and_no_other_change():
+    """An attachment port going down and up keeps the prepared repairs (the cut then
+    returns the prepared Changes); removing a graph, moving an attachment or setting port
+    states makes them stale (the cut recomputes)."""
+    fabric = _fabric()
+    link = LINKS[0]
+    att = ATTS[0]
+    for change in (None, lambda f: f.remove_graph("g3"),
+                   lambda f: f.add_attachment(type(att)(att.name, att.switch, 7)),
+                   lambda f: f.set_port_states({(att.switch, att.port): False})):
+        want = fabric.prepare_repair(link)
+        fabric.port_status(SWITCHES[att.switch], att.port, False)
+        fabric.port_status(SWITCHES[att.switch], att.port, True)
+        if change is not None:
+            change(fabric)
+        got = fabric.port_status(SWITCHES[link.a], link.a_port, False)
+        assert (got is want) == (change is None)
+        fabric.port_status(SWITCHES[link.a], link.a_port, True)
