@@ -12,19 +12,27 @@ down at both ends) and brings it back (up at both ends).
 Measures, defined here once:
 
 - *port status -> last flow-mod* (pure logic): wall time of ``Fabric.port_status`` for the
-  first end's port-down event plus building every OpenFlow 1.3 message of the returned
-  ``Changes`` in ``ordered()`` order with os-ken's parser and serialising it (what the app
-  does before ``send_msg``), on one thread.
+  first end's port-down event plus what the app does before handing bytes to the sockets:
+  ``ofmsg.Encoder.encode`` of the returned ``Changes`` and ``Batch.stamped`` (xids) of
+  every batch, on one thread. Measured as the controller runs once the fabric has been
+  unchanged for a moment: every used link's repair prepared (``Fabric.prepare_repair``)
+  and encoded (``Encoder.prepare``) beforehand, as its background thread does; that
+  preparation is timed and printed apart. Also printed: the same without preparation
+  (a failure while repairs are still being prepared; a fresh encoder, so os-ken
+  serialises every message).
 - *path computation per graph*: wall time of the port-up event of the link's second end
   (which recomputes every graph: paths, backups, flows, groups, and the diff) divided by
   the number of graphs. Also the mean ``add_graph`` time of the first installation.
 - with ``--real``: the controller process (``testbed.controller.app``) of an emulated k=8
   fat-tree (real OVS, userspace datapath) holds the same graphs; the link is cut with
   ``Emulation.link_down``; the figure is the app's own "port status ... handled in X ms"
-  log line: from the event's handler start to the last message handed to ``send_msg``.
+  log line: from the event's handler start to the last message handed to the switches'
+  send queues (``Datapath.send``; saving the state for a restart comes after and is not
+  in it, the same as the ``testbed_controller_reaction_seconds`` metric).
 
 Last line: ``controller k=8 200 graphs: port-status→last flow-mod median X ms, path Y
-ms/graph`` (the real process's median, when run, in brackets).
+ms/graph`` (the real process's median, when run, in brackets). With ``--real`` each cut
+waits for the controller's "repairs prepared" log line of the fabric's latest state.
 """
 from __future__ import annotations
 
@@ -49,12 +57,9 @@ K, GRAPHS, SEED = 8, 200, 1
 
 
 class _Datapath:
-    """What ``ofmsg`` and os-ken's serialiser need of a datapath: its protocol modules."""
+    """What ``Batch.stamped`` needs of a datapath: its protocol module and xid counter."""
 
-    ofproto, ofproto_parser, id = ofproto_v1_3, ofproto_v1_3_parser, 0
-
-    def set_xid(self, msg) -> None:
-        msg.set_xid(1)
+    ofproto, xid = ofproto_v1_3, 0
 
 
 def wiring(topo) -> dict:
@@ -110,13 +115,21 @@ def pure(reps: int) -> tuple[float, float]:
     link = busiest_core_link(fabric, [g["name"] for g in gs], cores)
     dpid = w["switches"]
     dp = _Datapath()
-    cut, cut_cpu, logic, path, sizes = [], [], [], [], []
+    encoder = ofmsg.Encoder(ofproto_v1_3, ofproto_v1_3_parser)
+    cut, cut_cpu, logic, path, sizes, prep, prep_cpu, cold = [], [], [], [], [], [], [], []
     for _ in range(reps):
+        # what the controller's background thread does once the fabric is unchanged
+        t0, c0 = time.perf_counter(), time.thread_time()
+        links = fabric.unprepared_links()
+        encoder.forget()
+        for lk in links:
+            encoder.prepare(fabric.prepare_repair(lk))
+        prep.append(time.perf_counter() - t0)
+        prep_cpu.append(time.thread_time() - c0)
         t0, c0 = time.perf_counter(), time.thread_time()
         ch = fabric.port_status(dpid[link.a], link.a_port, False)
         t1 = time.perf_counter()
-        for op, spec in ch.ordered():
-            ofmsg.message_for(dp, op, spec).serialize()
+        _send(encoder, ch, dp)
         t2, c2 = time.perf_counter(), time.thread_time()
         cut.append((t2 - t0) * 1000)
         cut_cpu.append((c2 - c0) * 1000)
@@ -128,15 +141,29 @@ def pure(reps: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         fabric.port_status(dpid[link.b], link.b_port, True)
         path.append((time.perf_counter() - t0) * 1000 / len(gs))
+        # the same cut with nothing prepared, then back
+        t0 = time.perf_counter()
+        _send(ofmsg.Encoder(ofproto_v1_3, ofproto_v1_3_parser),
+              fabric.port_status(dpid[link.a], link.a_port, False), dp)
+        cold.append((time.perf_counter() - t0) * 1000)
+        fabric.port_status(dpid[link.a], link.a_port, True)
     print(f"pure logic: cut link {link.a}:{link.a_port}-{link.b}:{link.b_port}, "
           f"{sizes[0]} flow/group changes, {reps} repetitions")
     print(f"  install: add_graph {add_ms:.3f} ms/graph (mean of {len(gs)})")
+    print(f"  repairs prepared and encoded ({len(links)} links), s: {stats(prep)}; "
+          f"CPU s: {stats(prep_cpu)}")
     print(f"  port status -> last flow-mod built, ms: {stats(cut)}")
     print(f"    of which Fabric.port_status, ms: {stats(logic)}")
     # CPU time of this thread: what the wall time would be on an idle core
     print(f"    CPU time of the same, ms: {stats(cut_cpu)}")
+    print(f"  the same with nothing prepared, ms: {stats(cold)}")
     print(f"  path computation (all graphs recomputed), ms/graph: {stats(path)}")
     return statistics.median(cut), statistics.median(path)
+
+
+def _send(encoder: ofmsg.Encoder, changes, dp: _Datapath) -> int:
+    """What ``app.apply`` does but the socket writes: encode, number; returns bytes."""
+    return sum(len(batch.stamped(dp)) for phase in encoder.encode(changes) for batch in phase)
 
 
 def real(reps: int) -> float:
@@ -154,6 +181,11 @@ def real(reps: int) -> float:
             ctl.put_graph(g)
         print(f"real process: {len(gs)} graphs installed through the northbound in "
               f"{time.perf_counter() - t0:.1f} s")
+        log = emu.controller.log_path
+        ready = re.compile(r"repairs prepared: (\d+) links in ([\d.]+) s")
+        got = _wait_lines(log, log.stat().st_size, ready, 1, timeout=300.0)
+        print(f"real process: repairs of {got[0].group(1)} links prepared in "
+              f"{got[0].group(2)} s")
         w = emu.wiring()
         fabric = Fabric(w["switches"], [Link(**lk) for lk in w["links"]],
                         [Attachment(**a) for a in w["attachments"]])
@@ -161,12 +193,11 @@ def real(reps: int) -> float:
             fabric.add_graph(ForwardingGraphSpec.from_dict(g))
         cores = {s for s in w["switches"] if s.startswith("c")}
         link = busiest_core_link(fabric, [g["name"] for g in gs], cores)
-        log = emu.controller.log_path
         # the event that changes something (OVS may also report the port "up" first)
         down = re.compile(r"port status (\S+):(\d+) down handled in ([\d.]+) ms "
-                          r"\(([1-9]\d*) changes")
+                          r"\(([1-9]\d*) changes(, prepared)?")
         up = re.compile(r"port status \S+ up handled in [\d.]+ ms \([1-9]\d* changes")
-        times = []
+        times, prepared, preps = [], 0, []
         for _ in range(reps):
             seen = log.stat().st_size
             emu.link_down(link.a, link.b)
@@ -174,9 +205,14 @@ def real(reps: int) -> float:
             seen = log.stat().st_size
             emu.link_up(link.a, link.b)
             _wait_lines(log, seen, up, 1)       # every graph recomputed: back to the start
+            # the repairs of the state after the link's return, before the next cut
+            preps.append(float(_wait_lines(log, log.stat().st_size, ready, 1,
+                                           timeout=300.0)[0].group(2)))
             times.append(float(got[0].group(3)))
-        print(f"real process: cut {link.a}-{link.b}, {got[0].group(4)} changes; port status "
-              f"-> last flow-mod sent, ms: {stats(times)}")
+            prepared += got[0].group(5) is not None
+        print(f"real process: cut {link.a}-{link.b}, {got[0].group(4)} changes, {prepared} "
+              f"of {reps} cuts found their repair prepared (preparing after each return, "
+              f"s: {stats(preps)}); port status -> last flow-mod sent, ms: {stats(times)}")
         return statistics.median(times)
 
 

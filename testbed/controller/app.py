@@ -44,6 +44,9 @@ CONFIG_ENV = "TESTBED_CONTROLLER_CONFIG"
 # Seconds after the first switch connects that the controller waits for every switch's
 # port description before it reconciles the ones it has (config key "settle_s").
 SETTLE_S = 5.0
+# Seconds the fabric must stay unchanged before the repairs of link failures are prepared
+# (a burst of graph installs is not followed link by link; config key "repair_delay_s").
+REPAIR_DELAY_S = 0.2
 
 
 def fail_fast(handler=None, *, locked=True):
@@ -94,7 +97,7 @@ def _build_app():
         MAIN_DISPATCHER,
         set_ev_cls,
     )
-    from os_ken.ofproto import ofproto_v1_3
+    from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
     from testbed.controller import ofmsg
     from testbed.controller.logic import Fabric
@@ -132,6 +135,8 @@ def _build_app():
             self.settle_s = float(self.config.get("settle_s", SETTLE_S))
             self.learn_timer: threading.Timer | None = None
             self.barriers: dict[int, tuple[int, object, bool]] = {}  # xid -> (dpid, event, initial)
+            self.encoder = ofmsg.Encoder(ofproto_v1_3, ofproto_v1_3_parser)
+            self.repair_delay_s = float(self.config.get("repair_delay_s", REPAIR_DELAY_S))
             # os-ken 4 runs its event loop on native threads: the northbound API serves
             # from its own threads, and the lock keeps the Fabric to one caller at a time.
             self.lock = threading.RLock()
@@ -140,6 +145,9 @@ def _build_app():
             self.northbound = Northbound(self)
             self.api = ApiServer(create_api(self.northbound, self.metrics),
                                  int(self.config["api_port"]), name="northbound").start()
+            self.stopping = threading.Event()
+            threading.Thread(target=self._prepare_repairs, name="repairs",
+                             daemon=True).start()
             LOG.info("controller up: %d switches, OpenFlow port %s, API port %s",
                      len(self.names), self.config["of_port"], self.config["api_port"])
 
@@ -194,18 +202,55 @@ def _build_app():
 
         # ---- applying what the logic decided --------------------------------------
         def apply(self, changes, reason: str = "") -> int:
+            """Send ``changes`` to the connected switches: one write per switch and phase
+            (``ofmsg.Encoder``), bytes prepared ahead for a prepared link repair."""
             n = 0
-            for op, spec in changes.ordered():
-                dp = self.datapaths.get(spec.dpid)
-                if dp is None:
-                    continue  # the switch gets its whole state when it (re)connects
-                msg = ofmsg.message_for(dp, op, spec)
-                dp.send_msg(msg)
-                self.metrics.sent(msg)
-                n += 1
+            for phase in self.encoder.encode(changes):
+                for batch in phase:
+                    dp = self.datapaths.get(batch.dpid)
+                    if dp is None:
+                        continue  # the switch gets its whole state when it (re)connects
+                    dp.send(batch.stamped(dp))
+                    self.metrics.mods_sent(batch.ops)
+                    n += len(batch.ops)
             if n:
                 LOG.info("sent %d flow/group changes (%s)", n, reason)
             return n
+
+        # ---- link failures prepared ahead ----------------------------------------------
+        @fail_fast(locked=False)
+        def _prepare_repairs(self) -> None:
+            """Background thread: once the fabric has stayed unchanged for
+            ``repair_delay_s`` (and the start-up learning is over), prepare each used
+            link's repair (``Fabric.prepare_repair``, one link per lock hold, so events
+            wait for one link at most) and encode its messages (outside the lock); a change
+            of the fabric starts over. A port status then finds its reaction computed and
+            encoded."""
+            done_gen, seen_gen, since = None, None, time.monotonic()
+            while not self.stopping.wait(0.05):
+                gen = self.fabric.generation
+                if gen != seen_gen:
+                    seen_gen, since = gen, time.monotonic()
+                if (gen == done_gen or self.learning
+                        or time.monotonic() - since < self.repair_delay_s):
+                    continue
+                t0, count, prepared = time.monotonic(), 0, []
+                while True:
+                    with self.lock:
+                        if self.fabric.generation != gen:
+                            break
+                        todo = self.fabric.unprepared_links()
+                        if not todo:
+                            break
+                        changes = self.fabric.prepare_repair(todo[0])
+                    self.encoder.prepare(changes)
+                    prepared.append(id(changes))
+                    count += 1
+                self.encoder.forget(keep=set(prepared))
+                if self.fabric.generation == gen:
+                    done_gen = gen
+                    LOG.info("repairs prepared: %d links in %.2f s (generation %d)", count,
+                             time.monotonic() - t0, gen)
 
         # ---- a switch (re)connecting: learn, then reconcile -------------------------
         def switch_connected(self, dp) -> None:
@@ -391,14 +436,17 @@ def _build_app():
             up = msg.reason != ofp.OFPPR_DELETE and _port_up(ofp, desc)
             believed = self.fabric.down_ports()
             changes = self.fabric.port_status(dp.id, desc.port_no, up)
+            prepared = self.encoder.is_prepared(changes)
             n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
                                     f"{'up' if up else 'down'}")
+            sent = time.monotonic()     # the reaction's last mod is in the send queues
             if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
-            self.metrics.port_event(msg.reason, up, t0, time.monotonic(), n)
-            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes)",
-                     self.by_dpid.get(dp.id), desc.port_no, "up" if up else "down",
-                     (time.monotonic() - t0) * 1000, n)
+            self.metrics.port_event(msg.reason, up, t0, sent, n)
+            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes%s; state saved "
+                     "%.1f ms later)", self.by_dpid.get(dp.id), desc.port_no,
+                     "up" if up else "down", (sent - t0) * 1000, n,
+                     ", prepared" if prepared else "", (time.monotonic() - sent) * 1000)
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,
@@ -415,6 +463,7 @@ def _build_app():
                       self.by_dpid.get(msg.datapath.id), msg.type, msg.code)
 
         def close(self):
+            self.stopping.set()
             self.api.shutdown()
 
     return TestbedController

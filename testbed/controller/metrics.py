@@ -19,6 +19,8 @@ Each measure is defined here, once (base units, ``_total`` for counters, bounded
 """
 from __future__ import annotations
 
+from collections import Counter as Tally
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -27,6 +29,9 @@ from prometheus_client.registry import Collector
 FLOW_COMMANDS = {0: "flow_add", 1: "flow_modify", 2: "flow_modify", 3: "flow_delete",
                  4: "flow_delete"}
 GROUP_COMMANDS = {0: "group_add", 1: "group_modify", 2: "group_delete"}
+# Changes.ordered() operation -> the type label of the message it is sent as
+OP_TYPES = {"flow_add": "flow_add", "flow_del": "flow_delete", "group_add": "group_add",
+            "group_mod": "group_modify", "group_del": "group_delete"}
 MOD_TYPES = tuple(dict.fromkeys([*FLOW_COMMANDS.values(), *GROUP_COMMANDS.values()]))
 PORT_REASONS = {0: "add", 1: "delete", 2: "modify"}     # OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY
 # from a fraction of a millisecond (a few flow mods) to a second (a whole fabric's reroute)
@@ -74,6 +79,12 @@ class ControllerMetrics(Collector):
         t = mod_type(msg)
         if t is not None:
             self.flow_mods.labels(t).inc()
+
+    def mods_sent(self, ops) -> None:
+        """Count flow and group mods sent as ``Changes.ordered()`` operations (``flow_add``,
+        ``flow_del``, ``group_add``, ``group_mod``, ``group_del``)."""
+        for op, n in Tally(ops).items():
+            self.flow_mods.labels(OP_TYPES[op]).inc(n)
 
     def port_event(self, reason: int, up: bool, started: float, now: float,
                    changes: int) -> None:

@@ -4,10 +4,20 @@ Everything above this module (``logic.py``, ``reconcile.py``) deals in ``FlowSpe
 values and is tested without a switch; everything below is os-ken's ``ofproto_parser``. It
 also reads a switch's flow and group replies back into specs (``flow_spec``, ``group_spec``)
 so reconciliation compares like with like.
+
+``Encoder`` turns a whole ``Changes`` into the bytes each switch is sent: the same messages,
+serialised by os-ken, in the same order per switch, but one write per switch and phase of
+``Changes.ordered()`` rather than one ``send_msg`` per message, and kept ready for Changes
+prepared ahead (``Fabric.prepare_repair``), so a link failure's reaction sends bytes built
+before the failure.
 """
 from __future__ import annotations
 
-from testbed.controller.specs import Bucket, FlowSpec, GroupSpec
+import struct
+from dataclasses import dataclass
+
+from testbed.controller import wire
+from testbed.controller.specs import Bucket, Changes, FlowSpec, GroupSpec
 
 GROUP_TYPES = {"all": "OFPGT_ALL", "select": "OFPGT_SELECT", "indirect": "OFPGT_INDIRECT",
                "ff": "OFPGT_FF"}
@@ -150,3 +160,96 @@ def message_for(dp, op: str, spec):
     if op in ("group_add", "group_mod", "group_del"):
         return group_mod(dp, spec, op.split("_")[1])
     raise ValueError(f"unknown operation {op!r}")
+
+
+# ---- whole Changes as bytes, one write per switch and phase ---------------------------------
+_XID = struct.Struct("!I")
+_XID_OFFSET = 4          # ofp_header: version (1), type (1), length (2), xid (4)
+_CACHE_MAX = 50_000      # encoded messages kept (about 100-200 bytes each)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The messages of one phase for one switch: ``data`` is their concatenated encoding
+    with xid 0, ``starts`` each message's offset in it, ``ops`` each one's operation
+    (``Changes.ordered()``'s names)."""
+
+    dpid: int
+    data: bytes
+    starts: tuple[int, ...]
+    ops: tuple[str, ...]
+
+    def stamped(self, dp) -> bytes:
+        """``data`` with each message's xid taken from the datapath's counter, exactly as
+        os-ken's ``Datapath.send_msg`` (``set_xid``) would number them one by one."""
+        buf = bytearray(self.data)
+        xid, top = dp.xid, dp.ofproto.MAX_XID
+        for start in self.starts:
+            xid = (xid + 1) & top
+            _XID.pack_into(buf, start + _XID_OFFSET, xid)
+        dp.xid = xid
+        return bytes(buf)
+
+
+class Encoder:
+    """Encodes Changes for sending: ``encode(changes)`` is a list of phases (the runs of
+    ``Changes.phases()``), each a list of ``Batch`` (one per switch, in order of first
+    appearance). Sending every batch of a phase before the next
+    phase keeps make-before-break across switches as per-message sending did, and each
+    switch receives the very bytes, in the very order, that ``send_msg`` of
+    ``message_for`` would have sent it. ``ofproto``/``parser`` are os-ken's protocol
+    modules (OpenFlow 1.3). Messages are encoded once per distinct (operation, spec)."""
+
+    def __init__(self, ofproto, parser):
+        self.ofproto, self.ofproto_parser = ofproto, parser   # what message_for needs
+        self._bytes: dict[tuple[str, object], bytes] = {}
+        self._prepared: dict[int, tuple[Changes, list[list[Batch]]]] = {}
+
+    def message(self, op: str, spec) -> bytes:
+        """One message with xid 0: ``wire.encode``'s bytes, or os-ken's serialisation
+        for what that module does not encode (the same bytes either way)."""
+        key = (op, spec)
+        data = self._bytes.get(key)
+        if data is not None:
+            return data
+        data = wire.encode(op, spec)
+        if data is None:
+            msg = message_for(self, op, spec)
+            msg.set_xid(0)
+            msg.serialize()
+            data = bytes(msg.buf)
+        if len(self._bytes) >= _CACHE_MAX:
+            self._bytes.clear()
+        self._bytes[key] = data
+        return data
+
+    def encode(self, changes: Changes) -> list[list[Batch]]:
+        """The phases of ``changes``; those of prepared Changes (the same object) from
+        ``prepare`` without any work."""
+        hit = self._prepared.get(id(changes))
+        if hit is not None and hit[0] is changes:
+            return hit[1]
+        phases: list[list[Batch]] = []
+        for run in changes.phases():
+            per_dp: dict[int, tuple[list[bytes], list[int], list[str]]] = {}
+            for op, spec in run:
+                parts, starts, ops = per_dp.setdefault(spec.dpid, ([], [], []))
+                starts.append(sum(map(len, parts[-1:])) + (starts[-1] if starts else 0))
+                parts.append(self.message(op, spec))
+                ops.append(op)
+            phases.append([Batch(dpid, b"".join(parts), tuple(starts), tuple(ops))
+                           for dpid, (parts, starts, ops) in per_dp.items()])
+        return phases
+
+    def is_prepared(self, changes: Changes) -> bool:
+        """Whether ``encode(changes)`` will find them prepared."""
+        hit = self._prepared.get(id(changes))
+        return hit is not None and hit[0] is changes
+
+    def prepare(self, changes: Changes) -> None:
+        """Encode ``changes`` now and keep the result for ``encode`` of the same object."""
+        self._prepared[id(changes)] = (changes, self.encode(changes))
+
+    def forget(self, keep: set[int] = frozenset()) -> None:
+        """Drop prepared encodings but those of the Changes whose ``id`` is in ``keep``."""
+        self._prepared = {k: v for k, v in self._prepared.items() if k in keep}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from mano.classifiers import DEFAULT_PRECEDENCE
@@ -35,12 +36,15 @@ Action = tuple
 Match = tuple[tuple[str, Any], ...]
 
 GROUP_TYPES = ("ff", "select", "all", "indirect")
+_first = itemgetter(0)
 
 
 def sorted_match(match: Mapping[str, Any] | Match) -> Match:
     """A match as the canonical sorted tuple of (key, value) pairs."""
     items = match.items() if isinstance(match, Mapping) else match
-    return tuple(sorted(((str(k), v) for k, v in items), key=lambda kv: kv[0]))
+    pairs = [(k, v) if k.__class__ is str else (str(k), v) for k, v in items]
+    pairs.sort(key=_first)
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,23 @@ class Changes:
         out += [("flow_del", f) for f in sorted(self.flow_dels, key=lambda f: not _is_classifier(f))]
         out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
+
+    def phases(self) -> list[list[tuple[str, FlowSpec | GroupSpec]]]:
+        """``ordered()`` cut into its runs of one kind (new groups others name, other new
+        groups, transit and deliver flows, changed groups..., classifiers added; deleted
+        classifiers, other flows; groups naming others, other groups): the entries of one
+        run may reach different switches in any order, each switch's in this order, as
+        long as every run is sent before the next."""
+        runs: list[list[tuple[str, FlowSpec | GroupSpec]]] = []
+        last = None
+        for op, spec in self.ordered():
+            kind = (op, _is_classifier(spec) if op.startswith("flow")
+                    else _chains(spec))  # type: ignore[arg-type]
+            if kind != last:
+                runs.append([])
+                last = kind
+            runs[-1].append((op, spec))
+        return runs
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from testbed.controller import app as controller_app
@@ -47,6 +47,16 @@ class Datapath:
 
     def send_msg(self, msg):
         self.sent.append(msg)
+
+    def send(self, buf: bytes):
+        """Raw bytes (the controller's batched writes): parsed back into messages by
+        os-ken's own parser, one by one."""
+        off = 0
+        while off < len(buf):
+            version, msg_type, length, xid = ofproto_parser.header(buf[off:])
+            self.sent.append(ofproto_parser.msg(self, version, msg_type, length, xid,
+                                                buf[off:off + length]))
+            off += length
 
 
 @pytest.fixture
