@@ -65,6 +65,7 @@ INTERRUPT_WAIT_S = 30.0       # an NFVO restart waits this long for interrupted 
 NFVO_START_ATTEMPTS = 3       # reconciliations a restarted NFVO tries before starting without
 MONITOR_EVERY_S = 0.5         # the NFVO's monitor polls the instances this often
 POLICY_EVERY_S = 0.5
+NS_HEAL_EVERY_S = 2.0          # a DEGRADED NS is healed back (heal_ns) at most this often
 METRICS_EVERY_S = 1.0
 METRICS_PHASE_S = 0.25
 LOAD_EVERY_S = 0.5
@@ -201,6 +202,7 @@ class ScenarioRun:
         self.probes: list[str] = []
         self.active_undos: dict[str, object] = {}
         self.busy: set[str] = set()          # NSs with an operation in progress or queued
+        self._ns_heal_at: dict[str, float] = {}  # when a DEGRADED NS was last healed back
         self._inflight = 0                   # NFVO operations running on a worker now
         self._settled: dict[tuple, str] = {}  # (operation, instance) -> state when settled
         self._queues: dict[str, list] = {}
@@ -629,6 +631,8 @@ class ScenarioRun:
             self._drift(env, "policy")
             if not self.policies or self.nfvo_down:
                 continue
+            for _nsd, ns in self.sc.services:
+                self._heal_if_degraded(env, ns)
             ctx = self._context()
             for pol in self.policies:
                 try:
@@ -638,6 +642,46 @@ class ScenarioRun:
                     continue
                 for a in actions:
                     env.process(self._act(env, pol, a))
+
+    def _heal_if_degraded(self, env, ns: str) -> None:
+        """An NS left DEGRADED (an operation that could be neither retried nor rolled back
+        was marked failed) is healed back with ``heal_ns``, as an operator's auto-heal
+        would: the instance-level policies see INSTANTIATED NSs only, so without this it
+        would stay degraded until the next NFVO restart's reconciliation. At most once
+        every ``NS_HEAL_EVERY_S`` per NS, never while an operation on it runs or waits."""
+        if ns in self.busy or env.now - self._ns_heal_at.get(ns, -1e9) < NS_HEAL_EVERY_S:
+            return
+        if self.nfvo.store.get_ns_instance(ns)["state"] != "DEGRADED":
+            return
+        self._ns_heal_at[ns] = env.now
+        env.process(self._heal_ns(env, ns))
+
+    def _heal_ns(self, env, ns: str):
+        row = self.nfvo.store.get_ns_instance(ns)
+        missing = (row["data"] or {}).get("missing", [])
+        base = {"ns": ns, "vnf": None, "by": "engine", "reason": f"NS {ns} is DEGRADED"}
+        queue = self._queues.setdefault(ns, [])
+        ticket = object()
+        queue.append(ticket)
+        self.busy.add(ns)
+        try:
+            while queue[0] is not ticket or self.nfvo_down:
+                yield env.timeout(POLL_S)
+            if self.nfvo.store.get_ns_instance(ns)["state"] != "DEGRADED":
+                return
+            start = self.now()
+            self.event("ns_heal_start", missing=missing, **base)
+            fut = yield from self._operate(env, "heal_ns", ns)
+            timing = self._timing(None, start, start)
+            if fut is None or fut.exception() is not None:
+                yield from self._failed(env, fut, "heal_ns", ns, base, timing)
+                return
+            self.event("ns_heal_done", state=self.nfvo.store.get_ns_instance(ns)["state"],
+                       **base, **timing)
+        finally:
+            queue.remove(ticket)
+            if not queue:
+                self.busy.discard(ns)
 
     def _on_infra_event(self, ev) -> None:
         """The NFVI pushed a death (the NFVO's monitor has recorded it already, being

@@ -217,3 +217,35 @@ def test_a_fault_whose_application_outlasts_it_is_undone_at_once(tmp_path, monke
     assert end["t"] == pytest.approx(applied["t"]) and end["planned_t"] == 2.5
     assert end["late_ms"] == pytest.approx(1000.0, abs=1)
     assert s["healthy_at_end"] and s["scalars"]["unrecovered_faults"] == 0
+
+
+def test_an_ns_left_degraded_is_healed_back(tmp_path, monkeypatch):
+    """A crash is healed while the controller refuses every graph for a while: the heal
+    fails and leaves the NS DEGRADED, missing its graph (the 1,800 s soak, where a failed
+    settling did the same: 27 s without any healing until the next NFVO restart). The
+    engine heals the NS back (`ns_heal_done`, INSTANTIATED) once graphs are accepted
+    again; the run ends healthy and later faults are healed."""
+    from mano.errors import InfrastructureError
+    from testbed.nfvi.simulated.driver import SimulatedDriver
+
+    original = SimulatedDriver.put_graph
+
+    def refusing(self, graph):
+        if 5.0 <= self.now() <= 7.0:      # modelled time (the run starts after 0.8 s)
+            raise InfrastructureError(f"controller refused graph {graph['name']}")
+        return original(self, graph)
+
+    monkeypatch.setattr(SimulatedDriver, "put_graph", refusing)
+    scen = tmp_path / "degraded.py"
+    scen.write_text(NFVO_DIES_MID_HEAL.replace("DURATION = 14", "DURATION = 12")
+                    .replace('    s.fault(at=RESTART_AT, kind="nfvo_restart")\n',
+                             '    s.fault(at=9.0, kind="vnf_crash", target="fw")\n'))
+    run = run_scenario(scen, seed=1, results_dir=tmp_path, nfvi="simulated")
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert "action_failed" in kinds
+    done = [e for e in events if e["kind"] == "ns_heal_done"]
+    assert done and done[-1]["state"] == "INSTANTIATED" and 5.0 <= done[-1]["t"] <= 9.0
+    s = _summary(run)
+    assert s["healthy_at_end"], s["ns_states"]
+    assert any(e["kind"] == "heal_done" and e["t"] > 9.0 for e in events)
