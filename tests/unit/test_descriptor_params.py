@@ -59,6 +59,15 @@ def test_tackers_own_parameter_file_gives_the_vnffgds_inputs(tmp_path):
     assert any("network_src_port_id: a Neutron port" in w for w in b.warnings)
 
 
+def test_tackers_sample_with_its_sample_param_file_gets_past_the_inputs():
+    """Tacker's parameterised VNFFGD with Tacker's own parameter file, both unmodified:
+    every input is given, and the refusal that remains is the 80-1024 port range the
+    parameter file gives (the classifier matches one port), naming that field."""
+    _refused(LEGACY / "vnffgd" / "tosca-vnffgd-param-sample.yaml",
+             Parameters.load(LEGACY / "vnffgd" / "vnffg-param-file.yaml"),
+             "criteria[0].destination_port_range: port range '80-1024'")
+
+
 def test_a_missing_input_without_default_is_refused_naming_the_param_file(tmp_path):
     """Without a parameter file (or with one lacking the input) an input without default
     is refused naming the field and saying to give it with --param-file."""
