@@ -122,13 +122,14 @@ class NFVO:
         self.store.close()
 
     # ---- catalogue ------------------------------------------------------------------------
-    def onboard(self, path) -> dict:
+    def onboard(self, path, params=None) -> dict:
         """Onboard every VNFD and NSD in ``path``, in any supported format
         (``mano.descriptors.read_descriptors``): VNFDs first, then NSDs (their graphs'
-        ``auto`` ends bound to endpoints). Returns ``{"format", "vnfds", "nsds",
-        "warnings"}`` (ids, and what the testbed cannot honour). Raises
-        ``DescriptorError`` naming the file and the field."""
-        bundle = D.read_descriptors(path)
+        ``auto`` ends bound to endpoints). ``params`` (a ``D.Parameters`` or a mapping of
+        input name -> value) give a TOSCA template's inputs, as Tacker's parameter file.
+        Returns ``{"format", "vnfds", "nsds", "warnings"}`` (ids, and what the testbed
+        cannot honour). Raises ``DescriptorError`` naming the file and the field."""
+        bundle = D.read_descriptors(path, _parameters(params))
         vnfds = [self.onboard_vnfd(v) for v in bundle.vnfds]
         nsds = [self.onboard_nsd(n) for n in bundle.nsds]
         warnings = list(bundle.warnings)
@@ -136,11 +137,12 @@ class NFVO:
             warnings += [w for w in self.onboarding_warnings.get(i, []) if w not in warnings]
         return {"format": bundle.format, "vnfds": vnfds, "nsds": nsds, "warnings": warnings}
 
-    def onboard_vnfd(self, path_or_vnfd) -> str:
+    def onboard_vnfd(self, path_or_vnfd, params=None) -> str:
         """Onboard one VNFD (a model, or a file/package of any supported format holding
-        exactly one VNFD); returns its id. Warnings are logged and kept in
-        ``onboarding_warnings[id]``."""
-        vnfd = _one(D.read_descriptors(path_or_vnfd), "vnfds", path_or_vnfd) \
+        exactly one VNFD, its inputs given by ``params`` as in ``onboard``); returns its
+        id. Warnings are logged and kept in ``onboarding_warnings[id]``."""
+        vnfd = _one(D.read_descriptors(path_or_vnfd, _parameters(params)), "vnfds",
+                    path_or_vnfd) \
             if isinstance(path_or_vnfd, (str, Path)) else path_or_vnfd
         D.check_vnfd_fits(vnfd, self.driver.compute_nodes())
         self.store.put_vnfd(vnfd.id, vnfd.to_dict())
@@ -175,15 +177,15 @@ class NFVO:
             self._parse_cache[(kind, did)] = (version, data, model)
         return model
 
-    def onboard_nsd(self, path_or_nsd, vnfd_paths=()) -> str:
+    def onboard_nsd(self, path_or_nsd, vnfd_paths=(), params=None) -> str:
         """Onboard the VNFDs of ``vnfd_paths``, then one NSD (a model, or a file/package of
-        any supported format holding exactly one NSD, and maybe VNFDs, onboarded first);
-        graph ends read as ``auto`` are bound to endpoints of the topology. Returns the
-        NSD's id."""
+        any supported format holding exactly one NSD, and maybe VNFDs, onboarded first;
+        its inputs given by ``params`` as in ``onboard``); graph ends read as ``auto`` are
+        bound to endpoints of the topology. Returns the NSD's id."""
         for p in vnfd_paths:
             self.onboard_vnfd(p)
         if isinstance(path_or_nsd, (str, Path)):
-            bundle = D.read_descriptors(path_or_nsd)
+            bundle = D.read_descriptors(path_or_nsd, _parameters(params))
             for v in bundle.vnfds:
                 self.onboard_vnfd(v)
             nsd = _one(bundle, "nsds", path_or_nsd)
@@ -960,6 +962,14 @@ class NFVO:
 
 class _EmptyHop(MANOError):
     """A hop of a graph would have no instance left."""
+
+
+def _parameters(params) -> D.Parameters | None:
+    """``params`` of an onboarding call as ``D.Parameters`` (a mapping is taken as the
+    values of a parameter file named ``params``)."""
+    if params is None or isinstance(params, D.Parameters):
+        return params
+    return D.Parameters.of(params, "params")
 
 
 def _one(bundle, kind: str, path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from mano.descriptors import read_descriptors
+from mano.descriptors import Parameters, read_descriptors
 from mano.descriptors.readers.osm_write import nsd_to_osm, vnfd_to_osm
 from mano.descriptors.readers.sol006_write import nsd_to_sol006, vnfd_to_sol006
 from mano.errors import MANOError
@@ -42,8 +42,10 @@ def add_parser(sub) -> None:
     c = dsub.add_parser("check", help="read a descriptor file or package and summarise "
                                       "what would run, with warnings")
     c.add_argument("path", help="a YAML file, a CSAR directory or a CSAR zip")
+    add_param_file(c)
     v = dsub.add_parser("convert", help="write descriptors in another format")
     v.add_argument("path")
+    add_param_file(v)
     v.add_argument("--to", required=True, choices=TARGETS,
                    help="native: the testbed's format; sol006: strict ETSI SOL006 (3.6.1 "
                         "YANG); osm: OSM's variant of SOL006 (what OSM onboards)")
@@ -52,9 +54,22 @@ def add_parser(sub) -> None:
     d.set_defaults(func=cmd_descriptor)
 
 
+def add_param_file(parser) -> None:
+    """``--param-file FILE``: values of a TOSCA template's inputs (as Tacker's)."""
+    parser.add_argument("--param-file", default=None, metavar="FILE",
+                        help="a YAML mapping of input name -> value for the template's "
+                             "topology_template.inputs (Tacker's --param-file)")
+
+
+def parameters(args) -> Parameters | None:
+    """The parameters of ``--param-file`` (``None`` without it); ``DescriptorError`` if
+    the file is not a YAML mapping."""
+    return Parameters.load(args.param_file) if args.param_file else None
+
+
 def cmd_descriptor(args) -> int:
     try:
-        bundle = read_descriptors(args.path)
+        bundle = read_descriptors(args.path, parameters(args))
         if args.descriptor_command == "check":
             print(summary(bundle, args.path))
             return 0

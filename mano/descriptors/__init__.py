@@ -30,7 +30,7 @@ from mano.descriptors.nsd import (
     parse_nsd,
     resolve_endpoints,
 )
-from mano.descriptors.readers import FORMATS, Bundle, read_descriptors
+from mano.descriptors.readers import FORMATS, Bundle, Parameters, read_descriptors
 from mano.descriptors.vnfd import (
     METRICS,
     PROGRAMS,
@@ -62,6 +62,7 @@ __all__ = [
     "ConnectionPoint",
     "Healing",
     "MonitoringParam",
+    "Parameters",
     "Scaling",
     "VirtualLink",
     "check_ns",

@@ -300,8 +300,9 @@ class ScenarioRun:
         self.nfvo.vim.subscribe("infra", self._on_infra_event)
         stack.callback(lambda: self.nfvo.close())
         self.nfvi.start_monitoring(env, self.nfvo, MONITOR_EVERY_S)
-        for nsd, vnfds in sc.onboards:
-            self.nfvo.onboard_nsd(ROOT / nsd if not Path(nsd).is_absolute() else nsd, vnfds)
+        for nsd, vnfds, params in sc.onboards:
+            self.nfvo.onboard_nsd(ROOT / nsd if not Path(nsd).is_absolute() else nsd, vnfds,
+                                  params=params)
         # instantiation is MANO work like any other: on the NFVI's terms (real or modelled)
         env.run(until=env.process(self._instantiate_all(env)))
         self._read_graphs()

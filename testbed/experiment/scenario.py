@@ -95,7 +95,7 @@ class Scenario:
     duration: float
     params: dict = field(default_factory=dict)
     topology_path: str | None = None
-    onboards: list[tuple[str, list[str]]] = field(default_factory=list)
+    onboards: list[tuple[str, list[str], dict | None]] = field(default_factory=list)
     services: list[tuple[str, str]] = field(default_factory=list)
     service_params: dict[str, dict] = field(default_factory=dict)  # ns -> instantiation params
     loads: list[LoadSpec] = field(default_factory=list)
@@ -128,11 +128,16 @@ class Scenario:
     def topology(self, path: str) -> None:
         self.topology_path = str(path)
 
-    def onboard(self, nsd: str, vnfds: list[str]) -> None:
-        """``nsd``: a path; ``vnfds``: VNFD ids in descriptors/vnfd or paths."""
+    def onboard(self, nsd: str, vnfds: list[str] = (), params: dict | None = None) -> None:
+        """``nsd``: a path (any supported format); ``vnfds``: VNFD ids in descriptors/vnfd
+        or paths, onboarded first; ``params``: input name -> value for a TOSCA NSD's
+        ``topology_template.inputs`` (as a Tacker parameter file; checked at onboarding)."""
+        if params is not None and not isinstance(params, dict):
+            raise TestbedError(f"onboard({nsd!r}): params: expected a mapping of input "
+                               f"names to values, got {type(params).__name__}")
         paths = [v if v.endswith(".yaml") else str(ROOT / "descriptors" / "vnfd" / f"{v}.yaml")
                  for v in vnfds]
-        self.onboards.append((str(nsd), paths))
+        self.onboards.append((str(nsd), paths, dict(params) if params else None))
 
     def instantiate(self, nsd_id: str, ns: str, **params) -> None:
         """Instantiate NSD ``nsd_id`` as NS ``ns``. ``params`` are the NFVO's instantiation

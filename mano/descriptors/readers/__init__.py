@@ -23,39 +23,53 @@ from pathlib import Path
 from mano.descriptors._yaml import read_yaml
 from mano.descriptors.nsd import parse_nsd
 from mano.descriptors.readers import sol001, sol006, tacker
-from mano.descriptors.readers.common import Bundle
+from mano.descriptors.readers.common import Bundle, Parameters
 from mano.descriptors.vnfd import parse_vnfd
 from mano.errors import DescriptorError
 
 FORMATS = ("native", "sol001", "sol001-csar", "sol006", "tacker", "catalogue")
 
-__all__ = ["FORMATS", "Bundle", "detect", "read_descriptors"]
+__all__ = ["FORMATS", "Bundle", "Parameters", "detect", "read_descriptors"]
 
 
-def read_descriptors(path) -> Bundle:
+def read_descriptors(path, params: Parameters | None = None) -> Bundle:
     """Every VNFD and NSD in ``path`` (a file, a CSAR directory or zip), read into the
-    model. Raises ``DescriptorError`` naming the file and the field."""
+    model. ``params`` give the inputs of a TOSCA template (Tacker, SOL001), as Tacker's
+    parameter file does; other formats declare no inputs and refuse them. Raises
+    ``DescriptorError`` naming the file and the field."""
     p = Path(path)
     if not p.exists():
         raise DescriptorError(f"{p}: cannot read: No such file or directory")
     if p.is_dir() and not (p / "TOSCA-Metadata").exists() and (
             (p / "vnfd").is_dir() or (p / "nsd").is_dir()):
+        _no_inputs(params, "a catalogue folder (a parameter file applies to one "
+                           "descriptor file: onboard that file with it)")
         b = _catalogue(p)
     elif p.is_dir() or (p.is_file() and zipfile.is_zipfile(p)):
-        b = sol001.read(p)
+        b = sol001.read(p, params=params)
     else:
         data, name = read_yaml(p)
         fmt = detect(data, name)
         if fmt == "native":
+            _no_inputs(params, f"{name} (the testbed's format)")
             b = _native(data, name)
         elif fmt == "tacker":
-            b = tacker.read(p, data)
+            b = tacker.read(p, data, params)
         elif fmt == "sol001":
-            b = sol001.read(p, data)
+            b = sol001.read(p, data, params)
         else:
+            _no_inputs(params, f"{name} (ETSI SOL006)")
             b = sol006.read(data, name)
     b.collect_warnings()
     return b
+
+
+def _no_inputs(params: Parameters | None, what: str) -> None:
+    """Refuse parameters for a descriptor that declares no inputs."""
+    if params is not None and params.values:
+        raise DescriptorError(f"{params.source}: {next(iter(params.values))}: {what} "
+                              f"declares no inputs; parameters give the inputs of TOSCA "
+                              f"templates (Tacker, ETSI SOL001)")
 
 
 def detect(data, name: str) -> str:

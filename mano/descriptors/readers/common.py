@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from mano.descriptors._fields import messages
+from mano.descriptors._yaml import read_yaml
 from mano.descriptors.nsd import AUTO, NSD, parse_nsd
 from mano.descriptors.vnfd import PROGRAMS, VNFD, VNFD_ID, ImageDesc, parse_vnfd
 from mano.errors import DescriptorError
@@ -38,6 +39,34 @@ class Bundle:
             for w in d.warnings:
                 if w not in self.warnings:
                     self.warnings.append(w)
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Values for a TOSCA template's ``topology_template.inputs`` (what Tacker takes from
+    ``--param-file`` / ``param_values``): input name -> value; ``source`` (the parameter
+    file's name) prefixes every error about them."""
+    values: dict
+    source: str = "parameters"
+
+    @classmethod
+    def load(cls, path) -> Parameters:
+        """The parameters of a YAML file holding one mapping (input name -> value).
+        Raises ``DescriptorError`` naming the file if it is not one."""
+        data, name = read_yaml(path)
+        return cls.of(data, name)
+
+    @classmethod
+    def of(cls, data, source: str = "parameters") -> Parameters:
+        """Parameters from a mapping (``None`` is no parameter); anything else is refused
+        with a ``DescriptorError``."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+            raise DescriptorError(f"{source}: (top): expected a mapping of input names to "
+                                  f"values (a parameter file), got {_kind(data)} "
+                                  f"{_short(data)}")
+        return cls(dict(data), source)
 
 
 class Node:

@@ -22,6 +22,7 @@ from pathlib import Path
 from mano.descriptors.readers.common import (
     Bundle,
     Node,
+    Parameters,
     VnfParts,
     build_nsd,
     build_vnfd,
@@ -35,6 +36,7 @@ from mano.descriptors.readers.common import (
 from mano.descriptors.readers.tosca import (
     Definitions,
     Package,
+    bind_inputs,
     entry_of,
     inputs_of,
     policies,
@@ -68,7 +70,7 @@ def is_tosca_vnf_or_ns(defs: Definitions) -> str:
 
 
 # ------------------------------------------------------------------ the VNFD
-def read_vnfd(defs: Definitions) -> Bundle:
+def read_vnfd(defs: Definitions, params: Parameters | None = None) -> Bundle:
     """The VNF of a SOL001 VNFD (its first deployment flavour with a VDU)."""
     flavours = [(rel, tt) for rel, tt in defs.templates()
                 if any(defs.derives(n.get("type").text(), VDU)
@@ -84,7 +86,7 @@ def read_vnfd(defs: Definitions) -> Bundle:
         others = ", ".join(defs.pkg.label(r) for r, _ in flavours[1:])
         notes.append(tt.warn(f"deployment flavour of {label} is used; the others ({others}) "
                              f"are not"))
-    inputs = inputs_of(tt)
+    inputs = {**inputs_of(tt), **bind_inputs([t for _, t in defs.templates()], params)}
     nodes = dict(tt.get("node_templates").items())
     props: dict = {}
     vnf_name = None
@@ -242,7 +244,7 @@ def _scaling(tt: Node, vdu: str, vnf: str | None, floor, ceiling, notes: list[st
 
 
 # ------------------------------------------------------------------ the NSD
-def read_nsd(defs: Definitions) -> Bundle:
+def read_nsd(defs: Definitions, params: Parameters | None = None) -> Bundle:
     """The NS of a SOL001 NSD: its VNFs, virtual links and one graph per NFP."""
     tts = defs.templates()
     if not tts:
@@ -251,7 +253,7 @@ def read_nsd(defs: Definitions) -> Bundle:
         defs.derives(n.get("type").text(), NFP) or defs.derives(n.get("type").text(), NS)
         for _, n in t.get("node_templates").items())), tts[0])
     label = defs.pkg.label(rel)
-    inputs = inputs_of(tt)
+    inputs = {**inputs_of(tt), **bind_inputs([t for _, t in tts], params)}
     nodes = dict(tt.get("node_templates").items())
     notes: list[str] = []
     ns_props: dict = {}
@@ -375,11 +377,12 @@ def _nfp_rule(rule: Node, notes: list[str]) -> dict:
                       port(props.get("destination_port_range")), props)
 
 
-def read(path: Path, doc=None) -> Bundle:
-    """A SOL001 CSAR (directory or zip with TOSCA.meta) or single YAML file."""
+def read(path: Path, doc=None, params: Parameters | None = None) -> Bundle:
+    """A SOL001 CSAR (directory or zip with TOSCA.meta) or single YAML file; ``params``
+    give its inputs (checked by ``tosca.bind_inputs``)."""
     pkg = Package(path)
     defs = Definitions(pkg, entry_of(pkg)) if pkg.is_csar else Definitions(pkg, path.name, doc)
     kind = is_tosca_vnf_or_ns(defs)
-    b = read_vnfd(defs) if kind == "vnfd" else read_nsd(defs)
+    b = read_vnfd(defs, params) if kind == "vnfd" else read_nsd(defs, params)
     b.format = "sol001-csar" if pkg.is_csar else "sol001"
     return b

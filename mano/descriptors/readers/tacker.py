@@ -21,6 +21,7 @@ from mano.descriptors._yaml import read_yaml
 from mano.descriptors.readers.common import (
     Bundle,
     Node,
+    Parameters,
     VnfParts,
     build_nsd,
     build_vnfd,
@@ -31,6 +32,7 @@ from mano.descriptors.readers.common import (
     size_mb,
     vnfd_id_for,
 )
+from mano.descriptors.readers.tosca import bind_inputs
 
 VDU, CP, VL = "tosca.nodes.nfv.VDU.Tacker", "tosca.nodes.nfv.CP.Tacker", "tosca.nodes.nfv.VL"
 FP_PREFIX = "tosca.nodes.nfv.FP"
@@ -44,18 +46,20 @@ ACL_KEYS = ("ip_proto", "ip_src_prefix", "ip_dst_prefix", "source_port_range",
 ACL_NEUTRON = ("network_src_port_id", "network_dst_port_id", "network_id", "network_name")
 
 
-def read(path: Path, data) -> Bundle:
-    """A Tacker legacy VNFD, NSD or VNFFGD."""
+def read(path: Path, data, params: Parameters | None = None) -> Bundle:
+    """A Tacker legacy VNFD, NSD or VNFFGD; ``params`` give its inputs (as Tacker's
+    ``--param-file``), checked by ``tosca.bind_inputs``."""
     top = Node(data, "", path.name)
     tt = top.need("topology_template")
+    given = bind_inputs([tt], params)
     nodes = tt.need("node_templates").items()
     types = [n.get("type").text() or "" for _, n in nodes]
     if VDU in types:
-        return Bundle("tacker", vnfds=[read_vnfd(top, path)])
+        return Bundle("tacker", vnfds=[read_vnfd(top, path, given)])
     if top.get("imports").present:
-        return read_nsd(top, path)
+        return read_nsd(top, path, given)
     if any(t.startswith(FP_PREFIX) for t in types):
-        return Bundle("tacker", nsds=[read_vnffgd(top, path)])
+        return Bundle("tacker", nsds=[read_vnffgd(top, path, given)])
     tt.get("node_templates").fail(f"neither a VDU ({VDU}) nor a forwarding path "
                                   f"({FP_PREFIX}.*): not a Tacker VNFD, NSD or VNFFGD")
 
@@ -72,26 +76,28 @@ def _unread(nodes: dict[str, Node], read: tuple[str, ...], notes: list[str],
                             "no type: not a node template the testbed can read; ignored"))
 
 
-def _inputs(tt: Node) -> dict:
-    return {k: v.value["default"] for k, v in tt.get("inputs").items()
-            if isinstance(v.value, dict) and "default" in v.value}
+def _inputs(tt: Node, given: dict | None) -> dict:
+    """The inputs' values: their defaults, overridden by the parameters ``given``."""
+    return {**{k: v.value["default"] for k, v in tt.get("inputs").items()
+               if isinstance(v.value, dict) and "default" in v.value}, **(given or {})}
 
 
 def _resolved(n: Node, inputs: dict) -> Node:
-    """``n`` with ``{get_input: x}`` replaced by the input's default; refused without."""
+    """``n`` with ``{get_input: x}`` replaced by the input's value; refused without."""
     v = n.value
     if isinstance(v, dict) and set(v) == {"get_input"}:
         name = v["get_input"]
         if not isinstance(name, str) or name not in inputs:
-            n.fail(f"input {name!r} has no default: onboarding takes no parameter file; "
-                   f"give a default in topology_template.inputs")
+            n.fail(f"input {name!r} has no default and no parameter gives it: give it in "
+                   f"a parameter file (--param-file) or a default in "
+                   f"topology_template.inputs")
         return Node(inputs[name], n.path, n.source)
     return n
 
 
-def read_vnfd(top: Node, path: Path):
+def read_vnfd(top: Node, path: Path, given: dict | None = None):
     tt = top.get("topology_template")
-    inputs = _inputs(tt)
+    inputs = _inputs(tt, given)
     nodes = dict(tt.get("node_templates").items())
     notes: list[str] = []
     vdus = [(k, n) for k, n in nodes.items() if n.get("type").text() == VDU]
@@ -172,9 +178,10 @@ def read_vnfd(top: Node, path: Path):
     return build_vnfd(parts, path.name, f"tacker:{ext}", tt)
 
 
-def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str]) -> list[dict]:
+def _forwarding_graphs(tt: Node, forwarder_id, notes: list[str],
+                       given: dict | None) -> list[dict]:
     """One graph per ACL criterion of every forwarding path (FP) node."""
-    inputs = _inputs(tt)
+    inputs = _inputs(tt, given)
     graphs = []
     for name, n in tt.get("node_templates").items():
         if not (n.get("type").text() or "").startswith(FP_PREFIX):
@@ -259,7 +266,7 @@ def _acl(c: Node, inputs: dict, notes: list[str], split: list[Node] | None = Non
                       port(vals.get("destination_port_range", none)), c)
 
 
-def read_vnffgd(top: Node, path: Path):
+def read_vnffgd(top: Node, path: Path, given: dict | None = None):
     """A VNFFGD as an NSD over the VNFDs its paths forward through."""
     tt = top.get("topology_template")
     notes: list[str] = []
@@ -273,7 +280,7 @@ def read_vnffgd(top: Node, path: Path):
         if tid not in vnfs:
             vnfs.append(tid)
         return tid
-    graphs = _forwarding_graphs(tt, forwarder, notes)
+    graphs = _forwarding_graphs(tt, forwarder, notes, given)
     _unread(dict(tt.get("node_templates").items()), (), notes)
     for g in tt.get("groups").values():
         for v in g.get("properties").get("constituent_vnfs").elems():
@@ -288,8 +295,9 @@ def read_vnffgd(top: Node, path: Path):
                      vnfs, [], graphs, path.name, f"tacker:{path.stem}", notes, tt, written)
 
 
-def read_nsd(top: Node, path: Path) -> Bundle:
-    """A legacy NSD: its imported VNFDs (read from its folder) and forwarding paths."""
+def read_nsd(top: Node, path: Path, given: dict | None = None) -> Bundle:
+    """A legacy NSD: its imported VNFDs (read from its folder, with their defaults) and
+    forwarding paths."""
     tt = top.get("topology_template")
     notes: list[str] = []
     b = Bundle("tacker")
@@ -330,7 +338,7 @@ def read_nsd(top: Node, path: Path) -> Bundle:
         where.fail(f"unknown forwarder {name!r}; VNFs of the NSD: "
                    f"{', '.join(members) or 'none'}, or the VNFDs they import: "
                    f"{', '.join(used) or 'none'}")
-    graphs = _forwarding_graphs(tt, forwarder, notes)
+    graphs = _forwarding_graphs(tt, forwarder, notes, given)
     _unread(dict(tt.get("node_templates").items()), (VL,), notes, tuple(members))
     b.nsds.append(build_nsd(path.stem, path.stem, "1.0",
                             top.get("description").text("") or "", list(members.values()),

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from mano.descriptors._yaml import parse_yaml
-from mano.descriptors.readers.common import Node
+from mano.descriptors.readers.common import Node, Parameters
 from mano.errors import DescriptorError
 
 META = "TOSCA-Metadata/TOSCA.meta"
@@ -213,6 +213,50 @@ def inputs_of(tt: Node) -> dict:
             out[k] = v.value["default"]
     for k, v in tt.get("substitution_mappings").get("properties").items():
         out.setdefault(k, v.value)
+    return out
+
+
+# TOSCA Simple Profile in YAML 1.3, 3.3 (primitive, list, map, range and scalar-unit
+# types): the YAML values a parameter for an input of each declared type may have.
+INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "float": (int, float), "boolean": (bool,),
+    "list": (list,), "map": (dict,), "range": (list,), "timestamp": (str,),
+    "version": (str, int, float), "scalar-unit.size": (str,), "scalar-unit.time": (str,),
+    "scalar-unit.frequency": (str,), "scalar-unit.bitrate": (str,),
+}
+
+
+def bind_inputs(tts: list[Node], params: Parameters | None) -> dict:
+    """The values ``params`` gives for the ``inputs`` declared by the topology templates
+    ``tts`` (name -> value), to be laid over their defaults. A name no template declares
+    is refused naming the declared inputs; a value not of the input's declared type
+    (``INPUT_TYPES``; other types are not checked) is refused naming the type. A mapping
+    whose one key is ``nsd`` or ``vnfd`` (not an input) holds the values, as Tacker's NS
+    parameter files write them. Errors are ``DescriptorError`` prefixed with the parameter
+    file's name."""
+    declared: dict[str, Node] = {}
+    for tt in tts:
+        for k, v in tt.get("inputs").items():
+            declared.setdefault(k, v)
+    if params is None:
+        return {}
+    values, at = params.values, ""
+    (top, inner), = values.items() if len(values) == 1 else ((None, None),)
+    if top in ("nsd", "vnfd") and top not in declared and isinstance(inner, dict):
+        values, at = inner, f"{top}."     # Tacker's NS parameter files: {nsd: {...}}
+    out = {}
+    for name, val in values.items():
+        where = Node(val, f"{at}{name}", params.source)
+        if name not in declared:
+            where.fail(f"unknown parameter: the descriptor's inputs are "
+                       f"{', '.join(declared) or 'none'}")
+        decl = declared[name]
+        typ = decl.get("type").text() if isinstance(decl.value, dict) else None
+        ok = INPUT_TYPES.get(typ or "")
+        if ok and (not isinstance(val, ok) or (isinstance(val, bool) and bool not in ok)):
+            where.fail(f"expected {typ} (the type of input {name!r} at {decl.source}: "
+                       f"{decl.path}), got {type(val).__name__} {val!r}"[:300])
+        out[name] = val
     return out
 
 
