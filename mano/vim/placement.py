@@ -216,8 +216,15 @@ class LatencyAware:
 
     def choose(self, request: PlacementRequest, nodes: list[NodeState],
                ctx: PlacementContext) -> str:
-        ok = feasible(request, nodes)
-        return min(ok, key=lambda n: (ctx.path_cost(n.switch), natural_key(n.name))).name
+        ok = feasible(request, nodes)     # in natural name order: min keeps the first
+        cost: dict[str, float] = {}       # per switch: many nodes share one
+
+        def key(n: NodeState) -> float:
+            c = cost.get(n.switch)
+            if c is None:
+                c = cost[n.switch] = ctx.path_cost(n.switch)
+            return c
+        return min(ok, key=key).name
 
 
 class AntiAffinity:

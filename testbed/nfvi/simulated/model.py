@@ -322,9 +322,11 @@ class FlowModel:
         return list(path)
 
     # ---- graphs -------------------------------------------------------------------------------
-    def install(self, name: str) -> None:
-        """The switches now hold the controller's current flows for graph ``name``."""
-        spec = self.fabric.graphs()[name]
+    def install(self, name: str, spec: ForwardingGraphSpec | None = None) -> None:
+        """The switches now hold the controller's current flows for graph ``name``
+        (``spec``: its spec in the controller, ``fabric.graphs()[name]``, if the caller
+        has it)."""
+        spec = self.fabric.graphs()[name] if spec is None else spec
         pairs = {(p["segment"], p["from"], p["to"]): p["path"]
                  for p in self.fabric.graph_pairs(name)}
         old = self.installed.get(name)
