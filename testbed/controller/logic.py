@@ -242,9 +242,14 @@ class Fabric:
             if link.a == link.b:
                 raise ControllerError(f"link {link} loops back to its own switch")
         self._atts: dict[str, Attachment] = {}
+        # Indexes: the attachment names at each (switch, port), the graphs naming each
+        # attachment, and the names each graph was indexed under (see _reindex).
+        self._at_port: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._named_by: dict[str, set[str]] = defaultdict(set)
+        self._indexed: dict[str, frozenset[str]] = {}
         for att in attachments:
             self._check_attachment(att)
-            self._atts[att.name] = att
+            self._set_att(att.name, att)
         self._down_ports: set[tuple[str, int]] = set()
         self._topo: nx.Graph | None = None
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
@@ -289,11 +294,30 @@ class Fabric:
     def attachments(self) -> dict[str, Attachment]:
         return dict(self._atts)
 
+    def _set_att(self, name: str, att: Attachment | None) -> None:
+        """Set (None: forget) attachment ``name``, keeping ``_at_port``."""
+        old = self._atts.pop(name, None)
+        if old is not None:
+            self._at_port[(old.switch, old.port)].discard(name)
+        if att is not None:
+            self._atts[name] = att
+            self._at_port[(att.switch, att.port)].add(name)
+
+    def _reindex(self, name: str) -> None:
+        """Index graph ``name`` under the attachments its spec names now (none if gone)."""
+        for att in self._indexed.pop(name, ()):
+            self._named_by[att].discard(name)
+        g = self._graphs.get(name)
+        if g is not None:
+            names = self._indexed[name] = frozenset(g.spec.attachment_names())
+            for att in names:
+                self._named_by[att].add(name)
+
     def add_attachment(self, att: Attachment) -> Changes:
         """Add or move an attachment; graphs using a moved one are re-installed."""
         self._check_attachment(att)
         old = self._atts.get(att.name)
-        self._atts[att.name] = att
+        self._set_att(att.name, att)
         if old is not None and (old.switch, old.port) == (att.switch, att.port):
             return Changes()
         users = self._users_of(att.name)
@@ -303,10 +327,7 @@ class Fabric:
             for name in users:
                 self._check_classifier_keys(self._graphs[name].spec)
         except ForwardingGraphError:
-            if old is None:
-                del self._atts[att.name]
-            else:
-                self._atts[att.name] = old
+            self._set_att(att.name, old)
             raise
         self._topo = None
         for name in users:
@@ -321,11 +342,13 @@ class Fabric:
         if users:
             raise ForwardingGraphError(f"attachment {name!r} is used by forwarding graph(s) "
                                        f"{', '.join(users)}; remove them first")
-        del self._atts[name]
+        self._set_att(name, None)
         return Changes()
 
     def _users_of(self, att_name: str) -> list[str]:
-        return [n for n, g in self._graphs.items() if att_name in g.spec.attachment_names()]
+        """The graphs naming attachment ``att_name``, in graph order."""
+        users = self._named_by.get(att_name)
+        return [n for n in self._graphs if n in users] if users else []
 
     def _link_up(self, link: Link) -> bool:
         return ((link.a, link.a_port) not in self._down_ports
@@ -416,6 +439,7 @@ class Fabric:
             g = _Graph(spec=fg, gid=self._next_gid, pair_vids=vids, slots=slots)
             self._next_gid += 1
             self._graphs[fg.name] = g
+        self._reindex(fg.name)
         self._compute(g)
         return self._sync()
 
@@ -445,6 +469,7 @@ class Fabric:
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
         del self._graphs[name]
+        self._reindex(name)
         self._sigs.pop(name, None)
         return self._sync()
 
@@ -611,8 +636,9 @@ class Fabric:
                     f"{src.switch}:{src.port}), their returning packets cannot be told apart")
             ports[(src.switch, src.port)] = src.name
         my_ports, my_rewrites = self._signature(fg)
+        near = self._near(my_ports)
         for name, g in self._graphs.items():
-            if name == fg.name:
+            if name == fg.name or name not in near:
                 continue
             their_ports, their_rewrites = self._signature(g.spec)
             for mine_rw, other in ((my_rewrites, their_ports),
@@ -626,6 +652,13 @@ class Fabric:
                         f"VNF {rw!r} is also used by graph {name!r}; packets coming back from "
                         "it could not be told apart")
             self._check_overlap(fg, g.spec)
+
+    def _near(self, ports: Iterable[tuple[str, int]]) -> set[str]:
+        """The graphs naming an attachment at one of ``ports``: the only ones
+        ``_check_classifier_keys`` can find in conflict (each of its checks needs an
+        attachment of the other graph at a port of this one)."""
+        return {n for p in ports for att in self._at_port.get(p, ())
+                for n in self._named_by.get(att, ())}
 
     def _check_overlap(self, fg: ForwardingGraphSpec, other: ForwardingGraphSpec) -> None:
         """Refuse ``fg`` when, at a port both graphs classify at, some packet matches both
@@ -1018,10 +1051,12 @@ class Fabric:
             self._group_pools[dpid].used.update(gids)
         self._graphs[fg.name] = _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
                                        backup_vids=backup_vids, group_ids=group_ids)
+        self._reindex(fg.name)
         try:
             changes = self.add_graph(fg)
         except ForwardingGraphError:
             g = self._graphs.pop(fg.name)
+            self._reindex(fg.name)
             for v in list(g.pair_vids.values()) + list(g.backup_vids.values()):
                 self._vlans.free(v)
             for key, v in g.group_ids.items():

@@ -4,9 +4,11 @@
 a switch whose links changed (``_recompute``), and diffs only the graphs recomputed or
 removed (``_sync``). ``FullFabric`` below recomputes every graph on a link coming up and
 diffs everything (``_sync_all``): the behaviour before those shortcuts. Seeded random
-sequences of graph installs, scale-outs and -ins, removals and link and switch events
-(protected and unprotected graphs, split flows and select groups, a parallel link, a VLAN
-range small enough to run out) must give equal ``Changes`` (in order) and equal state.
+sequences of graph installs (some refused: their classifier overlaps another graph's),
+scale-outs and -ins, removals, attachments moved, added and removed, and link and switch
+events (protected and unprotected graphs, split flows and select groups, a parallel link,
+a VLAN range small enough to run out) must give equal ``Changes`` (in order), equal errors
+and equal state.
 """
 from __future__ import annotations
 
@@ -22,13 +24,21 @@ VNF_PORTS = (2, 3, 4, 5)
 
 
 class FullFabric(Fabric):
-    """The fabric recomputing every graph on a link coming up and diffing everything."""
+    """The fabric recomputing every graph on a link coming up and diffing everything,
+    comparing a graph's classifiers with every other graph's and finding the users of an
+    attachment by looking at every graph."""
 
     def _recompute(self, before, after, every=False):
         return super()._recompute(before, after, every=every or bool(after - before))
 
     def _sync(self):
         return self._sync_all()
+
+    def _near(self, ports):
+        return set(self._graphs)
+
+    def _users_of(self, att_name):
+        return [n for n, g in self._graphs.items() if att_name in g.spec.attachment_names()]
 
 
 def fat_tree(k: int = 4):
@@ -78,8 +88,8 @@ def random_graph(rng: random.Random, n: int, hosts: list[str], vnfs: list[str],
 
 def state(f: Fabric) -> dict:
     """Everything the fabric reports: per graph its numbers, pairs, status and backups,
-    per switch its flows and groups, and the VLAN ids in use."""
-    out: dict = {"vlans": f.used_vlans(), "down": f.down_ports()}
+    per switch its flows and groups, the VLAN ids in use and the attachments."""
+    out: dict = {"vlans": f.used_vlans(), "down": f.down_ports(), "atts": f.attachments()}
     for name in f.graphs():
         out[name] = (f.graph_ids(name), f.graph_pairs(name), f.graph_status(name),
                      f.graph_backups(name), f.graph_vlans(name))
@@ -125,8 +135,19 @@ def test_incremental_recompute_and_diff_equal_recomputing_everything(seed):
         if r < 0.2 or not specs:
             n += 1
             fg = random_graph(rng, n, hosts, vnfs)
+            if specs and rng.random() < 0.2:      # another graph's classifier and ingress
+                other = specs[rng.choice(sorted(specs))]
+                fg = ForwardingGraphSpec(name=fg.name, match=other.match,
+                                         hops=(other.hops[0], *fg.hops[1:]))
             if both(inc, full, "add_graph", fg)[0] == "ok":
                 specs[fg.name] = fg
+        elif r < 0.25:                 # move, add or remove a VNF port
+            name = rng.choice(vnfs + ["extra"])
+            sw = rng.choice(sorted(s for s in switches if s.startswith("e")))
+            if rng.random() < 0.3:
+                both(inc, full, "remove_attachment", name)
+            else:
+                both(inc, full, "add_attachment", Attachment(name, sw, rng.randint(2, 9)))
         elif r < 0.35:                 # scale a VNF hop out or in
             fg = specs[rng.choice(sorted(specs))]
             hops = list(fg.hops)
