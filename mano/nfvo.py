@@ -532,6 +532,7 @@ class NFVO:
                         f"(both of NSD {nsd_id}{', bound by sap ' + str(sap) if sap else ''}) "
                         f"{why}")
         nsds: dict = {}      # each NSD read once, not once per NS (O(NS) reads each)
+        ingresses = {b.ingress for b in mine}
         for ns in self.store.list_ns_instances():
             other = ns["id"]
             data = ns["data"] or {}
@@ -541,6 +542,8 @@ class NFVO:
             if ns["nsd_id"] not in nsds:
                 nsds[ns["nsd_id"]] = self.nsd(ns["nsd_id"])
             for fg in nsds[ns["nsd_id"]].vnffg:
+                if (data.get("sap") or {}).get(fg.ingress, fg.ingress) not in ingresses:
+                    continue     # another ingress: no conflict (graphs_conflict, no VNFs)
                 theirs = self._bind(fg, data.get("sap") or {}, data.get("protection"))
                 for b in mine:
                     why = graphs_conflict(theirs, b, shared_vnfs=False)
