@@ -29,7 +29,15 @@ import networkx as nx
 
 from mano.errors import NotFoundError, PlacementError
 from mano.nfvi import Flavour
-from mano.vim.resources import Resources, fmt_cpu, fmt_flavour, micro_cpu, natural_key, shortfalls
+from mano.vim.resources import (
+    Resources,
+    fmt_cpu,
+    fmt_flavour,
+    lacking,
+    micro_cpu,
+    natural_key,
+    shortfalls,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class NodeState:
         return bool(self.instances)
 
     def fits(self, flavour: Flavour) -> bool:
-        return self.up and not shortfalls(self.free, self.capacity, flavour)
+        return self.up and not any(lacking(self.free, flavour))
 
     def hosts_vnf(self, vnf_id: str) -> bool:
         return vnf_id in self.instances.values()
