@@ -561,14 +561,20 @@ class NFVO:
                         f"NS {ns_id}: graph {ns_id}.{b.id} overlaps graph {ns_id}.{a.id} "
                         f"(both of NSD {nsd_id}{', bound by sap ' + str(sap) if sap else ''}) "
                         f"{why}")
+        nsds: dict = {}      # each NSD read once, not once per NS (O(NS) reads each)
+        ingresses = {b.ingress for b in mine}
         for ns in self.store.list_ns_instances():
             other = ns["id"]
             data = ns["data"] or {}
             if other == ns_id or (ns["state"] in (NOT_INSTANTIATED, TERMINATED)
                                   and not data.get("graphs")):
                 continue
-            for fg in self.nsd(ns["nsd_id"]).vnffg:
-                theirs = self.bound_vnffg(other, fg)
+            if ns["nsd_id"] not in nsds:
+                nsds[ns["nsd_id"]] = self.nsd(ns["nsd_id"])
+            for fg in nsds[ns["nsd_id"]].vnffg:
+                if (data.get("sap") or {}).get(fg.ingress, fg.ingress) not in ingresses:
+                    continue     # another ingress: no conflict (graphs_conflict, no VNFs)
+                theirs = self._bind(fg, data.get("sap") or {}, data.get("protection"))
                 for b in mine:
                     why = graphs_conflict(theirs, b, shared_vnfs=False)
                     if why:

@@ -60,6 +60,7 @@ class VNFM:
         self.before_remove: Callable | None = None
         self.events: list = []          # resource changes reported by the VIM
         self._ids = threading.Lock()    # instance ids are reserved under this lock
+        self._top: dict[str, int] = {}  # VNFD -> the number new_instance_id gave last
         vim.subscribe("resource", self.events.append)
 
     # ---- queries ------------------------------------------------------------------------
@@ -69,11 +70,30 @@ class VNFM:
         return sorted(rows, key=lambda r: _natural(r["id"]))
 
     def new_instance_id(self, vnfd_id: str) -> str:
-        used = {r["id"] for r in self.store.list_vnf_instances(vnfd_id=vnfd_id)}
-        used |= {i.instance_id for i in self.driver.list_instances()}
-        n = 1 + max((int(m.group(1)) for u in used
-                     if (m := re.fullmatch(re.escape(vnfd_id) + r"_(\d+)", u))), default=0)
-        return f"{vnfd_id}_{n}"
+        """``<vnfd_id>_<n>``, n one more than the highest such number among the store's
+        records of the VNFD and the NFVI's instances (call it holding ``self._ids``).
+
+        Only the first call per VNFD lists them all. Later ones start from the number it
+        returned last (instances get ids only here, and their record is written before
+        the NFVI makes them), listing again only when the record of that number is gone
+        (deleted, or never written: its placement failed) or the next number is taken."""
+        top = self._top.get(vnfd_id)
+        if top is None or (top and not self._recorded(f"{vnfd_id}_{top}")) or \
+                self._recorded(f"{vnfd_id}_{top + 1}"):
+            used = {r["id"] for r in self.store.list_vnf_instances(vnfd_id=vnfd_id)}
+            used |= {i.instance_id for i in self.driver.list_instances()}
+            pattern = re.compile(re.escape(vnfd_id) + r"_(\d+)")
+            top = max((int(m.group(1)) for u in used if (m := pattern.fullmatch(u))),
+                      default=0)
+        self._top[vnfd_id] = top + 1
+        return f"{vnfd_id}_{top + 1}"
+
+    def _recorded(self, iid: str) -> bool:
+        try:
+            self.store.get_vnf_instance(iid)
+        except NotFoundError:
+            return False
+        return True
 
     # ---- operations -----------------------------------------------------------------------
     def instantiate(self, ns_id: str, vnfd, ctx=None, parent: str | None = None, *,

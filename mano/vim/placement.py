@@ -29,7 +29,15 @@ import networkx as nx
 
 from mano.errors import NotFoundError, PlacementError
 from mano.nfvi import Flavour
-from mano.vim.resources import Resources, fmt_cpu, fmt_flavour, micro_cpu, natural_key, shortfalls
+from mano.vim.resources import (
+    Resources,
+    fmt_cpu,
+    fmt_flavour,
+    lacking,
+    micro_cpu,
+    natural_key,
+    shortfalls,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class NodeState:
         return bool(self.instances)
 
     def fits(self, flavour: Flavour) -> bool:
-        return self.up and not shortfalls(self.free, self.capacity, flavour)
+        return self.up and not any(lacking(self.free, flavour))
 
     def hosts_vnf(self, vnf_id: str) -> bool:
         return vnf_id in self.instances.values()
@@ -216,8 +224,15 @@ class LatencyAware:
 
     def choose(self, request: PlacementRequest, nodes: list[NodeState],
                ctx: PlacementContext) -> str:
-        ok = feasible(request, nodes)
-        return min(ok, key=lambda n: (ctx.path_cost(n.switch), natural_key(n.name))).name
+        ok = feasible(request, nodes)     # in natural name order: min keeps the first
+        cost: dict[str, float] = {}       # per switch: many nodes share one
+
+        def key(n: NodeState) -> float:
+            c = cost.get(n.switch)
+            if c is None:
+                c = cost[n.switch] = ctx.path_cost(n.switch)
+            return c
+        return min(ok, key=key).name
 
 
 class AntiAffinity:

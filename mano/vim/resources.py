@@ -40,8 +40,10 @@ def fmt_flavour(f: Flavour) -> str:
 
 
 @functools.lru_cache(maxsize=65536)   # placement sorts every node's name each time
+@functools.lru_cache(maxsize=1 << 16)
 def natural_key(name: str) -> tuple:
-    """Sort key putting n2 before n10 (digit runs compare as numbers)."""
+    """Sort key putting n2 before n10 (digit runs compare as numbers); remembered, since
+    placement sorts every node by it for each instance."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
@@ -69,16 +71,24 @@ def check_flavour(flavour: Flavour) -> None:
         raise ValueError(f"flavour with a negative amount: {flavour}")
 
 
+def lacking(free: Resources, flavour: Flavour) -> tuple[bool, bool, bool]:
+    """Whether ``free`` lacks what ``flavour`` needs of vCPU, memory and disk."""
+    return (micro_cpu(flavour.vcpu) > micro_cpu(free.vcpu), flavour.memory_mb > free.memory_mb,
+            flavour.disk_gb > free.disk_gb)
+
+
 def shortfalls(free: Resources, capacity: Resources, flavour: Flavour) -> list[str]:
-    """What ``flavour`` needs that ``free`` lacks, one phrase per resource ([] if it fits)."""
+    """What ``flavour`` needs that ``free`` lacks (``lacking``), one phrase per resource
+    ([] if it fits)."""
     out = []
-    if micro_cpu(flavour.vcpu) > micro_cpu(free.vcpu):
+    cpu, memory, disk = lacking(free, flavour)
+    if cpu:
         out.append(f"needs {fmt_cpu(flavour.vcpu)} vCPU, "
                    f"{fmt_cpu(free.vcpu)} of {fmt_cpu(capacity.vcpu)} free")
-    if flavour.memory_mb > free.memory_mb:
+    if memory:
         out.append(f"needs {flavour.memory_mb} MB memory, "
                    f"{free.memory_mb} of {capacity.memory_mb} MB free")
-    if flavour.disk_gb > free.disk_gb:
+    if disk:
         out.append(f"needs {flavour.disk_gb} GB disk, "
                    f"{free.disk_gb} of {capacity.disk_gb} GB free")
     return out

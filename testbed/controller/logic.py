@@ -63,10 +63,12 @@ primary and backups) when port events arrive.
 
 Desired state. A link going down recomputes only the graphs whose flows (backups included)
 use it, to react fast; a link coming up or a switch event recomputes every graph (degraded
-ones recover, the others return to shortest paths); paths are deterministic (BFS on a graph
-built in sorted order). A link's failure can be prepared ahead (``prepare_repair``: its
-outcome computed and kept for the current ``generation``), so the event then only installs
-it. The fabric then diffs the union against what was installed: adds
+ones recover, the others return to shortest paths), skipping those whose path searches
+never looked at a switch whose links changed since they were computed (their result would
+be the same); paths are deterministic (BFS on a graph built in sorted order). A link's
+failure can be prepared ahead (``prepare_repair``: its outcome computed and kept for the
+current ``generation``), so the event then only installs it. The fabric then diffs the
+union against what was installed: adds
 for new or changed flows (OFPFC_ADD overwrites by match and priority), deletes for keys no
 longer wanted, and likewise for groups. Scaling a hop out or in therefore rewrites only the
 classifiers feeding it and adds or removes the flows of the pairs that come or go. Flows
@@ -208,6 +210,12 @@ class _Graph:
     # instance), counted by group stats.
     direct: dict[int, str] = field(default_factory=dict)
     select_direct: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)
+    # The switches whose neighbours its path searches looked at (``paths.shortest_path``'s
+    # ``scanned``), and whether its flows are still what computing it now would give
+    # (see ``Fabric._recompute``).
+    scanned: set[str] = field(default_factory=set)
+    fresh: bool = False
+    short: bool = False         # a backup went without a VLAN id (the pool was empty)
 
     def pairs(self, i: int) -> list[PairKey]:
         fg = self.spec
@@ -228,7 +236,7 @@ def _changes_state(method):
 
 # A graph's computed state (``_compute`` replaces these, mutating only the two id maps).
 _GRAPH_STATE = ("pair_paths", "unprotected", "links", "direct", "select_direct", "notes",
-                "flows", "groups", "backup_vids", "group_ids")
+                "scanned", "fresh", "short", "flows", "groups", "backup_vids", "group_ids")
 
 
 def _graph_state(g: _Graph, copy: bool = False) -> tuple:
@@ -275,26 +283,37 @@ class Fabric:
             if link.a == link.b:
                 raise ControllerError(f"link {link} loops back to its own switch")
         self._atts: dict[str, Attachment] = {}
+        # Indexes: the attachment names at each (switch, port), the graphs naming each
+        # attachment, and the names each graph was indexed under (see _reindex).
+        self._at_port: dict[tuple[str, int], set[str]] = defaultdict(set)
+        self._named_by: dict[str, set[str]] = defaultdict(set)
+        self._indexed: dict[str, frozenset[str]] = {}
         for att in attachments:
             self._check_attachment(att)
-            self._atts[att.name] = att
+            self._set_att(att.name, att)
         self._down_ports: set[tuple[str, int]] = set()
         self._topo: nx.Graph | None = None
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
-        # Path memos, valid for one _topo (many graphs share their switch pairs).
-        self._paths: dict[tuple[str, str], list[str] | None] = {}
-        self._backups: dict[tuple, tuple[list[str], Link] | None] = {}
+        # Path memos, valid for one _topo (many graphs share their switch pairs), each
+        # with the switches its search scanned.
+        self._paths: dict[tuple[str, str], tuple[list[str] | None, frozenset]] = {}
+        self._backups: dict[tuple, tuple[tuple[list[str], Link] | None, frozenset]] = {}
         self._vlans = _Pool(vlan_range[0], vlan_range[1], "VLAN id")
         self._group_pools: dict[int, _Pool] = defaultdict(
             lambda: _Pool(1, _MAX_GROUP_ID, "group id"))
         self._graphs: dict[str, _Graph] = {}
         self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
+        # What the last diff (``_sync``) installed: the union of flows and groups, and per
+        # graph (in graph order) the dicts of flows and groups it had then; ``_shared``:
+        # some key was held by two graphs then.
         self._installed_flows: dict[tuple, FlowSpec] = {}
         self._installed_groups: dict[tuple[int, int], GroupSpec] = {}
         self._generation = 0
         self._repairs: dict[Link, _Repair] = {}       # see prepare_repair
         self._repairs_gen = 0
+        self._synced: dict[str, tuple[dict, dict]] = {}
+        self._shared = False
 
     # ----------------------------------------------------------------- topology state
     def _check_attachment(self, att: Attachment) -> None:
@@ -319,12 +338,31 @@ class Fabric:
     def attachments(self) -> dict[str, Attachment]:
         return dict(self._atts)
 
+    def _set_att(self, name: str, att: Attachment | None) -> None:
+        """Set (None: forget) attachment ``name``, keeping ``_at_port``."""
+        old = self._atts.pop(name, None)
+        if old is not None:
+            self._at_port[(old.switch, old.port)].discard(name)
+        if att is not None:
+            self._atts[name] = att
+            self._at_port[(att.switch, att.port)].add(name)
+
+    def _reindex(self, name: str) -> None:
+        """Index graph ``name`` under the attachments its spec names now (none if gone)."""
+        for att in self._indexed.pop(name, ()):
+            self._named_by[att].discard(name)
+        g = self._graphs.get(name)
+        if g is not None:
+            names = self._indexed[name] = frozenset(g.spec.attachment_names())
+            for att in names:
+                self._named_by[att].add(name)
+
     @_changes_state
     def add_attachment(self, att: Attachment) -> Changes:
         """Add or move an attachment; graphs using a moved one are re-installed."""
         self._check_attachment(att)
         old = self._atts.get(att.name)
-        self._atts[att.name] = att
+        self._set_att(att.name, att)
         if old is not None and (old.switch, old.port) == (att.switch, att.port):
             return Changes()
         users = self._users_of(att.name)
@@ -334,10 +372,7 @@ class Fabric:
             for name in users:
                 self._check_classifier_keys(self._graphs[name].spec)
         except ForwardingGraphError:
-            if old is None:
-                del self._atts[att.name]
-            else:
-                self._atts[att.name] = old
+            self._set_att(att.name, old)
             raise
         self._topo = None
         for name in users:
@@ -353,11 +388,13 @@ class Fabric:
         if users:
             raise ForwardingGraphError(f"attachment {name!r} is used by forwarding graph(s) "
                                        f"{', '.join(users)}; remove them first")
-        del self._atts[name]
+        self._set_att(name, None)
         return Changes()
 
     def _users_of(self, att_name: str) -> list[str]:
-        return [n for n, g in self._graphs.items() if att_name in g.spec.attachment_names()]
+        """The graphs naming attachment ``att_name``, in graph order."""
+        users = self._named_by.get(att_name)
+        return [n for n in self._graphs if n in users] if users else []
 
     def _link_up(self, link: Link) -> bool:
         return ((link.a, link.a_port) not in self._down_ports
@@ -457,10 +494,15 @@ class Fabric:
             self._down_ports.add(port)
             self._topo = None
             changes = repair.changes
+            hit = list(repair.graphs)
         else:
-            changes = self._compute_link_down(
-                port, [g for g in self._graphs.values() if link in g.links])
+            graphs = [g for g in self._graphs.values() if link in g.links]
+            changes = self._compute_link_down(port, graphs)
+            hit = [g.spec.name for g in graphs]
         self._record(changes)
+        for name in hit:        # what _sync compares a graph with next time
+            g = self._graphs[name]
+            self._synced[name] = (g.flows, g.groups)
         self._generation += 1
         return changes
 
@@ -531,11 +573,19 @@ class Fabric:
                    every: bool = False) -> Changes:
         """Links only went down: recompute just the graphs using them, fast (the others'
         paths are still valid). Any link came up: recompute all, to restore degraded graphs
-        and move the others back to shortest paths."""
+        and move the others back to shortest paths.
+
+        "All" skips, with the same result, every graph whose computation would give what
+        it has (``fresh``): one computed since no link changed state at a switch its path
+        searches scanned (the searches would find the same paths and links, and its VLAN
+        and group ids are kept), unless a backup of it went without a VLAN id."""
         self._topo = None
-        gone = before - after
+        gone, came = before - after, after - before
+        ends = {sw for link in gone | came for sw in (link.a, link.b)}
         for g in self._graphs.values():
-            if every or after - before or g.links & gone:
+            if g.fresh and not g.scanned.isdisjoint(ends):
+                g.fresh = False
+            if every or (came and not g.fresh) or g.links & gone:
                 self._compute(g)
         return self._sync()
 
@@ -585,6 +635,7 @@ class Fabric:
             g = _Graph(spec=fg, gid=self._next_gid, pair_vids=vids, slots=slots)
             self._next_gid += 1
             self._graphs[fg.name] = g
+        self._reindex(fg.name)
         self._compute(g)
         return self._sync()
 
@@ -615,6 +666,7 @@ class Fabric:
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
         del self._graphs[name]
+        self._reindex(name)
         self._sigs.pop(name, None)
         return self._sync()
 
@@ -781,8 +833,9 @@ class Fabric:
                     f"{src.switch}:{src.port}), their returning packets cannot be told apart")
             ports[(src.switch, src.port)] = src.name
         my_ports, my_rewrites = self._signature(fg)
+        near = self._near(my_ports)
         for name, g in self._graphs.items():
-            if name == fg.name:
+            if name == fg.name or name not in near:
                 continue
             their_ports, their_rewrites = self._signature(g.spec)
             for mine_rw, other in ((my_rewrites, their_ports),
@@ -796,6 +849,13 @@ class Fabric:
                         f"VNF {rw!r} is also used by graph {name!r}; packets coming back from "
                         "it could not be told apart")
             self._check_overlap(fg, g.spec)
+
+    def _near(self, ports: Iterable[tuple[str, int]]) -> set[str]:
+        """The graphs naming an attachment at one of ``ports``: the only ones
+        ``_check_classifier_keys`` can find in conflict (each of its checks needs an
+        attachment of the other graph at a port of this one)."""
+        return {n for p in ports for att in self._at_port.get(p, ())
+                for n in self._named_by.get(att, ())}
 
     def _check_overlap(self, fg: ForwardingGraphSpec, other: ForwardingGraphSpec) -> None:
         """Refuse ``fg`` when, at a port both graphs classify at, some packet matches both
@@ -876,13 +936,17 @@ class Fabric:
             self._adj = {n: tuple(topo.adj[n]) for n in topo}
         return self._topo
 
-    def _path(self, topo: nx.Graph, a: str, b: str) -> list[str] | None:
-        if (a, b) not in self._paths:
-            path = None
+    def _path(self, topo: nx.Graph, a: str, b: str, scanned: set[str]) -> list[str] | None:
+        """The shortest path a -> b of up links (memo); adds the switches its search
+        scanned to ``scanned``."""
+        hit = self._paths.get((a, b))
+        if hit is None:
+            path, seen = None, set()
             if a in topo and b in topo:
-                path = shortest_path(self._adj, a, b)
-            self._paths[(a, b)] = path
-        return self._paths[(a, b)]
+                path = shortest_path(self._adj, a, b, scanned=seen)
+            hit = self._paths[(a, b)] = (path, frozenset(seen))
+        scanned |= hit[1]
+        return hit[0]
 
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
@@ -892,6 +956,7 @@ class Fabric:
         groups: dict[tuple[int, int], GroupSpec] = {}
         g.pair_paths, g.unprotected, g.links = {}, [], set()
         g.direct, g.select_direct = {}, {}
+        g.scanned, g.fresh, g.short = set(), False, False
         notes: list[tuple[PairKey, str]] = []
         used_backups: set[tuple] = set()
         used_groups: set[tuple] = set()
@@ -954,6 +1019,7 @@ class Fabric:
         g.notes = [text for _, text in sorted(notes)]
         g.unprotected.sort()
         g.flows, g.groups = flows, groups
+        g.fresh = not g.short
 
     def _group_id(self, g: _Graph, key: tuple) -> int:
         if key not in g.group_ids:
@@ -973,7 +1039,7 @@ class Fabric:
         if src.switch == dst.switch:
             g.pair_paths[pk] = [src.switch]
             return ((("in_port",) if src.port == dst.port else ("output", dst.port)),), True
-        path = self._path(topo, src.switch, dst.switch)
+        path = self._path(topo, src.switch, dst.switch, g.scanned)
         if path is None:
             notes.append((pk, f"no path for segment {i} ({sname} -> {dname})"))
             return None
@@ -1006,25 +1072,30 @@ class Fabric:
                              cookie | ROLE_TRANSIT))
         return first, False
 
-    def _backup_path(self, topo: nx.Graph, path: list[str], j: int,
-                     link: Link) -> tuple[list[str], Link] | None:
+    def _backup_path(self, topo: nx.Graph, path: list[str], j: int, link: Link,
+                     scanned: set[str]) -> tuple[list[str], Link] | None:
         """A path from path[j] to path[-1] avoiding path[j+1] (unless it is the destination)
-        or at least the primary link, with the link its first hop takes."""
+        or at least the primary link, with the link its first hop takes (memo); adds the
+        switches its searches scanned to ``scanned``."""
         s, nxt, dest = path[j], path[j + 1], path[-1]
         key = (s, nxt, dest, link)
-        if key not in self._backups:
-            self._backups[key] = self._find_backup(topo, s, nxt, dest, link)
-        return self._backups[key]
+        hit = self._backups.get(key)
+        if hit is None:
+            seen: set[str] = set()
+            hit = self._backups[key] = (self._find_backup(topo, s, nxt, dest, link, seen),
+                                        frozenset(seen))
+        scanned |= hit[1]
+        return hit[0]
 
-    def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str,
-                     link: Link) -> tuple[list[str], Link] | None:
+    def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str, link: Link,
+                     scanned: set[str]) -> tuple[list[str], Link] | None:
         parallel = [l for l in topo.edges[s, nxt]["links"] if l != link]
         avoid: list[dict] = []     # first without the next switch, then without the link
         if nxt != dest:
             avoid.append({"skip_node": nxt})
         avoid.append({} if parallel else {"skip_edge": (s, nxt)})
         for kw in avoid:
-            bp = shortest_path(self._adj, s, dest, **kw)
+            bp = shortest_path(self._adj, s, dest, scanned=scanned, **kw)
             if bp is None:
                 continue
             first = parallel[0] if bp[1] == nxt else topo.edges[s, bp[1]]["links"][0]
@@ -1039,13 +1110,14 @@ class Fabric:
         dpid = self._dpids[s]
         primary = link.port_of(s)
         buckets = [Bucket(actions=(("output", primary),), watch_port=primary)]
-        backup = self._backup_path(topo, path, j, link)
+        backup = self._backup_path(topo, path, j, link, g.scanned)
         key = (*pk, s)
         if backup is not None and key not in g.backup_vids:
             try:
                 g.backup_vids[key] = self._vlans.take()
             except ForwardingGraphError:
                 backup = None  # out of VLAN ids: run unprotected rather than fail an event
+                g.short = True
         if backup is None:
             one = len(g.pairs(i)) == 1
             g.unprotected.append(f"segment {i} at {s}" if one
@@ -1178,10 +1250,12 @@ class Fabric:
             self._group_pools[dpid].used.update(gids)
         self._graphs[fg.name] = _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
                                        backup_vids=backup_vids, group_ids=group_ids)
+        self._reindex(fg.name)
         try:
             changes = self.add_graph(fg)
         except ForwardingGraphError:
             g = self._graphs.pop(fg.name)
+            self._reindex(fg.name)
             for v in list(g.pair_vids.values()) + list(g.backup_vids.values()):
                 self._vlans.free(v)
             for key, v in g.group_ids.items():
@@ -1192,7 +1266,76 @@ class Fabric:
 
     # ----------------------------------------------------------------------- diffing
     def _sync(self) -> Changes:
-        """Diff the desired state against what was installed (and record it installed)."""
+        """Diff the desired state against what was installed (and record it installed).
+
+        The result is the full diff's (``_sync_all``: every graph's flows and groups
+        against everything installed, in graph order): the graphs whose flows or groups
+        were not recomputed since the last diff (the same dict objects) hold what is
+        installed for them, so only the recomputed and removed graphs are compared. Where
+        a flow or group key is held by two graphs (the last one's wins in the full diff),
+        or was at the last diff, the full diff is made."""
+        done = self._synced
+        graphs = self._graphs
+        dirty = [n for n, g in graphs.items()
+                 if (d := done.get(n)) is None or d[0] is not g.flows or d[1] is not g.groups]
+        gone = [n for n in done if n not in graphs]
+        if self._shared:
+            return self._sync_all()
+        if not dirty and not gone:
+            return Changes()
+        changed = set(dirty).union(gone)
+        # what the changed graphs held, in the order it was installed (graph order then)
+        old_f: dict[tuple, FlowSpec] = {}
+        old_g: dict[tuple[int, int], GroupSpec] = {}
+        for n, (flows, groups) in done.items():
+            if n in changed:
+                old_f.update(flows)
+                old_g.update(groups)
+        new_f: dict[tuple, FlowSpec] = {}
+        new_g: dict[tuple[int, int], GroupSpec] = {}
+        inst_f, inst_g = self._installed_flows, self._installed_groups
+        for n in dirty:
+            g = graphs[n]
+            for k in g.flows:
+                if k in new_f or (k in inst_f and k not in old_f):
+                    return self._sync_all()     # a key of two graphs
+            for k in g.groups:
+                if k in new_g or (k in inst_g and k not in old_g):
+                    return self._sync_all()
+            new_f.update(g.flows)
+            new_g.update(g.groups)
+        ch = Changes()
+        for n in dirty:
+            g = graphs[n]
+            for k, gr in g.groups.items():
+                old = inst_g.get(k)
+                if old is None:
+                    ch.group_adds.append(gr)
+                elif old != gr:
+                    ch.group_mods.append(gr)
+            ch.flow_adds += [f for k, f in g.flows.items() if inst_f.get(k) != f]
+        ch.flow_dels = [f for k, f in old_f.items() if k not in new_f]
+        ch.group_dels = [gr for k, gr in old_g.items() if k not in new_g]
+        for k in old_f:
+            if k not in new_f:
+                del inst_f[k]
+        for k in old_g:
+            if k not in new_g:
+                del inst_g[k]
+        inst_f.update(new_f)
+        inst_g.update(new_g)
+        self._synced = {n: (g.flows, g.groups) for n, g in graphs.items()}
+        return ch
+
+    def _sync_all(self) -> Changes:
+        """``_sync`` by a full diff: the union of every graph's flows and groups (in graph
+        order; a key two graphs hold takes the later one's) against the union installed at
+        the last diff."""
+        was_f: dict[tuple, FlowSpec] = {}
+        was_g: dict[tuple[int, int], GroupSpec] = {}
+        for flows, groups in self._synced.values():
+            was_f.update(flows)
+            was_g.update(groups)
         want_f: dict[tuple, FlowSpec] = {}
         want_g: dict[tuple[int, int], GroupSpec] = {}
         for g in self._graphs.values():
@@ -1200,13 +1343,16 @@ class Fabric:
             want_g.update((k, gr) for k, gr in g.groups.items())
         ch = Changes()
         for k, gr in want_g.items():
-            old = self._installed_groups.get(k)
+            old = was_g.get(k)
             if old is None:
                 ch.group_adds.append(gr)
             elif old != gr:
                 ch.group_mods.append(gr)
-        ch.flow_adds = [f for k, f in want_f.items() if self._installed_flows.get(k) != f]
-        ch.flow_dels = [f for k, f in self._installed_flows.items() if k not in want_f]
-        ch.group_dels = [gr for k, gr in self._installed_groups.items() if k not in want_g]
+        ch.flow_adds = [f for k, f in want_f.items() if was_f.get(k) != f]
+        ch.flow_dels = [f for k, f in was_f.items() if k not in want_f]
+        ch.group_dels = [gr for k, gr in was_g.items() if k not in want_g]
         self._installed_flows, self._installed_groups = want_f, want_g
+        self._synced = {n: (g.flows, g.groups) for n, g in self._graphs.items()}
+        self._shared = (len(want_f) != sum(len(g.flows) for g in self._graphs.values())
+                        or len(want_g) != sum(len(g.groups) for g in self._graphs.values()))
         return ch

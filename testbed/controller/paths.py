@@ -15,11 +15,17 @@ from collections.abc import Mapping, Sequence
 
 def shortest_path(adj: Mapping[str, Sequence[str]], source: str, target: str, *,
                   skip_node: str | None = None,
-                  skip_edge: tuple[str, str] | None = None) -> list[str] | None:
+                  skip_edge: tuple[str, str] | None = None,
+                  scanned: set[str] | None = None) -> list[str] | None:
     """A shortest path ``[source, ..., target]`` (hop count) in the undirected graph
     ``adj`` (node -> neighbours, each edge listed at both ends), avoiding node
     ``skip_node`` and edge ``skip_edge`` (either direction); None when there is none.
-    ``source`` and ``target`` must be nodes of ``adj`` and not ``skip_node``."""
+    ``source`` and ``target`` must be nodes of ``adj`` and not ``skip_node``.
+
+    ``scanned``, if given, receives every node whose neighbours the search looked at: the
+    answer depends on no other entry of ``adj``, so it stays the same after a change of
+    edges none of whose ends is in ``scanned``. Every edge of the path returned has an end
+    in it, and when there is no path, so has every edge leaving the part searched."""
     if source == target:
         return [source]
     hidden = set() if skip_edge is None else {skip_edge, skip_edge[::-1]}
@@ -32,6 +38,8 @@ def shortest_path(adj: Mapping[str, Sequence[str]], source: str, target: str, *,
         level, seen, other = (fwd, pred, succ) if forward else (rev, succ, pred)
         nxt: list[str] = []
         for v in level:
+            if scanned is not None:
+                scanned.add(v)
             for w in adj[v]:
                 if w == skip_node or (hidden and (v, w) in hidden):
                     continue

@@ -57,3 +57,33 @@ def test_no_path_is_none_and_a_node_to_itself_is_itself():
     assert shortest_path(adj, "a", "c") is None
     assert shortest_path(adj, "a", "b", skip_edge=("b", "a")) is None
     assert shortest_path(adj, "c", "c") == ["c"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs(), st.data())
+def test_an_edge_change_away_from_the_scanned_nodes_changes_no_path(g, data):
+    """Adding or removing an edge with neither end among the nodes a search scanned (with
+    or without a node or edge hidden) leaves its answer the same; the edges of the path
+    found each have an end among them."""
+    nodes = list(g)
+    a, b = data.draw(st.sampled_from(nodes)), data.draw(st.sampled_from(nodes))
+    kw = {}
+    others = [v for v in nodes if v not in (a, b)]
+    if others and data.draw(st.booleans()):
+        kw["skip_node"] = data.draw(st.sampled_from(others))
+    elif g.adj[a] and data.draw(st.booleans()):
+        kw["skip_edge"] = (a, data.draw(st.sampled_from(list(g.adj[a]))))
+    adj = {v: tuple(g.adj[v]) for v in g}
+    scanned: set[str] = set()
+    path = shortest_path(adj, a, b, scanned=scanned, **kw)
+    for u, v in zip(path or [], (path or [])[1:]):
+        assert u in scanned or v in scanned
+    away = [(u, v) for i, u in enumerate(nodes) for v in nodes[i + 1:]
+            if u not in scanned and v not in scanned]
+    if not away:
+        return
+    u, v = data.draw(st.sampled_from(away))
+    adj2 = dict(adj)          # only u's and v's neighbours change, the others keep their order
+    for x, y in ((u, v), (v, u)):
+        adj2[x] = tuple(w for w in adj[x] if w != y) if g.has_edge(u, v) else adj[x] + (y,)
+    assert shortest_path(adj2, a, b, **kw) == path

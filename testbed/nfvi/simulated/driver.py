@@ -13,6 +13,7 @@ once. Errors cross the seam as ``mano.errors`` classes, as in the emulated drive
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ipaddress
 import logging
@@ -63,7 +64,12 @@ class SimulatedDriver(TopologyInventory):
         self._next_addr = 1
         self._init_inventory()
         self.controller_back_at = 0.0        # the controller restarts until then
+        # list_instances' answer: the rows (InstanceInfo with alive) by id in id order,
+        # made again only for the instances changed since (_changed)
         self._listed: list[InstanceInfo] | None = None
+        self._rows: dict[str, InstanceInfo] = {}
+        self._order: list[str] = []
+        self._stale: set[str] = set()
 
     # ---- time -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -116,7 +122,7 @@ class SimulatedDriver(TopologyInventory):
         info = InstanceInfo(instance_id, compute_node, node.switch, ip, mac)
         self._info[instance_id] = info
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
-        self._changed()
+        self._changed(instance_id)
         self.refresh()
         return info
 
@@ -137,7 +143,7 @@ class SimulatedDriver(TopologyInventory):
         self.model.advance(self.now())
         self.model.remove_instance(instance_id)
         del self._info[instance_id]
-        self._changed()
+        self._changed(instance_id)
         self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         self.wait(self.cal.instance_delete_dead_s if dead else self.cal.instance_delete_s)
@@ -153,7 +159,7 @@ class SimulatedDriver(TopologyInventory):
         inst = self._get(instance_id)
         self.model.advance(self.now())
         inst.alive, inst.hung = False, False
-        self._changed()
+        self._changed(instance_id)
         inc = self._incarnation[instance_id] = self._incarnation.get(instance_id, 0) + 1
         self.refresh()
         self.wait(self.cal.instance_restart_s)
@@ -162,7 +168,7 @@ class SimulatedDriver(TopologyInventory):
                                       f"restarted again while it restarted")
         self.model.advance(self.now())
         inst.alive = True
-        self._changed()
+        self._changed(instance_id)
         self.refresh()
         return self._info[instance_id]
 
@@ -174,7 +180,7 @@ class SimulatedDriver(TopologyInventory):
             return
         self.model.advance(self.now())
         inst.alive = False
-        self._changed()
+        self._changed(instance_id)
         inc = self._incarnation.get(instance_id, 0)
         self.refresh()
         self.later(self.cal.instance_down_detect_s,
@@ -215,16 +221,26 @@ class SimulatedDriver(TopologyInventory):
 
     @translated
     def list_instances(self) -> list[InstanceInfo]:
-        # MANO asks for every instance at each new one: answered from a copy made again
-        # only after an instance came, went, died or restarted (``_changed``)
+        # MANO asks for every instance often (rollbacks, heals): answered from rows made
+        # again only for the instances that came, went, died or restarted (``_changed``)
         if self._listed is None:
-            self._listed = [InstanceInfo(**{**vars(info),
-                                            "alive": self.model.instances[iid].alive})
-                            for iid, info in sorted(self._info.items())]
+            for iid in self._stale:
+                info = self._info.get(iid)
+                if info is None:
+                    if self._rows.pop(iid, None) is not None:
+                        del self._order[bisect.bisect_left(self._order, iid)]
+                    continue
+                if iid not in self._rows:
+                    bisect.insort(self._order, iid)
+                self._rows[iid] = InstanceInfo(**{**vars(info),
+                                                  "alive": self.model.instances[iid].alive})
+            self._stale.clear()
+            self._listed = [self._rows[iid] for iid in self._order]
         return list(self._listed)
 
-    def _changed(self) -> None:
+    def _changed(self, instance_id: str) -> None:
         self._listed = None
+        self._stale.add(instance_id)
 
     @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:

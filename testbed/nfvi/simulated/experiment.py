@@ -188,9 +188,10 @@ class SimulatedNfvi(FaultHolds):
         m = self.model
         m.advance(self.clock())
         m.controller_sees(a, b, up)
+        specs = m.fabric.graphs()
         for name in sorted(m.installed):
-            if name in m.fabric.graphs():
-                m.install(name)
+            if name in specs:
+                m.install(name, specs[name])
         m.switch_over()
         m.recompute()
 

@@ -30,6 +30,7 @@ packet, and reading one instance's counters costs O(1). Formulas (see
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ import networkx as nx
 
 from testbed.controller.logic import Fabric, split_instance
 from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
-from testbed.errors import TestbedError
+from testbed.errors import ForwardingGraphError, TestbedError
 from testbed.nfvi.simulated.calibration import Calibration
 
 INF = float("inf")
@@ -265,10 +266,8 @@ class FlowModel:
         gone = self.instances.pop(iid, None)
         if gone is not None:
             gone._touched = None
-        if iid in self.fabric.attachments():
-            used = [n for n, g in self.fabric.graphs().items() if iid in g.attachment_names()]
-            if not used:
-                self.fabric.remove_attachment(iid)
+        with contextlib.suppress(ForwardingGraphError):    # unknown, or a graph names it
+            self.fabric.remove_attachment(iid)
 
     # ---- links --------------------------------------------------------------------------------
     def link_key(self, a: str, b: str) -> frozenset:
@@ -322,9 +321,11 @@ class FlowModel:
         return list(path)
 
     # ---- graphs -------------------------------------------------------------------------------
-    def install(self, name: str) -> None:
-        """The switches now hold the controller's current flows for graph ``name``."""
-        spec = self.fabric.graphs()[name]
+    def install(self, name: str, spec: ForwardingGraphSpec | None = None) -> None:
+        """The switches now hold the controller's current flows for graph ``name``
+        (``spec``: its spec in the controller, ``fabric.graphs()[name]``, if the caller
+        has it)."""
+        spec = self.fabric.graphs()[name] if spec is None else spec
         pairs = {(p["segment"], p["from"], p["to"]): p["path"]
                  for p in self.fabric.graph_pairs(name)}
         old = self.installed.get(name)
