@@ -222,6 +222,26 @@ class _Graph:
         return [(i, s, d) for s in fg.instances(i) for d in fg.instances(i + 1)]
 
 
+def diff_state(old_f: dict[tuple, FlowSpec], old_g: dict[tuple[int, int], GroupSpec],
+               new_f: dict[tuple, FlowSpec], new_g: dict[tuple[int, int], GroupSpec]
+               ) -> Changes:
+    """What turns switches holding ``old_f``/``old_g`` (flows and groups by key) into
+    ``new_f``/``new_g``: groups added or modified (new order), flows added where new or
+    different (OFPFC_ADD overwrites by match and priority), flows and groups deleted
+    whose key is no longer wanted (old order)."""
+    ch = Changes()
+    for k, gr in new_g.items():
+        was = old_g.get(k)
+        if was is None:
+            ch.group_adds.append(gr)
+        elif was != gr:
+            ch.group_mods.append(gr)
+    ch.flow_adds = [f for k, f in new_f.items() if old_f.get(k) != f]
+    ch.flow_dels = [f for k, f in old_f.items() if k not in new_f]
+    ch.group_dels = [gr for k, gr in old_g.items() if k not in new_g]
+    return ch
+
+
 def _changes_state(method):
     """A Fabric method that may change the desired state moves the generation on (also
     when it raises: it may have changed something first)."""
@@ -533,17 +553,7 @@ class Fabric:
             old_g.update(groups)
             new_f.update(g.flows)
             new_g.update(g.groups)
-        ch = Changes()
-        for k, gr in new_g.items():
-            was = old_g.get(k)
-            if was is None:
-                ch.group_adds.append(gr)
-            elif was != gr:
-                ch.group_mods.append(gr)
-        ch.flow_adds = [f for k, f in new_f.items() if old_f.get(k) != f]
-        ch.flow_dels = [f for k, f in old_f.items() if k not in new_f]
-        ch.group_dels = [gr for k, gr in old_g.items() if k not in new_g]
-        return ch
+        return diff_state(old_f, old_g, new_f, new_g)
 
     def _record(self, ch: Changes) -> None:
         """Record ``ch`` as installed (what ``_sync`` does for the whole fabric)."""
@@ -1341,16 +1351,7 @@ class Fabric:
         for g in self._graphs.values():
             want_f.update((k, f) for k, f in g.flows.items())
             want_g.update((k, gr) for k, gr in g.groups.items())
-        ch = Changes()
-        for k, gr in want_g.items():
-            old = was_g.get(k)
-            if old is None:
-                ch.group_adds.append(gr)
-            elif old != gr:
-                ch.group_mods.append(gr)
-        ch.flow_adds = [f for k, f in want_f.items() if was_f.get(k) != f]
-        ch.flow_dels = [f for k, f in was_f.items() if k not in want_f]
-        ch.group_dels = [gr for k, gr in was_g.items() if k not in want_g]
+        ch = diff_state(was_f, was_g, want_f, want_g)
         self._installed_flows, self._installed_groups = want_f, want_g
         self._synced = {n: (g.flows, g.groups) for n, g in self._graphs.items()}
         self._shared = (len(want_f) != sum(len(g.flows) for g in self._graphs.values())

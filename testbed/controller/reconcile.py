@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from testbed.controller.logic import diff_state
 from testbed.controller.specs import Changes, FlowSpec, GroupSpec
 from testbed.errors import ControllerError
 
@@ -66,16 +67,9 @@ def diff(want_flows: Iterable[FlowSpec], want_groups: Iterable[GroupSpec],
     want_g = _wanted(want_groups, "desired groups")
     have_f = _held(have_flows)
     have_g = _held(have_groups)
-    ch = Changes()
-    for key, group in want_g.items():
-        old = have_g.get(key)
-        if old is None:
-            ch.group_adds.append(group)
-        elif old != group:
-            ch.group_mods.append(group)
-    ch.flow_adds = [f for key, f in want_f.items() if have_f.get(key) != f]
-    ch.flow_dels = [_plain(f) for key, f in have_f.items() if key not in want_f]
-    ch.group_dels = [_plain(g) for key, g in have_g.items() if key not in want_g]
+    ch = diff_state(have_f, have_g, want_f, want_g)
+    ch.flow_dels = [_plain(f) for f in ch.flow_dels]
+    ch.group_dels = [_plain(g) for g in ch.group_dels]
     return ch
 
 
