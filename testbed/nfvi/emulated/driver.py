@@ -123,6 +123,8 @@ class EmulatedDriver(TopologyInventory):
                               on_link=lambda _h: started.append(
                                   self._spawn_program(instance_id, image)))
             try:
+                if not started:     # an emulation that does not call on_link: start now
+                    started.append(self._spawn_program(instance_id, image))
                 proc, stats = started[0]
                 self._wait_started(instance_id, image, proc, stats)
             except BaseException:
