@@ -143,8 +143,8 @@ class EmulatedDriver(TopologyInventory):
 
     def _settle(self, instance_id: str | None = None) -> None:
         """Wait (caller holds the lock) until the create of ``instance_id`` (None: every
-        create running) has ended, so that what is listed, deleted, restarted or failed
-        is what exists, as when creates held the lock throughout (at most 60 s)."""
+        create running) has ended, so that what is deleted, restarted or failed is what
+        exists, as when creates held the lock throughout (at most 60 s)."""
         self._created.wait_for(lambda: not self._creating if instance_id is None
                                else instance_id not in self._creating, timeout=60)
 
@@ -250,8 +250,9 @@ class EmulatedDriver(TopologyInventory):
 
     @translated
     def list_instances(self) -> list[InstanceInfo]:
+        # an instance whose create runs is not listed yet (waiting for it here would
+        # serialise the overlapping creates: the VNFM lists before each placement)
         with self._lock:
-            self._settle()
             return [InstanceInfo(**{**vars(i.info),
                                     "alive": i.proc.poll() is None and not i.hung})
                     for i in self._instances.values()]
