@@ -85,6 +85,12 @@ class NfviDriver(Protocol):
     they fit (``ConflictError`` for an instance id that exists already). Calls may come
     from several threads at once (the NFVO runs operations on different NSs in parallel
     and its monitor polls meanwhile): a driver serialises what must be serialised.
+
+    Optional attribute ``create_concurrency`` (int, default 1 when absent): how many
+    ``create_instance`` calls the VNFM may make at once when it instantiates several
+    instances (``VNFM.instantiate_many``); a driver sets it above 1 only if overlapping
+    creates are faster and safe for it (the simulated NFVI, whose operations take modelled
+    time on one worker at a time, leaves it at 1).
     """
 
     def compute_nodes(self) -> list[ComputeNodeInfo]:

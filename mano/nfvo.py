@@ -396,13 +396,18 @@ class NFVO:
         if op.operation == "INSTANTIATE":
             for r in self.store.list_vnf_instances(ns_id=ns_id, state=LOST):
                 self.vnfm.forget(r["id"])
+            # placed in chain order, one after another; the NFVI's creates overlap
+            # (VNFM.instantiate_many), each instance recorded before it is created
+            wants = []
             for vnfd_id in self._chain_order(nsd):
                 vnfd = self.vnfd(vnfd_id)
                 need = vnfd.scaling.min - len(self.vnfm.instances(ns_id, vnfd_id))
                 if need > 0:
-                    self.ops.record_step(op.id, f"vnf:{vnfd_id}")
-                    self.vnfm.instantiate(ns_id, vnfd, self._ctx(nsd, ns_id, vnfd_id),
-                                          parent=op.id, count=need)
+                    wants.append((vnfd, need, functools.partial(self._ctx, nsd, ns_id,
+                                                                vnfd_id)))
+            self.vnfm.instantiate_many(
+                ns_id, wants, op.id,
+                before=lambda vnfd: self.ops.record_step(op.id, f"vnf:{vnfd.id}"))
             self._program_graphs(op, ns_id, nsd)
             return None
         if op.operation == "SCALE":
@@ -609,8 +614,16 @@ class NFVO:
         return None
 
     def _hop_switch(self, ns_id: str, vnfd_id: str) -> str | None:
+        """The switch of ``vnfd_id``'s first live instance; without one, that of the
+        compute node of its first instance being created (placed and recorded, its create
+        still running: ``VNFM.instantiate_many``)."""
         rows = self.vnfm.instances(ns_id, vnfd_id)
-        return rows[0]["switch"] if rows else None
+        if rows:
+            return rows[0]["switch"]
+        for r in self.vnfm.instances(ns_id, vnfd_id, live_only=False):
+            if r["state"] == CREATING and r["compute_node"]:
+                return self.vim.node(r["compute_node"]).switch
+        return None
 
     def _drain(self, op, ns_id: str, iid: str, undoing: bool = False) -> None:
         """Before ``iid`` goes: reprogram the NS's graphs without it, or remove a graph

@@ -31,6 +31,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from mano.errors import ConflictError, MANOError, NotFoundError
 from mano.nfvi import Flavour, Image
@@ -102,6 +103,79 @@ class VNFM:
         n = vnfd.scaling.min if count is None else count
         return self._run(ns_id, vnfd, "INSTANTIATE", {"instances": n}, parent,
                          lambda op: [self._add(op, ns_id, vnfd, ctx) for _ in range(n)])
+
+    def instantiate_many(self, ns_id: str, wants: list[tuple], parent: str, *,
+                         before: Callable | None = None) -> list[dict]:
+        """Instantiate several VNFs of NS ``ns_id`` within NS operation ``parent``, one VNF
+        operation each (as ``instantiate``), overlapping the NFVI's creates.
+
+        ``wants``: ``(vnfd, count, ctx)`` in order, ``ctx()`` giving the placement context
+        (called once the earlier instances are placed, so it may name their switches);
+        ``before(vnfd)`` runs before each VNF's operation starts. Operations, placements
+        and records are made one instance after another in that order, each committed
+        before its ``create_instance`` (as ``_add``); up to the driver's
+        ``create_concurrency`` creates (``mano.nfvi``; default 1) run at once on worker
+        threads. With 1 each instance is created before the next is placed: exactly
+        ``instantiate`` called VNF after VNF. A VNF operation records ``done`` once all its
+        instances exist; one whose placement or create failed goes FAILED_TEMP (its
+        records stay for the NS operation's retry or rollback), no placement follows a
+        failure seen, and once every create started has ended the first error is raised.
+        A ``BaseException`` that is no ``Exception`` (the process is dying) is raised
+        after the creates running have ended, without writing anything more. Returns the
+        new instances' records, in order."""
+        width = max(1, int(getattr(self.driver, "create_concurrency", 1) or 1))
+        pool = ThreadPoolExecutor(width, thread_name_prefix="vnfm-create") \
+            if width > 1 else None
+        started: list[tuple[object, list[Future]]] = []
+        refused: Exception | None = None      # an operation that could not start
+        try:
+            for vnfd, count, ctx in wants:
+                if _first_error(started) is not None:
+                    break
+                if before is not None:
+                    before(vnfd)
+                try:
+                    op = self._begin(ns_id, vnfd, "INSTANTIATE", {"instances": count},
+                                     parent)
+                except Exception as exc:  # noqa: BLE001 - raised once the creates end
+                    refused = exc
+                    break
+                futs: list[Future] = []
+                started.append((op, futs))
+                for _ in range(count):
+                    try:
+                        iid, node = self._reserve(op, ns_id, vnfd, ctx())
+                    except Exception as exc:  # noqa: BLE001 - the operation's failure
+                        futs.append(_failed_future(exc))
+                        break
+                    futs.append(_call(pool, self._create, op, ns_id, vnfd, iid, node))
+                    if _first_error(started) is not None:
+                        break
+                if pool is None:     # all done: settle it before the next one starts
+                    self._settle(op, futs, parent)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        err = _first_error(started)
+        if err is not None and not isinstance(err, Exception):
+            raise err          # dying: nothing more is written
+        if pool is not None:
+            for op, futs in started:
+                self._settle(op, futs, parent)
+        if err is not None or refused is not None:
+            raise err if err is not None else refused
+        return [f.result() for _op, futs in started for f in futs]
+
+    def _settle(self, op, futs: list[Future], parent) -> None:
+        """End a VNF operation of ``instantiate_many`` by its creates' outcome."""
+        errors = [f.exception() for f in futs if f.exception() is not None]
+        dying = [e for e in errors if not isinstance(e, Exception)]
+        if dying:
+            raise dying[0]
+        if errors:
+            self._failed(op, errors[0], parent)
+        else:
+            self._finished(op, parent)
 
     def scale(self, ns_id: str, vnfd, direction: str, steps: int = 1, ctx=None,
               parent: str | None = None, instance: str | None = None, *,
@@ -198,6 +272,19 @@ class VNFM:
 
     # ---- the machinery ----------------------------------------------------------------------
     def _run(self, ns_id, vnfd, operation, params, parent, body):
+        op = self._begin(ns_id, vnfd, operation, params, parent)
+        try:
+            result = body(op)
+        except Exception as exc:
+            self._failed(op, exc, parent)
+            raise
+        self._finished(op, parent)
+        return result
+
+    def _begin(self, ns_id, vnfd, operation, params, parent):
+        """The occurrence of ``operation`` on ``ns_id/vnfd.id``, PROCESSING: the one NS
+        operation ``parent`` already has for it, or a new one started and granted (a
+        refused grant ends it ROLLED_BACK and raises)."""
         subject = vnf_subject(ns_id, vnfd.id)
         op = self._continued(subject, parent)
         if op is None:
@@ -219,18 +306,18 @@ class VNFM:
                     self.ops.transition(op.id, OpState.PROCESSING, grant_id=grant_id)
             if refused is not None:
                 raise refused
-        try:
-            result = body(op)
-        except Exception as exc:
-            self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
-            if self.auto_rollback and parent is None:
-                self.rollback(op.id)
-            raise
+        return op
+
+    def _failed(self, op, exc: Exception, parent) -> None:
+        self.ops.transition(op.id, OpState.FAILED_TEMP, error=str(exc))
+        if self.auto_rollback and parent is None:
+            self.rollback(op.id)
+
+    def _finished(self, op, parent) -> None:
         if parent is None:
             self.ops.transition(op.id, OpState.COMPLETED)
         else:   # completed with its NS operation
             self.ops.record_step(op.id, DONE)
-        return result
 
     def _continued(self, subject: str, parent: str | None):
         """The PROCESSING occurrence of ``subject`` that NS operation ``parent`` already
@@ -244,6 +331,12 @@ class VNFM:
         return None
 
     def _add(self, op, ns_id: str, vnfd, ctx) -> dict:
+        iid, node = self._reserve(op, ns_id, vnfd, ctx)
+        return self._create(op, ns_id, vnfd, iid, node)
+
+    def _reserve(self, op, ns_id: str, vnfd, ctx) -> tuple[str, str]:
+        """Choose the next instance's id and compute node and commit its steps, allocation
+        and CREATING record; returns (instance id, node). Nothing touches the NFVI."""
         flavour = vnfd.flavour
         with self._ids:   # the CREATING record reserves the id
             iid = self.new_instance_id(vnfd.id)
@@ -261,7 +354,12 @@ class VNFM:
                 self.store.put_vnf_instance(iid, vnfd.id, "CREATING", ns_id=ns_id,
                                             compute_node=node,
                                             data={"restarts": 0, "op": op.id})
-        info = self.driver.create_instance(iid, node, flavour, _image(vnfd))
+        return iid, node
+
+    def _create(self, op, ns_id: str, vnfd, iid: str, node: str) -> dict:
+        """Create reserved instance ``iid`` on ``node`` in the NFVI and book it
+        INSTANTIATED; returns its record. Safe to run in several threads at once."""
+        info = self.driver.create_instance(iid, node, vnfd.flavour, _image(vnfd))
         self.store.put_vnf_instance(iid, vnfd.id, INSTANTIATED, ns_id=ns_id,
                                     compute_node=node, switch=info.switch, ip=info.ip,
                                     mac=info.mac, data={"restarts": 0, "op": op.id})
@@ -363,6 +461,32 @@ class VNFM:
         self.ops.transition(op_id, OpState.PROCESSING if for_retry else OpState.FAILED,
                             error=None if for_retry else error)
         return kept
+
+
+def _call(pool: ThreadPoolExecutor | None, fn, *args) -> Future:
+    """``fn(*args)`` on ``pool``, or at once on this thread (then finished) without one."""
+    if pool is not None:
+        return pool.submit(fn, *args)
+    fut: Future = Future()
+    try:
+        fut.set_result(fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed on through the future
+        fut.set_exception(exc)
+    return fut
+
+
+def _failed_future(exc: BaseException) -> Future:
+    fut: Future = Future()
+    fut.set_exception(exc)
+    return fut
+
+
+def _first_error(started: list[tuple[object, list[Future]]]) -> BaseException | None:
+    """The first error among the finished futures (a dying process's first)."""
+    errors = [f.exception() for _op, futs in started for f in futs
+              if f.done() and f.exception() is not None]
+    dying = [e for e in errors if not isinstance(e, Exception)]
+    return (dying or errors or [None])[0]
 
 
 def _scale_in_victims(live: list[str], delta: int, named: str | None) -> list[str]:

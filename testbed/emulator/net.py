@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,12 @@ class Emulation:
         self._ctl_attached: set[str] = set()  # run-time hosts the controller knows
         self._record: registry.RunRecord | None = None
         self._procs: list[tuple[subprocess.Popen, str]] = []
+        self._procs_lock = threading.Lock()
+        # run-time hosts are added and removed from several threads at once (the NFVI
+        # creates a network service's instances in parallel): their bookkeeping (ports,
+        # names, addresses, ``hosts``, ``attachments``) changes under this lock, the slow
+        # system calls run outside it
+        self._hosts_lock = threading.RLock()
         self.cgroups = None      # CgroupManager, made when a host gets limits
         self._links_down: set[str] = set()
         self._ifnames: set[str] = set()           # every interface name given in this run
@@ -465,30 +472,52 @@ class Emulation:
 
     def add_host(self, name: str, switch: str, *, ip: str | None = None,
                  mac: str | None = None, bw_mbit: float | None = None,
-                 cpu: float | None = None, memory_mb: int | None = None) -> FastHost:
+                 cpu: float | None = None, memory_mb: int | None = None,
+                 on_link: Callable[[FastHost], object] | None = None) -> FastHost:
         """Add a host (e.g. a VNF instance) at run time, attached to ``switch``.
 
         ``cpu`` (cores) and ``memory_mb`` limit the host in a cgroup of its own: its shell
-        and every program started with ``popen`` are placed in it."""
-        if name in self.hosts or name in self.switches:
-            raise EmulationError(f"name {name!r} is taken already")
-        if switch not in self.switches:
-            raise EmulationError(f"no switch {switch!r}; switches: "
-                                 f"{', '.join(sorted(self.switches))}")
-        sw = self.switches[switch]
-        port = sw.next_port()
-        sif = self._ifname(switch, port, frozenset(os.listdir("/sys/class/net")))
-        hif = self._ifname(name, 0)
-        self._host_ifaces[name] = hif
-        ip = ip or self._next_ip()
-        mac = mac or self._next_mac()
-        h = FastHost(name)
-        h.wait_ready()
-        self.hosts[name] = h
+        and every program started with ``popen`` are placed in it. ``on_link(host)`` is
+        called as soon as the host's interface exists in its namespace (not yet up nor
+        addressed, its switch port not yet made): a program that opens the interface can
+        start there, overlapping the rest of the set-up; if the rest fails, the host is
+        removed with that program."""
+        with self._hosts_lock:
+            if name in self.hosts or name in self.switches or name in self.attachments:
+                raise EmulationError(f"name {name!r} is taken already")
+            if switch not in self.switches:
+                raise EmulationError(f"no switch {switch!r}; switches: "
+                                     f"{', '.join(sorted(self.switches))}")
+            sw = self.switches[switch]
+            port = sw.next_port()
+            sif = self._ifname(switch, port, frozenset(os.listdir("/sys/class/net")))
+            hif = self._ifname(name, 0)
+            self._host_ifaces[name] = hif
+            ip = ip or self._next_ip()
+            mac = mac or self._next_mac()
+            # the port, names and addresses are taken now (a host added meanwhile by another
+            # thread gets others); remove_host finds whatever part was made
+            sw.ports[port] = SwitchPort(port, sif, name)
+            self.attachments[name] = Attachment(name, switch, port, mac, ip)
+            if cpu is not None or memory_mb is not None:
+                self.cgroup_manager()
+        h = None
+        try:
+            h = FastHost(name)
+            h.wait_ready()
+        except BaseException:
+            with self._hosts_lock:
+                sw.ports.pop(port, None)
+                self.attachments.pop(name, None)
+                self._ifnames.discard(sif)
+                self._ifnames.discard(self._host_ifaces.pop(name, ""))
+            if h is not None:
+                with contextlib.suppress(Exception):
+                    h.terminate()
+            raise
+        with self._hosts_lock:
+            self.hosts[name] = h
         self._record.add_process(h.pid, f"host {name}")
-        # bookkeeping first, so that remove_host finds whatever part was made
-        sw.ports[port] = SwitchPort(port, sif, name)
-        self.attachments[name] = Attachment(name, switch, port, mac, ip)
         try:
             if cpu is not None or memory_mb is not None:
                 cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
@@ -497,6 +526,8 @@ class Emulation:
             ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} "
                       f"netns {h.pid}",
                       f"link set dev {sif} alias {tag} group {self.link_group} up"])
+            if on_link is not None:
+                on_link(h)
             self._record.links.append(sif)
             self._record.save()
             if self.datapath == "user":
@@ -539,19 +570,26 @@ class Emulation:
             # of it is removed yet
             self.ctl.delete_attachment(name)
             self._ctl_attached.discard(name)
-        att = self.attachments.pop(name, None)
-        for proc, what in [pw for pw in self._procs if pw[1].startswith(f"{name}:")]:
+        with self._hosts_lock:
+            att = self.attachments.pop(name, None)
+        with self._procs_lock:
+            mine = [pw for pw in self._procs if pw[1].startswith(f"{name}:")]
+        for proc, what in mine:
             self._stop_proc(proc, what)
-        sp = self.switches[att.switch].ports.pop(att.port, None) if att else None
+        with self._hosts_lock:
+            sp = self.switches[att.switch].ports.pop(att.port, None) if att else None
         if sp is not None:
             vsctl(["--if-exists", "del-port", att.switch, sp.iface])
         h.terminate()
         self._record.forget_process(h.pid)
-        del self.hosts[name]
+        with self._hosts_lock:
+            del self.hosts[name]
         if sp is not None:
             ip_batch([f"link del dev {sp.iface}"], force=True)
-            self._ifnames.discard(sp.iface)
-        self._ifnames.discard(self._host_ifaces.pop(name, ""))
+        with self._hosts_lock:
+            if sp is not None:
+                self._ifnames.discard(sp.iface)
+            self._ifnames.discard(self._host_ifaces.pop(name, ""))
         if self.cgroups is not None:
             self.cgroups.remove(name)
 
@@ -590,13 +628,16 @@ class Emulation:
         if self.cgroups is not None and host in self.cgroups.groups:
             self.cgroups.get(host).add(proc.pid)
         label = f"{host}:{what or argv[0]}"
-        self._procs.append((proc, label))
+        with self._procs_lock:
+            self._procs.append((proc, label))
         if self._record is not None:
             self._record.add_process(proc.pid, label)
         return proc
 
     def stop_process(self, proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
-        for p, what in list(self._procs):
+        with self._procs_lock:
+            procs = list(self._procs)
+        for p, what in procs:
             if p is proc:
                 return self._stop_proc(p, what, timeout)
         return proc.poll()
@@ -613,7 +654,8 @@ class Emulation:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        self._procs = [pw for pw in self._procs if pw[0] is not proc]
+        with self._procs_lock:
+            self._procs = [pw for pw in self._procs if pw[0] is not proc]
         if self._record is not None:
             self._record.forget_process(proc.pid)
         return proc.returncode

@@ -69,13 +69,21 @@ def _queued_input(pid: int) -> int:
 
 
 class EmulatedDriver(TopologyInventory):
-    """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``)."""
+    """The NFVI of an emulated data center (implements ``mano.nfvi.NfviDriver``).
 
-    def __init__(self, emu, *, watch_interval: float = 0.1, hang_s: float = 0.4):
+    ``create_concurrency``: how many ``create_instance`` calls the NFVO may make at once
+    (``mano.nfvi``): a host's shell, links, OVS port and VNF program are made outside the
+    driver's lock, so the creates of a network service's instances overlap."""
+
+    def __init__(self, emu, *, watch_interval: float = 0.1, hang_s: float = 0.4,
+                 create_concurrency: int = 3):
         self.emu = emu
         self.topology = emu.topology
+        self.create_concurrency = create_concurrency
         self._lock = threading.RLock()
         self._instances: dict[str, _Instance] = {}
+        self._creating: set[str] = set()      # ids whose create_instance runs now
+        self._created = threading.Condition(self._lock)   # notified when one ends
         self._subscribers: list[Callable[[InfraEvent], None]] = []
         self._init_inventory()
         self._watch_interval = watch_interval
@@ -102,22 +110,51 @@ class EmulatedDriver(TopologyInventory):
         except KeyError:
             raise TestbedError(f"instance {instance_id}: unknown compute node {compute_node!r}")
         with self._lock:
-            if instance_id in self._instances:
+            if instance_id in self._instances or instance_id in self._creating:
                 raise TestbedError(f"instance {instance_id} exists already")
+            self._creating.add(instance_id)
+        try:
+            # outside the lock: other creates, and the watcher, go on meanwhile. The VNF
+            # program starts as soon as its interface exists (its interpreter's start-up
+            # overlaps the switch port, addresses and the controller's attachment)
+            started: list = []
             self.emu.add_host(instance_id, node.switch, cpu=flavour.vcpu,
-                              memory_mb=flavour.memory_mb)
+                              memory_mb=flavour.memory_mb,
+                              on_link=lambda _h: started.append(
+                                  self._spawn_program(instance_id, image)))
             try:
-                proc, stats = self._start_program(instance_id, image)
+                if not started:     # an emulation that does not call on_link: start now
+                    started.append(self._spawn_program(instance_id, image))
+                proc, stats = started[0]
+                self._wait_started(instance_id, image, proc, stats)
             except BaseException:
                 self.emu.remove_host(instance_id)
                 raise
             att = self.emu.attachments[instance_id]
             info = InstanceInfo(instance_id, compute_node, node.switch, att.ip, att.mac)
-            self._instances[instance_id] = _Instance(info, image, flavour, proc, stats)
-            self._track(instance_id, proc)
+            with self._lock:
+                self._instances[instance_id] = _Instance(info, image, flavour, proc, stats)
+                self._track(instance_id, proc)
             return info
+        finally:
+            with self._lock:
+                self._creating.discard(instance_id)
+                self._created.notify_all()
+
+    def _settle(self, instance_id: str | None = None) -> None:
+        """Wait (caller holds the lock) until the create of ``instance_id`` (None: every
+        create running) has ended, so that what is deleted, restarted or failed is what
+        exists, as when creates held the lock throughout (at most 60 s)."""
+        self._created.wait_for(lambda: not self._creating if instance_id is None
+                               else instance_id not in self._creating, timeout=60)
 
     def _start_program(self, instance_id: str, image: Image):
+        proc, stats = self._spawn_program(instance_id, image)
+        self._wait_started(instance_id, image, proc, stats)
+        return proc, stats
+
+    def _spawn_program(self, instance_id: str, image: Image):
+        """Start the VNF program in the instance's host; (process, its stats file)."""
         stats = self.emu.run_dir / f"vnf-{instance_id}.json"
         stats.unlink(missing_ok=True)
         params = dict(image.params)
@@ -128,6 +165,12 @@ class EmulatedDriver(TopologyInventory):
             argv += ["--program", image.program, "--params", json.dumps(params)]
         proc = self.emu.popen(instance_id, argv, what="vnf",
                               env={**os.environ, "PYTHONPATH": _PACKAGE_DIR})
+        return proc, stats
+
+    @staticmethod
+    def _wait_started(instance_id: str, image: Image, proc, stats) -> None:
+        """Wait until the program has opened its interface (it writes its stats file
+        then); ``TestbedError`` if it exits first or takes more than 10 s."""
         deadline = time.monotonic() + 10
         while not stats.exists():
             if proc.poll() is not None:
@@ -136,12 +179,12 @@ class EmulatedDriver(TopologyInventory):
                                    f"exited at start ({proc.returncode}): {err}")
             if time.monotonic() > deadline:
                 raise TestbedError(f"instance {instance_id}: VNF program did not start in 10 s")
-            time.sleep(0.01)
-        return proc, stats
+            time.sleep(0.005)
 
     @translated
     def delete_instance(self, instance_id: str) -> None:
         with self._lock:
+            self._settle(instance_id)
             inst = self._instances.pop(instance_id, None)
             self._untrack(instance_id)
             if instance_id in self.emu.hosts:
@@ -159,6 +202,7 @@ class EmulatedDriver(TopologyInventory):
     @translated
     def restart_instance(self, instance_id: str) -> InstanceInfo:
         with self._lock:
+            self._settle(instance_id)
             inst = self._get(instance_id)
             self.emu.stop_process(inst.proc)
             inst.proc, inst.stats_path = self._start_program(instance_id, inst.image)
@@ -189,6 +233,7 @@ class EmulatedDriver(TopologyInventory):
         if node not in self.topology.computes:
             raise TestbedError(f"unknown compute node {node!r}")
         with self._lock:
+            self._settle()
             self._down_nodes.add(node)
             victims = [i for i in self._instances.values() if i.info.compute_node == node]
             for i in victims:
@@ -212,6 +257,8 @@ class EmulatedDriver(TopologyInventory):
 
     @translated
     def list_instances(self) -> list[InstanceInfo]:
+        # an instance whose create runs is not listed yet (waiting for it here would
+        # serialise the overlapping creates: the VNFM lists before each placement)
         with self._lock:
             return [InstanceInfo(**{**vars(i.info),
                                     "alive": i.proc.poll() is None and not i.hung})
