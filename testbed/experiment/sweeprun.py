@@ -21,12 +21,16 @@ with ``rich``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask
 from dask.distributed import Client, LocalCluster, as_completed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -67,18 +71,22 @@ def run_one(spec: RunSpec) -> dict:
     return {"ok": True, "summary": summary, "run_dir": str(run_dir)}
 
 
-def local_cluster(nfvi: str, workers: int | None = None) -> LocalCluster:
+def local_cluster(nfvi: str, workers: int | None = None,
+                  local_directory: str | None = None) -> LocalCluster:
     """A cluster on this machine: ``workers`` single-threaded worker processes (default: one
     per core) for the simulated NFVI, one worker holding the ``emulation`` resource for
-    the emulated one (a machine holds one emulation at a time)."""
+    the emulated one (a machine holds one emulation at a time). ``local_directory``: the
+    workers' scratch space (dask's default is a shared folder in the temporary folder,
+    which it leaves behind)."""
     if nfvi == "emulated":
         return LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                            resources={EMULATION: 1}, dashboard_address=None)
+                            resources={EMULATION: 1}, dashboard_address=None,
+                            local_directory=local_directory)
     if workers is not None and workers < 1:
         raise TestbedError(f"--workers must be >= 1, not {workers}")
     n = workers or os.cpu_count() or 1
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                        dashboard_address=None)
+                        dashboard_address=None, local_directory=local_directory)
 
 
 def run_sweep(specs: list[RunSpec], *, nfvi: str, scheduler: str | None = None,
@@ -87,10 +95,15 @@ def run_sweep(specs: list[RunSpec], *, nfvi: str, scheduler: str | None = None,
     ``specs``. Raises ``TestbedError`` when the scheduler cannot be reached."""
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("distributed").setLevel(logging.WARNING)   # its INFO is chatty
-    cluster = None
-    try:
+    with contextlib.ExitStack() as stack:
         if scheduler is None:
-            cluster = local_cluster(nfvi, workers)
+            # dask's scratch space and lock files go in a folder of ours, removed after
+            # (its default is a shared folder in the temporary folder, left behind)
+            scratch = tempfile.mkdtemp(prefix="testbed-dask-")
+            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            stack.enter_context(dask.config.set({"temporary-directory": scratch}))
+            cluster = local_cluster(nfvi, workers, scratch)
+            stack.callback(cluster.close)
             client = Client(cluster)
         else:
             try:
@@ -101,9 +114,6 @@ def run_sweep(specs: list[RunSpec], *, nfvi: str, scheduler: str | None = None,
                                    f"workers with `dask worker {scheduler}`") from None
         with client:
             return _submit_all(client, specs, nfvi, show_progress)
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 def _submit_all(client: Client, specs: list[RunSpec], nfvi: str,

@@ -50,10 +50,14 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(timeout=10)
 
 
-def _sweep(results: Path, *extra: str) -> subprocess.CompletedProcess:
+def _sweep(results: Path, *extra: str, tmpdir: Path | None = None
+           ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run([str(BIN / "testbed"), "sweep", SCENARIO, *ARGS, "--results",
                            str(results), *extra], capture_output=True, text=True,
-                          timeout=600, check=False, env={**os.environ, "MPLBACKEND": "Agg"})
+                          timeout=600, check=False, env=env)
 
 
 @pytest.fixture
@@ -84,11 +88,15 @@ def cluster(tmp_path):
 def test_sweep_on_a_scheduler_and_two_workers_equals_the_local_one(cluster, tmp_path):
     """The same grid and seeds of chaos_soak (faults drawn from the seed), swept on a
     scheduler with two worker processes and on the default local cluster, give byte-identical
-    sweep.csv, sweep.md and the narrow table, and one plot per headline measure."""
+    sweep.csv, sweep.md and the narrow table, and one plot per headline measure; the local
+    cluster leaves nothing in the temporary folder."""
     remote = _sweep(tmp_path / "remote", "--scheduler", cluster)
     assert remote.returncode == 0, remote.stderr[-3000:]
-    local = _sweep(tmp_path / "local", "--workers", "2")
+    (tmp_path / "tmp").mkdir()
+    local = _sweep(tmp_path / "local", "--workers", "2", tmpdir=tmp_path / "tmp")
     assert local.returncode == 0, local.stderr[-3000:]
+    # the local cluster's scratch space (dask's lock files included) is gone with it
+    assert list((tmp_path / "tmp").iterdir()) == []
     a = tmp_path / "remote/chaos_soak/sweep"
     b = tmp_path / "local/chaos_soak/sweep"
     for name in ("sweep.csv", "sweep.md", "brief.md"):
