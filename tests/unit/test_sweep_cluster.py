@@ -68,18 +68,19 @@ def cluster(tmp_path):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
+    env = {**os.environ, "TMPDIR": str(tmp_path)}   # dask's lock files stay in tmp_path
     try:
         procs.append(subprocess.Popen(
             [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
              "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            cwd=tmp_path))
+            cwd=tmp_path, env=env))
         _wait_port(port, procs[0])
         for i in range(2):
             procs.append(subprocess.Popen(
                 [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
                  "--no-dashboard", "--name", f"w{i}", "--local-directory",
                  str(tmp_path / f"w{i}")], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=tmp_path))
+                stderr=subprocess.DEVNULL, cwd=tmp_path, env=env))
         yield address
     finally:
         _stop(procs)
@@ -90,7 +91,7 @@ def test_sweep_on_a_scheduler_and_two_workers_equals_the_local_one(cluster, tmp_
     scheduler with two worker processes and on the default local cluster, give byte-identical
     sweep.csv, sweep.md and the narrow table, and one plot per headline measure; the local
     cluster leaves nothing in the temporary folder."""
-    remote = _sweep(tmp_path / "remote", "--scheduler", cluster)
+    remote = _sweep(tmp_path / "remote", "--scheduler", cluster, tmpdir=tmp_path)
     assert remote.returncode == 0, remote.stderr[-3000:]
     (tmp_path / "tmp").mkdir()
     local = _sweep(tmp_path / "local", "--workers", "2", tmpdir=tmp_path / "tmp")
