@@ -411,6 +411,11 @@ class Fabric:
         self._set_att(name, None)
         return Changes()
 
+    def users_of(self, att_name: str) -> list[str]:
+        """The graphs naming attachment ``att_name`` (which ``remove_attachment`` refuses
+        to remove), in graph order; [] for an unknown name."""
+        return self._users_of(att_name)
+
     def _users_of(self, att_name: str) -> list[str]:
         """The graphs naming attachment ``att_name``, in graph order."""
         users = self._named_by.get(att_name)

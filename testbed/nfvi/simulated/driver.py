@@ -130,8 +130,7 @@ class SimulatedDriver(TopologyInventory):
     def delete_instance(self, instance_id: str) -> None:
         if instance_id not in self._info:
             return
-        users = sorted(n for n, g in self.model.fabric.graphs().items()
-                       if instance_id in g.attachment_names())
+        users = self.model.fabric.users_of(instance_id)
         if users:       # as the controller refuses it on the emulated NFVI
             raise TestbedError(f"controller refused to remove attachment {instance_id!r}: "
                                f"it is used by forwarding graph(s) {', '.join(users)}; "
