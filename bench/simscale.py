@@ -124,6 +124,10 @@ class ScaleRun:
         self.queues: dict[str, deque] = {}
         self.busy: set[str] = set()
         self.ns_of: dict[str, str] = {}          # instance -> NS
+        # per NS, its INSTANTIATED VNF instance records as of its last operation (only the
+        # operations this bench starts change them): the scaling check reads these, not the
+        # database
+        self.rows: dict[str, list[dict]] = {}
         self.services: list[str] = []
         self.watched: set[str] = set()           # instances with a crash process
         self.end = 0.0
@@ -167,7 +171,8 @@ class ScaleRun:
             sports = tuple(20000 + k for k in range(LOAD_FLOWS))
             self.model.advance(self.env.now)
             self.model.add_stream(Stream(ns, src, dst, sports, LOAD_PORT))
-            for r in self.nfvo.store.list_vnf_instances(ns_id=ns):
+            self.rows[ns] = self.nfvo.store.list_vnf_instances(ns_id=ns)
+            for r in self.rows[ns]:
                 self.ns_of[r["id"]] = ns
 
     # ---- the run ---------------------------------------------------------------------------
@@ -240,7 +245,9 @@ class ScaleRun:
         if ns in self.busy:
             return
         by_vnf: dict[str, list] = {}
-        for r in self.nfvo.store.list_vnf_instances(ns_id=ns, state="INSTANTIATED"):
+        for r in self.rows[ns]:
+            if r["state"] != "INSTANTIATED":
+                continue
             inst = self.model.instances.get(r["id"])
             if inst is not None and inst.serving():
                 by_vnf.setdefault(r["vnfd_id"], []).append(inst.cpu_cores / inst.vcpu)
@@ -286,7 +293,8 @@ class ScaleRun:
                 self.counts.errors[key] = self.counts.errors.get(key, 0) + 1
                 if not isinstance(exc, MANOError):
                     raise exc
-            for r in self.nfvo.store.list_vnf_instances(ns_id=ns):
+            self.rows[ns] = self.nfvo.store.list_vnf_instances(ns_id=ns, state="INSTANTIATED")
+            for r in self.rows[ns]:
                 self.ns_of.setdefault(r["id"], ns)
                 if r["id"] in self.model.instances and r["id"] not in self.watched:
                     self.watched.add(r["id"])       # a new instance fails like the others

@@ -42,7 +42,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -419,8 +419,11 @@ class Store:
         return self._must("vnf_instance", id)
 
     def list_vnf_instances(self, *, ns_id: str | None = None, vnfd_id: str | None = None,
-                           state: str | None = None,
+                           state: str | Collection[str] | None = None,
                            compute_node: str | None = None) -> list[dict]:
+        """VNF instance records (in creation order) matching every filter given; ``state``
+        may be one state or several (filtered in SQL: the records of terminated instances,
+        which an NS accumulates, are not decoded)."""
         return self._list("vnf_instance", {"ns_id": ns_id, "vnfd_id": vnfd_id, "state": state,
                                            "compute_node": compute_node})
 

@@ -66,8 +66,8 @@ class VNFM:
 
     # ---- queries ------------------------------------------------------------------------
     def instances(self, ns_id: str, vnfd_id: str, *, live_only: bool = True) -> list[dict]:
-        rows = self.store.list_vnf_instances(ns_id=ns_id, vnfd_id=vnfd_id)
-        rows = [r for r in rows if not live_only or r["state"] == INSTANTIATED]
+        rows = self.store.list_vnf_instances(ns_id=ns_id, vnfd_id=vnfd_id,
+                                             state=INSTANTIATED if live_only else None)
         return sorted(rows, key=lambda r: _natural(r["id"]))
 
     def new_instance_id(self, vnfd_id: str) -> str:

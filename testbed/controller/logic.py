@@ -693,7 +693,20 @@ class Fabric:
                                        f"known: {sorted(self._graphs)}") from None
 
     def graphs(self) -> dict[str, ForwardingGraphSpec]:
+        """Every graph's spec by name (a new dict: O(graphs); ``graph_spec`` and
+        ``has_graph`` ask about one)."""
         return {n: g.spec for n, g in self._graphs.items()}
+
+    def has_graph(self, name: str) -> bool:
+        return name in self._graphs
+
+    def graph_spec(self, name: str) -> ForwardingGraphSpec:
+        """One graph's spec; ForwardingGraphError names the known graphs if there is none."""
+        return self._graph(name).spec
+
+    def graph_names(self) -> list[str]:
+        """The graphs' names, sorted."""
+        return sorted(self._graphs)
 
     def graph_paths(self, name: str) -> list[list[str]]:
         """Per segment, the switch path in use ([] while the segment has no path). A segment

@@ -164,7 +164,7 @@ class Northbound:
 
     def _graph_view(self, name):
         f = self.app.fabric
-        return {"spec": f.graphs()[name].to_dict(), "paths": f.graph_paths(name),
+        return {"spec": f.graph_spec(name).to_dict(), "paths": f.graph_paths(name),
                 "status": f.graph_status(name)}
 
     def list_graphs(self):
@@ -196,7 +196,7 @@ class Northbound:
         self.app.barrier_all()
 
     def _known(self, name):
-        if name not in self.app.fabric.graphs():
+        if not self.app.fabric.has_graph(name):
             raise HTTPError(404, f"no forwarding graph {name!r}; graphs: "
                                  f"{', '.join(sorted(self.app.fabric.graphs())) or 'none'}")
 

@@ -261,23 +261,23 @@ class SimulatedDriver(TopologyInventory):
         self.model.fabric.add_graph(spec)
         self.wait(self.cal.graph_program_s)
         name = spec.name
-        if name not in self.model.fabric.graphs():
+        if not self.model.fabric.has_graph(name):
             raise InfrastructureError(f"put_graph: graph {name} was removed while it was "
                                       f"programmed")
         self.model.advance(self.now())
-        self.model.install(name)
+        self.model.install(name, self.model.fabric.graph_spec(name))
         self.model.switch_over()
         self.refresh()
         return self._view(name)
 
     def _view(self, name: str) -> dict:
         f = self.model.fabric
-        return {"spec": f.graphs()[name].to_dict(), "paths": f.graph_paths(name),
+        return {"spec": f.graph_spec(name).to_dict(), "paths": f.graph_paths(name),
                 "status": f.graph_status(name)}
 
     @translated
     def delete_graph(self, name: str) -> None:
-        if name not in self.model.fabric.graphs():
+        if not self.model.fabric.has_graph(name):
             return
         self._controller_up()
         self.model.fabric.remove_graph(name)
@@ -288,11 +288,11 @@ class SimulatedDriver(TopologyInventory):
 
     @translated
     def list_graphs(self) -> list[str]:
-        return sorted(self.model.fabric.graphs())
+        return self.model.fabric.graph_names()
 
     @translated
     def graph_stats(self, name: str) -> dict:
-        if name not in self.model.fabric.graphs():
+        if not self.model.fabric.has_graph(name):
             raise NotFoundError(f"no forwarding graph {name!r}")
         return {"graph": name, **self._view(name)}
 

@@ -187,11 +187,13 @@ class SimulatedNfvi(FaultHolds):
     def _restore(self, a: str, b: str, up: bool) -> None:
         m = self.model
         m.advance(self.clock())
-        m.controller_sees(a, b, up)
-        specs = m.fabric.graphs()
-        for name in sorted(m.installed):
-            if name in specs:
-                m.install(name, specs[name])
+        changed = m.controller_sees(a, b, up)
+        # a graph the port status left alone holds what is installed, unless a fast-failover
+        # detour was taken since its install (the restoration replaces that)
+        changed |= {name for name, _pk in m.detours}
+        for name in sorted(changed):
+            if name in m.installed and m.fabric.has_graph(name):
+                m.install(name, m.fabric.graph_spec(name))
         m.switch_over()
         m.recompute()
 

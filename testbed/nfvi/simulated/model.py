@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from testbed.controller.logic import Fabric, split_instance
+from testbed.controller.logic import COOKIE_SHIFT, Fabric, split_instance
 from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
 from testbed.errors import ForwardingGraphError, TestbedError
 from testbed.nfvi.simulated.calibration import Calibration
@@ -204,6 +204,8 @@ class FlowModel:
         self.installed: dict[str, InstalledGraph] = {}
         self.detours: dict[tuple[str, tuple[int, str, str]], list[str]] = {}
         self._detoured: set[tuple] = set()     # detours taken since their graph's install
+        self._protected: set[str] = set()      # installed graphs with protection
+        self._gid_name: dict[int, str] = {}    # installed graphs by the cookie's graph id
         self.instances: dict[str, Instance] = {}
         self.streams: dict[str, Stream] = {}
         # a stream's cached route depends on its ingress's installed graphs, the graph it
@@ -286,10 +288,18 @@ class FlowModel:
         else:
             self.down.add(key)
 
-    def controller_sees(self, a: str, b: str, up: bool) -> None:
-        """The controller gets the port-status events of both ends (restoration)."""
+    def controller_sees(self, a: str, b: str, up: bool) -> set[str]:
+        """The controller gets the port-status events of both ends (restoration). Returns
+        the installed graphs whose flows it changed (by the flows' cookies): only their
+        paths can differ from what is installed."""
+        changed: set[str] = set()
         for sw, port in self.link_ports[self.link_key(a, b)]:
-            self.fabric.port_status(self.switches[sw], port, up)
+            ch = self.fabric.port_status(self.switches[sw], port, up)
+            for f in (*ch.flow_adds, *ch.flow_dels):
+                name = self._gid_name.get(f.cookie >> COOKIE_SHIFT)
+                if name is not None:
+                    changed.add(name)
+        return changed
 
     def path_up(self, path: list[str]) -> bool:
         """Whether every link of a switch path is up in the data plane."""
@@ -334,6 +344,8 @@ class FlowModel:
             return                          # the switches hold these flows already
         self._graph_changed(name)
         self.installed[name] = InstalledGraph(spec, pairs)
+        self._gid_name[self.fabric.graph_cookie(name) >> COOKIE_SHIFT] = name
+        (self._protected.add if spec.protection else self._protected.discard)(name)
         self._by_ingress.setdefault(spec.hops[0], set()).add(name)
         self._graph_changed(name)
         for k in [k for k in self.detours if k[0] == name]:
@@ -346,6 +358,8 @@ class FlowModel:
         g = self.installed.pop(name, None)
         if g is not None:
             self._by_ingress.get(g.spec.hops[0], set()).discard(name)
+        self._protected.discard(name)
+        self._gid_name = {k: v for k, v in self._gid_name.items() if v != name}
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
         self._detoured = {k for k in self._detoured if k[0] != name}
@@ -360,10 +374,8 @@ class FlowModel:
     def switch_over(self) -> None:
         """Fast-failover groups of protected graphs move pairs whose primary path is down
         onto a detour (where one exists)."""
-        for name in sorted(self.installed):
+        for name in sorted(self._protected):
             g = self.installed[name]
-            if not g.spec.protection:
-                continue
             for pk, path in sorted(g.pairs.items()):
                 if path and not self.path_up(path) and (name, pk) not in self.detours:
                     d = self.detour(path)
