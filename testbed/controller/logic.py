@@ -600,9 +600,40 @@ class Fabric:
         for g in self._graphs.values():
             if g.fresh and not g.scanned.isdisjoint(ends):
                 g.fresh = False
-            if every or (came and not g.fresh) or g.links & gone:
+            if every or g.links & gone:
+                self._compute(g)
+            elif came and not g.fresh and not self._same_paths(g):
                 self._compute(g)
         return self._sync()
+
+    def _same_paths(self, g: _Graph) -> bool:
+        """Whether computing ``g`` now would give the flows it has, known from its paths
+        alone: for a graph without protection, complete (no note) and not short of ids,
+        whose every pair finds the path and the links it has, computing gives the same
+        flows and groups (they follow from paths, links, attachments and ids). If so the
+        graph is marked fresh with its searches' switches as ``scanned``; the paths are
+        memoised per switch pair, so this is much cheaper than ``_compute``."""
+        fg = g.spec
+        if fg.protection or g.notes or g.short:
+            return False
+        topo, scanned = self._topology(), set()
+        edges = topo.edges
+        for i in range(len(fg.hops) - 1):
+            for pk in g.pairs(i):
+                src, dst = self._atts[pk[1]], self._atts[pk[2]]
+                had = g.pair_paths.get(pk)
+                if src.switch == dst.switch:
+                    if had != [src.switch]:
+                        return False
+                    continue
+                path = self._path(topo, src.switch, dst.switch, scanned)
+                if path != had:
+                    return False
+                for j in range(len(path) - 1):
+                    if edges[path[j], path[j + 1]]["links"][0] not in g.links:
+                        return False
+        g.scanned, g.fresh = scanned, True
+        return True
 
     # ------------------------------------------------------------------------ graphs
     @_changes_state
