@@ -334,6 +334,12 @@ class Fabric:
         self._repairs_gen = 0
         self._synced: dict[str, tuple[dict, dict]] = {}
         self._shared = False
+        # Graphs whose flows or groups may have been replaced, or that came or went, since
+        # the last diff (a superset: ``_sync`` looks only at these), and each graph's
+        # place in the graph order (the order of ``_graphs``).
+        self._touched: set[str] = set()
+        self._pos: dict[str, int] = {}
+        self._next_pos = 0
 
     # ----------------------------------------------------------------- topology state
     def _check_attachment(self, att: Attachment) -> None:
@@ -495,6 +501,7 @@ class Fabric:
             self._down_ports.discard(port)
             for g in hit:
                 _set_graph_state(g, saved_graphs[g.spec.name])
+                self._touched.add(g.spec.name)
             self._set_pool_state(saved_pools)
             self._topo, self._adj, self._paths, self._backups = saved_topo
         self._repairs[link] = post
@@ -515,6 +522,7 @@ class Fabric:
         if repair is not None:
             for name, state in repair.graphs.items():
                 _set_graph_state(self._graphs[name], state)
+                self._touched.add(name)
             self._set_pool_state(repair.pools)
             self._down_ports.add(port)
             self._topo = None
@@ -600,9 +608,7 @@ class Fabric:
         for g in self._graphs.values():
             if g.fresh and not g.scanned.isdisjoint(ends):
                 g.fresh = False
-            if every or g.links & gone:
-                self._compute(g)
-            elif came and not g.fresh and not self._same_paths(g):
+            if every or g.links & gone or (came and not g.fresh and not self._same_paths(g)):
                 self._compute(g)
         return self._sync()
 
@@ -680,7 +686,7 @@ class Fabric:
         else:
             g = _Graph(spec=fg, gid=self._next_gid, pair_vids=vids, slots=slots)
             self._next_gid += 1
-            self._graphs[fg.name] = g
+            self._insert(fg.name, g)
         self._reindex(fg.name)
         self._compute(g)
         return self._sync()
@@ -711,7 +717,7 @@ class Fabric:
             self._vlans.free(v)
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
-        del self._graphs[name]
+        self._delete(name)
         self._reindex(name)
         self._sigs.pop(name, None)
         return self._sync()
@@ -893,9 +899,9 @@ class Fabric:
             ports[(src.switch, src.port)] = src.name
         my_ports, my_rewrites = self._signature(fg)
         near = self._near(my_ports)
-        for name, g in self._graphs.items():
-            if name == fg.name or name not in near:
-                continue
+        near.discard(fg.name)
+        for name in sorted((n for n in near if n in self._graphs), key=self._pos.__getitem__):
+            g = self._graphs[name]
             their_ports, their_rewrites = self._signature(g.spec)
             for mine_rw, other in ((my_rewrites, their_ports),
                                    (my_ports, their_rewrites)):
@@ -1078,6 +1084,7 @@ class Fabric:
         g.notes = [text for _, text in sorted(notes)]
         g.unprotected.sort()
         g.flows, g.groups = flows, groups
+        self._touched.add(fg.name)
         g.fresh = not g.short
 
     def _group_id(self, g: _Graph, key: tuple) -> int:
@@ -1307,13 +1314,14 @@ class Fabric:
             self._vlans.used.add(v)
         for dpid, gids in per_switch.items():
             self._group_pools[dpid].used.update(gids)
-        self._graphs[fg.name] = _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
-                                       backup_vids=backup_vids, group_ids=group_ids)
+        self._insert(fg.name, _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
+                                     backup_vids=backup_vids, group_ids=group_ids))
         self._reindex(fg.name)
         try:
             changes = self.add_graph(fg)
         except ForwardingGraphError:
-            g = self._graphs.pop(fg.name)
+            g = self._graphs[fg.name]
+            self._delete(fg.name)
             self._reindex(fg.name)
             for v in list(g.pair_vids.values()) + list(g.backup_vids.values()):
                 self._vlans.free(v)
@@ -1324,6 +1332,18 @@ class Fabric:
         return changes
 
     # ----------------------------------------------------------------------- diffing
+    def _insert(self, name: str, g: _Graph) -> None:
+        """A new graph, last in the graph order."""
+        self._graphs[name] = g
+        self._pos[name] = self._next_pos
+        self._next_pos += 1
+        self._touched.add(name)
+
+    def _delete(self, name: str) -> None:
+        del self._graphs[name]
+        del self._pos[name]
+        self._touched.add(name)
+
     def _sync(self) -> Changes:
         """Diff the desired state against what was installed (and record it installed).
 
@@ -1335,9 +1355,11 @@ class Fabric:
         or was at the last diff, the full diff is made."""
         done = self._synced
         graphs = self._graphs
-        dirty = [n for n, g in graphs.items()
-                 if (d := done.get(n)) is None or d[0] is not g.flows or d[1] is not g.groups]
-        gone = [n for n in done if n not in graphs]
+        touched, self._touched = self._touched, set()
+        dirty = sorted((n for n in touched if (g := graphs.get(n)) is not None and (
+            (d := done.get(n)) is None or d[0] is not g.flows or d[1] is not g.groups)),
+            key=self._pos.__getitem__)
+        gone = [n for n in touched if n in done and n not in graphs]
         if self._shared:
             return self._sync_all()
         if not dirty and not gone:
@@ -1383,7 +1405,11 @@ class Fabric:
                 del inst_g[k]
         inst_f.update(new_f)
         inst_g.update(new_g)
-        self._synced = {n: (g.flows, g.groups) for n, g in graphs.items()}
+        # what is installed per graph now (a new graph comes last, as in the graph order)
+        for n in gone:
+            del done[n]
+        for n in dirty:
+            done[n] = (graphs[n].flows, graphs[n].groups)
         return ch
 
     def _sync_all(self) -> Changes:
@@ -1403,6 +1429,7 @@ class Fabric:
         ch = diff_state(was_f, was_g, want_f, want_g)
         self._installed_flows, self._installed_groups = want_f, want_g
         self._synced = {n: (g.flows, g.groups) for n, g in self._graphs.items()}
+        self._touched = set()
         self._shared = (len(want_f) != sum(len(g.flows) for g in self._graphs.values())
                         or len(want_g) != sum(len(g.groups) for g in self._graphs.values()))
         return ch
