@@ -339,6 +339,7 @@ class Fabric:
         # place in the graph order (the order of ``_graphs``).
         self._touched: set[str] = set()
         self._pos: dict[str, int] = {}
+        self._synced_pos: dict[str, int] = {}      # _pos of each graph in _synced
         self._next_pos = 0
 
     # ----------------------------------------------------------------- topology state
@@ -536,6 +537,7 @@ class Fabric:
         for name in hit:        # what _sync compares a graph with next time
             g = self._graphs[name]
             self._synced[name] = (g.flows, g.groups)
+            self._synced_pos[name] = self._pos[name]
         self._generation += 1
         return changes
 
@@ -1368,10 +1370,10 @@ class Fabric:
         # what the changed graphs held, in the order it was installed (graph order then)
         old_f: dict[tuple, FlowSpec] = {}
         old_g: dict[tuple[int, int], GroupSpec] = {}
-        for n, (flows, groups) in done.items():
-            if n in changed:
-                old_f.update(flows)
-                old_g.update(groups)
+        for n in sorted((n for n in changed if n in done), key=self._synced_pos.__getitem__):
+            flows, groups = done[n]
+            old_f.update(flows)
+            old_g.update(groups)
         new_f: dict[tuple, FlowSpec] = {}
         new_g: dict[tuple[int, int], GroupSpec] = {}
         inst_f, inst_g = self._installed_flows, self._installed_groups
@@ -1408,8 +1410,10 @@ class Fabric:
         # what is installed per graph now (a new graph comes last, as in the graph order)
         for n in gone:
             del done[n]
+            del self._synced_pos[n]
         for n in dirty:
             done[n] = (graphs[n].flows, graphs[n].groups)
+            self._synced_pos[n] = self._pos[n]
         return ch
 
     def _sync_all(self) -> Changes:
@@ -1429,6 +1433,7 @@ class Fabric:
         ch = diff_state(was_f, was_g, want_f, want_g)
         self._installed_flows, self._installed_groups = want_f, want_g
         self._synced = {n: (g.flows, g.groups) for n, g in self._graphs.items()}
+        self._synced_pos = dict(self._pos)
         self._touched = set()
         self._shared = (len(want_f) != sum(len(g.flows) for g in self._graphs.values())
                         or len(want_g) != sum(len(g.groups) for g in self._graphs.values()))
