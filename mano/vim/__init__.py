@@ -94,6 +94,12 @@ class VIM:
         # each node's last snapshot, with the pool's (version, up) it was taken at:
         # placement looks at every node, and most have not changed since the last one
         self._states: dict[str, tuple[tuple[int, bool], NodeState]] = {}
+        # the snapshots in node order, refreshed where a node changed (allocations, up)
+        self._list: list[NodeState] | None = None
+        self._index = {n: i for i, n in enumerate(self._names)}
+        self._dirty: set[str] = set()
+        for pool in self._pools.values():
+            pool.on_change = self._dirty.add
         self.strategy = strategy                  # type: ignore[assignment]  (setter)
         self.clock = clock
         self.distance = distance
@@ -160,7 +166,13 @@ class VIM:
     def nodes(self) -> list[NodeState]:
         """Snapshots of every compute node, in natural name order."""
         with self._lock:
-            return [self._state(self._pools[n]) for n in self._names]
+            if self._list is None:
+                self._list = [self._state(self._pools[n]) for n in self._names]
+            else:
+                for n in self._dirty:
+                    self._list[self._index[n]] = self._state(self._pools[n])
+            self._dirty.clear()
+            return list(self._list)
 
     def node(self, name: str) -> NodeState:
         with self._lock:
@@ -241,6 +253,7 @@ class VIM:
             affected = sorted(p.instances(), key=natural_key)
             changed = p.up != up
             p.up = up
+            self._dirty.add(name)
             ev = InfraEvent("compute_up" if up else "compute_down", name,
                             self.clock() if when is None else when,
                             {**(detail or {}), "instances": affected})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mano.errors import ConflictError, PlacementError
@@ -112,6 +113,9 @@ class ResourcePool:
         self._used = [0, 0, 0]
         self._allocs: dict[str, Allocation] = {}
         self.version = 0          # counts changes of the allocations (snapshot caches)
+        # called with the node's name after each change of its allocations (the VIM's
+        # snapshot list refreshes only the nodes that changed)
+        self.on_change: Callable[[str], None] | None = None
 
     # -- views --------------------------------------------------------------------------
     @property
@@ -162,7 +166,7 @@ class ResourcePool:
         self._used[2] += flavour.disk_gb
         alloc = Allocation(alloc_id, self.name, flavour, vnf_id)
         self._allocs[alloc_id] = alloc
-        self.version += 1
+        self._changed()
         return alloc
 
     def release(self, alloc_id: str) -> Allocation | None:
@@ -172,13 +176,18 @@ class ResourcePool:
             self._used[0] -= micro_cpu(alloc.flavour.vcpu)
             self._used[1] -= alloc.flavour.memory_mb
             self._used[2] -= alloc.flavour.disk_gb
-            self.version += 1
+            self._changed()
         return alloc
 
     def clear(self) -> None:
         self._allocs.clear()
         self._used = [0, 0, 0]
+        self._changed()
+
+    def _changed(self) -> None:
         self.version += 1
+        if self.on_change is not None:
+            self.on_change(self.name)
 
     def __repr__(self) -> str:
         state = "up" if self.up else "down"
