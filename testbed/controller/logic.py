@@ -6,9 +6,8 @@ method and sends back the :class:`~testbed.controller.specs.Changes` it returns,
 
 Steering. A graph with hops ``h0 .. hn`` has n segments; segment i carries packets from hop
 i to hop i+1. A hop may have several instances (a scaled-out VNF), so a segment is a set of
-paths, one per (source instance, destination instance) pair, and each pair owns a VLAN id
-(1..4094, kept while the pair exists, so transit flows are overwritten in place on reroute;
-a pair that disappears hands its id to a new pair of the same segment):
+paths, one per (source instance, destination instance) pair, carried tagged between
+switches (see "VLAN ids per link" below):
 
 - at each instance of hop i a classifier flow (priority ``fg.priority``) matches in_port +
   untagged (``vlan_vid`` none) + IPv4 + classifier. With one destination instance
@@ -36,12 +35,32 @@ a pair that disappears hands its id to a new pair of the same segment):
   pairs carry a flow is correlated; each hop is still balanced, which is what scaling
   needs;
 - transit switches match ``in_port`` (the switch-to-switch port the path enters by) and
-  ``vlan_vid``, the switch of the destination instance (same match) pops the tag and
-  outputs to its port (priority 1000). A VNF sends packets back on the port it got them
-  from, untagged, where the next segment's classifier picks them up;
+  ``vlan_vid`` (the id of that link), set the next link's id where it differs and output;
+  the switch of the destination instance (same match) pops the tag and outputs to its
+  port (priority 1000). A VNF sends packets back on the port it got them from, untagged,
+  where the next segment's classifier picks them up;
 - a VNF instance listed in the graph's ``rewrites`` (NAT, load balancer) changes the
   headers the classifier looks at, so its returning packets are classified by in_port +
   IPv4 alone (priority ``fg.priority``); its port may not be used by another graph.
+
+VLAN ids per link (like MPLS label swapping). Since every tagged flow matches in_port and
+vid, an id only has to be unique among the paths entering one switch by one port: each
+directed link, named by where it ends (receiving switch, in_port), has its own pool of
+ids (``vlan_range``, 1..4094 by default, for each link). A pair's path s0 .. sn holds one
+id per link, vid_1 .. vid_n: s0 pushes a tag and sets vid_1, each sj matches (in_port_j,
+vid_j) and sets vid_j+1 where it differs, sn matches (in_port_n, vid_n) and pops.
+Allocation is deterministic (the same pools and calls give the same ids): a path with no
+ids takes the lowest id free on every one of its links when there is one (so, in a fabric
+with room, a pair keeps one id end to end and there are no rewrites); otherwise each link
+takes the id of the link before it when free there, else its lowest free id. Across a
+reroute a pair keeps its id on every link it still uses, so only the flows of switches
+whose links changed are rewritten; ids of links it no longer uses are freed at once.
+Pairs that went away free theirs before new pairs are given ids (a new pair on the same
+links then takes them, and its flows overwrite theirs in place). A pair finding a link's
+pool full makes ``add_graph`` refuse the graph, naming the link, with nothing changed;
+outside ``add_graph`` (a reroute) it first frees its own backups' ids and tries again,
+and failing that is left without a path (the graph is degraded, its status names the
+link) until a later recomputation finds ids (see ``_recompute``).
 
 Isolation (docs/isolation.md). Only classifier flows take frames from host and VNF ports,
 and only untagged ones; tagged flows take frames only from the switch-to-switch port their
@@ -52,9 +71,12 @@ one port (``mano.classifiers``: some packet matches both) at the same priority a
 with different priorities the higher one takes the packets both match.
 
 Protection. For each pair and each switch of its primary path but the last, the forward
-output goes through a fast-failover group: bucket 1 outputs to the primary port, bucket 2
-re-tags the packet with a backup vid owned by that (pair, switch) and outputs to the
-first port of a backup path to the pair's last switch. The backup path avoids the next
+output goes through a fast-failover group: bucket 1 sets the next link's id where it
+differs (always at the ingress, whose flow then only pushes the tag: a reroute changes id
+and port in one group change) and outputs to the primary port, bucket 2 sets the first
+id of a backup path owned by that (pair, switch) and outputs to its first port; the
+backup path runs to the pair's last switch, with ids per link rewritten hop by hop like
+a primary path's. The backup path avoids the next
 switch when that switch is not the destination (so it also survives a switch failure),
 else (or if there is no such path) just the primary link. Without any backup path the
 group has bucket 1 only and ``graph_backups`` reports it. A select bucket (or split flow)
@@ -339,7 +361,12 @@ class _Repair:
 
 
 class Fabric:
-    """Desired flow/group state of the switches for a set of forwarding graphs."""
+    """Desired flow/group state of the switches for a set of forwarding graphs.
+
+    ``switches``: name -> dpid; ``links``: the wiring (static); ``attachments``: host and
+    VNF ports; ``vlan_range``: (lowest, highest) VLAN id each directed link may give out
+    (every link has its own pool; ControllerError unless 1 <= lowest <= highest <= 4094).
+    """
 
     COOKIE_MASK = COOKIE_MASK
 
@@ -652,7 +679,8 @@ class Fabric:
         "All" skips, with the same result, every graph whose computation would give what
         it has (``fresh``): one computed since no link changed state at a switch its path
         searches scanned (the searches would find the same paths and links, and its VLAN
-        and group ids are kept), unless a backup of it went without a VLAN id."""
+        and group ids are kept), unless a pair or backup of it went without VLAN ids (a
+        link's pool was full; ids may have been freed since)."""
         self._topo = None
         gone, came = before - after, after - before
         ends = {sw for link in gone | came for sw in (link.a, link.b)}
@@ -666,7 +694,11 @@ class Fabric:
     # ------------------------------------------------------------------------ graphs
     @_changes_state
     def add_graph(self, fg: ForwardingGraphSpec) -> Changes:
-        """Install a graph, or replace the graph of the same name (only the diff is sent)."""
+        """Install a graph, or replace the graph of the same name (only the diff is sent).
+
+        Raises ForwardingGraphError, changing nothing, for an unknown hop, a classifier
+        conflict, or a pair whose path crosses a link with no VLAN id left (naming the
+        graph, the segment, the pair and the link)."""
         unknown = sorted(fg.attachment_names() - set(self._atts))
         if unknown:
             raise ForwardingGraphError(
@@ -726,7 +758,7 @@ class Fabric:
 
     @_changes_state
     def remove_graph(self, name: str) -> Changes:
-        """Remove a graph with all its flows, groups and VLAN ids."""
+        """Remove a graph with all its flows, groups and (per link) VLAN ids."""
         g = self._graph(name)
         for held in (*g.pair_vids.values(), *g.backup_vids.values()):
             self._release(held)
@@ -1030,7 +1062,8 @@ class Fabric:
 
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
-        backup vids and group ids it needs)."""
+        VLAN ids, per link, and the group ids it needs). Inside ``add_graph``
+        (``_strict``) a pair without VLAN ids raises ForwardingGraphError."""
         fg = g.spec
         flows: dict[tuple, FlowSpec] = {}
         groups: dict[tuple[int, int], GroupSpec] = {}
