@@ -1166,7 +1166,7 @@ class Fabric:
             return None
         links = [topo.edges[a, b]["links"][0] for a, b in pairwise(path)]
         ins = [(b, lk.port_of(b)) for b, lk in zip(path[1:], links)]
-        held = g.pair_vids.pop(pk, {})
+        held = was = g.pair_vids.pop(pk, {})
         for retry in (False, True):
             try:
                 held = self._vids_for(held, ins)
@@ -1176,11 +1176,13 @@ class Fabric:
                 mine = [k for k in g.backup_vids if k[:3] == pk]
                 if not retry and mine:
                     # The pair's own backups hold ids on the links it moves onto (often
-                    # the old backup's): free them and try again. Only then, so that
-                    # normally a new primary never reuses its old backup's ids and those
-                    # flows stay until the new path is built (make before break).
+                    # the old backup's): free them and try again, the ids of the links
+                    # it keeps taken back. Only then, so that normally a new primary never
+                    # reuses its old backup's ids and those flows stay until the new path
+                    # is built (make before break).
                     for key in mine:
                         self._release(g.backup_vids.pop(key))
+                    held = {k: self._link_pool(k).take(v) for k, v in was.items() if k in ins}
                     continue
                 if self._strict:
                     raise ForwardingGraphError(f"forwarding graph {fg.name!r}: segment {i} "
