@@ -331,7 +331,7 @@ def _changes_state(method):
     return wrapper
 
 
-# A graph's computed state (``_compute`` replaces these, mutating only the two id maps).
+# A graph's computed state (``_compute`` replaces these, mutating only the three id maps).
 _GRAPH_STATE = ("pair_paths", "unprotected", "links", "direct", "select_direct", "notes",
                 "scanned", "fresh", "short", "flows", "groups", "pair_vids", "backup_vids",
                 "group_ids")
