@@ -99,9 +99,9 @@ def _build_app():
     )
     from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
-    from testbed.controller import ofmsg
-    from testbed.controller.logic import Fabric
     from testbed.apiserver import ApiServer
+    from testbed.controller import ofmsg
+    from testbed.controller.logic import VLAN_MAX, VLAN_MIN, Fabric
     from testbed.controller.metrics import ControllerMetrics
     from testbed.controller.northbound import Northbound, create_api
     from testbed.controller.reconcile import diff as reconcile_diff
@@ -120,7 +120,9 @@ def _build_app():
             self.by_dpid = {dpid: name for name, dpid in self.names.items()}
             self.fabric = Fabric(self.names,
                                  [Link(**lk) for lk in w["links"]],
-                                 [Attachment(**a) for a in w["attachments"]])
+                                 [Attachment(**a) for a in w["attachments"]],
+                                 vlan_range=tuple(self.config.get("vlan_range",
+                                                                  (VLAN_MIN, VLAN_MAX))))
             self.state_path = self.config.get("state_path")
             self._restore_state()
             self.datapaths: dict[int, object] = {}   # connected and reconciled

@@ -6,9 +6,8 @@ method and sends back the :class:`~testbed.controller.specs.Changes` it returns,
 
 Steering. A graph with hops ``h0 .. hn`` has n segments; segment i carries packets from hop
 i to hop i+1. A hop may have several instances (a scaled-out VNF), so a segment is a set of
-paths, one per (source instance, destination instance) pair, and each pair owns a VLAN id
-(1..4094, kept while the pair exists, so transit flows are overwritten in place on reroute;
-a pair that disappears hands its id to a new pair of the same segment):
+paths, one per (source instance, destination instance) pair, carried tagged between
+switches (see "VLAN ids per link" below):
 
 - at each instance of hop i a classifier flow (priority ``fg.priority``) matches in_port +
   untagged (``vlan_vid`` none) + IPv4 + classifier. With one destination instance
@@ -36,12 +35,32 @@ a pair that disappears hands its id to a new pair of the same segment):
   pairs carry a flow is correlated; each hop is still balanced, which is what scaling
   needs;
 - transit switches match ``in_port`` (the switch-to-switch port the path enters by) and
-  ``vlan_vid``, the switch of the destination instance (same match) pops the tag and
-  outputs to its port (priority 1000). A VNF sends packets back on the port it got them
-  from, untagged, where the next segment's classifier picks them up;
+  ``vlan_vid`` (the id of that link), set the next link's id where it differs and output;
+  the switch of the destination instance (same match) pops the tag and outputs to its
+  port (priority 1000). A VNF sends packets back on the port it got them from, untagged,
+  where the next segment's classifier picks them up;
 - a VNF instance listed in the graph's ``rewrites`` (NAT, load balancer) changes the
   headers the classifier looks at, so its returning packets are classified by in_port +
   IPv4 alone (priority ``fg.priority``); its port may not be used by another graph.
+
+VLAN ids per link (like MPLS label swapping). Since every tagged flow matches in_port and
+vid, an id only has to be unique among the paths entering one switch by one port: each
+directed link, named by where it ends (receiving switch, in_port), has its own pool of
+ids (``vlan_range``, 1..4094 by default, for each link). A pair's path s0 .. sn holds one
+id per link, vid_1 .. vid_n: s0 pushes a tag and sets vid_1, each sj matches (in_port_j,
+vid_j) and sets vid_j+1 where it differs, sn matches (in_port_n, vid_n) and pops.
+Allocation is deterministic (the same pools and calls give the same ids): a path with no
+ids takes the lowest id free on every one of its links when there is one (so, in a fabric
+with room, a pair keeps one id end to end and there are no rewrites); otherwise each link
+takes the id of the link before it when free there, else its lowest free id. Across a
+reroute a pair keeps its id on every link it still uses, so only the flows of switches
+whose links changed are rewritten; ids of links it no longer uses are freed at once.
+Pairs that went away free theirs before new pairs are given ids (a new pair on the same
+links then takes them, and its flows overwrite theirs in place). A pair finding a link's
+pool full makes ``add_graph`` refuse the graph, naming the link, with nothing changed;
+outside ``add_graph`` (a reroute) it first frees its own backups' ids and tries again,
+and failing that is left without a path (the graph is degraded, its status names the
+link) until a later recomputation finds ids (see ``_recompute``).
 
 Isolation (docs/isolation.md). Only classifier flows take frames from host and VNF ports,
 and only untagged ones; tagged flows take frames only from the switch-to-switch port their
@@ -52,9 +71,12 @@ one port (``mano.classifiers``: some packet matches both) at the same priority a
 with different priorities the higher one takes the packets both match.
 
 Protection. For each pair and each switch of its primary path but the last, the forward
-output goes through a fast-failover group: bucket 1 outputs to the primary port, bucket 2
-re-tags the packet with a backup vid owned by that (pair, switch) and outputs to the
-first port of a backup path to the pair's last switch. The backup path avoids the next
+output goes through a fast-failover group: bucket 1 sets the next link's id where it
+differs (always at the ingress, whose flow then only pushes the tag: a reroute changes id
+and port in one group change) and outputs to the primary port, bucket 2 sets the first
+id of a backup path owned by that (pair, switch) and outputs to its first port; the
+backup path runs to the pair's last switch, with ids per link rewritten hop by hop like
+a primary path's. The backup path avoids the next
 switch when that switch is not the destination (so it also survives a switch failure),
 else (or if there is no such path) just the primary link. Without any backup path the
 group has bucket 1 only and ``graph_backups`` reports it. A select bucket (or split flow)
@@ -97,6 +119,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import networkx as nx
 
@@ -131,6 +154,9 @@ _MAX_GROUP_ID = 0xFFFFFF00  # OFPG_MAX
 _MAX_SLOT = 0xFF
 
 PairKey = tuple[int, str, str]  # (segment, source instance, destination instance)
+# A directed link, named by where it ends: (receiving switch, its port). Each has its own
+# VLAN id pool; a path's VLAN ids are one per link it crosses, in path order.
+InLink = tuple[str, int]
 
 
 SPLIT_TOLERANCE = 0.10   # every instance's share of the split within 10 % of 1/n
@@ -168,24 +194,72 @@ def _hop_json(hop: str | tuple[str, ...]) -> str | list[str]:
     return hop if isinstance(hop, str) else list(hop)
 
 
-class _Pool:
-    """Lowest-free allocator of small integer ids."""
+class _Journal:
+    """Where the id pools of one fabric record what they take and free while a record is
+    open (``entries`` not None): undone when an ``add_graph`` fails half-way, and kept by
+    ``prepare_repair`` to replay the pools' changes when the link fails."""
 
-    def __init__(self, lo: int, hi: int, what: str):
-        self.lo, self.hi, self.what = lo, hi, what
+    def __init__(self) -> None:
+        self.entries: list[tuple[_Pool, int, bool]] | None = None
+
+    def undo(self, entries: list[tuple[_Pool, int, bool]]) -> None:
+        for pool, v, took in reversed(entries):
+            if took:
+                pool.used.discard(v)
+                pool._hint = min(pool._hint, v)
+            else:
+                pool.used.add(v)
+
+    def replay(self, entries: list[tuple[_Pool, int, bool]]) -> None:
+        for pool, v, took in entries:
+            if took:
+                pool.used.add(v)
+            else:
+                pool.used.discard(v)
+                pool._hint = min(pool._hint, v)
+
+
+class _Pool:
+    """Lowest-free allocator of small integer ids (``_hint``: every id below it is used)."""
+
+    def __init__(self, lo: int, hi: int, what: str, journal: _Journal | None = None,
+                 where: str = ""):
+        self.lo, self.hi, self.what, self.where = lo, hi, what, where
         self.used: set[int] = set()
         self._hint = lo
+        self.journal = journal
 
-    def take(self) -> int:
+    def _log(self, v: int, took: bool) -> None:
+        if self.journal is not None and self.journal.entries is not None:
+            self.journal.entries.append((self, v, took))
+
+    def take(self, prefer: int | None = None) -> int:
+        """``prefer`` if it is in range and free, else the lowest free id."""
+        if prefer is not None and self.lo <= prefer <= self.hi and prefer not in self.used:
+            self.used.add(prefer)
+            self._log(prefer, True)
+            return prefer
         for v in range(self._hint, self.hi + 1):
             if v not in self.used:
                 self.used.add(v)
                 self._hint = v + 1
+                self._log(v, True)
                 return v
-        raise ForwardingGraphError(f"no free {self.what} left ({self.lo}..{self.hi} all in use)")
+        raise ForwardingGraphError(f"no free {self.what} left{self.where} "
+                                   f"({self.lo}..{self.hi} all in use)")
+
+    def next_free(self, v: int) -> int | None:
+        """The lowest free id >= v, or None."""
+        v = max(v, self._hint)
+        used = self.used
+        while v <= self.hi and v in used:
+            v += 1
+        return v if v <= self.hi else None
 
     def free(self, v: int) -> None:
-        self.used.discard(v)
+        if v in self.used:
+            self.used.discard(v)
+            self._log(v, False)
         self._hint = min(self._hint, v)
 
 
@@ -193,10 +267,13 @@ class _Pool:
 class _Graph:
     spec: ForwardingGraphSpec
     gid: int
-    pair_vids: dict[PairKey, int]
+    # pair -> {in-link: vid} for each link of its path, in path order (empty: no path or
+    # a same-switch pair). The inner dicts are replaced, never changed in place.
+    pair_vids: dict[PairKey, dict[InLink, int]]
     slots: dict[tuple[int, str], int]  # (hop index, instance) -> slot, stable while present
-    # (segment, src, dst, switch) -> backup vid
-    backup_vids: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
+    # (segment, src, dst, switch) -> {in-link: vid} along the backup path from that switch
+    backup_vids: dict[tuple[int, str, str, str], dict[InLink, int]] = field(
+        default_factory=dict)
     # ("ff", segment, src, dst, switch) or ("select", segment, src, switch) -> group id
     group_ids: dict[tuple, int] = field(default_factory=dict)
     pair_paths: dict[PairKey, list[str]] = field(default_factory=dict)
@@ -215,7 +292,7 @@ class _Graph:
     # (see ``Fabric._recompute``).
     scanned: set[str] = field(default_factory=set)
     fresh: bool = False
-    short: bool = False         # a backup went without a VLAN id (the pool was empty)
+    short: bool = False         # a pair or backup went without VLAN ids (a link's pool was empty)
 
     def pairs(self, i: int) -> list[PairKey]:
         fg = self.spec
@@ -254,14 +331,16 @@ def _changes_state(method):
     return wrapper
 
 
-# A graph's computed state (``_compute`` replaces these, mutating only the two id maps).
+# A graph's computed state (``_compute`` replaces these, mutating only the three id maps).
 _GRAPH_STATE = ("pair_paths", "unprotected", "links", "direct", "select_direct", "notes",
-                "scanned", "fresh", "short", "flows", "groups", "backup_vids", "group_ids")
+                "scanned", "fresh", "short", "flows", "groups", "pair_vids", "backup_vids",
+                "group_ids")
 
 
 def _graph_state(g: _Graph, copy: bool = False) -> tuple:
     state = tuple(getattr(g, f) for f in _GRAPH_STATE)
-    return (*state[:-2], dict(g.backup_vids), dict(g.group_ids)) if copy else state
+    return (*state[:-3], dict(g.pair_vids), dict(g.backup_vids), dict(g.group_ids)) if copy \
+        else state
 
 
 def _set_graph_state(g: _Graph, state: tuple) -> None:
@@ -271,16 +350,23 @@ def _set_graph_state(g: _Graph, state: tuple) -> None:
 
 @dataclass
 class _Repair:
-    """A link failure's prepared outcome: the Changes it sends, and the state of the
-    graphs it recomputes and of the id pools afterwards."""
+    """A link failure's prepared outcome: the Changes it sends, the state of the graphs it
+    recomputes, and what it takes from and frees to the id pools (VLAN ids of every link,
+    group ids of every switch), in order: replayed on the pools as they were when it was
+    prepared (the generation is unchanged), that gives the pools' state afterwards."""
 
     changes: Changes
     graphs: dict[str, tuple]
-    pools: dict
+    pools: list[tuple[_Pool, int, bool]]
 
 
 class Fabric:
-    """Desired flow/group state of the switches for a set of forwarding graphs."""
+    """Desired flow/group state of the switches for a set of forwarding graphs.
+
+    ``switches``: name -> dpid; ``links``: the wiring (static); ``attachments``: host and
+    VNF ports; ``vlan_range``: (lowest, highest) VLAN id each directed link may give out
+    (every link has its own pool; ControllerError unless 1 <= lowest <= highest <= 4094).
+    """
 
     COOKIE_MASK = COOKIE_MASK
 
@@ -318,9 +404,18 @@ class Fabric:
         # with the switches its search scanned.
         self._paths: dict[tuple[str, str], tuple[list[str] | None, frozenset]] = {}
         self._backups: dict[tuple, tuple[tuple[list[str], Link] | None, frozenset]] = {}
-        self._vlans = _Pool(vlan_range[0], vlan_range[1], "VLAN id")
+        lo, hi = vlan_range
+        if not VLAN_MIN <= lo <= hi <= VLAN_MAX:
+            raise ControllerError(f"vlan_range {vlan_range} is not within "
+                                  f"{VLAN_MIN}..{VLAN_MAX} (lowest, highest)")
+        self._vlan_range = (lo, hi)
+        # Every pool records into this journal while one is open (see _Journal).
+        self._journal = _Journal()
+        # One VLAN id pool per directed link, made when first used (see _link_pool).
+        self._link_vlans: dict[InLink, _Pool] = {}
         self._group_pools: dict[int, _Pool] = defaultdict(
-            lambda: _Pool(1, _MAX_GROUP_ID, "group id"))
+            lambda: _Pool(1, _MAX_GROUP_ID, "group id", self._journal))
+        self._strict = False      # add_graph: a pair without VLAN ids refuses the graph
         self._graphs: dict[str, _Graph] = {}
         self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
@@ -491,19 +586,20 @@ class Fabric:
         port = (link.a, link.a_port)
         hit = [g for g in self._graphs.values() if link in g.links]
         saved_graphs = {g.spec.name: _graph_state(g, copy=True) for g in hit}
-        saved_pools = self._pool_state(copy=True)
         saved_topo = (self._topo, self._adj, self._paths, self._backups)
+        outer, self._journal.entries = self._journal.entries, []
         try:
             changes = self._compute_link_down(port, hit)
             post = _Repair(changes=changes,
                            graphs={g.spec.name: _graph_state(g) for g in hit},
-                           pools=self._pool_state())
+                           pools=self._journal.entries)
         finally:
             self._down_ports.discard(port)
             for g in hit:
                 _set_graph_state(g, saved_graphs[g.spec.name])
                 self._touched.add(g.spec.name)
-            self._set_pool_state(saved_pools)
+            self._journal.undo(self._journal.entries)
+            self._journal.entries = outer
             self._topo, self._adj, self._paths, self._backups = saved_topo
         self._repairs[link] = post
         return changes
@@ -524,7 +620,9 @@ class Fabric:
             for name, state in repair.graphs.items():
                 _set_graph_state(self._graphs[name], state)
                 self._touched.add(name)
-            self._set_pool_state(repair.pools)
+            self._journal.replay(repair.pools)
+            if self._journal.entries is not None:
+                self._journal.entries += repair.pools
             self._down_ports.add(port)
             self._topo = None
             changes = repair.changes
@@ -582,18 +680,6 @@ class Fabric:
         for gr in (*ch.group_adds, *ch.group_mods):
             groups[gr.key()] = gr
 
-    def _pool_state(self, copy: bool = False) -> dict:
-        """The id pools' state (None: the VLAN pool, else a dpid): (used, hint)."""
-        pools = {None: self._vlans, **self._group_pools}
-        return {k: (set(p.used) if copy else p.used, p._hint) for k, p in pools.items()}
-
-    def _set_pool_state(self, state: dict) -> None:
-        for dpid in [d for d in self._group_pools if d not in state]:
-            del self._group_pools[dpid]   # created while a repair was being prepared
-        for k, (used, hint) in state.items():
-            p = self._vlans if k is None else self._group_pools[k]
-            p.used, p._hint = used, hint
-
     def _recompute(self, before: frozenset[Link], after: frozenset[Link],
                    every: bool = False) -> Changes:
         """Links only went down: recompute just the graphs using them, fast (the others'
@@ -603,7 +689,8 @@ class Fabric:
         "All" skips, with the same result, every graph whose computation would give what
         it has (``fresh``): one computed since no link changed state at a switch its path
         searches scanned (the searches would find the same paths and links, and its VLAN
-        and group ids are kept), unless a backup of it went without a VLAN id."""
+        and group ids are kept), unless a pair or backup of it went without VLAN ids (a
+        link's pool was full; ids may have been freed since)."""
         self._topo = None
         gone, came = before - after, after - before
         ends = {sw for link in gone | came for sw in (link.a, link.b)}
@@ -646,7 +733,11 @@ class Fabric:
     # ------------------------------------------------------------------------ graphs
     @_changes_state
     def add_graph(self, fg: ForwardingGraphSpec) -> Changes:
-        """Install a graph, or replace the graph of the same name (only the diff is sent)."""
+        """Install a graph, or replace the graph of the same name (only the diff is sent).
+
+        Raises ForwardingGraphError, changing nothing, for an unknown hop, a classifier
+        conflict, or a pair whose path crosses a link with no VLAN id left (naming the
+        graph, the segment, the pair and the link)."""
         unknown = sorted(fg.attachment_names() - set(self._atts))
         if unknown:
             raise ForwardingGraphError(
@@ -654,43 +745,39 @@ class Fabric:
                 f"known attachments: {', '.join(sorted(self._atts)) or 'none'}")
         self._check_classifier_keys(fg)
         old = self._graphs.get(fg.name)
-        n = len(fg.hops) - 1
-        want = [(i, s, d) for i in range(n) for s in fg.instances(i) for d in fg.instances(i + 1)]
-        old_vids = old.pair_vids if old else {}
-        vids = {k: old_vids[k] for k in want if k in old_vids}
-        # A pair that goes away hands its vid to a new pair of the same segment (transit
-        # flows are then overwritten in place rather than deleted and added).
-        spare: dict[int, list[int]] = defaultdict(list)
-        for k in sorted(old_vids):
-            if k not in vids:
-                spare[k[0]].append(old_vids[k])
-        fresh: list[int] = []
-        try:
-            for k in want:
-                if k in vids:
-                    continue
-                if spare[k[0]]:
-                    vids[k] = spare[k[0]].pop(0)
-                else:
-                    vids[k] = self._vlans.take()
-                    fresh.append(vids[k])
-        except ForwardingGraphError as e:
-            for v in fresh:
-                self._vlans.free(v)
-            raise ForwardingGraphError(f"forwarding graph {fg.name!r}: {e}") from None
-        for left in spare.values():
-            for v in left:
-                self._vlans.free(v)
         slots = self._slots(fg, old.slots if old else {})
         if old:
             g = old
-            g.spec, g.pair_vids, g.slots = fg, vids, slots
+            saved = (g.spec, g.slots, _graph_state(g, copy=True))
+            g.spec, g.slots = fg, slots
         else:
-            g = _Graph(spec=fg, gid=self._next_gid, pair_vids=vids, slots=slots)
-            self._next_gid += 1
+            g = _Graph(spec=fg, gid=self._next_gid, pair_vids={}, slots=slots)
             self._insert(fg.name, g)
         self._reindex(fg.name)
-        self._compute(g)
+        # Strict: a pair left without VLAN ids (a link's pool is full) refuses the graph;
+        # what the computation took and freed is then undone from the journal.
+        inner: list = []
+        outer, self._journal.entries = self._journal.entries, inner
+        self._strict, ok = True, False
+        try:
+            self._compute(g)
+            ok = True
+        except ForwardingGraphError:
+            self._journal.undo(inner)
+            if old:
+                g.spec, g.slots = saved[0], saved[1]
+                _set_graph_state(g, saved[2])
+                self._touched.add(fg.name)
+            else:
+                self._delete(fg.name)
+            self._reindex(fg.name)
+            raise
+        finally:
+            self._strict, self._journal.entries = False, outer
+            if ok and outer is not None:
+                outer += inner
+        if not old:
+            self._next_gid += 1
         return self._sync()
 
     @staticmethod
@@ -711,12 +798,10 @@ class Fabric:
 
     @_changes_state
     def remove_graph(self, name: str) -> Changes:
-        """Remove a graph with all its flows, groups and VLAN ids."""
+        """Remove a graph with all its flows, groups and (per link) VLAN ids."""
         g = self._graph(name)
-        for v in g.pair_vids.values():
-            self._vlans.free(v)
-        for v in g.backup_vids.values():
-            self._vlans.free(v)
+        for held in (*g.pair_vids.values(), *g.backup_vids.values()):
+            self._release(held)
         for key, gid in g.group_ids.items():
             self._group_pools[self._dpids[key[-1]]].free(gid)
         self._delete(name)
@@ -756,11 +841,20 @@ class Fabric:
                 for i in range(len(g.spec.hops) - 1)]
 
     def graph_pairs(self, name: str) -> list[dict]:
-        """Every (source instance, destination instance) path: segment, from, to, vlan, path."""
+        """Every (source instance, destination instance) path: segment, from, to, path
+        (switches; [] without a path), ``vlans`` (the VLAN id on each link of the path, in
+        order: one fewer than the path's switches) and ``vlan`` (the id on its first link,
+        the one the source's switch pushes; None for a pair on one switch or without a
+        path)."""
         g = self._graph(name)
-        return [{"segment": i, "from": s, "to": d, "vlan": g.pair_vids[(i, s, d)],
-                 "path": list(g.pair_paths.get((i, s, d), []))}
-                for i in range(len(g.spec.hops) - 1) for (_, s, d) in g.pairs(i)]
+        out = []
+        for i in range(len(g.spec.hops) - 1):
+            for pk in g.pairs(i):
+                vlans = list(g.pair_vids.get(pk, {}).values())
+                out.append({"segment": i, "from": pk[1], "to": pk[2],
+                            "vlan": vlans[0] if vlans else None, "vlans": vlans,
+                            "path": list(g.pair_paths.get(pk, []))})
+        return out
 
     def graph_status(self, name: str) -> str:
         """"ok", or "degraded: ..." naming each segment without a path."""
@@ -771,12 +865,14 @@ class Fabric:
         """For a protected graph, the (segment, switch) places left without a backup path."""
         return list(self._graph(name).unprotected)
 
-    def graph_vlans(self, name: str) -> list[int]:
-        """Every VLAN id the graph holds: pair vids (by segment, source, destination), then
-        backup vids."""
+    def graph_vlans(self, name: str) -> list[tuple[str, int, int]]:
+        """Every VLAN id the graph holds, as (switch, in_port, vid): the id on the link
+        entering ``switch`` by ``in_port``. Its pairs' first (by segment, source,
+        destination, each in path order), then its backup paths' (sorted)."""
         g = self._graph(name)
-        pair_vids = [g.pair_vids[k] for i in range(len(g.spec.hops) - 1) for k in g.pairs(i)]
-        return pair_vids + sorted(g.backup_vids.values())
+        out = [(*k, v) for i in range(len(g.spec.hops) - 1) for pk in g.pairs(i)
+               for k, v in g.pair_vids.get(pk, {}).items()]
+        return out + sorted((*k, v) for held in g.backup_vids.values() for k, v in held.items())
 
     def graph_cookie(self, name: str) -> int:
         return self._graph(name).gid << COOKIE_SHIFT
@@ -863,8 +959,10 @@ class Fabric:
                 "delivered_bytes": segs[-1]["out_bytes"], "segments": segs,
                 "instances": inst, "exact": exact}
 
-    def used_vlans(self) -> set[int]:
-        return set(self._vlans.used)
+    def used_vlans(self) -> set[tuple[str, int, int]]:
+        """Every VLAN id in use, as (switch, in_port, vid): each link (named by the switch
+        it enters and the port it enters by) has its own ids."""
+        return {(*k, v) for k, pool in self._link_vlans.items() for v in pool.used}
 
     def state_for(self, dpid: int) -> tuple[list[FlowSpec], list[GroupSpec]]:
         """The graph flows and groups the switch should hold; with ``base_flows(dpid)``
@@ -1017,7 +1115,8 @@ class Fabric:
 
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
-        backup vids and group ids it needs)."""
+        VLAN ids, per link, and the group ids it needs). Inside ``add_graph``
+        (``_strict``) a pair without VLAN ids raises ForwardingGraphError."""
         fg = g.spec
         flows: dict[tuple, FlowSpec] = {}
         groups: dict[tuple[int, int], GroupSpec] = {}
@@ -1028,6 +1127,12 @@ class Fabric:
         used_backups: set[tuple] = set()
         used_groups: set[tuple] = set()
         base = g.gid << COOKIE_SHIFT
+        # Pairs that went away free their VLAN ids first: a new pair whose path crosses
+        # the same links may take them (its flows then overwrite theirs in place).
+        n = len(fg.hops) - 1
+        for pk in [k for k in g.pair_vids if k[0] >= n or k[1] not in fg.instances(k[0])
+                   or k[2] not in fg.instances(k[0] + 1)]:
+            self._release(g.pair_vids.pop(pk))
 
         # Last segment first and downstream first inside a segment: see Changes.ordered().
         for i in reversed(range(len(fg.hops) - 1)):
@@ -1080,7 +1185,7 @@ class Fabric:
                 f = self._classifier(fg, src, actions, cookie)
                 flows[f.key()] = f
         for key in [k for k in g.backup_vids if k not in used_backups]:
-            self._vlans.free(g.backup_vids.pop(key))
+            self._release(g.backup_vids.pop(key))
         for key in [k for k in g.group_ids if k not in used_groups]:
             self._group_pools[self._dpids[key[-1]]].free(g.group_ids.pop(key))
         g.notes = [text for _, text in sorted(notes)]
@@ -1098,48 +1203,154 @@ class Fabric:
               used_groups: set, notes: list) -> tuple[tuple[Action, ...], bool] | None:
         """The flows of one (source, destination) path; returns the actions that send a
         classified packet on it from the source's switch and whether they deliver it
-        directly (same switch), or None when there is no path."""
+        directly (same switch), or None when there is no path (or, outside ``add_graph``,
+        a link of it has no VLAN id left: then the graph is ``short``)."""
         fg, topo = g.spec, self._topology()
         i, sname, dname = pk
         src, dst = self._atts[sname], self._atts[dname]
-        vid = g.pair_vids[pk]
         cookie = g.gid << COOKIE_SHIFT | g.slots[(i + 1, dname)] << SLOT_SHIFT | i << SEGMENT_SHIFT
         if src.switch == dst.switch:
+            self._release(g.pair_vids.pop(pk, {}))
             g.pair_paths[pk] = [src.switch]
             return ((("in_port",) if src.port == dst.port else ("output", dst.port)),), True
         path = self._path(topo, src.switch, dst.switch, g.scanned)
         if path is None:
+            self._release(g.pair_vids.pop(pk, {}))
             notes.append((pk, f"no path for segment {i} ({sname} -> {dname})"))
             return None
+        links = [topo.edges[a, b]["links"][0] for a, b in pairwise(path)]
+        ins = [(b, lk.port_of(b)) for b, lk in zip(path[1:], links)]
+        held = was = g.pair_vids.pop(pk, {})
+        for retry in (False, True):
+            try:
+                held = self._vids_for(held, ins)
+                break
+            except ForwardingGraphError as exc:
+                held = {}
+                mine = [k for k in g.backup_vids if k[:3] == pk]
+                if not retry and mine:
+                    # The pair's own backups hold ids on the links it moves onto (often
+                    # the old backup's): free them and try again, the ids of the links
+                    # it keeps taken back. Only then, so that normally a new primary never
+                    # reuses its old backup's ids and those flows stay until the new path
+                    # is built (make before break).
+                    for key in mine:
+                        self._release(g.backup_vids.pop(key))
+                    held = {k: self._link_pool(k).take(v) for k, v in was.items() if k in ins}
+                    continue
+                if self._strict:
+                    raise ForwardingGraphError(f"forwarding graph {fg.name!r}: segment {i} "
+                                               f"({sname} -> {dname}): {exc}") from None
+                g.short = True
+                notes.append((pk, f"no VLAN id for segment {i} ({sname} -> {dname}): {exc}"))
+                return None
+        g.pair_vids[pk] = held
+        vids = [held[k] for k in ins]
         g.pair_paths[pk] = path
 
         def add(f: FlowSpec) -> None:
             flows[f.key()] = f
 
-        last_in = topo.edges[path[-2], path[-1]]["links"][0].port_of(path[-1])
         add(FlowSpec(self._dpids[dst.switch], TRANSIT_PRIORITY,
-                     {"in_port": last_in, "vlan_vid": vid},
+                     {"in_port": ins[-1][1], "vlan_vid": vids[-1]},
                      (("pop_vlan",), ("output", dst.port)), cookie | ROLE_DELIVER))
         first: tuple[Action, ...] = ()
         for j in reversed(range(len(path) - 1)):
-            s, nxt = path[j], path[j + 1]
-            link = topo.edges[s, nxt]["links"][0]
+            s, link = path[j], links[j]
             g.links.add(link)
-            in_port = src.port if j == 0 else topo.edges[path[j - 1], s]["links"][0].port_of(s)
-            fwd: Action = ("output", link.port_of(s))
+            in_port = src.port if j == 0 else ins[j - 1][1]
+            # The next link's VLAN id, where it differs from the one the packet came with
+            # (at the ingress: the tag just pushed).
+            rewrite: tuple[Action, ...] = () if j > 0 and vids[j - 1] == vids[j] \
+                else (("set_vlan", vids[j]),)
+            fwd: tuple[Action, ...] = (*rewrite, ("output", link.port_of(s)))
             if fg.protection:
-                fwd = self._protect(g, pk, path, j, link, in_port, dst, flows, groups, cookie)
+                # The primary bucket sets the next link's id itself, so a reroute that
+                # changes it switches id and port in one group change.
+                fwd = (self._protect(g, pk, path, j, link, in_port, fwd, dst, flows, groups,
+                                     cookie),)
                 used_backups.add((*pk, s))
                 used_groups.add(("ff", *pk, s))
             if j == 0:
-                first = (("push_vlan",), ("set_vlan", vid), fwd)
+                first = (("push_vlan",), *fwd)
             else:
                 # in_port too: a tagged frame is only taken from the link the path uses
                 add(FlowSpec(self._dpids[s], TRANSIT_PRIORITY,
-                             {"in_port": in_port, "vlan_vid": vid}, (fwd,),
+                             {"in_port": in_port, "vlan_vid": vids[j - 1]}, fwd,
                              cookie | ROLE_TRANSIT))
         return first, False
 
+    # ------------------------------------------------------------- VLAN ids per link
+    def _link_pool(self, key: InLink) -> _Pool:
+        """The VLAN id pool of the directed link entering switch ``key[0]`` by port
+        ``key[1]`` (made on first use)."""
+        pool = self._link_vlans.get(key)
+        if pool is None:
+            link = self._link_at[key]
+            peer = (link.a, link.a_port) if (link.b, link.b_port) == key else (link.b, link.b_port)
+            pool = self._link_vlans[key] = _Pool(
+                *self._vlan_range, "VLAN id", self._journal,
+                where=f" on link {peer[0]}:{peer[1]} -> {key[0]}:{key[1]}")
+        return pool
+
+    def _vids_for(self, held: dict[InLink, int], keys: list[InLink]) -> dict[InLink, int]:
+        """The VLAN ids of a path crossing the links ``keys`` (in order) that held ``held``:
+        the id it has on a link it keeps using stays; ids of links it no longer uses are
+        freed. A path with no id yet takes the lowest id free on every one of its links
+        if there is one; otherwise each link without an id takes the id of the link
+        before it (or, for the first links, of the first link after them that has one)
+        when that is free on it, else its lowest free id. Deterministic: the same pools
+        and arguments give the same ids.
+
+        Returns {link: vid} in ``keys`` order (``held`` itself when nothing changes).
+        Raises ForwardingGraphError naming the link whose pool is full, having freed every
+        id of ``held`` and those it took."""
+        if len(held) == len(keys) and all(k in held for k in keys):
+            return held
+        out = {k: held[k] for k in keys if k in held}
+        for k, v in held.items():
+            if k not in out:
+                self._link_pool(k).free(v)
+        try:
+            if not out:
+                v = self._common_free(keys)
+                if v is not None:
+                    for k in keys:
+                        self._link_pool(k).take(v)
+                    return dict.fromkeys(keys, v)
+            prev: int | None = None
+            for idx, k in enumerate(keys):
+                if k not in out:
+                    if prev is None:
+                        prev = next((out[x] for x in keys[idx + 1:] if x in out), None)
+                    out[k] = self._link_pool(k).take(prev)
+                prev = out[k]
+        except ForwardingGraphError:
+            for k, v in out.items():
+                self._link_pool(k).free(v)
+            raise
+        return {k: out[k] for k in keys}
+
+    def _common_free(self, keys: list[InLink]) -> int | None:
+        """The lowest VLAN id free on every link of ``keys``, or None."""
+        pools = [self._link_pool(k) for k in keys]
+        v: int | None = self._vlan_range[0]
+        while v is not None:
+            for p in pools:
+                w = p.next_free(v)
+                if w != v:
+                    v = w
+                    break
+            else:
+                return v
+        return None
+
+    def _release(self, held: Mapping[InLink, int]) -> None:
+        """Free the VLAN ids of a path ({link: vid})."""
+        for k, v in held.items():
+            self._link_pool(k).free(v)
+
+    # ------------------------------------------------------------------- protection
     def _backup_path(self, topo: nx.Graph, path: list[str], j: int, link: Link,
                      scanned: set[str]) -> tuple[list[str], Link] | None:
         """A path from path[j] to path[-1] avoiding path[j+1] (unless it is the destination)
@@ -1171,56 +1382,62 @@ class Fabric:
         return None
 
     def _protect(self, g: _Graph, pk: PairKey, path: list[str], j: int, link: Link,
-                 in_port: int, dst: Attachment, flows: dict, groups: dict, cookie: int) -> Action:
-        """The fast-failover group at path[j] for one pair (and its backup path's flows)."""
+                 in_port: int, primary: tuple[Action, ...], dst: Attachment, flows: dict,
+                 groups: dict, cookie: int) -> Action:
+        """The fast-failover group at path[j] for one pair (and its backup path's flows):
+        bucket 1 does ``primary`` (the next link's VLAN id if it differs, the output),
+        bucket 2 sets the backup path's first VLAN id and outputs to its first link."""
         topo, s = self._topology(), path[j]
         i, sname, dname = pk
         dpid = self._dpids[s]
-        primary = link.port_of(s)
-        buckets = [Bucket(actions=(("output", primary),), watch_port=primary)]
+        port = link.port_of(s)
+        buckets = [Bucket(actions=primary, watch_port=port)]
         backup = self._backup_path(topo, path, j, link, g.scanned)
         key = (*pk, s)
-        if backup is not None and key not in g.backup_vids:
+        bvids: list[int] = []
+        if backup is not None:
+            bp, first = backup
+            blinks = [first] + [topo.edges[a, b]["links"][0] for a, b in pairwise(bp[1:])]
+            bins = [(b, lk.port_of(b)) for b, lk in zip(bp[1:], blinks)]
             try:
-                g.backup_vids[key] = self._vlans.take()
+                held = g.backup_vids[key] = self._vids_for(g.backup_vids.pop(key, {}), bins)
+                bvids = [held[k] for k in bins]
             except ForwardingGraphError:
                 backup = None  # out of VLAN ids: run unprotected rather than fail an event
                 g.short = True
+        else:
+            self._release(g.backup_vids.pop(key, {}))
         if backup is None:
             one = len(g.pairs(i)) == 1
             g.unprotected.append(f"segment {i} at {s}" if one
                                  else f"segment {i} ({sname} -> {dname}) at {s}")
         else:
-            bp, first = backup
-            g.links.add(first)
-            bvid, q = g.backup_vids[key], first.port_of(s)
+            g.links.update(blinks)
+            q = first.port_of(s)
             # OpenFlow drops an output to the in_port unless it says OFPP_IN_PORT.
             out = ("in_port",) if q == in_port else ("output", q)
-            buckets.append(Bucket(actions=(("set_vlan", bvid), out), watch_port=q))
-            for f in self._backup_flows(g, topo, bp, first, bvid, dst, cookie):
+            buckets.append(Bucket(actions=(("set_vlan", bvids[0]), out), watch_port=q))
+            for f in self._backup_flows(bp, blinks, bins, bvids, dst, cookie):
                 flows[f.key()] = f
         gid = self._group_id(g, ("ff", *pk, s))
         groups[(dpid, gid)] = GroupSpec(dpid=dpid, group_id=gid, type="ff", buckets=tuple(buckets))
         return ("group", gid)
 
-    def _backup_flows(self, g: _Graph, topo: nx.Graph, bp: list[str], first: Link, vid: int,
-                      dst: Attachment, cookie: int) -> list[FlowSpec]:
-        """The flows of a backup path ``bp`` (its first hop on link ``first``): each matches
-        the backup vid on the port the path enters the switch by."""
-        def in_port(k: int) -> int:
-            link = first if k == 1 else topo.edges[bp[k - 1], bp[k]]["links"][0]
-            return link.port_of(bp[k])
-
+    def _backup_flows(self, bp: list[str], blinks: list[Link], bins: list[InLink],
+                      bvids: list[int], dst: Attachment, cookie: int) -> list[FlowSpec]:
+        """The flows of a backup path ``bp`` (its links ``blinks``, entered by ``bins``,
+        with VLAN ids ``bvids``): each matches the id of the link it enters by on that
+        port, sets the next link's id where it differs, and the last one delivers."""
         out = [FlowSpec(self._dpids[bp[-1]], TRANSIT_PRIORITY,
-                        {"in_port": in_port(len(bp) - 1), "vlan_vid": vid},
+                        {"in_port": bins[-1][1], "vlan_vid": bvids[-1]},
                         (("pop_vlan",), ("output", dst.port)), cookie | ROLE_BACKUP_DELIVER)]
         for k in reversed(range(1, len(bp) - 1)):
-            link = topo.edges[bp[k], bp[k + 1]]["links"][0]
-            g.links.add(link)
-            port = link.port_of(bp[k])
+            rewrite: tuple[Action, ...] = () if bvids[k - 1] == bvids[k] \
+                else (("set_vlan", bvids[k]),)
             out.append(FlowSpec(self._dpids[bp[k]], TRANSIT_PRIORITY,
-                                {"in_port": in_port(k), "vlan_vid": vid},
-                                (("output", port),), cookie | ROLE_BACKUP))
+                                {"in_port": bins[k - 1][1], "vlan_vid": bvids[k - 1]},
+                                (*rewrite, ("output", blinks[k].port_of(bp[k]))),
+                                cookie | ROLE_BACKUP))
         return out
 
     # --------------------------------------------------- controller restarts, reconnects
@@ -1257,45 +1474,73 @@ class Fabric:
 
     def graph_ids(self, name: str) -> dict:
         """The numbers the fabric chose for a graph, as JSON-able lists: ``gid`` (the
-        cookie's graph id), ``pair_vids`` [segment, source, destination, vid], ``slots``
+        cookie's graph id), ``pair_vids`` [segment, source, destination, links], ``slots``
         [hop, instance, slot], ``backup_vids`` [segment, source, destination, switch,
-        vid] and ``group_ids`` [*group key, group id]. ``restore_graph`` takes them back."""
+        links] and ``group_ids`` [*group key, group id]; ``links`` is the path's VLAN ids
+        per link in path order, each [switch, in_port, vid] (the link entering ``switch``
+        by ``in_port``). ``restore_graph`` takes them back."""
         g = self._graph(name)
+
+        def per_link(held: Mapping[InLink, int]) -> list[list]:
+            return [[sw, port, v] for (sw, port), v in held.items()]
+
         return {"gid": g.gid,
-                "pair_vids": [[*k, v] for k, v in sorted(g.pair_vids.items())],
+                "pair_vids": [[*k, per_link(v)] for k, v in sorted(g.pair_vids.items())],
                 "slots": [[*k, v] for k, v in sorted(g.slots.items())],
-                "backup_vids": [[*k, v] for k, v in sorted(g.backup_vids.items())],
+                "backup_vids": [[*k, per_link(v)] for k, v in sorted(g.backup_vids.items())],
                 "group_ids": [[*k, v] for k, v in sorted(g.group_ids.items())]}
+
+    def _saved_vids(self, rows: Iterable, width: int) -> dict[tuple, dict[InLink, int]]:
+        """``graph_ids``' pair_vids (``width`` 3) or backup_vids (4) rows back as
+        {key: {in-link: vid}}; raises KeyError/TypeError/ValueError/IndexError when
+        malformed."""
+        out: dict[tuple, dict[InLink, int]] = {}
+        for row in rows:
+            if len(row) != width + 1:
+                raise ValueError(f"{row!r} does not have {width + 1} fields")
+            key = (int(row[0]), *map(str, row[1:width]))
+            out[key] = {(str(sw), int(port)): int(v) for sw, port, v in row[width]}
+        return out
 
     @_changes_state
     def restore_graph(self, fg: ForwardingGraphSpec, ids: Mapping) -> Changes:
         """``add_graph`` keeping the numbers of ``graph_ids`` (a controller restarting):
-        the graph gets the VLAN ids, group ids and cookies it had, so its flows and groups
-        equal those the switches still hold and reconnecting rewrites none of them.
+        the graph gets the VLAN ids (per link), group ids and cookies it had, so its flows
+        and groups equal those the switches still hold and reconnecting rewrites none of
+        them (a path that changed meanwhile keeps the ids of the links it still uses).
 
         Raises ForwardingGraphError, changing nothing, when the graph exists already or a
-        number is malformed, out of range or taken (then ``add_graph`` picks new ones)."""
+        number is malformed, out of range, names no link end, or is taken or repeated in
+        its link's pool (then ``add_graph`` picks new ones)."""
         if fg.name in self._graphs:
             raise ForwardingGraphError(f"forwarding graph {fg.name!r} exists already")
         where = f"forwarding graph {fg.name!r}: saved ids"
         try:
             gid = int(ids["gid"])
-            pair_vids = {(int(i), str(s), str(d)): int(v) for i, s, d, v in ids["pair_vids"]}
+            pair_vids = self._saved_vids(ids["pair_vids"], 3)
             slots = {(int(k), str(x)): int(v) for k, x, v in ids["slots"]}
-            backup_vids = {(int(i), str(s), str(d), str(sw)): int(v)
-                           for i, s, d, sw, v in ids.get("backup_vids", [])}
+            backup_vids = self._saved_vids(ids.get("backup_vids", []), 4)
             group_ids = {(str(k[0]), int(k[1]), *map(str, k[2:-1])): int(k[-1])
                          for k in ids.get("group_ids", [])}
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ForwardingGraphError(f"{where} are malformed ({exc!r})") from None
         if gid < 1 or any(g.gid == gid for g in self._graphs.values()):
             raise ForwardingGraphError(f"{where}: graph id {gid} is taken or invalid")
-        vids = list(pair_vids.values()) + list(backup_vids.values())
-        lo, hi = self._vlans.lo, self._vlans.hi
-        bad = sorted(v for v in vids if not lo <= v <= hi or v in self._vlans.used)
-        if bad or len(set(vids)) != len(vids):
-            raise ForwardingGraphError(f"{where}: VLAN ids {bad or vids} are taken, repeated "
-                                       f"or outside {lo}..{hi}")
+        per_link: dict[InLink, list[int]] = defaultdict(list)
+        for held in (*pair_vids.values(), *backup_vids.values()):
+            for key, v in held.items():
+                per_link[key].append(v)
+        lo, hi = self._vlan_range
+        for key, vs in sorted(per_link.items()):
+            if key not in self._link_at:
+                raise ForwardingGraphError(f"{where}: VLAN ids {sorted(vs)} name "
+                                           f"{key[0]}:{key[1]}, which is no link's end")
+            used = self._link_pool(key).used
+            bad = sorted(v for v in vs if not lo <= v <= hi or v in used)
+            if bad or len(set(vs)) != len(vs):
+                raise ForwardingGraphError(
+                    f"{where}: VLAN ids {bad or sorted(vs)}{self._link_pool(key).where} are "
+                    f"taken, repeated or outside {lo}..{hi}")
         per_switch: dict[int, list[int]] = defaultdict(list)
         for key, v in group_ids.items():
             if key[-1] not in self._dpids:
@@ -1310,10 +1555,10 @@ class Fabric:
         if any(not 0 <= v <= _MAX_SLOT for v in slots.values()):
             raise ForwardingGraphError(f"{where}: a slot is outside 0..{_MAX_SLOT}")
         # Reserve the numbers in a placeholder: add_graph then treats the graph as one it
-        # replaces and keeps them (pairs, slots, backups and groups it no longer needs are
-        # freed by add_graph and _compute as usual).
-        for v in vids:
-            self._vlans.used.add(v)
+        # replaces and keeps them (pairs, links, slots, backups and groups it no longer
+        # needs are freed by _compute as usual).
+        for key, vs in per_link.items():
+            self._link_pool(key).used.update(vs)
         for dpid, gids in per_switch.items():
             self._group_pools[dpid].used.update(gids)
         self._insert(fg.name, _Graph(spec=fg, gid=gid, pair_vids=pair_vids, slots=slots,
@@ -1325,8 +1570,8 @@ class Fabric:
             g = self._graphs[fg.name]
             self._delete(fg.name)
             self._reindex(fg.name)
-            for v in list(g.pair_vids.values()) + list(g.backup_vids.values()):
-                self._vlans.free(v)
+            for held in (*g.pair_vids.values(), *g.backup_vids.values()):
+                self._release(held)
             for key, v in g.group_ids.items():
                 self._group_pools[self._dpids[key[-1]]].free(v)
             raise

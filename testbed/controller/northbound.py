@@ -165,7 +165,7 @@ class Northbound:
     def _graph_view(self, name):
         f = self.app.fabric
         return {"spec": f.graph_spec(name).to_dict(), "paths": f.graph_paths(name),
-                "status": f.graph_status(name)}
+                "pairs": f.graph_pairs(name), "status": f.graph_status(name)}
 
     def list_graphs(self):
         with self.app.lock:

@@ -107,8 +107,11 @@ class ControllerProcess:
     """The controller as a child process, logging into ``run_dir/controller.log``."""
 
     def __init__(self, run_dir: Path, wiring: dict, *, of_port: int | None = None,
-                 api_port: int | None = None, log_level: str = "INFO"):
+                 api_port: int | None = None, log_level: str = "INFO",
+                 vlan_range: tuple[int, int] | None = None):
         self.run_dir = Path(run_dir)
+        # the VLAN ids each link may give out (Fabric's vlan_range); None: 1..4094
+        self.vlan_range = vlan_range
         self.wiring = wiring
         self.of_port = of_port or free_port()
         self.api_port = api_port or free_port()
@@ -124,9 +127,12 @@ class ControllerProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         cfg = self.run_dir / "controller.json"
-        cfg.write_text(json.dumps({"wiring": self.wiring, "of_port": self.of_port,
-                                   "api_port": self.api_port, "log_level": self.log_level,
-                                   "state_path": str(self.run_dir / "controller-state.json")}))
+        config = {"wiring": self.wiring, "of_port": self.of_port, "api_port": self.api_port,
+                  "log_level": self.log_level,
+                  "state_path": str(self.run_dir / "controller-state.json")}
+        if self.vlan_range is not None:
+            config["vlan_range"] = list(self.vlan_range)
+        cfg.write_text(json.dumps(config))
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "testbed.controller.app", str(cfg)],

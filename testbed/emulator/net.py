@@ -292,7 +292,9 @@ class Emulation:
             old.stop()
             self._record.forget_process(old.pid)
             self.controller = ControllerProcess(self.run_dir, self.wiring(),
-                                                of_port=old.of_port, api_port=old.api_port)
+                                                **{**self.controller_args,
+                                                   "of_port": old.of_port,
+                                                   "api_port": old.api_port})
             self.controller.start()
             self._record.add_process(self.controller.pid, "controller")
             self.ctl.wait_switches(len(self.switches), timeout=60)

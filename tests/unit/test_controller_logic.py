@@ -180,7 +180,7 @@ def test_no_backup_path_leaves_a_one_bucket_group():
     assert fabric.graph_backups("fg1") == ["segment 0 at s1"]
     _, groups = fabric.state_for(1)
     assert [len(g.buckets) for g in groups] == [1]
-    assert fabric.graph_vlans("fg1") == [1]
+    assert fabric.graph_vlans("fg1") == [("s2", 10, 1)]
 
 
 def test_events_of_unknown_switches_are_ignored(net):
@@ -373,29 +373,66 @@ def test_remove_graph_leaves_only_base_flows(net):
     assert net.fabric.used_vlans() == set()
 
 
+def in_links(path: list[str], links=LINKS) -> list[tuple[str, int]]:
+    """The (switch, in_port) each link of a switch path enters by (first link between two
+    switches, as the fabric uses)."""
+    out = []
+    for a, b in itertools.pairwise(path):
+        link = next(lk for lk in links if {lk.a, lk.b} == {a, b})
+        out.append((b, link.port_of(b)))
+    return out
+
+
+def pair_vids(fabric: Fabric, name: str = "fg1", links=LINKS) -> dict:
+    """Per (from, to) pair of a graph: {(switch, in_port): vid} along its path."""
+    return {(p["from"], p["to"]): dict(zip(in_links(p["path"], links), p["vlans"], strict=True))
+            for p in fabric.graph_pairs(name)}
+
+
 def test_vlans_are_stable_across_reroute_and_freed(net):
-    """A graph keeps its segment VLAN ids across a reroute and frees all of them on removal."""
+    """Pairs whose path stays keep their VLAN ids across a reroute, rerouted pairs hold ids
+    on their new links only (those of the links they left are free again), and removing
+    the graph frees every id."""
     net.do(net.fabric.add_graph(graph(protection=True)))
-    seg_vids = net.fabric.graph_vlans("fg1")[:3]
+    before = pair_vids(net.fabric)
     link = net.link_down("s1", "s2")
     net.port("s1", link.a_port, up=False)
-    assert net.fabric.graph_vlans("fg1")[:3] == seg_vids
-    assert len(set(net.fabric.graph_vlans("fg1"))) == len(net.fabric.graph_vlans("fg1"))
+    after = pair_vids(net.fabric)
+    assert after[("B", "h2")] == before[("B", "h2")]            # path s3-s4 unchanged
+    assert after[("h1", "A")] != before[("h1", "A")]
+    gv = net.fabric.graph_vlans("fg1")
+    assert len(set(gv)) == len(gv) and set(gv) == net.fabric.used_vlans()
+    assert not any(sw == "s2" and port == 10 for sw, port, _ in gv)  # the dead link's ids
     net.do(net.fabric.add_graph(graph(hops=("h1", "h2"))))  # one segment now
-    assert net.fabric.graph_vlans("fg1") == seg_vids[:1]
-    assert net.fabric.used_vlans() == set(seg_vids[:1])
+    assert net.fabric.used_vlans() == {(sw, port, v) for (sw, port), v in
+                                       pair_vids(net.fabric)[("h1", "h2")].items()}
     net.do(net.fabric.remove_graph("fg1"))
     assert net.fabric.used_vlans() == set()
 
 
-def test_vlan_exhaustion_is_refused_cleanly():
-    """Running out of VLAN ids refuses the graph and leaks none of the ids it took."""
-    fabric = Fabric(SWITCHES, LINKS, ATTS, vlan_range=(1, 3))
-    fabric.add_graph(graph(hops=("h1", "A", "h2")))
-    with pytest.raises(ForwardingGraphError, match=r"no free VLAN id left \(1..3"):
-        fabric.add_graph(graph("fg2", ("h1", "C", "h2"), dict(UDP5000, udp_dst=6000)))
-    assert fabric.used_vlans() == {1, 2}
-    assert "fg2" not in fabric.graphs()
+def test_vlan_exhaustion_names_the_link_and_is_refused_cleanly():
+    """A graph needing a VLAN id on a link whose pool is full is refused with an error
+    naming that link (both ends and ports); it leaks no id and leaves the fabric as it
+    was, also when the graph replaced (scaled out) is an existing one."""
+    fabric = Fabric(SWITCHES, LINKS, ATTS, vlan_range=(1, 1))
+    fabric.add_graph(graph(hops=("h1", "A", "h2")))          # s1->s2, s2->s4: vid 1 each
+    used = fabric.used_vlans()
+    assert used == {("s2", 10, 1), ("s4", 10, 1)}
+    state = {d: fabric.state_for(d) for d in SWITCHES.values()}
+    with pytest.raises(ForwardingGraphError, match=r"forwarding graph 'fg2': segment 0 "
+                       r"\(h3 -> D\): no free VLAN id left on link s1:10 -> s2:10 "
+                       r"\(1..1 all in use\)"):
+        fabric.add_graph(graph("fg2", ("h3", "D", "h2"), dict(UDP5000, udp_dst=6000)))
+    assert fabric.used_vlans() == used and "fg2" not in fabric.graphs()
+    fabric.add_attachment(Attachment("A2", "s2", 3))
+    with pytest.raises(ForwardingGraphError, match=r"link s2:11 -> s4:10"):  # A2 -> h2
+        fabric.add_graph(graph(hops=("h1", ("A", "A2"), "h2")))
+    assert fabric.used_vlans() == used
+    assert fabric.graphs()["fg1"].hops == ("h1", "A", "h2")
+    assert {d: fabric.state_for(d) for d in SWITCHES.values()} == state
+    # Disjoint links still take id 1: the pools are per link, not per fabric.
+    fabric.add_graph(graph("fg3", ("h2", "C", "h1"), dict(UDP5000, udp_dst=7000)))
+    assert {v for _, _, v in fabric.used_vlans()} == {1}
 
 
 def test_replacing_a_graph_sends_only_the_difference(net):
@@ -770,9 +807,9 @@ def test_both_sides_scaled_out(snet):
     assert first == {"A", "A2"} and second == {"B", "C", "D"}
     pairs = snet.fabric.graph_pairs("fg1")
     assert len(pairs) == 2 + 6 + 3
-    assert all(p["path"] for p in pairs)
-    vlans = [p["vlan"] for p in pairs]
-    assert len(set(vlans)) == len(vlans) == len(snet.fabric.graph_vlans("fg1"))
+    assert all(p["path"] and len(p["vlans"]) == len(p["path"]) - 1 for p in pairs)
+    gv = snet.fabric.graph_vlans("fg1")
+    assert len(set(gv)) == len(gv) == sum(len(p["vlans"]) for p in pairs)
 
 
 def test_scale_out_and_in_are_diffs(snet):
@@ -785,6 +822,7 @@ def test_scale_out_and_in_are_diffs(snet):
     before = {d: fab.state_for(d) for d in SWITCHES.values()}
     old_flows = {f for fl, _ in before.values() for f in fl}
     vids = fab.graph_vlans("fg1")
+    old_pairs = [p["vlans"] for p in fab.graph_pairs("fg1")]
     out = snet.do(fab.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"))))
     assert not (out.group_adds or out.group_mods or out.group_dels)
     h1_cls = [f for f in old_flows if f.dpid == 1 and dict(f.match).get("in_port") == 1]
@@ -799,9 +837,9 @@ def test_scale_out_and_in_are_diffs(snet):
     assert all(f.key() not in {o.key() for o in old_flows} for f in out.flow_adds)
     assert len(out.flow_adds) == len(added_cls) + 1  # h1->A2 deliver at s3 (A2->B is local)
     assert seg_flows(out, fab, "fg1", 2) == []
-    pairs = {(p["from"], p["to"]): p["vlan"] for p in fab.graph_pairs("fg1")}
-    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == vids
-    assert len(set(pairs.values())) == 5
+    pairs = {(p["from"], p["to"]): p["vlans"] for p in fab.graph_pairs("fg1")}
+    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == old_pairs
+    assert len(pairs) == 5 and len(set(fab.graph_vlans("fg1"))) == len(fab.graph_vlans("fg1"))
     back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"))))
     assert not (back.group_adds or back.group_mods or back.group_dels)
     assert back.flow_adds == h1_cls
@@ -818,6 +856,7 @@ def test_scale_out_and_in_are_diffs_with_a_select_group(snet):
     snet.do(fab.add_graph(graph(hops=("h1", "A", "B", "h2"), match=ANY_PROTO)))
     before = {d: fab.state_for(d) for d in SWITCHES.values()}
     vids = fab.graph_vlans("fg1")
+    old_pairs = [p["vlans"] for p in fab.graph_pairs("fg1")]
     out = snet.do(fab.add_graph(graph(hops=("h1", ["A", "A2"], "B", "h2"), match=ANY_PROTO)))
     assert not out.flow_dels and not out.group_dels and not out.group_mods
     assert [g.type for g in out.group_adds] == ["select"]
@@ -826,9 +865,9 @@ def test_scale_out_and_in_are_diffs_with_a_select_group(snet):
     rewritten = [f for f in out.flow_adds if f.key() in {o.key() for o in old_flows}]
     assert [dict(f.match).get("in_port") for f in rewritten] == [1]  # h1's classifier only
     # Old pairs keep their VLANs; the new ones get fresh ids.
-    pairs = {(p["from"], p["to"]): p["vlan"] for p in fab.graph_pairs("fg1")}
-    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == vids
-    assert len(set(pairs.values())) == 5
+    pairs = {(p["from"], p["to"]): p["vlans"] for p in fab.graph_pairs("fg1")}
+    assert [pairs[("h1", "A")], pairs[("A", "B")], pairs[("B", "h2")]] == old_pairs
+    assert len(pairs) == 5 and len(set(fab.graph_vlans("fg1"))) == len(fab.graph_vlans("fg1"))
     back = snet.do(fab.add_graph(graph(hops=("h1", ["A"], "B", "h2"), match=ANY_PROTO)))
     assert seg_flows(back, fab, "fg1", 2) == []
     assert [g.type for g in back.group_dels] == ["select"]

@@ -93,6 +93,8 @@ def test_northbound_routes_answer_json_and_refuse_with_the_reason(controller):
     _ctl, c = controller
     view = c.put_graph(GRAPH)
     assert view["paths"] == [["s1", "s2"], ["s2", "s4"]] and view["status"] == "ok"
+    assert [(p["from"], p["to"], p["path"], p["vlans"]) for p in view["pairs"]] == [
+        ("h1", "A", ["s1", "s2"], [1]), ("A", "h2", ["s2", "s4"], [1])]   # ids per link
     assert c.graph("fg1")["spec"]["hops"] == ["h1", "A", "h2"]
     assert list(c.graphs()) == ["fg1"]
     assert c.health() == {"switches": 4, "connected": 0, "ready": 0}

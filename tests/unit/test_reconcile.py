@@ -195,9 +195,15 @@ def test_saved_ids_that_do_not_fit_are_refused_and_change_nothing():
     ids = old.graph_ids("c")
     new.restore_graph(old.graphs()["c"], ids)
     before = (new.used_vlans(), new.graphs())
-    with pytest.raises(ForwardingGraphError, match="'late': saved ids: VLAN ids"):
+    held = new.graph_ids("c")["pair_vids"]      # ids "c" holds now, on its links
+    with pytest.raises(ForwardingGraphError, match="'late': saved ids: VLAN ids .* taken"):
+        new.restore_graph(old.graphs()["late"], dict(old.graph_ids("late"), pair_vids=held))
+    nowhere = [[0, "h2", "A", [["s1", 1, 7]]]]  # s1:1 is a host port, not a link's end
+    with pytest.raises(ForwardingGraphError, match="'late': saved ids: VLAN ids .* s1:1"):
+        new.restore_graph(old.graphs()["late"], dict(old.graph_ids("late"), pair_vids=nowhere))
+    with pytest.raises(ForwardingGraphError, match="'late': saved ids are malformed"):
         new.restore_graph(old.graphs()["late"], dict(old.graph_ids("late"),
-                                                     pair_vids=ids["pair_vids"]))
+                                                     pair_vids=[[0, "h2", "A", 5]]))
     with pytest.raises(ForwardingGraphError, match="'late': saved ids are malformed"):
         new.restore_graph(old.graphs()["late"], {"gid": 9})
     with pytest.raises(ForwardingGraphError, match=r"graph id \d+ is taken"):
