@@ -94,6 +94,14 @@ class RunRecord:
             self.processes.append(ProcRecord(pid, proc_start_time(pid), what))
             self.save()
 
+    def relabel_process(self, pid: int, what: str) -> None:
+        """Change what the record says process ``pid`` is (a spare host taken)."""
+        with _SAVE_LOCK:
+            for p in self.processes:
+                if p.pid == pid:
+                    p.what = what
+            self.save()
+
     def forget_process(self, pid: int) -> None:
         with _SAVE_LOCK:
             self.processes = [p for p in self.processes if p.pid != pid]
