@@ -33,7 +33,7 @@ from pathlib import Path
 from testbed.emulator import features, names, registry
 from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
-from testbed.emulator.shell import ip_batch, offload_script, run, sh, tc_batch, vsctl
+from testbed.emulator.shell import VsctlBatcher, ip_batch, offload_script, run, sh, tc_batch, vsctl
 from testbed.emulator.spares import SparePool
 from testbed.errors import EmulationError
 
@@ -137,6 +137,7 @@ class Emulation:
         self._hosts_lock = threading.RLock()
         self.cgroups = None      # CgroupManager, made when a host gets limits
         self.spares = SparePool(self)             # hosts started ahead (keep_spares)
+        self._port_transactions = VsctlBatcher()  # switch ports of hosts added at once
         self._prestarted: dict[str, subprocess.Popen] = {}   # host -> its spare's program
         self._links_down: set[str] = set()
         self._ifnames: set[str] = set()           # every interface name given in this run
@@ -552,18 +553,23 @@ class Emulation:
                 self._record.save()
                 if self.datapath == "user":
                     self._offloads_off([sif])
-                vsctl(self._ovs_port_args(switch, sw.ports[port]))
                 script = self._host_setup_script(name, hif)
                 if bw_mbit:
                     from testbed.topology.model import LinkSpec
                     spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
                     tc_batch(_tc_lines(sif, spec))
                     script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
-                h.run_script(script)
-                QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
+                # the host's own set-up (its shell), its attachment (the controller: a port
+                # that no graph names yet changes no flow) and its switch port (ovs-vsctl,
+                # joined with the ports of hosts added meanwhile) need not wait for each
+                # other: they overlap
+                h.send_script(script)
                 if self.ctl is not None:
                     self.ctl.put_attachment(self.attachments[name].to_dict())
                     self._ctl_attached.add(name)
+                self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]))
+                h.wait_script()
+                QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
             except BaseException:
                 # all or nothing: a host half made (e.g. the controller could not take its
                 # attachment) is taken down again, so a retry or a rollback finds no trace of it
