@@ -529,16 +529,24 @@ class Emulation:
                 raise
             with self._hosts_lock:
                 self.hosts[name] = h
+            self._record.links.append(sif)        # saved below, before the link is made
             if spare is None:
                 self._record.add_process(h.pid, f"host {name}")
             else:
                 # the spare becomes this host: its processes carry the host's name from now on
-                self._record.relabel_process(h.pid, f"host {name}")
+                labels = {h.pid: f"host {name}"}
                 if spare.program is not None:
-                    self._relabel_proc(spare.program, f"{name}:{spare.what}")
+                    labels[spare.program.pid] = f"{name}:{spare.what}"
+                    with self._procs_lock:
+                        self._procs = [(p, labels.get(p.pid, w)) for p, w in self._procs]
                     self._prestarted[name] = spare.program
+                self._record.relabel_processes(labels)
             try:
-                if cpu is not None or memory_mb is not None:
+                if spare is not None and spare.cgroup is not None:
+                    # its processes are in it already: the group becomes the host's
+                    self.cgroups.limit(self.cgroups.rename(spare.name, name), cpu=cpu,
+                                       memory_mb=memory_mb)
+                elif cpu is not None or memory_mb is not None:
                     cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
                     cg.add(h.pid)
                     if spare is not None and spare.program is not None:
@@ -549,8 +557,6 @@ class Emulation:
                           f"link set dev {sif} alias {tag} group {self.link_group} up"])
                 if on_link is not None:
                     on_link(h)
-                self._record.links.append(sif)
-                self._record.save()
                 if self.datapath == "user":
                     self._offloads_off([sif])
                 script = self._host_setup_script(name, hif)
@@ -599,11 +605,12 @@ class Emulation:
 
     def cgroup_manager(self):
         """The run's cgroups (made on first use, recorded for `testbed clean`)."""
-        if self.cgroups is None:
-            from testbed.cgroups import CgroupManager
-            self.cgroups = CgroupManager(self.run_id)
-            self._record.cgroups = [self.cgroups.base]
-            self._record.save()
+        with self._hosts_lock:          # the spare hosts' thread may ask at the same time
+            if self.cgroups is None:
+                from testbed.cgroups import CgroupManager
+                self.cgroups = CgroupManager(self.run_id)
+                self._record.cgroups = [self.cgroups.base]
+                self._record.save()
         return self.cgroups
 
     def remove_host(self, name: str) -> None:
@@ -684,10 +691,6 @@ class Emulation:
         if self._record is not None:
             self._record.add_process(proc.pid, label)
 
-    def _relabel_proc(self, proc: subprocess.Popen, label: str) -> None:
-        with self._procs_lock:
-            self._procs = [(p, label if p is proc else w) for p, w in self._procs]
-        self._record.relabel_process(proc.pid, label)
 
     def stop_process(self, proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
         with self._procs_lock:

@@ -40,7 +40,8 @@ def _recorded(emu) -> set[int]:
 
 def test_instance_is_made_from_a_spare_and_the_pool_refills_and_closes():
     """A VNF instance takes a spare: its shell and pre-started program become the
-    instance's, inside its cgroup, and the program forwards under the instance's name; the
+    instance's, in its cgroup with the flavour's quota, and the program runs under the
+    instance's name; the
     pool refills to its size; the driver's close ends every spare, unrecorded."""
     with Emulation(fat_tree(4)) as emu:
         drv = EmulatedDriver(emu, spares=2)
@@ -53,7 +54,13 @@ def test_instance_is_made_from_a_spare_and_the_pool_refills_and_closes():
             host = emu.hosts["fwd_1"]
             proc = drv._instances["fwd_1"].proc
             assert {host.pid, proc.pid} <= spare_pids
-            assert {host.pid, proc.pid} <= set(emu.cgroups.get("fwd_1").pids())
+            cg = emu.cgroups.get("fwd_1")
+            assert {host.pid, proc.pid} <= set(cg.pids())
+            if cg.version == 1:     # renamed for the instance, limited by its flavour
+                assert {d.name for d in cg.dirs.values()} == {"fwd_1"}
+                assert (cg.dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+            else:
+                assert (cg.dirs["unified"] / "cpu.max").read_text().split()[0] == "50000"
             stats = json.loads((emu.run_dir / "vnf-fwd_1.json").read_text())
             assert stats["name"] == "fwd_1" and stats["iface"] == emu.host_iface("fwd_1")
             assert info.alive and drv.instance_metrics("fwd_1").alive
