@@ -486,7 +486,9 @@ class Emulation:
         addressed, its switch port not yet made): a program that opens the interface can
         start there, overlapping the rest of the set-up; if the rest fails, the host is
         removed with that program."""
-        with self.spares.activity():   # no spare is started meanwhile
+        # no spare is started meanwhile; the port transaction waits a little for the ports
+        # of hosts being added at the same time
+        with self.spares.activity(), self._port_transactions.expecting() as port_turn:
             with self._hosts_lock:
                 if name in self.hosts or name in self.switches or name in self.attachments:
                     raise EmulationError(f"name {name!r} is taken already")
@@ -573,7 +575,8 @@ class Emulation:
                 if self.ctl is not None:
                     self.ctl.put_attachment(self.attachments[name].to_dict())
                     self._ctl_attached.add(name)
-                self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]))
+                self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]),
+                                            port_turn)
                 h.wait_script()
                 QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
             except BaseException:

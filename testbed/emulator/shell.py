@@ -8,9 +8,11 @@ of hosts added at once go as one (``VsctlBatcher``).
 """
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 from testbed.errors import EmulationError
@@ -89,23 +91,49 @@ class VsctlBatcher:
     reconfigures once per transaction, and that is what costs: adding three ports to a
     fat-tree k=4 took it about 45 ms of CPU as three transactions and 15 ms as one
     (measured here, userspace datapath), and an NS instantiation adds its instances' ports
-    from three threads at once. A joint transaction that fails is run again request by
-    request, so that each caller gets its own error (ovs-vsctl transactions are atomic:
-    the failed one changed nothing)."""
+    from three threads at once. Work that will ask for one transaction (``add_host``) says
+    so first (``expecting``): a transaction about to start waits up to ``gather_s`` seconds
+    for the requests of such work under way, to take them along (the creates of one NS
+    reach their port a few milliseconds apart). A joint transaction that fails is run again
+    request by request, so that each caller gets its own error (ovs-vsctl transactions are
+    atomic: the failed one changed nothing)."""
 
-    def __init__(self):
+    def __init__(self, gather_s: float = 0.025):
+        self.gather_s = gather_s
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
         self._running = False
+        self._expected = 0          # callers under way that said they will come
 
-    def run(self, args: Sequence[str]) -> None:
+    @contextlib.contextmanager
+    def expecting(self):
+        """Around work that calls ``run`` once, with the token this yields."""
+        token = _Expected()
+        with self._cond:
+            self._expected += 1
+        try:
+            yield token
+        finally:
+            with self._cond:
+                if not token.arrived:
+                    self._expected -= 1
+                    self._cond.notify_all()
+
+    def run(self, args: Sequence[str], token: _Expected | None = None) -> None:
         req = _Request(list(args))
         with self._cond:
+            if token is not None and not token.arrived:
+                token.arrived = True
+                self._expected -= 1
             self._queue.append(req)
+            self._cond.notify_all()
             while self._running and not req.finished:
                 self._cond.wait()
             if not req.finished:
                 self._running = True
+                deadline = time.monotonic() + self.gather_s
+                while self._expected > 0 and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
                 batch, self._queue = self._queue, []
         if not req.finished:
             try:
@@ -138,6 +166,10 @@ class VsctlBatcher:
             except EmulationError as exc:
                 r.error = exc
             r.finished = True
+
+
+class _Expected:
+    arrived = False
 
 
 class _Request:

@@ -92,3 +92,33 @@ def test_a_single_caller_runs_its_transaction_and_gets_its_error(monkeypatch):
     with pytest.raises(EmulationError, match="no such port bad"):
         b.run(_port("bad"))
     assert rec.transactions == [_port("p1"), _port("bad")]
+
+
+def test_a_transaction_waits_briefly_for_the_requests_of_work_under_way(monkeypatch):
+    """Two callers that said they would come (``expecting``), arriving 20 ms apart, share
+    one transaction; a caller that never comes delays the transaction by gather_s at most."""
+    rec = Recorder()
+    rec.release.set()
+    monkeypatch.setattr(shell, "vsctl", rec)
+    b = shell.VsctlBatcher(gather_s=0.5)
+    started = threading.Barrier(2, timeout=5)
+
+    def caller(name, delay):
+        with b.expecting() as turn:
+            started.wait()
+            time.sleep(delay)
+            b.run(_port(name), turn)
+    threads = [threading.Thread(target=caller, args=a) for a in (("p1", 0), ("p2", 0.02))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(rec.transactions) == 1
+    assert rec.transactions[0] in (_port("p1") + _port("p2"), _port("p2") + _port("p1"))
+
+    b.gather_s = 0.05
+    with b.expecting():                  # under way, but never asks
+        t0 = time.monotonic()
+        b.run(_port("p3"))
+        waited = time.monotonic() - t0
+    assert rec.transactions[-1] == _port("p3") and 0.04 < waited < 0.5
