@@ -10,6 +10,10 @@ Bring-up is batched (see ``shell.py``): one ``ovs-vsctl`` transaction for every 
 port, one ``ip -batch`` for every veth pair (host ends are created directly inside the
 hosts' namespaces), shells of all hosts started in parallel. A run that is killed outright
 (SIGKILL) leaves a record in ``/run/testbed`` that ``testbed clean`` uses.
+
+Run-time hosts (``add_host``, e.g. VNF instances) are made from spare hosts started ahead
+when the run keeps some (``keep_spares``, see ``spares.py``), and the switch ports of hosts
+added at the same time go in one ``ovs-vsctl`` transaction (``shell.VsctlBatcher``).
 """
 from __future__ import annotations
 
@@ -737,8 +741,8 @@ class Emulation:
         try:
             try:
                 self.spares.close()
-            except Exception as exc:
-                errors.append(f"spare hosts: {exc}")
+            except EmulationError as exc:
+                errors.append(str(exc))
             for proc, what in list(self._procs):
                 try:
                     self._stop_proc(proc, what)

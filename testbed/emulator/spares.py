@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from testbed.cgroups import Cgroup
 from testbed.emulator.hosts import FastHost
+from testbed.errors import EmulationError
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ class SparePool:
             self._end(s)
 
     def close(self) -> None:
-        """Stop refilling and end every spare (at the emulation's stop)."""
+        """Stop refilling and end every spare (at the emulation's stop); raises
+        ``EmulationError`` naming what could not be ended, after trying all."""
         with self._cond:
             self._closed = True
             self.size = 0
@@ -149,8 +151,9 @@ class SparePool:
         with self._cond:        # one the thread finished while we waited
             gone += self._ready
             self._ready = []
-        for s in gone:
-            self._end(s)
+        failed = [f for s in gone for f in self._end(s)]
+        if failed:
+            raise EmulationError("spare hosts not ended: " + "; ".join(failed))
 
     # ---- the refill thread -------------------------------------------------------------
     def _wanted(self) -> bool:
@@ -200,18 +203,29 @@ class SparePool:
             raise
         return s
 
-    def _end(self, s: Spare) -> None:
-        """End a spare that is no host of the run: its program, then its shell."""
-        emu = self.emu
+    def _end(self, s: Spare) -> list[str]:
+        """End a spare that is no host of the run: its program, then its shell, then its
+        cgroup. Returns what failed (each step is tried; what is left stays recorded)."""
+        emu, failed = self.emu, []
         if s.program is not None:
-            with contextlib.suppress(Exception):
+            try:
                 emu._stop_proc(s.program, "spare program")
+            except (OSError, subprocess.SubprocessError) as exc:
+                failed.append(f"spare {s.name} program {s.program.pid}: {exc}")
             if s.program.stdin is not None:
                 with contextlib.suppress(OSError):
                     s.program.stdin.close()
-        with contextlib.suppress(Exception):
+        try:
             s.host.terminate()
-        emu._record.forget_process(s.host.pid)
+        except OSError as exc:
+            failed.append(f"spare {s.name} shell {s.host.pid}: {exc}")
+        else:
+            emu._record.forget_process(s.host.pid)
         if s.cgroup is not None:
-            with contextlib.suppress(Exception):
+            try:
                 emu.cgroups.remove(s.name)
+            except EmulationError as exc:
+                failed.append(str(exc))
+        for f in failed:
+            log.warning("spare host not ended: %s", f)
+        return failed
