@@ -126,6 +126,12 @@ class CgroupManager:
             d.mkdir(parents=True, exist_ok=True)
         cg = Cgroup(self.version, dirs)
         self.groups[name] = cg
+        self.limit(cg, cpu=cpu, memory_mb=memory_mb)
+        return cg
+
+    def limit(self, cg: Cgroup, *, cpu: float | None, memory_mb: int | None) -> None:
+        """Set ``cg``'s CPU quota (cores) and memory limit (MiB); None leaves one as is."""
+        dirs = cg.dirs
         if cpu is not None:
             quota = max(1000, int(cpu * PERIOD_US))
             if self.version == 2:
@@ -147,6 +153,25 @@ class CgroupManager:
                         sw.write_text(limit)
                     except OSError:
                         pass  # swap accounting off: the memory limit alone applies
+
+    def rename(self, old: str, new: str) -> Cgroup:
+        """Group ``old`` (a spare host's) becomes ``new``'s, with its processes. Its
+        directories are renamed where the hierarchy allows it (cgroup v1); where it does
+        not (v2), they keep the old name, and the group is still found as ``new``."""
+        if new in self.groups:
+            raise EmulationError(f"cgroup {new} exists already")
+        cg = self.groups.pop(old)
+        done: list[tuple[Path, Path]] = []
+        try:
+            for d in sorted({p.resolve() for p in cg.dirs.values()}):
+                os.rename(d, d.parent / new)
+                done.append((d, d.parent / new))
+        except OSError:
+            for d, moved in reversed(done):     # all or none: one name for the group
+                os.rename(moved, d)
+        else:
+            cg.dirs = {c: d.parent / new for c, d in cg.dirs.items()}
+        self.groups[new] = cg
         return cg
 
     def get(self, name: str) -> Cgroup:

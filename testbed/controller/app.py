@@ -203,9 +203,10 @@ def _build_app():
             os.replace(tmp, self.state_path)
 
         # ---- applying what the logic decided --------------------------------------
-        def apply(self, changes, reason: str = "") -> int:
+        def apply(self, changes, reason: str = "", touched: set | None = None) -> int:
             """Send ``changes`` to the connected switches: one write per switch and phase
-            (``ofmsg.Encoder``), bytes prepared ahead for a prepared link repair."""
+            (``ofmsg.Encoder``), bytes prepared ahead for a prepared link repair. The dpids
+            written to are added to ``touched`` when given."""
             n = 0
             for phase in self.encoder.encode(changes):
                 for batch in phase:
@@ -213,6 +214,8 @@ def _build_app():
                     if dp is None:
                         continue  # the switch gets its whole state when it (re)connects
                     dp.send(batch.stamped(dp))
+                    if touched is not None:
+                        touched.add(batch.dpid)
                     self.metrics.mods_sent(batch.ops)
                     n += len(batch.ops)
             if n:
@@ -354,9 +357,11 @@ def _build_app():
             dp.send_msg(req)
             return ev
 
-        def barrier_all(self, timeout: float = 5.0) -> None:
-            """Wait until every connected switch has processed what was sent to it."""
-            events = [self.send_barrier(dp) for dp in list(self.datapaths.values())]
+        def barrier_all(self, timeout: float = 5.0, dpids=None) -> None:
+            """Wait until every connected switch (of ``dpids`` if given) has processed what
+            was sent to it."""
+            events = [self.send_barrier(dp) for dp in list(self.datapaths.values())
+                      if dpids is None or dp.id in dpids]
             for ev in events:
                 ev.wait(timeout)
 

@@ -176,11 +176,14 @@ class Northbound:
             raise HTTPError(400, f"graph name in the path ({name}) and body differ")
         payload["name"] = name
         spec = ForwardingGraphSpec.from_dict(payload)
+        touched: set[int] = set()
         with self.app.lock:
-            self.app.apply(self.app.fabric.add_graph(spec), f"graph {name}")
+            self.app.apply(self.app.fabric.add_graph(spec), f"graph {name}", touched)
             self.app.save_state()
             view = self._graph_view(name)
-        self.app.barrier_all()  # answer once the switches hold the flows
+        # answer once the switches hold the flows: those the graph's changes went to (a
+        # barrier to every switch of a fat-tree k=4 made each graph wait for 20 replies)
+        self.app.barrier_all(dpids=touched)
         return view
 
     def get_graph(self, name):
@@ -189,11 +192,13 @@ class Northbound:
             return self._graph_view(name)
 
     def delete_graph(self, name):
+        touched: set[int] = set()
         with self.app.lock:
             self._known(name)
-            self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed")
+            self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed",
+                           touched)
             self.app.save_state()
-        self.app.barrier_all()
+        self.app.barrier_all(dpids=touched)
 
     def _known(self, name):
         if not self.app.fabric.has_graph(name):

@@ -75,7 +75,17 @@ class FastHost(Host):
 
     def run_script(self, script: str) -> None:
         """Run shell lines in the host's namespace; raise with the output if one fails."""
-        out = self.cmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
+        self.send_script(script)
+        self.wait_script()
+
+    def send_script(self, script: str) -> None:
+        """Start shell lines in the host's shell and return at once; ``wait_script`` waits
+        for them (the shell takes no other command meanwhile)."""
+        self.sendCmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
+
+    def wait_script(self) -> None:
+        """Wait for the lines ``send_script`` started; raise with the output if one failed."""
+        out = self.waitOutput()
         rc_line = out.strip().rsplit("__rc=", 1)
         if len(rc_line) != 2 or rc_line[1].strip() != "0":
             raise EmulationError(f"host {self.name}: configuration failed:\n{out.strip()}")

@@ -10,6 +10,10 @@ Bring-up is batched (see ``shell.py``): one ``ovs-vsctl`` transaction for every 
 port, one ``ip -batch`` for every veth pair (host ends are created directly inside the
 hosts' namespaces), shells of all hosts started in parallel. A run that is killed outright
 (SIGKILL) leaves a record in ``/run/testbed`` that ``testbed clean`` uses.
+
+Run-time hosts (``add_host``, e.g. VNF instances) are made from spare hosts started ahead
+when the run keeps some (``keep_spares``, see ``spares.py``), and the switch ports of hosts
+added at the same time go in one ``ovs-vsctl`` transaction (``shell.VsctlBatcher``).
 """
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ from pathlib import Path
 from testbed.emulator import features, names, registry
 from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
-from testbed.emulator.shell import ip_batch, offload_script, run, sh, tc_batch, vsctl
+from testbed.emulator.shell import VsctlBatcher, ip_batch, offload_script, run, sh, tc_batch, vsctl
+from testbed.emulator.spares import SparePool
 from testbed.errors import EmulationError
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,9 @@ class Emulation:
         # system calls run outside it
         self._hosts_lock = threading.RLock()
         self.cgroups = None      # CgroupManager, made when a host gets limits
+        self.spares = SparePool(self)             # hosts started ahead (keep_spares)
+        self._port_transactions = VsctlBatcher()  # switch ports of hosts added at once
+        self._prestarted: dict[str, subprocess.Popen] = {}   # host -> its spare's program
         self._links_down: set[str] = set()
         self._ifnames: set[str] = set()           # every interface name given in this run
         self._host_ifaces: dict[str, str] = {}    # host -> its interface (in its namespace)
@@ -484,89 +492,141 @@ class Emulation:
         addressed, its switch port not yet made): a program that opens the interface can
         start there, overlapping the rest of the set-up; if the rest fails, the host is
         removed with that program."""
-        with self._hosts_lock:
-            if name in self.hosts or name in self.switches or name in self.attachments:
-                raise EmulationError(f"name {name!r} is taken already")
-            if switch not in self.switches:
-                raise EmulationError(f"no switch {switch!r}; switches: "
-                                     f"{', '.join(sorted(self.switches))}")
-            sw = self.switches[switch]
-            port = sw.next_port()
-            sif = self._ifname(switch, port, frozenset(os.listdir("/sys/class/net")))
-            hif = self._ifname(name, 0)
-            self._host_ifaces[name] = hif
-            ip = ip or self._next_ip()
-            mac = mac or self._next_mac()
-            # the port, names and addresses are taken now (a host added meanwhile by another
-            # thread gets others); remove_host finds whatever part was made
-            sw.ports[port] = SwitchPort(port, sif, name)
-            self.attachments[name] = Attachment(name, switch, port, mac, ip)
-            if cpu is not None or memory_mb is not None:
-                self.cgroup_manager()
-        h = None
-        try:
-            h = FastHost(name)
-            h.wait_ready()
-        except BaseException:
+        # no spare is started meanwhile; the port transaction waits a little for the ports
+        # of hosts being added at the same time
+        with self.spares.activity(), self._port_transactions.expecting() as port_turn:
             with self._hosts_lock:
-                sw.ports.pop(port, None)
-                self.attachments.pop(name, None)
-                self._ifnames.discard(sif)
-                self._ifnames.discard(self._host_ifaces.pop(name, ""))
-            if h is not None:
+                if name in self.hosts or name in self.switches or name in self.attachments:
+                    raise EmulationError(f"name {name!r} is taken already")
+                if switch not in self.switches:
+                    raise EmulationError(f"no switch {switch!r}; switches: "
+                                         f"{', '.join(sorted(self.switches))}")
+                sw = self.switches[switch]
+                port = sw.next_port()
+                sif = self._ifname(switch, port, frozenset(os.listdir("/sys/class/net")))
+                hif = self._ifname(name, 0)
+                self._host_ifaces[name] = hif
+                ip = ip or self._next_ip()
+                mac = mac or self._next_mac()
+                # the port, names and addresses are taken now (a host added meanwhile by another
+                # thread gets others); remove_host finds whatever part was made
+                sw.ports[port] = SwitchPort(port, sif, name)
+                self.attachments[name] = Attachment(name, switch, port, mac, ip)
+                if cpu is not None or memory_mb is not None:
+                    self.cgroup_manager()
+            h = spare = None
+            try:
+                spare = self.spares.take()
+                if spare is not None:
+                    h = spare.host
+                    h.name = name
+                else:
+                    h = FastHost(name)
+                    h.wait_ready()
+            except BaseException:
+                with self._hosts_lock:
+                    sw.ports.pop(port, None)
+                    self.attachments.pop(name, None)
+                    self._ifnames.discard(sif)
+                    self._ifnames.discard(self._host_ifaces.pop(name, ""))
+                if spare is not None:
+                    self.spares._end(spare)
+                elif h is not None:
+                    with contextlib.suppress(Exception):
+                        h.terminate()
+                raise
+            with self._hosts_lock:
+                self.hosts[name] = h
+            self._record.links.append(sif)        # saved below, before the link is made
+            if spare is None:
+                self._record.add_process(h.pid, f"host {name}")
+            else:
+                # the spare becomes this host: its processes carry the host's name from now on
+                labels = {h.pid: f"host {name}"}
+                if spare.program is not None:
+                    labels[spare.program.pid] = f"{name}:{spare.what}"
+                    with self._procs_lock:
+                        self._procs = [(p, labels.get(p.pid, w)) for p, w in self._procs]
+                    self._prestarted[name] = spare.program
+                self._record.relabel_processes(labels)
+            try:
+                if spare is not None and spare.cgroup is not None:
+                    # its processes are in it already: the group becomes the host's
+                    self.cgroups.limit(self.cgroups.rename(spare.name, name), cpu=cpu,
+                                       memory_mb=memory_mb)
+                elif cpu is not None or memory_mb is not None:
+                    cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
+                    cg.add(h.pid)
+                    if spare is not None and spare.program is not None:
+                        cg.add(spare.program.pid)
+                tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
+                ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} "
+                          f"netns {h.pid}",
+                          f"link set dev {sif} alias {tag} group {self.link_group} up"])
+                if on_link is not None:
+                    on_link(h)
+                if self.datapath == "user":
+                    self._offloads_off([sif])
+                script = self._host_setup_script(name, hif)
+                if bw_mbit:
+                    from testbed.topology.model import LinkSpec
+                    spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
+                    tc_batch(_tc_lines(sif, spec))
+                    script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
+                # the host's own set-up (its shell), its attachment (the controller: a port
+                # that no graph names yet changes no flow) and its switch port (ovs-vsctl,
+                # joined with the ports of hosts added meanwhile) need not wait for each
+                # other: they overlap
+                h.send_script(script)
+                if self.ctl is not None:
+                    self.ctl.put_attachment(self.attachments[name].to_dict())
+                    self._ctl_attached.add(name)
+                self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]),
+                                            port_turn)
+                h.wait_script()
+                QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
+            except BaseException:
+                # all or nothing: a host half made (e.g. the controller could not take its
+                # attachment) is taken down again, so a retry or a rollback finds no trace of it
                 with contextlib.suppress(Exception):
-                    h.terminate()
-            raise
-        with self._hosts_lock:
-            self.hosts[name] = h
-        self._record.add_process(h.pid, f"host {name}")
-        try:
-            if cpu is not None or memory_mb is not None:
-                cg = self.cgroup_manager().create(name, cpu=cpu, memory_mb=memory_mb)
-                cg.add(h.pid)
-            tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
-            ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} "
-                      f"netns {h.pid}",
-                      f"link set dev {sif} alias {tag} group {self.link_group} up"])
-            if on_link is not None:
-                on_link(h)
-            self._record.links.append(sif)
-            self._record.save()
-            if self.datapath == "user":
-                self._offloads_off([sif])
-            vsctl(self._ovs_port_args(switch, sw.ports[port]))
-            script = self._host_setup_script(name, hif)
-            if bw_mbit:
-                from testbed.topology.model import LinkSpec
-                spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
-                tc_batch(_tc_lines(sif, spec))
-                script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
-            h.run_script(script)
-            QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
-            if self.ctl is not None:
-                self.ctl.put_attachment(self.attachments[name].to_dict())
-                self._ctl_attached.add(name)
-        except BaseException:
-            # all or nothing: a host half made (e.g. the controller could not take its
-            # attachment) is taken down again, so a retry or a rollback finds no trace of it
-            with contextlib.suppress(Exception):
-                self.remove_host(name)
-            raise
-        return h
+                    self.remove_host(name)
+                raise
+            return h
+
+    def keep_spares(self, size: int, *,
+                    prestart: Callable[[FastHost], subprocess.Popen] | None = None,
+                    what: str = "program") -> None:
+        """Keep ``size`` spare hosts started ahead for ``add_host`` (0: none; spares there
+        are ended at once). ``prestart(host)`` starts a program in each spare (e.g. a VNF
+        program waiting for its arguments), labelled ``what`` like ``popen``'s; the host that
+        takes the spare gets it from ``claim_prestarted``. See ``testbed.emulator.spares``
+        for the cost and the clean-up."""
+        if size and not self._started:
+            raise EmulationError("spare hosts need a started emulation")
+        self.spares.configure(size, prestart, what)
+
+    def claim_prestarted(self, name: str) -> subprocess.Popen | None:
+        """The program a spare had started (``keep_spares``' ``prestart``) if host ``name``
+        was made from a spare and its program still runs; else None. The program is the
+        host's, stopped with it; a second claim gets None."""
+        proc = self._prestarted.pop(name, None)
+        return proc if proc is not None and proc.poll() is None else None
 
     def cgroup_manager(self):
         """The run's cgroups (made on first use, recorded for `testbed clean`)."""
-        if self.cgroups is None:
-            from testbed.cgroups import CgroupManager
-            self.cgroups = CgroupManager(self.run_id)
-            self._record.cgroups = [self.cgroups.base]
-            self._record.save()
+        with self._hosts_lock:          # the spare hosts' thread may ask at the same time
+            if self.cgroups is None:
+                from testbed.cgroups import CgroupManager
+                self.cgroups = CgroupManager(self.run_id)
+                self._record.cgroups = [self.cgroups.base]
+                self._record.save()
         return self.cgroups
 
     def remove_host(self, name: str) -> None:
         """Remove a run-time host: its processes, its shell, its link and port (also one
         that ``add_host`` made only in part)."""
         h = self.host(name)
+        self._prestarted.pop(name, None)
         if name in self._ctl_attached:
             # first: the controller refuses while a graph uses the host, and then nothing
             # of it is removed yet
@@ -629,12 +689,17 @@ class Emulation:
         proc = h.popen(argv, **kwargs)
         if self.cgroups is not None and host in self.cgroups.groups:
             self.cgroups.get(host).add(proc.pid)
-        label = f"{host}:{what or argv[0]}"
+        self._adopt_process(proc, f"{host}:{what or argv[0]}")
+        return proc
+
+    def _adopt_process(self, proc: subprocess.Popen, label: str) -> None:
+        """Make ``proc`` a program of the run: recorded, stopped with its host (by the
+        ``HOST:`` of its label) or at the end of the run."""
         with self._procs_lock:
             self._procs.append((proc, label))
         if self._record is not None:
             self._record.add_process(proc.pid, label)
-        return proc
+
 
     def stop_process(self, proc: subprocess.Popen, timeout: float = 5.0) -> int | None:
         with self._procs_lock:
@@ -676,6 +741,10 @@ class Emulation:
         if threading.current_thread() is threading.main_thread():
             old_int = signal.signal(signal.SIGINT, _tearing_down)
         try:
+            try:
+                self.spares.close()
+            except EmulationError as exc:
+                errors.append(str(exc))
             for proc, what in list(self._procs):
                 try:
                     self._stop_proc(proc, what)

@@ -94,6 +94,14 @@ class RunRecord:
             self.processes.append(ProcRecord(pid, proc_start_time(pid), what))
             self.save()
 
+    def relabel_processes(self, labels: dict[int, str]) -> None:
+        """Change what the record says processes are (``{pid: what}``; a spare host taken),
+        in one save."""
+        with _SAVE_LOCK:
+            for p in self.processes:
+                p.what = labels.get(p.pid, p.what)
+            self.save()
+
     def forget_process(self, pid: int) -> None:
         with _SAVE_LOCK:
             self.processes = [p for p in self.processes if p.pid != pid]

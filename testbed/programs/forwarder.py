@@ -10,6 +10,12 @@ Usage (inside a host's namespace, as root)::
 
     python -m testbed.programs.forwarder --iface IF --stats FILE [--cost-us N] [--name NAME]
         [--program forwarder|firewall|nat|lb] [--params JSON]
+    python -m testbed.programs.forwarder --await-args
+
+``--await-args`` (alone) starts the program ahead of its instance: it imports its code, then
+reads its arguments as one line of stdin, a JSON list of the words above, and runs as if
+given them; end of input before that line exits 0 (the emulator's spare hosts,
+``testbed.emulator.spares``, pre-start VNF programs so).
 
 ``--program`` (default forwarder) picks the per-packet processing of
 :mod:`testbed.programs.vnf`, configured by ``--params`` (a JSON object, default ``{}``;
@@ -256,7 +262,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+AWAIT_ARGS = "--await-args"
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv == [AWAIT_ARGS]:
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0          # not needed after all
+        try:
+            argv = json.loads(line)
+        except ValueError:
+            argv = None
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            print(f"forwarder: error: {AWAIT_ARGS}: stdin must give a JSON list of strings, "
+                  f"not {line.strip()[:200]}", file=sys.stderr)
+            return 2
     args = parse_args(argv)
     try:
         processor = make_processor(args.program, args.params)

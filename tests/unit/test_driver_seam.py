@@ -34,7 +34,7 @@ class RefusingController:
 def _driver() -> EmulatedDriver:
     emu = SimpleNamespace(topology=load_topology(ROOT / "topologies" / "fat_tree4.yaml"),
                           ctl=RefusingController(), hosts={}, attachments={})
-    return EmulatedDriver(emu)
+    return EmulatedDriver(emu, spares=0)   # no hosts here to keep spare
 
 
 def test_controller_errors_become_infrastructure_errors():
@@ -95,7 +95,7 @@ def test_a_vnf_programs_death_is_pushed_at_once_not_at_the_next_rescan(tmp_path)
     emu = ProcessEmulation(topology=load_topology(ROOT / "topologies" / "fat_tree4.yaml"),
                            ctl=RefusingController(), hosts={}, attachments={},
                            run_dir=tmp_path, procs=[])
-    drv = EmulatedDriver(emu, watch_interval=30.0)
+    drv = EmulatedDriver(emu, watch_interval=30.0, spares=0)
     got: list = []
     drv.subscribe(got.append)
     try:
@@ -131,7 +131,7 @@ def test_input_waiting_with_a_standing_counter_is_a_hang_and_a_moving_counter_en
     monkeypatch.setattr(drvmod, "_queued_input", lambda pid: queued["bytes"])
     stats = tmp_path / "vnf-fwd_1.json"
     drv = EmulatedDriver(SimpleNamespace(topology=load_topology(
-        ROOT / "topologies" / "fat_tree4.yaml")), hang_s=0.4)
+        ROOT / "topologies" / "fat_tree4.yaml")), hang_s=0.4, spares=0)
     proc = SimpleNamespace(pid=1, poll=lambda: None)
     inst = drvmod._Instance(SimpleNamespace(instance_id="fwd_1"), None, None, proc, stats)
 

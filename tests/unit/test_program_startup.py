@@ -31,3 +31,22 @@ def test_forwarder_runs_as_the_driver_starts_it():
     """``python -S -m testbed.programs.forwarder --help`` exits 0."""
     out = _run(["-m", "testbed.programs.forwarder", "--help"])
     assert out.returncode == 0 and "--iface" in out.stdout, out.stderr
+
+
+def _await(stdin: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-S", "-m", "testbed.programs.forwarder",
+                           "--await-args"], input=stdin, check=False, capture_output=True,
+                          text=True, timeout=30, cwd="/",
+                          env={**os.environ, "PYTHONPATH": driver._PACKAGE_DIR})
+
+
+def test_a_waiting_forwarder_runs_with_the_arguments_it_reads_and_leaves_on_end_of_input():
+    """``forwarder --await-args`` (a spare host's pre-started program) exits 0 on end of
+    input, refuses a line that is no JSON list of strings (exit 2, saying so), and runs
+    with the arguments it reads (here its set-up fails on the interface they name)."""
+    assert _await("").returncode == 0
+    bad = _await("--iface x\n")
+    assert bad.returncode == 2 and "JSON list of strings" in bad.stderr
+    run = _await('["--iface", "nope0", "--stats", "/nonexistent/s.json"]\n')
+    assert run.returncode == 2
+    assert "nope0" in run.stderr or "root" in run.stderr, run.stderr

@@ -18,6 +18,7 @@ import logging
 import os
 import selectors
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ PROGRAMS = ("forwarder", "firewall", "nat", "lb")
 # machine's own), which took a third of a VNF's start-up here (bench/instantiate.py);
 # PYTHONPATH names the folder that holds the testbed package instead.
 _PACKAGE_DIR = str(Path(testbed.__file__).resolve().parent.parent)
+_PROGRAM = [sys.executable, "-S", "-m", "testbed.programs.forwarder"]
 
 
 @dataclass
@@ -73,11 +75,17 @@ class EmulatedDriver(TopologyInventory):
 
     ``create_concurrency``: how many ``create_instance`` calls the NFVO may make at once
     (``mano.nfvi``): a host's shell, links, OVS port and VNF program are made outside the
-    driver's lock, so the creates of a network service's instances overlap."""
+    driver's lock, so the creates of a network service's instances overlap.
+
+    ``spares``: how many spare hosts the emulation keeps started ahead, each with a VNF
+    program that has imported its code and waits for its arguments
+    (``Emulation.keep_spares``, ``forwarder --await-args``): an instance made from one
+    skips the shell's and the interpreter's start-up (0: none). ``close`` ends them."""
 
     def __init__(self, emu, *, watch_interval: float = 0.1, hang_s: float = 0.4,
-                 create_concurrency: int = 3):
+                 create_concurrency: int = 3, spares: int = 3):
         self.emu = emu
+        self.spares = spares
         self.topology = emu.topology
         self.create_concurrency = create_concurrency
         self._lock = threading.RLock()
@@ -97,6 +105,8 @@ class EmulatedDriver(TopologyInventory):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        if spares:
+            emu.keep_spares(spares, prestart=self._prestart_program, what="vnf")
 
     # ---- instances ------------------------------------------------------------------------
     @translated
@@ -121,7 +131,8 @@ class EmulatedDriver(TopologyInventory):
             self.emu.add_host(instance_id, node.switch, cpu=flavour.vcpu,
                               memory_mb=flavour.memory_mb,
                               on_link=lambda _h: started.append(
-                                  self._spawn_program(instance_id, image)))
+                                  self._spawn_program(instance_id, image,
+                                                      self.emu.claim_prestarted(instance_id))))
             try:
                 if not started:     # an emulation that does not call on_link: start now
                     started.append(self._spawn_program(instance_id, image))
@@ -153,19 +164,35 @@ class EmulatedDriver(TopologyInventory):
         self._wait_started(instance_id, image, proc, stats)
         return proc, stats
 
-    def _spawn_program(self, instance_id: str, image: Image):
-        """Start the VNF program in the instance's host; (process, its stats file)."""
+    def _spawn_program(self, instance_id: str, image: Image, prestarted=None):
+        """Start the VNF program in the instance's host; (process, its stats file).
+        ``prestarted``: the program a spare host started (``--await-args``), given its
+        arguments instead of starting another (if it is gone by then, another starts)."""
         stats = self.emu.run_dir / f"vnf-{instance_id}.json"
         stats.unlink(missing_ok=True)
         params = dict(image.params)
-        argv = [sys.executable, "-S", "-m", "testbed.programs.forwarder", "--iface",
-                self.emu.host_iface(instance_id), "--stats", str(stats), "--name", instance_id,
-                "--cost-us", str(params.pop("cost_us", 0) or 0)]
+        args = ["--iface", self.emu.host_iface(instance_id), "--stats", str(stats),
+                "--name", instance_id, "--cost-us", str(params.pop("cost_us", 0) or 0)]
         if image.program != "forwarder" or params:
-            argv += ["--program", image.program, "--params", json.dumps(params)]
-        proc = self.emu.popen(instance_id, argv, what="vnf",
+            args += ["--program", image.program, "--params", json.dumps(params)]
+        if prestarted is not None:
+            try:
+                prestarted.stdin.write(json.dumps(args).encode() + b"\n")
+                prestarted.stdin.close()
+                return prestarted, stats
+            except OSError:      # it ended meanwhile (its host stops what is left of it)
+                log.warning("instance %s: pre-started VNF program gone; starting another",
+                            instance_id)
+        proc = self.emu.popen(instance_id, _PROGRAM + args, what="vnf",
                               env={**os.environ, "PYTHONPATH": _PACKAGE_DIR})
         return proc, stats
+
+    @staticmethod
+    def _prestart_program(host) -> subprocess.Popen:
+        """A VNF program in a spare host that waits for its arguments on stdin."""
+        return host.popen(_PROGRAM + ["--await-args"], stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONPATH": _PACKAGE_DIR})
 
     @staticmethod
     def _wait_started(instance_id: str, image: Image, proc, stats) -> None:
@@ -416,6 +443,8 @@ class EmulatedDriver(TopologyInventory):
         return False
 
     def close(self) -> None:
+        if self.spares:
+            self.emu.keep_spares(0)
         self._stop.set()
         self._wake()
         if self._watcher is not None:
