@@ -157,6 +157,8 @@ PairKey = tuple[int, str, str]  # (segment, source instance, destination instanc
 # A directed link, named by where it ends: (receiving switch, its port). Each has its own
 # VLAN id pool; a path's VLAN ids are one per link it crosses, in path order.
 InLink = tuple[str, int]
+# A switch path, the link each hop takes, and the in-link each hop enters by.
+_Route = tuple[list[str], list[Link], list[InLink]]
 
 
 SPLIT_TOLERANCE = 0.10   # every instance's share of the split within 10 % of 1/n
@@ -196,8 +198,8 @@ def _hop_json(hop: str | tuple[str, ...]) -> str | list[str]:
 
 class _Journal:
     """Where the id pools of one fabric record what they take and free while a record is
-    open (``entries`` not None): undone when an ``add_graph`` fails half-way, and kept by
-    ``prepare_repair`` to replay the pools' changes when the link fails."""
+    open (``entries`` not None): undone when an ``add_graph`` fails half-way, and kept
+    (``net``) by ``prepare_repair`` to make the pools' changes when the link fails."""
 
     def __init__(self) -> None:
         self.entries: list[tuple[_Pool, int, bool]] | None = None
@@ -210,13 +212,31 @@ class _Journal:
             else:
                 pool.used.add(v)
 
-    def replay(self, entries: list[tuple[_Pool, int, bool]]) -> None:
-        for pool, v, took in entries:
-            if took:
-                pool.used.add(v)
-            else:
-                pool.used.discard(v)
-                pool._hint = min(pool._hint, v)
+    @staticmethod
+    def net(entries: list[tuple[_Pool, int, bool]]) -> list[tuple[_Pool, set[int], set[int]]]:
+        """What ``entries`` change, per pool: (pool, ids taken, ids freed), leaving out
+        ids taken and freed again (or freed and taken again)."""
+        first: dict[tuple[int, int], bool] = {}
+        last: dict[tuple[int, int], tuple[_Pool, int, bool]] = {}
+        for e in entries:
+            k = (id(e[0]), e[1])
+            first.setdefault(k, e[2])
+            last[k] = e
+        out: dict[int, tuple[_Pool, set[int], set[int]]] = {}
+        for k, (pool, v, took) in last.items():
+            if took == first[k]:    # used at the end iff free at the start: a change
+                o = out.setdefault(id(pool), (pool, set(), set()))
+                (o[1] if took else o[2]).add(v)
+        return list(out.values())
+
+    @staticmethod
+    def apply(changes: list[tuple[_Pool, set[int], set[int]]]) -> None:
+        """Make the changes ``net`` gave on the pools as they were when they were made."""
+        for pool, taken, freed in changes:
+            pool.used |= taken
+            if freed:
+                pool.used -= freed
+                pool._hint = min(pool._hint, min(freed))
 
 
 class _Pool:
@@ -352,12 +372,12 @@ def _set_graph_state(g: _Graph, state: tuple) -> None:
 class _Repair:
     """A link failure's prepared outcome: the Changes it sends, the state of the graphs it
     recomputes, and what it takes from and frees to the id pools (VLAN ids of every link,
-    group ids of every switch), in order: replayed on the pools as they were when it was
-    prepared (the generation is unchanged), that gives the pools' state afterwards."""
+    group ids of every switch; ``_Journal.net``): made on the pools as they were when it
+    was prepared (the generation is unchanged), that gives the pools' state afterwards."""
 
     changes: Changes
     graphs: dict[str, tuple]
-    pools: list[tuple[_Pool, int, bool]]
+    pools: list[tuple[_Pool, set[int], set[int]]]     # see _Journal.net
 
 
 class Fabric:
@@ -402,8 +422,9 @@ class Fabric:
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
         # Path memos, valid for one _topo (many graphs share their switch pairs), each
         # with the switches its search scanned.
-        self._paths: dict[tuple[str, str], tuple[list[str] | None, frozenset]] = {}
-        self._backups: dict[tuple, tuple[tuple[list[str], Link] | None, frozenset]] = {}
+        # A path memo entry: (path, links, in-links) or None, and the switches scanned.
+        self._paths: dict[tuple[str, str], tuple[_Route | None, frozenset]] = {}
+        self._backups: dict[tuple, tuple[_Route | None, frozenset]] = {}
         lo, hi = vlan_range
         if not VLAN_MIN <= lo <= hi <= VLAN_MAX:
             raise ControllerError(f"vlan_range {vlan_range} is not within "
@@ -592,7 +613,7 @@ class Fabric:
             changes = self._compute_link_down(port, hit)
             post = _Repair(changes=changes,
                            graphs={g.spec.name: _graph_state(g) for g in hit},
-                           pools=self._journal.entries)
+                           pools=_Journal.net(self._journal.entries))
         finally:
             self._down_ports.discard(port)
             for g in hit:
@@ -620,9 +641,12 @@ class Fabric:
             for name, state in repair.graphs.items():
                 _set_graph_state(self._graphs[name], state)
                 self._touched.add(name)
-            self._journal.replay(repair.pools)
+            _Journal.apply(repair.pools)
             if self._journal.entries is not None:
-                self._journal.entries += repair.pools
+                self._journal.entries += [(p, v, True) for p, taken, _ in repair.pools
+                                          for v in taken]
+                self._journal.entries += [(p, v, False) for p, _, freed in repair.pools
+                                          for v in freed]
             self._down_ports.add(port)
             self._topo = None
             changes = repair.changes
@@ -712,7 +736,6 @@ class Fabric:
         if fg.protection or g.notes or g.short:
             return False
         topo, scanned = self._topology(), set()
-        edges = topo.edges
         for i in range(len(fg.hops) - 1):
             for pk in g.pairs(i):
                 src, dst = self._atts[pk[1]], self._atts[pk[2]]
@@ -721,12 +744,11 @@ class Fabric:
                     if had != [src.switch]:
                         return False
                     continue
-                path = self._path(topo, src.switch, dst.switch, scanned)
-                if path != had:
+                route = self._path(topo, src.switch, dst.switch, scanned)
+                if route is None or route[0] != had:
                     return False
-                for j in range(len(path) - 1):
-                    if edges[path[j], path[j + 1]]["links"][0] not in g.links:
-                        return False
+                if any(lk not in g.links for lk in route[1]):
+                    return False
         g.scanned, g.fresh = scanned, True
         return True
 
@@ -1101,17 +1123,26 @@ class Fabric:
             self._adj = {n: tuple(topo.adj[n]) for n in topo}
         return self._topo
 
-    def _path(self, topo: nx.Graph, a: str, b: str, scanned: set[str]) -> list[str] | None:
-        """The shortest path a -> b of up links (memo); adds the switches its search
-        scanned to ``scanned``."""
+    def _path(self, topo: nx.Graph, a: str, b: str, scanned: set[str]) -> _Route | None:
+        """The shortest path a -> b of up links with its links and in-links (memo); adds
+        the switches its search scanned to ``scanned``."""
         hit = self._paths.get((a, b))
         if hit is None:
             path, seen = None, set()
             if a in topo and b in topo:
                 path = shortest_path(self._adj, a, b, scanned=seen)
-            hit = self._paths[(a, b)] = (path, frozenset(seen))
+            route = None
+            if path is not None:
+                route = self._route(path, [topo.edges[x, y]["links"][0]
+                                           for x, y in pairwise(path)])
+            hit = self._paths[(a, b)] = (route, frozenset(seen))
         scanned |= hit[1]
         return hit[0]
+
+    @staticmethod
+    def _route(path: list[str], links: list[Link]) -> _Route:
+        """A switch path with the link each hop takes and the in-link it enters by."""
+        return path, links, [(b, lk.port_of(b)) for b, lk in zip(path[1:], links)]
 
     def _compute(self, g: _Graph) -> None:
         """Recompute the desired flows and groups of one graph (allocates and frees the
@@ -1213,13 +1244,12 @@ class Fabric:
             self._release(g.pair_vids.pop(pk, {}))
             g.pair_paths[pk] = [src.switch]
             return ((("in_port",) if src.port == dst.port else ("output", dst.port)),), True
-        path = self._path(topo, src.switch, dst.switch, g.scanned)
-        if path is None:
+        route = self._path(topo, src.switch, dst.switch, g.scanned)
+        if route is None:
             self._release(g.pair_vids.pop(pk, {}))
             notes.append((pk, f"no path for segment {i} ({sname} -> {dname})"))
             return None
-        links = [topo.edges[a, b]["links"][0] for a, b in pairwise(path)]
-        ins = [(b, lk.port_of(b)) for b, lk in zip(path[1:], links)]
+        path, links, ins = route
         held = was = g.pair_vids.pop(pk, {})
         for retry in (False, True):
             try:
@@ -1245,7 +1275,7 @@ class Fabric:
                 notes.append((pk, f"no VLAN id for segment {i} ({sname} -> {dname}): {exc}"))
                 return None
         g.pair_vids[pk] = held
-        vids = [held[k] for k in ins]
+        vids = list(held.values())          # in path order
         g.pair_paths[pk] = path
 
         def add(f: FlowSpec) -> None:
@@ -1305,7 +1335,7 @@ class Fabric:
         Returns {link: vid} in ``keys`` order (``held`` itself when nothing changes).
         Raises ForwardingGraphError naming the link whose pool is full, having freed every
         id of ``held`` and those it took."""
-        if len(held) == len(keys) and all(k in held for k in keys):
+        if len(held) == len(keys) and list(held) == keys:   # the same links (in order)
             return held
         out = {k: held[k] for k in keys if k in held}
         for k, v in held.items():
@@ -1352,10 +1382,10 @@ class Fabric:
 
     # ------------------------------------------------------------------- protection
     def _backup_path(self, topo: nx.Graph, path: list[str], j: int, link: Link,
-                     scanned: set[str]) -> tuple[list[str], Link] | None:
+                     scanned: set[str]) -> _Route | None:
         """A path from path[j] to path[-1] avoiding path[j+1] (unless it is the destination)
-        or at least the primary link, with the link its first hop takes (memo); adds the
-        switches its searches scanned to ``scanned``."""
+        or at least the primary link, with the links it takes and the in-links it enters
+        by (memo); adds the switches its searches scanned to ``scanned``."""
         s, nxt, dest = path[j], path[j + 1], path[-1]
         key = (s, nxt, dest, link)
         hit = self._backups.get(key)
@@ -1367,7 +1397,7 @@ class Fabric:
         return hit[0]
 
     def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str, link: Link,
-                     scanned: set[str]) -> tuple[list[str], Link] | None:
+                     scanned: set[str]) -> _Route | None:
         parallel = [l for l in topo.edges[s, nxt]["links"] if l != link]
         avoid: list[dict] = []     # first without the next switch, then without the link
         if nxt != dest:
@@ -1378,7 +1408,8 @@ class Fabric:
             if bp is None:
                 continue
             first = parallel[0] if bp[1] == nxt else topo.edges[s, bp[1]]["links"][0]
-            return bp, first
+            return self._route(bp, [first] + [topo.edges[a, b]["links"][0]
+                                              for a, b in pairwise(bp[1:])])
         return None
 
     def _protect(self, g: _Graph, pk: PairKey, path: list[str], j: int, link: Link,
@@ -1396,12 +1427,10 @@ class Fabric:
         key = (*pk, s)
         bvids: list[int] = []
         if backup is not None:
-            bp, first = backup
-            blinks = [first] + [topo.edges[a, b]["links"][0] for a, b in pairwise(bp[1:])]
-            bins = [(b, lk.port_of(b)) for b, lk in zip(bp[1:], blinks)]
+            bp, blinks, bins = backup
             try:
                 held = g.backup_vids[key] = self._vids_for(g.backup_vids.pop(key, {}), bins)
-                bvids = [held[k] for k in bins]
+                bvids = list(held.values())     # in path order
             except ForwardingGraphError:
                 backup = None  # out of VLAN ids: run unprotected rather than fail an event
                 g.short = True
@@ -1413,7 +1442,7 @@ class Fabric:
                                  else f"segment {i} ({sname} -> {dname}) at {s}")
         else:
             g.links.update(blinks)
-            q = first.port_of(s)
+            q = blinks[0].port_of(s)
             # OpenFlow drops an output to the in_port unless it says OFPP_IN_PORT.
             out = ("in_port",) if q == in_port else ("output", q)
             buckets.append(Bucket(actions=(("set_vlan", bvids[0]), out), watch_port=q))

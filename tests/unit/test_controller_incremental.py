@@ -209,3 +209,37 @@ def test_graph_left_without_backup_vlans_gets_them_at_the_next_link_up():
         both(inc, full, "port_status", switches["s4"], 10, up)
         assert state(inc) == state(full)
     assert inc.graph_backups("mine") == []
+
+
+def test_a_link_up_recomputes_only_graphs_whose_paths_change():
+    """After a link comes up at a switch an unprotected graph's searches scanned, the graph
+    keeps its flows untouched (the same dict: not recomputed, nothing sent) when its paths
+    and links are still the shortest; a graph the cut had moved is recomputed back onto
+    its old path. Both as recomputing everything gives."""
+    #  s1 --- s2 --- s4      a: h1 -> h4 (s1-s2-s4)
+    #   |      |             b: h3 -> h2 (s3-s2); the cut s1-s3 moves nothing of b's
+    #  s3 ----+              c: h1 -> h2 (s1-s2), moved onto s1-s3-s2 by the cut s1-s2
+    switches = {"s1": 1, "s2": 2, "s3": 3, "s4": 4}
+    links = [Link("s1", 10, "s2", 10), Link("s1", 11, "s3", 10), Link("s3", 11, "s2", 11),
+             Link("s2", 12, "s4", 10)]
+    atts = [Attachment("h1", "s1", 1), Attachment("h2", "s2", 1), Attachment("h3", "s3", 1),
+            Attachment("h4", "s4", 1)]
+    inc, full = Fabric(switches, links, atts), FullFabric(switches, links, atts)
+    graphs = {n: ForwardingGraphSpec(name=n, match={"ip_proto": 17, "udp_dst": 6000 + i},
+                                     hops=hops)
+              for i, (n, hops) in enumerate((("a", ("h1", "h4")), ("b", ("h3", "h2")),
+                                             ("c", ("h1", "h2"))))}
+    for g in graphs.values():
+        both(inc, full, "add_graph", g)
+    kept = {n: inc._graphs[n].flows for n in ("a", "b")}
+    for up in (False, True):                         # s1-s3: no graph's path uses it
+        both(inc, full, "port_status", switches["s1"], 11, up)
+        assert state(inc) == state(full)
+    assert all(inc._graphs[n].flows is kept[n] for n in kept)
+    assert all(inc._graphs[n].fresh for n in kept)
+    both(inc, full, "port_status", switches["s1"], 10, False)     # c moves to s1-s3-s2
+    assert inc.graph_paths("c") == [["s1", "s3", "s2"]]
+    moved = inc._graphs["c"].flows
+    both(inc, full, "port_status", switches["s1"], 10, True)      # and back
+    assert inc.graph_paths("c") == [["s1", "s2"]] and inc._graphs["c"].flows is not moved
+    assert state(inc) == state(full)
