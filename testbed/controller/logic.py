@@ -121,8 +121,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-import networkx as nx
-
 from mano import classifiers
 from testbed.controller.paths import shortest_path
 from testbed.controller.specs import (
@@ -283,6 +281,31 @@ class _Pool:
         self._hint = min(self._hint, v)
 
 
+class _Topology:
+    """The switches and their up links as an undirected graph: ``edges[a, b]["links"]``
+    (either order, one shared dict) lists the up links between two switches in wiring
+    order, ``adj[n]`` the neighbours of ``n`` in the order their first link appears, and
+    ``n in topo`` says whether ``n`` is a switch. The shape and orders networkx's ``Graph``
+    gave, built plainly (it is rebuilt after every link event)."""
+
+    __slots__ = ("adj", "edges")
+
+    def __init__(self, nodes: Iterable[str], ups: Iterable[Link]):
+        self.adj: dict[str, dict[str, None]] = {n: {} for n in nodes}
+        self.edges: dict[tuple[str, str], dict[str, list[Link]]] = {}
+        for link in ups:
+            e = self.edges.get((link.a, link.b))
+            if e is None:
+                self.edges[(link.a, link.b)] = self.edges[(link.b, link.a)] = {"links": [link]}
+                self.adj[link.a][link.b] = None
+                self.adj[link.b][link.a] = None
+            else:
+                e["links"].append(link)
+
+    def __contains__(self, node: str) -> bool:
+        return node in self.adj
+
+
 @dataclass
 class _Graph:
     spec: ForwardingGraphSpec
@@ -418,7 +441,7 @@ class Fabric:
             self._check_attachment(att)
             self._set_att(att.name, att)
         self._down_ports: set[tuple[str, int]] = set()
-        self._topo: nx.Graph | None = None
+        self._topo: _Topology | None = None
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
         # Path memos, valid for one _topo (many graphs share their switch pairs), each
         # with the switches its search scanned.
@@ -1106,24 +1129,17 @@ class Fabric:
         classifier fixes the protocol to UDP or TCP."""
         return SPLIT_FIELD.get(dict(fg.match).get("ip_proto"))  # type: ignore[arg-type]
 
-    def _topology(self) -> nx.Graph:
+    def _topology(self) -> _Topology:
         if self._topo is None:
             self._paths, self._backups = {}, {}
-            topo = nx.Graph()
-            topo.add_nodes_from(sorted(self._dpids))
             ups = sorted(self._up_links(), key=lambda l: (min(l.a, l.b), max(l.a, l.b),
                                                           l.port_of(min(l.a, l.b))))
-            for link in ups:
-                if topo.has_edge(link.a, link.b):
-                    topo.edges[link.a, link.b]["links"].append(link)
-                else:
-                    topo.add_edge(link.a, link.b, links=[link])
-            self._topo = topo
-            # the same adjacency, plain, in networkx's order, for paths.shortest_path
-            self._adj = {n: tuple(topo.adj[n]) for n in topo}
+            topo = self._topo = _Topology(sorted(self._dpids), ups)
+            # the adjacency as tuples, for paths.shortest_path
+            self._adj = {n: tuple(nb) for n, nb in topo.adj.items()}
         return self._topo
 
-    def _path(self, topo: nx.Graph, a: str, b: str, scanned: set[str]) -> _Route | None:
+    def _path(self, topo: _Topology, a: str, b: str, scanned: set[str]) -> _Route | None:
         """The shortest path a -> b of up links with its links and in-links (memo); adds
         the switches its search scanned to ``scanned``."""
         hit = self._paths.get((a, b))
@@ -1381,7 +1397,7 @@ class Fabric:
             self._link_pool(k).free(v)
 
     # ------------------------------------------------------------------- protection
-    def _backup_path(self, topo: nx.Graph, path: list[str], j: int, link: Link,
+    def _backup_path(self, topo: _Topology, path: list[str], j: int, link: Link,
                      scanned: set[str]) -> _Route | None:
         """A path from path[j] to path[-1] avoiding path[j+1] (unless it is the destination)
         or at least the primary link, with the links it takes and the in-links it enters
@@ -1396,7 +1412,7 @@ class Fabric:
         scanned |= hit[1]
         return hit[0]
 
-    def _find_backup(self, topo: nx.Graph, s: str, nxt: str, dest: str, link: Link,
+    def _find_backup(self, topo: _Topology, s: str, nxt: str, dest: str, link: Link,
                      scanned: set[str]) -> _Route | None:
         parallel = [l for l in topo.edges[s, nxt]["links"] if l != link]
         avoid: list[dict] = []     # first without the next switch, then without the link
