@@ -393,6 +393,29 @@ class Store:
                           state: str | None = None) -> list[dict]:
         return self._list("ns_instance", {"nsd_id": nsd_id, "state": state})
 
+    def list_ns_instances_binding(self, endpoints: Collection[str],
+                                  nsd_ids: Collection[str]) -> list[dict]:
+        """The NS records (in creation order) whose ``data.sap`` binds some name to one of
+        ``endpoints``, or whose NSD is one of ``nsd_ids``: filtered in SQL (JSON1), so an
+        overlap check reads the NSs that can share an ingress, not every NS."""
+        eps, ids = [str(e) for e in endpoints], [str(i) for i in nsd_ids]
+        where = []
+        if ids:
+            where.append(f"nsd_id IN ({', '.join('?' * len(ids))})")
+        if eps:
+            where.append("EXISTS (SELECT 1 FROM json_each(ns_instance.data, '$.sap') "
+                         f"WHERE json_each.value IN ({', '.join('?' * len(eps))}))")
+        if not where:
+            return []
+        rows = self._query(f'SELECT * FROM "ns_instance" WHERE {" OR ".join(where)} '
+                           "ORDER BY rowid", ids + eps)
+        return [self._decode("ns_instance", r) for r in rows]
+
+    def ns_instance_nsd_ids(self) -> list[str]:
+        """The NSDs NS records name, sorted."""
+        return [r[0] for r in self._query(
+            "SELECT DISTINCT nsd_id FROM ns_instance ORDER BY nsd_id")]
+
     def delete_ns_instance(self, id: str) -> bool:
         """Refused (``ConflictError``) while VNF records belong to it: delete those first."""
         with self.transaction():

@@ -84,6 +84,19 @@ def test_sap_moves_the_ingress_and_so_the_overlap(nfvo):
     assert nfvo.instantiate("bydst", "b", sap={"h1": "h2"})["state"] == "COMPLETED"
 
 
+def test_an_overlap_is_found_however_each_ns_binds_its_ingress(nfvo):
+    """The check reads only the NSs that can share an ingress (bound by sap, or by the
+    NSD's own name): one bound by sap onto an ingress is found by a new NS bound there by
+    sap, one entering by name by a new NS entering by name; NSs at other ingresses are
+    not in the way."""
+    nfvo.instantiate("bysrc", "a", sap={"h1": "h2"})             # a enters at h2
+    with pytest.raises(ConflictError, match="overlaps graph a.fg1"):
+        nfvo.instantiate("bydst", "b", sap={"h1": "h2"})
+    assert nfvo.instantiate("bydst", "c")["state"] == "COMPLETED"   # at h1: apart from a
+    with pytest.raises(ConflictError, match="overlaps graph c.fg1"):
+        nfvo.instantiate("bysrc", "d")
+
+
 def test_nsd_with_overlapping_graphs_is_refused_at_onboarding():
     """Two VNFFGs of one NSD overlapping at one ingress at one precedence: the NSD is
     refused naming the second graph's field path and the first graph."""
