@@ -91,10 +91,9 @@ class VIM:
             self._pools[info.name] = ResourcePool(info)
         self._where: dict[str, str] = {}          # instance id -> node
         self._names = sorted(self._pools, key=natural_key)
-        # each node's last snapshot, with the pool's (version, up) it was taken at:
-        # placement looks at every node, and most have not changed since the last one
-        self._states: dict[str, tuple[tuple[int, bool], NodeState]] = {}
-        # the snapshots in node order, refreshed where a node changed (allocations, up)
+        # every node's snapshot in node order, taken again only where the node changed
+        # (its pool reports allocations, _set_up its state): placement looks at every
+        # node, and most have not changed since the last placement
         self._list: list[NodeState] | None = None
         self._index = {n: i for i, n in enumerate(self._names)}
         self._dirty: set[str] = set()
@@ -155,28 +154,29 @@ class VIM:
     def node_names(self) -> list[str]:
         return list(self._names)
 
-    def _state(self, p: ResourcePool) -> NodeState:
-        key = (p.version, p.up)
-        hit = self._states.get(p.name)
-        if hit is None or hit[0] != key:
-            hit = (key, NodeState(p.name, p.switch, p.capacity, p.free, p.up, p.instances()))
-            self._states[p.name] = hit
-        return hit[1]
+    @staticmethod
+    def _snapshot(p: ResourcePool) -> NodeState:
+        return NodeState(p.name, p.switch, p.capacity, p.free, p.up, p.instances())
+
+    def _snapshots(self) -> list[NodeState]:
+        """The snapshot list, brought up to date (call holding ``self._lock``)."""
+        if self._list is None:
+            self._list = [self._snapshot(self._pools[n]) for n in self._names]
+        else:
+            for n in self._dirty:
+                self._list[self._index[n]] = self._snapshot(self._pools[n])
+        self._dirty.clear()
+        return self._list
 
     def nodes(self) -> list[NodeState]:
         """Snapshots of every compute node, in natural name order."""
         with self._lock:
-            if self._list is None:
-                self._list = [self._state(self._pools[n]) for n in self._names]
-            else:
-                for n in self._dirty:
-                    self._list[self._index[n]] = self._state(self._pools[n])
-            self._dirty.clear()
-            return list(self._list)
+            return list(self._snapshots())
 
     def node(self, name: str) -> NodeState:
         with self._lock:
-            return self._state(self._pool(name))
+            self._pool(name)                      # NotFoundError naming the known nodes
+            return self._snapshots()[self._index[name]]
 
     def where(self, instance_id: str) -> str:
         """The compute node holding ``instance_id``."""

@@ -112,7 +112,6 @@ class ResourcePool:
         self._cap = (micro_cpu(info.vcpu), info.memory_mb, info.disk_gb)
         self._used = [0, 0, 0]
         self._allocs: dict[str, Allocation] = {}
-        self.version = 0          # counts changes of the allocations (snapshot caches)
         # called with the node's name after each change of its allocations (the VIM's
         # snapshot list refreshes only the nodes that changed)
         self.on_change: Callable[[str], None] | None = None
@@ -185,7 +184,6 @@ class ResourcePool:
         self._changed()
 
     def _changed(self) -> None:
-        self.version += 1
         if self.on_change is not None:
             self.on_change(self.name)
 

@@ -161,10 +161,12 @@ class Stream:
 
 @dataclass
 class InstalledGraph:
-    """A forwarding graph as the switches hold it: its spec and every pair's switch path."""
+    """A forwarding graph as the switches hold it: its spec, every pair's switch path and
+    the graph id its flows' cookies carry."""
 
     spec: ForwardingGraphSpec
     pairs: dict[tuple[int, str, str], list[str]]
+    gid: int
 
 
 def _ip_matches(value, ip: str) -> bool:
@@ -343,8 +345,9 @@ class FlowModel:
                 not any(k[0] == name for k in self._detoured):
             return                          # the switches hold these flows already
         self._graph_changed(name)
-        self.installed[name] = InstalledGraph(spec, pairs)
-        self._gid_name[self.fabric.graph_cookie(name) >> COOKIE_SHIFT] = name
+        gid = self.fabric.graph_cookie(name) >> COOKIE_SHIFT
+        self.installed[name] = InstalledGraph(spec, pairs, gid)
+        self._gid_name[gid] = name
         (self._protected.add if spec.protection else self._protected.discard)(name)
         self._by_ingress.setdefault(spec.hops[0], set()).add(name)
         self._graph_changed(name)
@@ -358,8 +361,8 @@ class FlowModel:
         g = self.installed.pop(name, None)
         if g is not None:
             self._by_ingress.get(g.spec.hops[0], set()).discard(name)
+            self._gid_name.pop(g.gid, None)
         self._protected.discard(name)
-        self._gid_name = {k: v for k, v in self._gid_name.items() if v != name}
         for k in [k for k in self.detours if k[0] == name]:
             del self.detours[k]
         self._detoured = {k for k in self._detoured if k[0] != name}
