@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.emulator import features, names, registry
+from testbed.emulator import features, names, portfds, registry
 from testbed.emulator.ethtool import offloads_off
 from testbed.emulator.hosts import FastHost, QuietIntf
 from testbed.emulator.shell import VsctlBatcher, ip_batch, offload_script, run, sh, tc_batch, vsctl
@@ -298,6 +298,7 @@ class Emulation:
             t = time.monotonic()
             old = self.controller
             old.stop()
+            old.client.close()   # calls wait on the lock meanwhile, then use the new one
             self._record.forget_process(old.pid)
             self.controller = ControllerProcess(self.run_dir, self.wiring(),
                                                 **{**self.controller_args,
@@ -740,6 +741,11 @@ class Emulation:
         old_int = None
         if threading.current_thread() is threading.main_thread():
             old_int = signal.signal(signal.SIGINT, _tearing_down)
+        # copies of ovs-vswitchd's descriptors of the run's ports, taken before the hosts'
+        # ends of the links go: then deleting the bridges waits for no RCU grace period
+        # (portfds.py); remove_tagged closes them, all at once
+        fds = run_port_descriptors(self.run_id, list(self.switches)) \
+            if self.datapath == "user" else []
         try:
             try:
                 self.spares.close()
@@ -753,6 +759,7 @@ class Emulation:
             if self.controller is not None:
                 try:
                     self.controller.stop()
+                    self.controller.client.close()   # its pooled API connection
                 except Exception as exc:
                     errors.append(f"controller: {exc}")
             # Hang up every shell first, then reap them: the namespaces go with the shells,
@@ -774,13 +781,14 @@ class Emulation:
                     self.cgroups.remove_all()
                 except Exception as exc:
                     errors.append(f"cgroups: {exc}")
-            remove_tagged(self.run_id)
+            remove_tagged(self.run_id, fds)
             atexit.unregister(self.stop)
             if not errors:  # else the record stays, for `testbed clean`, and the logs too
                 self._record.remove()
                 if self._own_run_dir:
                     shutil.rmtree(self.run_dir, ignore_errors=True)
         finally:
+            portfds.close_all(fds)   # if remove_tagged was not reached
             self.timings["stop"] = time.monotonic() - t
             self._restore_signal_handlers()
             if old_int is not None:
@@ -794,18 +802,39 @@ def _tearing_down(_signum, _frame) -> None:
     print("testbed: tearing down the emulation, please wait", file=sys.stderr, flush=True)
 
 
-def remove_tagged(run_id: str) -> None:
+def run_port_descriptors(run_id: str, bridges: list[str]) -> list[int]:
+    """Copies of ovs-vswitchd's descriptors of a run's ports: its tagged links' packet
+    sockets and its ``bridges``' taps (:func:`portfds.copy_port_descriptors`); [] where
+    there is no daemon or the kernel refuses."""
+    pid = portfds.vswitchd_pid()
+    if pid is None:
+        return []
+    names = tagged_links().get(f"{registry.LINK_ALIAS_PREFIX}{run_id}", []) + list(bridges)
+    return portfds.copy_port_descriptors(pid, names)
+
+
+def remove_tagged(run_id: str, fds: list[int] | None = None) -> None:
     """Delete a run's bridges and root-namespace links (only ours: found by their tags).
 
-    Bridges go first, without waiting for ovs-vswitchd to reconfigure (``--no-wait``);
-    then the links, as one interface group. Port by port, the same took 15 s at k=8.
+    ``fds``: copies of ovs-vswitchd's descriptors of the run's ports
+    (:func:`run_port_descriptors`; taken here when None). This function closes them, and
+    empties the list. With copies, the bridges are deleted waiting for ovs-vswitchd (whose
+    closes are then free), then the copies are closed from many threads at once: 1.3 s at
+    k=8 instead of 11 s. Without, the bridges go without waiting (``--no-wait``) while the
+    links are deleted. The links go as one interface group (one by one took 4.5 s at k=8).
     """
     brs = tagged_bridges(strict=True).get(run_id, [])
-    args: list[str] = ["--no-wait"]
-    for b in brs:
-        args += ["--", "--if-exists", "del-br", b]
-    if brs:
-        vsctl(args, check=False)
+    if fds is None:
+        fds = run_port_descriptors(run_id, brs) if brs else []
+    try:
+        args: list[str] = [] if fds else ["--no-wait"]
+        for b in brs:
+            args += ["--", "--if-exists", "del-br", b]
+        if brs:
+            vsctl(args, check=False)
+    finally:
+        portfds.close_all(fds)
+        fds.clear()
     tag = f"{registry.LINK_ALIAS_PREFIX}{run_id}"
     if tagged_links().get(tag):
         ip_batch([f"link del group {link_group(run_id)}"], force=True)
