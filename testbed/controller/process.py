@@ -126,6 +126,13 @@ class ControllerProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 20.0) -> None:
+        """Start the process and wait until its API answers (``wait_ready``)."""
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process and return at once (it imports and listens in about 0.6 s
+        here; the emulator builds the network meanwhile). ``wait_ready`` waits for it."""
         cfg = self.run_dir / "controller.json"
         config = {"wiring": self.wiring, "of_port": self.of_port, "api_port": self.api_port,
                   "log_level": self.log_level,
@@ -138,6 +145,11 @@ class ControllerProcess:
                 [sys.executable, "-m", "testbed.controller.app", str(cfg)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until the API answers. Raises ``ControllerError`` with the log's end if the
+        process exits or does not answer within ``timeout`` seconds (then it is stopped)."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
