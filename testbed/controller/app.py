@@ -33,6 +33,7 @@ import functools
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -476,6 +477,20 @@ def _build_app():
     return TestbedController
 
 
+def _widen_listen_backlog() -> None:
+    """os-ken's OpenFlow listener (``os_ken.lib.hub.listen``) queues at most 50 connections
+    not yet accepted. Fat-tree k=8's 80 switches connect at once: the SYNs beyond the queue
+    were dropped and their switches came 1-1.5 s later (TCP's first retransmission). The
+    queue becomes the kernel's maximum (``socket.SOMAXCONN``, capped by net.core.somaxconn)."""
+    from os_ken.lib import hub
+
+    listen = hub.listen
+
+    def listen_wide(addr, family=socket.AF_INET, backlog=50, *args, **kwargs):
+        return listen(addr, family, max(backlog, socket.SOMAXCONN), *args, **kwargs)
+    hub.listen = listen_wide
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -492,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     from os_ken.base.app_manager import AppManager
     from os_ken.controller import controller  # noqa: F401  (registers the ofp options)
 
+    _widen_listen_backlog()
     oscfg.CONF(args=["--ofp-listen-host", "127.0.0.1",
                      "--ofp-tcp-listen-port", str(cfg["of_port"])], project="os_ken")
     app = _build_app()

@@ -37,6 +37,11 @@ def test_fat_tree_comes_up_with_hosts_configured_and_switches_programmed():
         assert len(wiring["links"]) == 32 and len(wiring["attachments"]) == 16
         ports = emu.ctl.port_stats()
         assert set(ports) == set(emu.switches)
+        # the OpenFlow listener queues every switch connecting at once, fat-tree k=8's 80
+        # too (os-ken's own queue of 50 delayed the others by a TCP retransmission, 1 s)
+        listener = subprocess.run(["ss", "-Hltn", f"sport = :{emu.controller.of_port}"],
+                                  capture_output=True, text=True, check=True).stdout.split()
+        assert int(listener[2]) >= 80, listener
     assert leftovers() == []
 
 
