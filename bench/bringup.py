@@ -111,13 +111,20 @@ def main() -> int:
 def run(args) -> tuple[dict, dict]:
     res, down = {}, {}
     for k in args.k:
-        st = [time_stock(k) for _ in range(args.repeat)]
-        tb = [time_testbed(k) for _ in range(args.repeat)]
+        st, tb = [], []
+        for _ in range(args.repeat):   # alternated, so both see the same machine
+            st.append(time_stock(k))
+            tb.append(time_testbed(k))
         su, sd = statistics.median(x[0] for x in st), statistics.median(x[1] for x in st)
         tu, td = statistics.median(x[0] for x in tb), statistics.median(x[1] for x in tb)
         res[k], down[k] = (su, tu), (sd, td)
         print(f"k={k}: stock up {su:.2f} s down {sd:.2f} s | testbed up {tu:.2f} s "
               f"down {td:.2f} s | bring-up ratio {su / tu:.1f}x", flush=True)
+        if args.repeat > 1:
+            for what, xs in (("stock", st), ("testbed", tb)):
+                print(f"  {what} over {len(xs)} runs: up min {min(x[0] for x in xs):.2f} "
+                      f"max {max(x[0] for x in xs):.2f} s, down min "
+                      f"{min(x[1] for x in xs):.2f} max {max(x[1] for x in xs):.2f} s")
     return res, down
 
 

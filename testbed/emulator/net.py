@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from testbed.emulator import features, names, portfds, registry
 from testbed.emulator.ethtool import offloads_off
@@ -212,25 +213,19 @@ class Emulation:
         # Overlapped, in three lanes: the controller process boots (about 0.6 s of
         # imports); ovs-vswitchd makes the bridges and the ports between switches (most of
         # its work; a switch that finds no controller listening yet retries after 1 s, by
-        # when it does); this process starts and configures the hosts meanwhile. The
-        # hosts' ports follow in a second transaction. fat-tree k=8: about 2.5 s instead
-        # of 3.2-3.9 s here (bench/bringup.py).
+        # when it does) while this process starts the hosts and links them; then
+        # ovs-vswitchd adds the hosts' ports while the hosts configure themselves.
+        # fat-tree k=8: see bench/bringup.py and docs/architecture.md.
         if self.with_controller:
             self._start_controller()
         self._create_links(hosts=False)
-        done: list[BaseException | None] = []
-        fabric = threading.Thread(target=self._create_switches_into, args=(done,),
-                                  name="fabric", daemon=True)
-        fabric.start()
-        try:
+        with _Lane(self._create_switches, "fabric") as fabric:
             self._start_hosts()
             self._create_links(hosts=True)
+        fabric.check()
+        with _Lane(self._attach_hosts, "attach") as attach:
             self._configure_hosts()
-        finally:
-            fabric.join()
-        if done and done[0] is not None:
-            raise done[0]
-        self._attach_hosts()
+        attach.check()
         if self.controller is not None:
             self.controller.wait_ready()
         self._shape_links()
@@ -359,15 +354,6 @@ class Emulation:
     def _ovs_port_args(bridge: str, port: SwitchPort) -> list[str]:
         return ["--", "add-port", bridge, port.iface,
                 "--", "set", "interface", port.iface, f"ofport_request={port.port}"]
-
-    def _create_switches_into(self, done: list) -> None:
-        """``_create_switches`` on a thread: appends None, or the exception it raised."""
-        try:
-            self._create_switches()
-        except BaseException as exc:   # handed to the starting thread, which raises it
-            done.append(exc)
-        else:
-            done.append(None)
 
     def _create_switches(self) -> None:
         """Every bridge, with its controller, and its ports towards other switches, in
@@ -848,6 +834,32 @@ class Emulation:
         if errors:
             raise EmulationError(f"tear-down had problems (logs kept in {self.run_dir}; "
                                  "`testbed clean` retries):\n  " + "\n  ".join(errors))
+
+
+class _Lane:
+    """A bring-up step run on a thread while the ``with`` block runs: the block's end
+    waits for it; ``check()`` then raises what it raised."""
+
+    def __init__(self, step: Callable[[], None], name: str):
+        self._step, self._error = step, None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._step()
+        except BaseException as exc:   # handed to the starting thread by check()
+            self._error = exc
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._thread.join()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _tearing_down(_signum, _frame) -> None:

@@ -5,6 +5,7 @@ fast-failover buckets), packets arrive, and a cut link is survived on the backup
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
@@ -53,9 +54,17 @@ def test_ids_rewritten_hop_by_hop_deliver_and_survive_a_cut(emu):
     assert res["received"] >= 0.99 * res["sent"] > 0
 
     def packets(switch: str, vid: int) -> int:
-        return sum(f["packets"] for f in emu.ctl.switch_state(switch)["flows"]
-                   if f["priority"] == 1000
-                   and int(f["match"].get("vlan_vid", 0)) & 0xFFF == vid)
+        # ovs-vswitchd's revalidators bring a flow's counters up to date every ~0.5 s:
+        # read until they reach the probe's count (or 5 s passed, then the count fails)
+        deadline, n = time.monotonic() + 5, 0
+        while time.monotonic() < deadline:
+            n = sum(f["packets"] for f in emu.ctl.switch_state(switch)["flows"]
+                    if f["priority"] == 1000
+                    and int(f["match"].get("vlan_vid", 0)) & 0xFFF == vid)
+            if n >= res["received"]:
+                break
+            time.sleep(0.2)
+        return n
     assert packets(path[j], vlans[j - 1]) >= res["received"]      # came in on the first
     assert packets(path[j + 1], vlans[j]) >= res["received"]      # left on the second
     r = chain.measure_link_cut(emu, g, rate=2000, before=0.7, after=1.0, tag="rwcut")
