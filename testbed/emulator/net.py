@@ -211,15 +211,15 @@ class Emulation:
         self._record.save()
 
         # Overlapped, in three lanes: the controller process boots (about 0.6 s of
-        # imports); ovs-vswitchd makes the bridges and the ports between switches (most of
-        # its work; a switch that finds no controller listening yet retries after 1 s, by
-        # when it does) while this process starts the hosts and links them; then
+        # imports); the links between switches are made, then ovs-vswitchd makes the
+        # bridges and their ports between switches (most of its work; a switch that finds
+        # no controller listening yet retries after 1 s, by when it does), while this
+        # process starts the hosts (network namespaces) and links them; then
         # ovs-vswitchd adds the hosts' ports while the hosts configure themselves.
         # fat-tree k=8: see bench/bringup.py and docs/architecture.md.
         if self.with_controller:
             self._start_controller()
-        self._create_links(hosts=False)
-        with _Lane(self._create_switches, "fabric") as fabric:
+        with _Lane(self._create_fabric, "fabric") as fabric:
             self._start_hosts()
             self._create_links(hosts=True)
         fabric.check()
@@ -355,6 +355,11 @@ class Emulation:
         return ["--", "add-port", bridge, port.iface,
                 "--", "set", "interface", port.iface, f"ofport_request={port.port}"]
 
+    def _create_fabric(self) -> None:
+        """The links between switches, then the switches (``_create_switches``)."""
+        self._create_links(hosts=False)
+        self._create_switches()
+
     def _create_switches(self) -> None:
         """Every bridge, with its controller, and its ports towards other switches, in
         one ``ovs-vsctl`` transaction (those links exist). Raises EmulationError."""
@@ -423,7 +428,7 @@ class Emulation:
         ip_batch(lines)
         if self.datapath == "user":
             self._offloads_off(ends)
-        self.timings["links"] = self.timings.get("links", 0.0) + time.monotonic() - t
+        self.timings["host links" if hosts else "links"] = time.monotonic() - t
 
     @staticmethod
     def _offloads_off(ifaces: list[str]) -> None:
