@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import resource
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -92,14 +93,17 @@ def copy_port_descriptors(pid: int, ifnames: Iterable[str]) -> list[int]:
     libc = ctypes.CDLL(None, use_errno=True)
     out: list[int] = []
     try:
+        wanted = []
         for fd in os.listdir(f"/proc/{pid}/fd"):
             try:
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if target not in inodes and not (target == TUN and _tap_name(pid, fd) in names):
-                continue
-            new = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(fd), 0)
+            if target in inodes or (target == TUN and _tap_name(pid, fd) in names):
+                wanted.append(int(fd))
+        _room_for(len(wanted))
+        for fd in wanted:
+            new = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
             if new >= 0:
                 out.append(new)
             elif ctypes.get_errno() != errno.EBADF:   # ENOSYS or EPERM: no copies at all
@@ -109,6 +113,18 @@ def copy_port_descriptors(pid: int, ifnames: Iterable[str]) -> list[int]:
     finally:
         os.close(pidfd)
     return out
+
+
+def _room_for(n: int) -> None:
+    """Raise this process's soft limit of open descriptors (up to the hard limit) so that
+    ``n`` more fit: a fresh login's 1,024 holds fewer than fat-tree k=10's 1,375 ports.
+    Where the limit stays too low, the copies stop at it (the rest close the slow way)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = len(os.listdir("/proc/self/fd")) + n + 64
+    if soft != resource.RLIM_INFINITY and soft < need:
+        top = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
 
 
 def close_all(fds: list[int], threads: int = CLOSE_THREADS) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -70,9 +71,8 @@ def test_a_switch_open_vswitch_cannot_set_up_is_refused_at_once(monkeypatch):
     monkeypatch.setattr(Emulation, "_ovs_bridge_args", one_bogus)
     t = time.monotonic()
     with pytest.raises(EmulationError, match=r"could not set up 1 of the run's 3 switches "
-                                             r"\(s2\).*ovs-vswitchd.log"):
-        with Emulation(linear(3)):
-            pass
+                                             r"\(s2\).*ovs-vswitchd.log"), Emulation(linear(3)):
+        pass
     assert time.monotonic() - t < 30
     assert leftovers() == []
 
@@ -191,9 +191,17 @@ def test_tear_down_takes_copies_of_every_port_descriptor_and_closes_them_all():
     with Emulation(fat_tree(4)) as emu:
         if emu.datapath != "user":
             pytest.skip("kernel datapath: no port sockets in ovs-vswitchd")
-        fds = net.run_port_descriptors(emu.run_id, list(emu.switches))
+        # a soft limit of open descriptors too low for the copies is raised for them
+        limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(held()) + 20, limits[1]))
+        try:
+            fds = net.run_port_descriptors(emu.run_id, list(emu.switches))
+        finally:
+            raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         ports = sum(len(sw.ports) for sw in emu.switches.values())
         try:
+            assert raised > len(held())
             kinds = {Path(f"/proc/self/fd/{fd}").readlink().as_posix().split(":")[0]
                      for fd in fds}
             assert len(fds) == ports + len(emu.switches), (len(fds), ports)
