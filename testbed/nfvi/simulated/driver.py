@@ -237,6 +237,16 @@ class SimulatedDriver(TopologyInventory):
             self._listed = [self._rows[iid] for iid in self._order]
         return list(self._listed)
 
+    @translated
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        info = self._info.get(instance_id)
+        if info is None:
+            return None
+        row = self._rows.get(instance_id)
+        if row is None or instance_id in self._stale:
+            row = InstanceInfo(**{**vars(info), "alive": self.model.instances[instance_id].alive})
+        return row
+
     def _changed(self, instance_id: str) -> None:
         self._listed = None
         self._stale.add(instance_id)
