@@ -118,6 +118,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -137,6 +138,7 @@ from testbed.controller.specs import (
 from testbed.errors import ControllerError, ForwardingGraphError
 
 VLAN_MIN, VLAN_MAX = 1, 4094
+TOPOLOGIES_KEPT = 4     # topologies (with path memos) kept by their set of links down
 TRANSIT_PRIORITY = 1000
 UNTAGGED = 0  # a vlan_vid match of 0: no 802.1Q tag at all (OFPVID_NONE)
 COOKIE_SHIFT = 32
@@ -441,6 +443,13 @@ class Fabric:
             self._check_attachment(att)
             self._set_att(att.name, att)
         self._down_ports: set[tuple[str, int]] = set()
+        # the wiring in the order _Topology takes the up links (by switch pair, then port)
+        self._link_order = sorted(self._links, key=lambda l: (
+            min(l.a, l.b), max(l.a, l.b), l.port_of(min(l.a, l.b))))
+        self._switch_order = sorted(self._dpids)
+        # the topologies (with their memos, see _topology) of the sets of links down met
+        # lately, by that set, least recently used first
+        self._topos: dict[frozenset[Link], tuple] = {}
         self._topo: _Topology | None = None
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
         # Path memos, valid for one _topo (many graphs share their switch pairs), each
@@ -584,16 +593,16 @@ class Fabric:
         link = self._link_at.get((sw, port))
         if not up and link is not None and self._link_up(link):
             return self._link_down(link, (sw, port))
-        before = self._up_links()
+        was_up = link is not None and self._link_up(link)
         if up:
             self._down_ports.discard((sw, port))
         else:
             self._down_ports.add((sw, port))
-        after = self._up_links()
-        if after == before:
+        if link is None or self._link_up(link) == was_up:
             return Changes()  # an attachment port or the second end of a link
         self._generation += 1
-        return self._recompute(before, after)
+        # only this link changed state (no listing of every link's state is needed)
+        return self._recompute({link} if was_up else set(), set() if was_up else {link})
 
     # ------------------------------------------------------- link down: the reaction path
     @property
@@ -645,6 +654,10 @@ class Fabric:
             self._journal.undo(self._journal.entries)
             self._journal.entries = outer
             self._topo, self._adj, self._paths, self._backups = saved_topo
+            if self._topo is not None:     # the topology in use: the newest kept again
+                down = self._down_links()
+                self._topos.pop(down, None)
+                self._topos[down] = saved_topo
         self._repairs[link] = post
         return changes
 
@@ -727,11 +740,12 @@ class Fabric:
         for gr in (*ch.group_adds, *ch.group_mods):
             groups[gr.key()] = gr
 
-    def _recompute(self, before: frozenset[Link], after: frozenset[Link],
+    def _recompute(self, gone: AbstractSet[Link], came: AbstractSet[Link],
                    every: bool = False) -> Changes:
-        """Links only went down: recompute just the graphs using them, fast (the others'
-        paths are still valid). Any link came up: recompute all, to restore degraded graphs
-        and move the others back to shortest paths.
+        """Links ``gone`` went down and ``came`` came up. Links only went down: recompute
+        just the graphs using them, fast (the others' paths are still valid). Any link came
+        up: recompute all, to restore degraded graphs and move the others back to shortest
+        paths.
 
         "All" skips, with the same result, every graph whose computation would give what
         it has (``fresh``): one computed since no link changed state at a switch its path
@@ -739,7 +753,6 @@ class Fabric:
         and group ids are kept), unless a pair or backup of it went without VLAN ids (a
         link's pool was full; ids may have been freed since)."""
         self._topo = None
-        gone, came = before - after, after - before
         ends = {sw for link in gone | came for sw in (link.a, link.b)}
         for g in self._graphs.values():
             if g.fresh and not g.scanned.isdisjoint(ends):
@@ -1130,14 +1143,27 @@ class Fabric:
         return SPLIT_FIELD.get(dict(fg.match).get("ip_proto"))  # type: ignore[arg-type]
 
     def _topology(self) -> _Topology:
+        """The topology of the links up now, with its path memos (``_adj``, ``_paths``,
+        ``_backups``): the ones kept for this set of links down when it was met lately
+        (a link that comes back restores the topology before its failure, memos and all:
+        they depend on the up links only), else built."""
         if self._topo is None:
-            self._paths, self._backups = {}, {}
-            ups = sorted(self._up_links(), key=lambda l: (min(l.a, l.b), max(l.a, l.b),
-                                                          l.port_of(min(l.a, l.b))))
-            topo = self._topo = _Topology(sorted(self._dpids), ups)
-            # the adjacency as tuples, for paths.shortest_path
-            self._adj = {n: tuple(nb) for n, nb in topo.adj.items()}
+            down = self._down_links()
+            kept = self._topos.pop(down, None)
+            if kept is None:
+                ups = [lk for lk in self._link_order if self._link_up(lk)]
+                topo = _Topology(self._switch_order, ups)
+                # the adjacency as tuples, for paths.shortest_path
+                kept = (topo, {n: tuple(nb) for n, nb in topo.adj.items()}, {}, {})
+            self._topos[down] = kept           # the newest last
+            while len(self._topos) > TOPOLOGIES_KEPT:
+                del self._topos[next(iter(self._topos))]
+            self._topo, self._adj, self._paths, self._backups = kept
         return self._topo
+
+    def _down_links(self) -> frozenset[Link]:
+        """The links down now (one of their ports is)."""
+        return frozenset(self._link_at[p] for p in self._down_ports if p in self._link_at)
 
     def _path(self, topo: _Topology, a: str, b: str, scanned: set[str]) -> _Route | None:
         """The shortest path a -> b of up links with its links and in-links (memo); adds
@@ -1511,7 +1537,7 @@ class Fabric:
         after = self._up_links()
         if after == before:
             return Changes()
-        return self._recompute(before, after)
+        return self._recompute(before - after, after - before)
 
     def down_ports(self) -> list[tuple[str, int]]:
         """Every (switch name, port) believed down, sorted."""

@@ -7,8 +7,9 @@ diffs everything (``_sync_all``): the behaviour before those shortcuts. Seeded r
 sequences of graph installs (some refused: their classifier overlaps another graph's),
 scale-outs and -ins, removals, attachments moved, added and removed, and link and switch
 events (protected and unprotected graphs, split flows and select groups, a parallel link,
-a VLAN range small enough to run out) must give equal ``Changes`` (in order), equal errors
-and equal state.
+a VLAN range small enough to run out; a link coming back meets the topology and path
+memos ``Fabric`` kept from before its failure) must give equal ``Changes`` (in order),
+equal errors and equal state.
 """
 from __future__ import annotations
 
@@ -25,11 +26,17 @@ VNF_PORTS = (2, 3, 4, 5)
 
 class FullFabric(Fabric):
     """The fabric recomputing every graph on a link coming up and diffing everything,
-    comparing a graph's classifiers with every other graph's and finding the users of an
-    attachment by looking at every graph."""
+    comparing a graph's classifiers with every other graph's, finding the users of an
+    attachment by looking at every graph and building every topology afresh (no
+    topology or path memo kept from an earlier set of links down)."""
 
-    def _recompute(self, before, after, every=False):
-        return super()._recompute(before, after, every=every or bool(after - before))
+    def _recompute(self, gone, came, every=False):
+        return super()._recompute(gone, came, every=every or bool(came))
+
+    def _topology(self):
+        if self._topo is None:
+            self._topos.clear()
+        return super()._topology()
 
     def _sync(self):
         return self._sync_all()
