@@ -214,6 +214,7 @@ class FlowModel:
         # is classified to (spec, pairs, detours), the instances it names and the links of
         # the paths looked at: each such dependency invalidates exactly the routes using it
         self._routes: dict[str, list[tuple[float, tuple, float]]] = {}
+        self._route_insts: dict[str, frozenset[str]] = {}   # the instances a route visits
         self._route_deps: dict[str, set[tuple]] = {}
         self._dep_streams: dict[tuple, set[str]] = {}
         self._by_ingress: dict[str, set[str]] = {}        # endpoint -> installed graphs
@@ -231,6 +232,8 @@ class FlowModel:
         pkt_bits = 8.0 * cal.packet_bytes
         self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
                               for k, s in self.link_spec.items()}
+        # the same by a flow's link element ("link", u, v), filled as elements are met
+        self._elem_capacity: dict[tuple, float] = {}
 
     def _port(self, switch: str) -> int:
         p = self._next_port[switch]
@@ -430,6 +433,7 @@ class FlowModel:
 
     def _forget_route(self, key: str) -> None:
         self._routes.pop(key, None)
+        self._route_insts.pop(key, None)
         for dep in self._route_deps.pop(key, ()):
             users = self._dep_streams.get(dep)
             if users is not None:
@@ -613,10 +617,14 @@ class FlowModel:
                     r = 0.0
         return out
 
-    def _insts_of(self, key: str) -> set[str]:
-        """The instances the stream's flows visit (whatever its rate)."""
-        return {e[1] for _share, elems, _lat in self._flows_of(self.streams[key])
-                for e in elems if e[0] == "inst"}
+    def _insts_of(self, key: str) -> frozenset[str]:
+        """The instances the stream's flows visit (whatever its rate), kept with its
+        route."""
+        if key not in self._route_insts:
+            self._route_insts[key] = frozenset(
+                e[1] for _share, elems, _lat in self._flows_of(self.streams[key])
+                for e in elems if e[0] == "inst")
+        return self._route_insts[key]
 
     def _index(self, keys: list[str], flows, factor: dict) -> None:
         """After a full recomputation: which instances each stream visits, what each offers
@@ -671,7 +679,10 @@ class FlowModel:
             self.streams[k].settle(self.t)
         self._apply(flows, factor, offered, live, keys)
         for k in keys:
-            for iid in self._stream_insts.get(k, set()):
+            old = self._stream_insts.get(k)
+            if old is new_insts[k]:
+                continue            # the same route's instances: the index holds them
+            for iid in old or ():
                 self._inst_streams.get(iid, set()).discard(k)
             self._stream_insts[k] = new_insts[k]
             for iid in new_insts[k]:
@@ -739,8 +750,11 @@ class FlowModel:
             if not inst.serving():
                 return 0.0
             return min(1.0, inst.service_rate() / lam)
-        cap = self.link_capacity.get(frozenset((e[1], e[2])), INF)
-        return min(1.0, cap / lam)
+        cap = self._elem_capacity.get(e)
+        if cap is None:
+            cap = self._elem_capacity[e] = self.link_capacity.get(frozenset((e[1], e[2])), INF)
+        # min(1.0, cap / lam), without dividing when it is 1
+        return 1.0 if cap >= lam else cap / lam
 
     def _sojourn(self, lam: float, mu: float) -> float:
         if mu == INF:
