@@ -307,6 +307,31 @@ class _Topology:
     def __contains__(self, node: str) -> bool:
         return node in self.adj
 
+    def with_link(self, link: Link, up: bool) -> _Topology:
+        """This topology with ``link`` (a link between two switches of it, now down, or
+        up) up, or down: a new one equal to building it from the changed set of up links
+        (the same orders), made from this one's dicts, changing only the two switches'
+        entries (this one is left as it is)."""
+        a, b = link.a, link.b
+        new = _Topology((), ())
+        new.adj, new.edges = dict(self.adj), dict(self.edges)
+        e = self.edges.get((a, b))
+        had = e["links"] if e is not None else []
+        lo = min(a, b)
+        links = sorted([*had, link], key=lambda lk: lk.port_of(lo)) if up else \
+            [lk for lk in had if lk != link]
+        if links:
+            new.edges[(a, b)] = new.edges[(b, a)] = {"links": links}
+        else:
+            del new.edges[(a, b)], new.edges[(b, a)]
+        if bool(had) != bool(links):      # the switches became, or stopped being, neighbours
+            for n, m in ((a, b), (b, a)):
+                nbs = [x for x in self.adj[n] if x != m] + ([m] if links else [])
+                # in the order of their first link: links are taken by switch pair
+                new.adj[n] = dict.fromkeys(sorted(nbs, key=lambda x, n=n: (min(n, x),
+                                                                          max(n, x))))
+        return new
+
 
 @dataclass
 class _Graph:
@@ -1151,6 +1176,8 @@ class Fabric:
             down = self._down_links()
             kept = self._topos.pop(down, None)
             if kept is None:
+                kept = self._derived(down)
+            if kept is None:
                 ups = [lk for lk in self._link_order if self._link_up(lk)]
                 topo = _Topology(self._switch_order, ups)
                 # the adjacency as tuples, for paths.shortest_path
@@ -1160,6 +1187,21 @@ class Fabric:
                 del self._topos[next(iter(self._topos))]
             self._topo, self._adj, self._paths, self._backups = kept
         return self._topo
+
+    def _derived(self, down: frozenset[Link]) -> tuple | None:
+        """The topology (with empty memos) of links ``down`` made from a kept one whose
+        set of links down differs by one link, the newest such (building one anew makes
+        thousands of objects that live on, each build prompting the garbage collector to
+        go over the whole heap); None if no kept one is that close."""
+        for was in reversed(self._topos):
+            if len(was ^ down) == 1:
+                (link,) = was ^ down
+                topo, adj = self._topos[was][:2]
+                new = topo.with_link(link, link in was)
+                adj = dict(adj)
+                adj[link.a], adj[link.b] = tuple(new.adj[link.a]), tuple(new.adj[link.b])
+                return new, adj, {}, {}
+        return None
 
     def _down_links(self) -> frozenset[Link]:
         """The links down now (one of their ports is)."""

@@ -17,7 +17,7 @@ import random
 
 import pytest
 
-from testbed.controller.logic import Fabric
+from testbed.controller.logic import Fabric, _Topology
 from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
 from testbed.errors import ForwardingGraphError
 
@@ -250,3 +250,33 @@ def test_a_link_up_recomputes_only_graphs_whose_paths_change():
     both(inc, full, "port_status", switches["s1"], 10, True)      # and back
     assert inc.graph_paths("c") == [["s1", "s2"]] and inc._graphs["c"].flows is not moved
     assert state(inc) == state(full)
+
+
+def test_a_topology_made_link_by_link_equals_one_built_from_the_up_links():
+    """Taking links down and up one at a time (the parallel pair often), each topology
+    made from the one before (``_Topology.with_link``) has the neighbours, switch pairs and
+    links, in the same orders, of one built from the links up, and the one before is left
+    as it was."""
+    switches, links, _ = fat_tree(4)
+    order = sorted(links, key=lambda lk: (min(lk.a, lk.b), max(lk.a, lk.b),
+                                          lk.port_of(min(lk.a, lk.b))))
+
+    def shape(t):
+        return ([(n, list(nb)) for n, nb in t.adj.items()],
+                sorted((k, v["links"]) for k, v in t.edges.items()))
+
+    def built(up):
+        return _Topology(sorted(switches), [lk for lk in order if lk in up])
+    pair = [lk for lk in links if {lk.a, lk.b} == {"a00", "e00"}]
+    rng = random.Random(5)
+    up = set(links)
+    topo = built(up)
+    for _ in range(400):
+        link = rng.choice(links + pair * 10)
+        before = shape(topo)
+        was_down = link not in up
+        (up.add if was_down else up.discard)(link)
+        new = topo.with_link(link, was_down)
+        assert shape(topo) == before
+        assert shape(new) == shape(built(up))
+        topo = new
