@@ -544,17 +544,19 @@ class FlowModel:
         """The fixed point of offered loads and passed fractions over the flows' elements."""
         factor: dict[tuple, float] = {}
         offered: dict[tuple, float] = {}
+        instances, passed = self.instances, self._factor
         for _ in range(30):
             offered = {}
+            load, fget = offered.get, factor.get
             for st, rate, elems, _lat in flows:
                 r = rate
                 for e in elems:
-                    offered[e] = offered.get(e, 0.0) + r
-                    r *= factor.get(e, 1.0)
-                    if e[0] == "inst" and st.dport in self.instances[e[1]].deny_ports:
+                    offered[e] = load(e, 0.0) + r
+                    r *= fget(e, 1.0)
+                    if e[0] == "inst" and st.dport in instances[e[1]].deny_ports:
                         r = 0.0
-            new = {e: self._factor(e, lam) for e, lam in offered.items()}
-            if all(abs(new[e] - factor.get(e, 1.0)) < 1e-12 for e in new):
+            new = {e: passed(e, lam) for e, lam in offered.items()}
+            if all(abs(f - fget(e, 1.0)) < 1e-12 for e, f in new.items()):
                 factor = new
                 break
             factor = new
@@ -747,7 +749,7 @@ class FlowModel:
             return 1.0
         if e[0] == "inst":
             inst = self.instances[e[1]]
-            if not inst.serving():
+            if not inst.alive or inst.hung:        # not serving()
                 return 0.0
             return min(1.0, inst.service_rate() / lam)
         cap = self._elem_capacity.get(e)
