@@ -821,7 +821,7 @@ class Fabric:
         Raises ForwardingGraphError, changing nothing, for an unknown hop, a classifier
         conflict, or a pair whose path crosses a link with no VLAN id left (naming the
         graph, the segment, the pair and the link)."""
-        unknown = sorted(fg.attachment_names() - set(self._atts))
+        unknown = sorted(n for n in fg.attachment_names() if n not in self._atts)
         if unknown:
             raise ForwardingGraphError(
                 f"forwarding graph {fg.name!r}: unknown hop(s) {', '.join(map(repr, unknown))}; "
