@@ -495,6 +495,7 @@ class Fabric:
             lambda: _Pool(1, _MAX_GROUP_ID, "group id", self._journal))
         self._strict = False      # add_graph: a pair without VLAN ids refuses the graph
         self._graphs: dict[str, _Graph] = {}
+        self._sorted_names: list[str] | None = None   # graph_names' answer, kept
         self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
         # What the last diff (``_sync``) installed: the union of flows and groups, and per
@@ -912,8 +913,10 @@ class Fabric:
         return self._graph(name).spec
 
     def graph_names(self) -> list[str]:
-        """The graphs' names, sorted."""
-        return sorted(self._graphs)
+        """The graphs' names, sorted (kept until a graph comes or goes)."""
+        if self._sorted_names is None:
+            self._sorted_names = sorted(self._graphs)
+        return list(self._sorted_names)
 
     def graph_paths(self, name: str) -> list[list[str]]:
         """Per segment, the switch path in use ([] while the segment has no path). A segment
@@ -1695,12 +1698,14 @@ class Fabric:
     def _insert(self, name: str, g: _Graph) -> None:
         """A new graph, last in the graph order."""
         self._graphs[name] = g
+        self._sorted_names = None
         self._pos[name] = self._next_pos
         self._next_pos += 1
         self._touched.add(name)
 
     def _delete(self, name: str) -> None:
         del self._graphs[name]
+        self._sorted_names = None
         del self._pos[name]
         self._touched.add(name)
 
