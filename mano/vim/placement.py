@@ -69,6 +69,8 @@ class NodeState:
         # the free vCPU in millionths of a core, once (fits runs for every node of every
         # placement)
         object.__setattr__(self, "_free_micro", micro_cpu(self.free.vcpu))
+        # and its natural name key (latency-aware placement compares it between nodes)
+        object.__setattr__(self, "_name_key", natural_key(self.name))
 
     def fits(self, flavour: Flavour) -> bool:
         """Up, with room for every resource of ``flavour`` (what ``resources.lacking`` checks)."""
@@ -247,10 +249,10 @@ class LatencyAware:
             if c is None:
                 c = cost[n.switch] = ctx.path_cost(n.switch)
             if best is not None and (c > best_cost or
-                                     (c == best_cost and natural_key(n.name) >= best_name)):
+                                     (c == best_cost and n._name_key >= best_name)):
                 continue
             if n.fits(flavour):
-                best, best_cost, best_name = n, c, natural_key(n.name)
+                best, best_cost, best_name = n, c, n._name_key
         if best is None:
             raise no_fit_error(request, nodes)
         return best.name
