@@ -84,11 +84,12 @@ class Instance:
 
     def settle(self, now: float) -> None:
         """Integrate the counters up to ``now`` at the rates in force."""
-        dt = now - self.t_acc
+        d = self.__dict__      # counters are no event: set past __setattr__ (it is hot)
+        dt = now - d["t_acc"]
         if dt > 0:
-            self.cpu_seconds += self.cpu_cores * dt
-            self.packets += self.forwarded_pps * dt
-            self.t_acc = now
+            d["cpu_seconds"] += d["cpu_cores"] * dt
+            d["packets"] += d["forwarded_pps"] * dt
+            d["t_acc"] = now
 
     def service_rate(self) -> float:
         """``mu`` in packets/s: the quota over the cost per packet (inf at cost 0)."""
@@ -570,10 +571,11 @@ class FlowModel:
             inst = self.instances[iid]
             lam = offered.get(("inst", iid), 0.0) if inst.serving() else 0.0
             mu = inst.service_rate()
-            inst.offered_pps = lam
-            inst.cpu_cores = min(inst.vcpu, lam * inst.cost_s)
-            inst.forwarded_pps = min(lam, mu)
-            inst.sojourn_s = self._sojourn(lam, mu)
+            d = inst.__dict__  # rates are no event: set past Instance.__setattr__ (hot)
+            d["offered_pps"] = lam
+            d["cpu_cores"] = min(inst.vcpu, lam * inst.cost_s)
+            d["forwarded_pps"] = min(lam, mu)
+            d["sojourn_s"] = self._sojourn(lam, mu)
         # per stream: offered, delivered, delivered x latency (a dropped flow delivers 0)
         sums = {k: [self.streams[k].rate, 0.0, 0.0] for k in keys if self.streams[k].rate > 0}
         for st, rate, elems, lat in flows:
@@ -654,8 +656,9 @@ class FlowModel:
         queue = sorted(affected)
         while queue:
             k = queue.pop()
-            new_insts[k] = self._insts_of(k)
-            for iid in new_insts[k] | self._stream_insts.get(k, set()):
+            new_insts[k] = mine = self._insts_of(k)
+            had = self._stream_insts.get(k)
+            for iid in mine if had is None or had is mine else mine | had:
                 iids.add(iid)
                 for k2 in self._inst_streams.get(iid, ()):
                     if k2 not in affected:
