@@ -136,6 +136,13 @@ class NfviDriver(Protocol):
         """What really exists in the infrastructure (reconciliation), with ``alive``."""
         ...
 
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        """What the infrastructure holds of one instance: its ``list_instances`` item
+        (with ``alive``), or None when it holds no instance ``instance_id`` (not an
+        error). Costs one lookup, not a listing of every instance.
+        ``InfrastructureError`` if the infrastructure cannot be asked."""
+        ...
+
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         """Cumulative counters of one instance: CPU seconds (cgroup accounting), packets
         and bytes forwarded, and whether its program is alive. ``NotFoundError`` for an

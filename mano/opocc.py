@@ -185,13 +185,13 @@ class OpOccManager:
         self._tell(op)
         return op
 
-    def record_step(self, op_id: str, step: str) -> OpOcc:
-        """Append ``step`` to what the operation has done (persisted at once)."""
+    def record_step(self, op_id: str, step: str) -> None:
+        """Append ``step`` to what the operation has done (persisted at once; nothing read
+        back). ``ConflictError`` when the operation is final, ``NotFoundError`` when there
+        is no such operation."""
         with self.store.transaction():
-            row = self.store.append_op_step(op_id, step, self.clock(), states=ACTIVE_STATES)
-            if row is None:
+            if not self.store.append_op_step(op_id, step, self.clock(), states=ACTIVE_STATES):
                 self._refuse_final(self.get(op_id))
-        return OpOcc.from_row(row)
 
     def remove_step(self, op_id: str, step: str) -> OpOcc:
         """Forget ``step`` (its last occurrence) once a rollback has undone it."""

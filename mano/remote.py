@@ -80,6 +80,10 @@ class RemoteDriver:
     def list_instances(self) -> list[InstanceInfo]:
         return [InstanceInfo(**i) for i in self._result("list_instances")]
 
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        found = self._result("find_instance", instance_id=instance_id)
+        return None if found is None else InstanceInfo(**found)
+
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         return InstanceMetrics(**self._result("instance_metrics", instance_id=instance_id))
 

@@ -488,12 +488,19 @@ class Store:
         return self._update_op_occ(", ".join(f"{c}=?" for c in values), args, id, states)
 
     def append_op_step(self, id: str, step: str, updated: float, *,
-                       states: Sequence[str] | None = None) -> dict | None:
+                       states: Sequence[str] | None = None) -> bool:
         """Append ``step`` to an occurrence's ``steps_done`` (and set ``updated``) if it
-        is in one of ``states`` (None: any), without reading it first. Returns the row as
-        updated, or None when no occurrence ``id`` is in those states."""
-        return self._update_op_occ("steps_done=json_insert(steps_done, '$[#]', ?), updated=?",
-                                   [step, updated], id, states)
+        is in one of ``states`` (None: any), without reading it first or back (its steps
+        grow with every one recorded). Returns whether it was appended (False when no
+        occurrence ``id`` is in those states)."""
+        sql = "UPDATE op_occ SET steps_done=json_insert(steps_done, '$[#]', ?), updated=? " \
+              "WHERE id=?"
+        args = [step, updated, id]
+        if states is not None:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            args += [str(s) for s in states]
+        with self.transaction():
+            return self._conn.execute(sql, args).rowcount > 0
 
     def _update_op_occ(self, sets: str, args: list, id: str,
                        states: Sequence[str] | None) -> dict | None:

@@ -248,7 +248,7 @@ class VNFM:
                                 f"{vnf_subject(ns_id, vnfd.id)}")
 
         def body(op):
-            lost = instance_id not in {i.instance_id for i in self.driver.list_instances()}
+            lost = self.driver.find_instance(instance_id) is None
             if mode == "restart" and not lost:   # a lost instance can only be recreated
                 self.ops.record_step(op.id, f"restart:{instance_id}")
                 self.driver.restart_instance(instance_id)

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("compute_nodes", "endpoints", "endpoint_switches", "switch_distance",
            "create_instance", "delete_instance", "restart_instance", "kill_instance",
-           "list_instances", "instance_metrics", "put_graph", "delete_graph", "list_graphs",
+           "list_instances", "find_instance", "instance_metrics", "put_graph", "delete_graph", "list_graphs",
            "graph_stats", "probe")
 Kwargs = Annotated[dict, Body(default_factory=dict)]
 

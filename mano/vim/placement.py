@@ -69,6 +69,8 @@ class NodeState:
         # the free vCPU in millionths of a core, once (fits runs for every node of every
         # placement)
         object.__setattr__(self, "_free_micro", micro_cpu(self.free.vcpu))
+        # and its natural name key (latency-aware placement compares it between nodes)
+        object.__setattr__(self, "_name_key", natural_key(self.name))
 
     def fits(self, flavour: Flavour) -> bool:
         """Up, with room for every resource of ``flavour`` (what ``resources.lacking`` checks)."""
@@ -78,6 +80,9 @@ class NodeState:
 
     def hosts_vnf(self, vnf_id: str) -> bool:
         return vnf_id in self.instances.values()
+
+
+INF = float("inf")
 
 
 def _no_distance(a: str, b: str) -> float:
@@ -231,15 +236,26 @@ class LatencyAware:
 
     def choose(self, request: PlacementRequest, nodes: list[NodeState],
                ctx: PlacementContext) -> str:
-        ok = feasible(request, nodes)     # in natural name order: min keeps the first
+        # The node with room of least (path cost, natural name key), the first of equals
+        # met: what min() by cost over feasible()'s natural name order gives, in one pass
+        # that checks room only on a node that would beat the best so far (most nodes of
+        # a large data center cost more than one found already).
+        flavour = request.flavour
         cost: dict[str, float] = {}       # per switch: many nodes share one
-
-        def key(n: NodeState) -> float:
+        best: NodeState | None = None
+        best_cost, best_name = INF, ()
+        for n in nodes:
             c = cost.get(n.switch)
             if c is None:
                 c = cost[n.switch] = ctx.path_cost(n.switch)
-            return c
-        return min(ok, key=key).name
+            if best is not None and (c > best_cost or
+                                     (c == best_cost and n._name_key >= best_name)):
+                continue
+            if n.fits(flavour):
+                best, best_cost, best_name = n, c, n._name_key
+        if best is None:
+            raise no_fit_error(request, nodes)
+        return best.name
 
 
 class AntiAffinity:

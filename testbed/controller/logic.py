@@ -118,6 +118,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -137,6 +138,7 @@ from testbed.controller.specs import (
 from testbed.errors import ControllerError, ForwardingGraphError
 
 VLAN_MIN, VLAN_MAX = 1, 4094
+TOPOLOGIES_KEPT = 4     # topologies (with path memos) kept by their set of links down
 TRANSIT_PRIORITY = 1000
 UNTAGGED = 0  # a vlan_vid match of 0: no 802.1Q tag at all (OFPVID_NONE)
 COOKIE_SHIFT = 32
@@ -305,6 +307,31 @@ class _Topology:
     def __contains__(self, node: str) -> bool:
         return node in self.adj
 
+    def with_link(self, link: Link, up: bool) -> _Topology:
+        """This topology with ``link`` (a link between two switches of it, now down, or
+        up) up, or down: a new one equal to building it from the changed set of up links
+        (the same orders), made from this one's dicts, changing only the two switches'
+        entries (this one is left as it is)."""
+        a, b = link.a, link.b
+        new = _Topology((), ())
+        new.adj, new.edges = dict(self.adj), dict(self.edges)
+        e = self.edges.get((a, b))
+        had = e["links"] if e is not None else []
+        lo = min(a, b)
+        links = sorted([*had, link], key=lambda lk: lk.port_of(lo)) if up else \
+            [lk for lk in had if lk != link]
+        if links:
+            new.edges[(a, b)] = new.edges[(b, a)] = {"links": links}
+        else:
+            del new.edges[(a, b)], new.edges[(b, a)]
+        if bool(had) != bool(links):      # the switches became, or stopped being, neighbours
+            for n, m in ((a, b), (b, a)):
+                nbs = [x for x in self.adj[n] if x != m] + ([m] if links else [])
+                # in the order of their first link: links are taken by switch pair
+                new.adj[n] = dict.fromkeys(sorted(nbs, key=lambda x, n=n: (min(n, x),
+                                                                          max(n, x))))
+        return new
+
 
 @dataclass
 class _Graph:
@@ -441,6 +468,13 @@ class Fabric:
             self._check_attachment(att)
             self._set_att(att.name, att)
         self._down_ports: set[tuple[str, int]] = set()
+        # the wiring in the order _Topology takes the up links (by switch pair, then port)
+        self._link_order = sorted(self._links, key=lambda l: (
+            min(l.a, l.b), max(l.a, l.b), l.port_of(min(l.a, l.b))))
+        self._switch_order = sorted(self._dpids)
+        # the topologies (with their memos, see _topology) of the sets of links down met
+        # lately, by that set, least recently used first
+        self._topos: dict[frozenset[Link], tuple] = {}
         self._topo: _Topology | None = None
         self._adj: dict[str, tuple[str, ...]] = {}     # _topo's adjacency, see _topology
         # Path memos, valid for one _topo (many graphs share their switch pairs), each
@@ -461,6 +495,7 @@ class Fabric:
             lambda: _Pool(1, _MAX_GROUP_ID, "group id", self._journal))
         self._strict = False      # add_graph: a pair without VLAN ids refuses the graph
         self._graphs: dict[str, _Graph] = {}
+        self._sorted_names: list[str] | None = None   # graph_names' answer, kept
         self._sigs: dict[str, tuple] = {}        # see _signature
         self._next_gid = 1
         # What the last diff (``_sync``) installed: the union of flows and groups, and per
@@ -584,16 +619,16 @@ class Fabric:
         link = self._link_at.get((sw, port))
         if not up and link is not None and self._link_up(link):
             return self._link_down(link, (sw, port))
-        before = self._up_links()
+        was_up = link is not None and self._link_up(link)
         if up:
             self._down_ports.discard((sw, port))
         else:
             self._down_ports.add((sw, port))
-        after = self._up_links()
-        if after == before:
+        if link is None or self._link_up(link) == was_up:
             return Changes()  # an attachment port or the second end of a link
         self._generation += 1
-        return self._recompute(before, after)
+        # only this link changed state (no listing of every link's state is needed)
+        return self._recompute({link} if was_up else set(), set() if was_up else {link})
 
     # ------------------------------------------------------- link down: the reaction path
     @property
@@ -645,6 +680,10 @@ class Fabric:
             self._journal.undo(self._journal.entries)
             self._journal.entries = outer
             self._topo, self._adj, self._paths, self._backups = saved_topo
+            if self._topo is not None:     # the topology in use: the newest kept again
+                down = self._down_links()
+                self._topos.pop(down, None)
+                self._topos[down] = saved_topo
         self._repairs[link] = post
         return changes
 
@@ -727,11 +766,12 @@ class Fabric:
         for gr in (*ch.group_adds, *ch.group_mods):
             groups[gr.key()] = gr
 
-    def _recompute(self, before: frozenset[Link], after: frozenset[Link],
+    def _recompute(self, gone: AbstractSet[Link], came: AbstractSet[Link],
                    every: bool = False) -> Changes:
-        """Links only went down: recompute just the graphs using them, fast (the others'
-        paths are still valid). Any link came up: recompute all, to restore degraded graphs
-        and move the others back to shortest paths.
+        """Links ``gone`` went down and ``came`` came up. Links only went down: recompute
+        just the graphs using them, fast (the others' paths are still valid). Any link came
+        up: recompute all, to restore degraded graphs and move the others back to shortest
+        paths.
 
         "All" skips, with the same result, every graph whose computation would give what
         it has (``fresh``): one computed since no link changed state at a switch its path
@@ -739,7 +779,6 @@ class Fabric:
         and group ids are kept), unless a pair or backup of it went without VLAN ids (a
         link's pool was full; ids may have been freed since)."""
         self._topo = None
-        gone, came = before - after, after - before
         ends = {sw for link in gone | came for sw in (link.a, link.b)}
         for g in self._graphs.values():
             if g.fresh and not g.scanned.isdisjoint(ends):
@@ -783,7 +822,7 @@ class Fabric:
         Raises ForwardingGraphError, changing nothing, for an unknown hop, a classifier
         conflict, or a pair whose path crosses a link with no VLAN id left (naming the
         graph, the segment, the pair and the link)."""
-        unknown = sorted(fg.attachment_names() - set(self._atts))
+        unknown = sorted(n for n in fg.attachment_names() if n not in self._atts)
         if unknown:
             raise ForwardingGraphError(
                 f"forwarding graph {fg.name!r}: unknown hop(s) {', '.join(map(repr, unknown))}; "
@@ -874,8 +913,10 @@ class Fabric:
         return self._graph(name).spec
 
     def graph_names(self) -> list[str]:
-        """The graphs' names, sorted."""
-        return sorted(self._graphs)
+        """The graphs' names, sorted (kept until a graph comes or goes)."""
+        if self._sorted_names is None:
+            self._sorted_names = sorted(self._graphs)
+        return list(self._sorted_names)
 
     def graph_paths(self, name: str) -> list[list[str]]:
         """Per segment, the switch path in use ([] while the segment has no path). A segment
@@ -1130,14 +1171,44 @@ class Fabric:
         return SPLIT_FIELD.get(dict(fg.match).get("ip_proto"))  # type: ignore[arg-type]
 
     def _topology(self) -> _Topology:
+        """The topology of the links up now, with its path memos (``_adj``, ``_paths``,
+        ``_backups``): the ones kept for this set of links down when it was met lately
+        (a link that comes back restores the topology before its failure, memos and all:
+        they depend on the up links only), else built."""
         if self._topo is None:
-            self._paths, self._backups = {}, {}
-            ups = sorted(self._up_links(), key=lambda l: (min(l.a, l.b), max(l.a, l.b),
-                                                          l.port_of(min(l.a, l.b))))
-            topo = self._topo = _Topology(sorted(self._dpids), ups)
-            # the adjacency as tuples, for paths.shortest_path
-            self._adj = {n: tuple(nb) for n, nb in topo.adj.items()}
+            down = self._down_links()
+            kept = self._topos.pop(down, None)
+            if kept is None:
+                kept = self._derived(down)
+            if kept is None:
+                ups = [lk for lk in self._link_order if self._link_up(lk)]
+                topo = _Topology(self._switch_order, ups)
+                # the adjacency as tuples, for paths.shortest_path
+                kept = (topo, {n: tuple(nb) for n, nb in topo.adj.items()}, {}, {})
+            self._topos[down] = kept           # the newest last
+            while len(self._topos) > TOPOLOGIES_KEPT:
+                del self._topos[next(iter(self._topos))]
+            self._topo, self._adj, self._paths, self._backups = kept
         return self._topo
+
+    def _derived(self, down: frozenset[Link]) -> tuple | None:
+        """The topology (with empty memos) of links ``down`` made from a kept one whose
+        set of links down differs by one link, the newest such (building one anew makes
+        thousands of objects that live on, each build prompting the garbage collector to
+        go over the whole heap); None if no kept one is that close."""
+        for was in reversed(self._topos):
+            if len(was ^ down) == 1:
+                (link,) = was ^ down
+                topo, adj = self._topos[was][:2]
+                new = topo.with_link(link, link in was)
+                adj = dict(adj)
+                adj[link.a], adj[link.b] = tuple(new.adj[link.a]), tuple(new.adj[link.b])
+                return new, adj, {}, {}
+        return None
+
+    def _down_links(self) -> frozenset[Link]:
+        """The links down now (one of their ports is)."""
+        return frozenset(self._link_at[p] for p in self._down_ports if p in self._link_at)
 
     def _path(self, topo: _Topology, a: str, b: str, scanned: set[str]) -> _Route | None:
         """The shortest path a -> b of up links with its links and in-links (memo); adds
@@ -1511,7 +1582,7 @@ class Fabric:
         after = self._up_links()
         if after == before:
             return Changes()
-        return self._recompute(before, after)
+        return self._recompute(before - after, after - before)
 
     def down_ports(self) -> list[tuple[str, int]]:
         """Every (switch name, port) believed down, sorted."""
@@ -1627,12 +1698,14 @@ class Fabric:
     def _insert(self, name: str, g: _Graph) -> None:
         """A new graph, last in the graph order."""
         self._graphs[name] = g
+        self._sorted_names = None
         self._pos[name] = self._next_pos
         self._next_pos += 1
         self._touched.add(name)
 
     def _delete(self, name: str) -> None:
         del self._graphs[name]
+        self._sorted_names = None
         del self._pos[name]
         self._touched.add(name)
 

@@ -73,9 +73,9 @@ class TopologyInventory:
                                         {e.name: e.switch for e in eps})
         return hit[1], hit[2]
 
-    @translated
     def switch_distance(self, a: str, b: str) -> float:
-        """Hops between two switches (inf when either is unknown or they are apart)."""
+        """Hops between two switches (inf when either is unknown or they are apart). Raises
+        nothing, so it is not ``translated`` (placement asks it for every switch)."""
         try:
             return float(self._dist[a][b])
         except KeyError:

@@ -7,8 +7,9 @@ diffs everything (``_sync_all``): the behaviour before those shortcuts. Seeded r
 sequences of graph installs (some refused: their classifier overlaps another graph's),
 scale-outs and -ins, removals, attachments moved, added and removed, and link and switch
 events (protected and unprotected graphs, split flows and select groups, a parallel link,
-a VLAN range small enough to run out) must give equal ``Changes`` (in order), equal errors
-and equal state.
+a VLAN range small enough to run out; a link coming back meets the topology and path
+memos ``Fabric`` kept from before its failure) must give equal ``Changes`` (in order),
+equal errors and equal state.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import random
 
 import pytest
 
-from testbed.controller.logic import Fabric
+from testbed.controller.logic import Fabric, _Topology
 from testbed.controller.specs import Attachment, ForwardingGraphSpec, Link
 from testbed.errors import ForwardingGraphError
 
@@ -25,11 +26,17 @@ VNF_PORTS = (2, 3, 4, 5)
 
 class FullFabric(Fabric):
     """The fabric recomputing every graph on a link coming up and diffing everything,
-    comparing a graph's classifiers with every other graph's and finding the users of an
-    attachment by looking at every graph."""
+    comparing a graph's classifiers with every other graph's, finding the users of an
+    attachment by looking at every graph and building every topology afresh (no
+    topology or path memo kept from an earlier set of links down)."""
 
-    def _recompute(self, before, after, every=False):
-        return super()._recompute(before, after, every=every or bool(after - before))
+    def _recompute(self, gone, came, every=False):
+        return super()._recompute(gone, came, every=every or bool(came))
+
+    def _topology(self):
+        if self._topo is None:
+            self._topos.clear()
+        return super()._topology()
 
     def _sync(self):
         return self._sync_all()
@@ -243,3 +250,33 @@ def test_a_link_up_recomputes_only_graphs_whose_paths_change():
     both(inc, full, "port_status", switches["s1"], 10, True)      # and back
     assert inc.graph_paths("c") == [["s1", "s2"]] and inc._graphs["c"].flows is not moved
     assert state(inc) == state(full)
+
+
+def test_a_topology_made_link_by_link_equals_one_built_from_the_up_links():
+    """Taking links down and up one at a time (the parallel pair often), each topology
+    made from the one before (``_Topology.with_link``) has the neighbours, switch pairs and
+    links, in the same orders, of one built from the links up, and the one before is left
+    as it was."""
+    switches, links, _ = fat_tree(4)
+    order = sorted(links, key=lambda lk: (min(lk.a, lk.b), max(lk.a, lk.b),
+                                          lk.port_of(min(lk.a, lk.b))))
+
+    def shape(t):
+        return ([(n, list(nb)) for n, nb in t.adj.items()],
+                sorted((k, v["links"]) for k, v in t.edges.items()))
+
+    def built(up):
+        return _Topology(sorted(switches), [lk for lk in order if lk in up])
+    pair = [lk for lk in links if {lk.a, lk.b} == {"a00", "e00"}]
+    rng = random.Random(5)
+    up = set(links)
+    topo = built(up)
+    for _ in range(400):
+        link = rng.choice(links + pair * 10)
+        before = shape(topo)
+        was_down = link not in up
+        (up.add if was_down else up.discard)(link)
+        new = topo.with_link(link, was_down)
+        assert shape(topo) == before
+        assert shape(new) == shape(built(up))
+        topo = new

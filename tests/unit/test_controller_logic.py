@@ -471,6 +471,24 @@ def test_unknown_hop_names_the_known_attachments(net):
         net.fabric.add_graph(graph(hops=("h1", "X", "h2")))
 
 
+def test_graph_names_follow_graphs_coming_and_going(net):
+    """graph_names lists the graphs sorted, after graphs come and go and after a refused
+    one; changing the list it gave changes nothing."""
+    f = net.fabric
+    f.add_graph(graph("fg2", match={"ip_proto": 17, "udp_dst": 5002}))
+    f.add_graph(graph("fg1", match={"ip_proto": 17, "udp_dst": 5001}))
+    names = f.graph_names()
+    assert names == ["fg1", "fg2"]
+    names.append("x")
+    with pytest.raises(ForwardingGraphError):
+        f.add_graph(graph("fg0", hops=("h1", "X", "h2")))
+    assert f.graph_names() == ["fg1", "fg2"]
+    f.remove_graph("fg2")
+    assert f.graph_names() == ["fg1"]
+    f.add_graph(graph("fg3", match={"ip_proto": 17, "udp_dst": 5003}))
+    assert f.graph_names() == ["fg1", "fg3"]
+
+
 def test_clashing_classifier_is_refused(net):
     """A second graph with the same classifier at the same port is refused, not overwritten."""
     net.do(net.fabric.add_graph(graph()))

@@ -7,7 +7,7 @@ import pytest
 from test_nfvo import FakeDriver  # tests/unit is on sys.path (rootdir-relative, no __init__)
 
 from mano.errors import InfrastructureError
-from mano.nfvi import ComputeNodeInfo
+from mano.nfvi import ComputeNodeInfo, InstanceInfo
 from mano.remote import RemoteDriver
 from testbed.infra_server import InfraServer
 
@@ -37,6 +37,16 @@ def test_calls_cross_the_rpc_with_their_arguments_and_results(rpc):
     assert client.switch_distance("e1", "e2") == 2.0
     assert client.endpoints()["h3"] == "10.0.0.3"
     assert client.list_instances() == []
+    assert client.find_instance("fw_1") is None
+
+
+def test_find_instance_crosses_the_rpc_as_an_instance_or_none(rpc):
+    """find_instance comes back as the InstanceInfo the driver holds, or None for an
+    unknown id."""
+    drv, _srv, client = rpc
+    drv.instances["fw_1"] = InstanceInfo("fw_1", "n1", "e1", "10.1.0.1", "02:00:00:00:00:01")
+    assert client.find_instance("fw_1") == drv.instances["fw_1"]
+    assert client.find_instance("fw_2") is None
 
 
 def test_refusals_are_400_with_the_reason_and_unknown_names_404(rpc):

@@ -85,6 +85,9 @@ class FakeDriver:
     def list_instances(self):
         return list(self.instances.values())
 
+    def find_instance(self, instance_id):
+        return self.instances.get(instance_id)
+
     def instance_metrics(self, iid):
         return InstanceMetrics(iid, 0.0, 0.0, 0, 0, iid in self.instances)
 

@@ -186,6 +186,9 @@ def test_steps_recorded_removed_and_frozen_when_final(mgr, store):
     mgr.transition(op.id, ROLLED_BACK)
     with pytest.raises(ConflictError, match="ROLLED_BACK, final"):
         mgr.record_step(op.id, "late")
+    with pytest.raises(NotFoundError, match="no operation occurrence 'nope'"):
+        mgr.record_step("nope", "late")
+    assert store.get_op_occ(op.id)["steps_done"] == []
 
 
 def test_list_filters(mgr):

@@ -125,3 +125,28 @@ def test_a_worker_blocked_by_a_lock_held_across_modelled_time_is_reported():
         env.run()
     baton.close()
     assert baton.active() == 0
+
+
+def test_a_worker_thread_takes_the_next_call_and_ends_on_close():
+    """Calls one after another run on one thread; calls waiting at the same time each on
+    its own; close() ends the idle worker threads."""
+    env, baton = simpy.Environment(), Baton()
+    seen: list[tuple[str, int]] = []
+
+    def op(name, secs):
+        seen.append((name, threading.get_ident()))
+        baton.sleep(env, secs)
+
+    def caller(name, secs, delay):
+        yield env.timeout(delay)
+        yield from baton.call(env, op, name, secs)
+
+    for name, secs, delay in (("a", 1.0, 0.0), ("b", 1.0, 2.0), ("c", 1.0, 2.5)):
+        env.process(caller(name, secs, delay))
+    env.run()
+    ids = dict(seen)
+    assert ids["a"] == ids["b"] != ids["c"]     # b after a ended; c while b waited
+    threads = [t for t in threading.enumerate() if t.ident in ids.values()]
+    assert len(threads) == 2 and baton.active() == 0
+    baton.close()
+    assert not any(t.is_alive() for t in threads)

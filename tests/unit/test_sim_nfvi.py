@@ -172,6 +172,25 @@ def test_crash_is_reported_after_the_watch_interval_and_node_failure_at_once(nfv
     assert events[-1].kind == "compute_up"
 
 
+def test_find_instance_answers_as_the_listing_does(nfvi):
+    """find_instance gives the item list_instances has for the id (alive included, also
+    right after a crash, a restart and a removal), and None for an id it does not list."""
+    d = nfvi.driver
+
+    def listed(iid):
+        return next((i for i in d.list_instances() if i.instance_id == iid), None)
+    chain(nfvi)
+    run_op(nfvi, d.create_instance, "v_2", "n1", FLAVOUR, Image("forwarder"))
+    assert d.find_instance("v_1") == listed("v_1") and d.find_instance("v_1").alive
+    nfvi.crash_instance("v_1")            # changed since the last listing
+    assert d.find_instance("v_1") == listed("v_1") and not d.find_instance("v_1").alive
+    run_op(nfvi, d.restart_instance, "v_1")
+    assert d.find_instance("v_1").alive and d.find_instance("v_1") == listed("v_1")
+    run_op(nfvi, d.delete_instance, "v_2")
+    assert d.find_instance("v_2") is None and listed("v_2") is None
+    assert d.find_instance("nope") is None
+
+
 def test_restart_brings_a_crashed_instance_back_after_its_time(nfvi):
     """A restart takes instance_restart_s; the instance is alive and forwards again."""
     chain(nfvi)

@@ -1,12 +1,15 @@
 """The VIM: resource pools, placement strategies, node health and events (pure logic)."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mano.errors import ConflictError, NotFoundError, PlacementError
 from mano.nfvi import ComputeNodeInfo, Flavour, InfraEvent
@@ -26,6 +29,7 @@ from mano.vim import (
     graph_distance,
     make_strategy,
 )
+from mano.vim.placement import feasible
 
 SMALL = Flavour(vcpu=1, memory_mb=256, disk_gb=1)
 
@@ -160,6 +164,30 @@ def test_latency_aware_minimises_the_chain_detour_and_breaks_ties_by_name():
     # Nearest is full: the next nearest.
     nodes[2] = state("n3", switch="s4", free_vcpu=0)
     assert la.choose(req("a"), nodes, PlacementContext(d, "s4", "s4")) == "n2"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["n", "n0", "m"]),
+                          st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+                          st.booleans()),
+                min_size=1, max_size=12, unique_by=lambda t: (t[0], t[1])),
+       st.randoms(use_true_random=False))
+def test_latency_aware_chooses_what_min_over_feasible_nodes_by_cost_gives(specs, rnd):
+    """Whatever the nodes' order, room, state, switches and costs (unreachable ones
+    included), latency-aware placement picks min(feasible nodes in natural name order, by
+    path cost), and fails as feasible() does when nothing fits."""
+    nodes = [state(f"{p}{i}", free_vcpu=free, switch=f"s{sw}", up=up)
+             for i, p, sw, free, up in specs]
+    rnd.shuffle(nodes)
+    costs = {f"s{k}": rnd.choice([0.0, 1.0, 2.0, float("inf")]) for k in range(6)}
+    ctx = PlacementContext(lambda a, b: costs[b] if a == "x" else 0.0, "x", None)
+    try:
+        want = min(feasible(req("a"), nodes), key=lambda n: ctx.path_cost(n.switch)).name
+    except PlacementError as exc:
+        with pytest.raises(PlacementError, match=re.escape(str(exc))):
+            LatencyAware().choose(req("a"), nodes, ctx)
+        return
+    assert LatencyAware().choose(req("a"), nodes, ctx) == want
 
 
 def test_graph_distance_counts_hops_or_weights_and_inf_when_unreachable():

@@ -292,6 +292,16 @@ class EmulatedDriver(TopologyInventory):
                     for i in self._instances.values()]
 
     @translated
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        # as list_instances: an instance whose create runs is not found yet
+        with self._lock:
+            i = self._instances.get(instance_id)
+            if i is None:
+                return None
+            return InstanceInfo(**{**vars(i.info),
+                                   "alive": i.proc.poll() is None and not i.hung})
+
+    @translated
     def instance_metrics(self, instance_id: str) -> InstanceMetrics:
         with self._lock:
             inst = self._get(instance_id)

@@ -1,8 +1,9 @@
 """Run synchronous MANO code in modelled time: a baton between the SimPy loop and workers.
 
 ``Baton.call(env, fn, *args)`` (a SimPy process body, used with ``yield from``) runs
-``fn(*args)`` on a worker thread of its own. Exactly one of the SimPy loop and the workers
-runs at any moment: the loop hands the baton to a worker and waits until the worker hands
+``fn(*args)`` on a worker thread running no other call (a worker's thread, once its call
+has ended, takes the next one). Exactly one of the SimPy loop and the workers runs at any
+moment: the loop hands the baton to a worker and waits until the worker hands
 it back. A worker hands it back when it needs modelled time (``Baton.sleep(seconds)``: a
 SimPy timeout is scheduled, and when it fires the loop hands the baton to that worker
 again) or when ``fn`` returns. So MANO work happens at modelled instants, the loop keeps
@@ -13,7 +14,8 @@ Outside a worker (set-up and tear-down code calling the driver directly on the l
 thread) ``sleep`` takes no modelled time.
 
 ``close()`` ends the workers still waiting: their ``sleep`` raises ``NfviClosed`` so they
-unwind, and the loop's thread waits for each to finish.
+unwind, and the loop's thread waits for each to finish; idle workers (a worker thread runs
+one call after another) end too.
 
 A worker must not block on anything another worker holds across modelled time (a lock
 taken before a driver call that waits): the holder cannot run until the loop resumes it,
@@ -43,23 +45,27 @@ class NfviStalled(TestbedError):
 
 
 class _Worker:
-    """One call's thread and the two events that pass the baton (see the module doc)."""
+    """A worker thread and the two events that pass the baton (see the module doc). It
+    runs one call at a time (``job``) and, once the call has ended, waits for the next
+    one: a thread is started per worker, not per call (starting one cost more than most
+    calls' own work)."""
 
-    def __init__(self, baton: Baton, env: simpy.Environment, fn, args, fut: Future,
-                 done: simpy.Event):
-        self.baton, self.env, self.fn, self.args = baton, env, fn, args
-        self.fut, self.done = fut, done
+    def __init__(self, baton: Baton):
+        self.baton = baton
+        self.job: tuple | None = None     # (fn, args, fut, done) of the call it runs
         self._go = threading.Event()      # set: the worker may run
         self._back = threading.Event()    # set: the loop may run
         self.thread = threading.Thread(target=self._main, name="simnfvi-call", daemon=True)
+        self.thread.start()
 
     def resume(self) -> None:
         """On the loop's thread: let the worker run until it hands the baton back."""
+        fn = self.job[0] if self.job is not None else None
         self._back.clear()
         self._go.set()
         if not self._back.wait(self.baton.stall_s):
             raise NfviStalled(
-                f"simulated NFVI: an operation ({getattr(self.fn, '__qualname__', self.fn)}) "
+                f"simulated NFVI: an operation ({getattr(fn, '__qualname__', fn)}) "
                 f"neither finished nor waited for modelled time in {self.baton.stall_s:g} s "
                 f"of wall time: it is blocked on something only another operation can "
                 f"release (a lock held across a driver call that takes modelled time?)")
@@ -71,17 +77,28 @@ class _Worker:
         self._go.wait()
 
     def _main(self) -> None:
-        self._go.wait()
         self.baton._local.worker = self
-        try:
-            self.fut.set_result(self.fn(*self.args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            self.fut.set_exception(exc)
-        finally:
-            self.baton._running.discard(self)
-            # the loop's thread is blocked in resume(): scheduling on env is safe here
-            self.done.succeed()
-            self._back.set()
+        while True:
+            self._go.wait()
+            if self.job is None:           # ended by close() while idle
+                return
+            fn, args, fut, done = self.job
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                fut.set_exception(exc)
+            finally:
+                self.job = None
+                baton = self.baton
+                baton._running.discard(self)
+                if not baton.closed:
+                    baton._idle.append(self)
+                # the loop's thread is blocked in resume(): scheduling on env is safe here
+                done.succeed()
+                self._go.clear()
+                self._back.set()
+            if self.baton.closed:
+                return
 
 
 class Baton:
@@ -90,8 +107,9 @@ class Baton:
     def __init__(self, stall_s: float = STALL_S):
         self.stall_s = stall_s
         self._local = threading.local()
-        self._running: set[_Worker] = set()
+        self._running: set[_Worker] = set()      # running a call
         self._paused: dict[_Worker, None] = {}   # insertion order: deterministic close
+        self._idle: list[_Worker] = []           # waiting for a call
         self.closed = False
 
     def call(self, env: simpy.Environment, fn, *args):
@@ -102,9 +120,9 @@ class Baton:
             fut.set_exception(NfviClosed("the simulated NFVI is closed"))
             return fut
         done = env.event()
-        w = _Worker(self, env, fn, args, fut, done)
+        w = self._idle.pop() if self._idle else _Worker(self)
+        w.job = (fn, args, fut, done)
         self._running.add(w)
-        w.thread.start()
         w.resume()
         yield done
         return fut
@@ -144,4 +162,8 @@ class Baton:
             w = next(iter(self._paused))
             self._wake(w)
         for w in list(self._running):
+            w.thread.join(5)
+        idle, self._idle = self._idle, []
+        for w in idle:          # job None: the thread ends
+            w._go.set()
             w.thread.join(5)

@@ -62,6 +62,7 @@ class SimulatedDriver(TopologyInventory):
         self._info: dict[str, InstanceInfo] = {}
         self._incarnation: dict[str, int] = {}
         self._next_addr = 1
+        self._taken: set[str] | None = None
         self._init_inventory()
         self.controller_back_at = 0.0        # the controller restarts until then
         # list_instances' answer: the rows (InstanceInfo with alive) by id in id order,
@@ -89,7 +90,10 @@ class SimulatedDriver(TopologyInventory):
 
     # ---- instances ---------------------------------------------------------------------------
     def _address(self) -> tuple[str, str]:
-        taken = set(self.model.ips.values())
+        # the endpoints' addresses (the model's, fixed with the topology): a set made once
+        if self._taken is None:
+            self._taken = set(self.model.ips.values())
+        taken = self._taken
         while True:
             n = self._next_addr
             self._next_addr += 1
@@ -236,6 +240,16 @@ class SimulatedDriver(TopologyInventory):
             self._stale.clear()
             self._listed = [self._rows[iid] for iid in self._order]
         return list(self._listed)
+
+    @translated
+    def find_instance(self, instance_id: str) -> InstanceInfo | None:
+        info = self._info.get(instance_id)
+        if info is None:
+            return None
+        row = self._rows.get(instance_id)
+        if row is None or instance_id in self._stale:
+            row = InstanceInfo(**{**vars(info), "alive": self.model.instances[instance_id].alive})
+        return row
 
     def _changed(self, instance_id: str) -> None:
         self._listed = None

@@ -96,6 +96,7 @@ class SimulatedNfvi(FaultHolds):
         self._probes: dict[str, tuple[Stream, int, float]] = {}
         self._monitor_gen = 0
         self._closed = False
+        self._switch_links: list[tuple[str, str]] | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -150,7 +151,10 @@ class SimulatedNfvi(FaultHolds):
         return [list(p) for p in self.model.fabric.graph_paths(graph)]
 
     def switch_links(self) -> list[tuple[str, str]]:
-        return sorted(tuple(sorted(k)) for k in self.model.link_ports)
+        # the wiring never changes: sorted once (a fault checks its link against it)
+        if self._switch_links is None:
+            self._switch_links = sorted(tuple(sorted(k)) for k in self.model.link_ports)
+        return list(self._switch_links)
 
     def endpoint_switch(self, endpoint: str) -> str:
         try:

@@ -84,11 +84,12 @@ class Instance:
 
     def settle(self, now: float) -> None:
         """Integrate the counters up to ``now`` at the rates in force."""
-        dt = now - self.t_acc
+        d = self.__dict__      # counters are no event: set past __setattr__ (it is hot)
+        dt = now - d["t_acc"]
         if dt > 0:
-            self.cpu_seconds += self.cpu_cores * dt
-            self.packets += self.forwarded_pps * dt
-            self.t_acc = now
+            d["cpu_seconds"] += d["cpu_cores"] * dt
+            d["packets"] += d["forwarded_pps"] * dt
+            d["t_acc"] = now
 
     def service_rate(self) -> float:
         """``mu`` in packets/s: the quota over the cost per packet (inf at cost 0)."""
@@ -214,6 +215,7 @@ class FlowModel:
         # is classified to (spec, pairs, detours), the instances it names and the links of
         # the paths looked at: each such dependency invalidates exactly the routes using it
         self._routes: dict[str, list[tuple[float, tuple, float]]] = {}
+        self._route_insts: dict[str, frozenset[str]] = {}   # the instances a route visits
         self._route_deps: dict[str, set[tuple]] = {}
         self._dep_streams: dict[tuple, set[str]] = {}
         self._by_ingress: dict[str, set[str]] = {}        # endpoint -> installed graphs
@@ -231,6 +233,8 @@ class FlowModel:
         pkt_bits = 8.0 * cal.packet_bytes
         self.link_capacity = {k: (s.bw_mbit * 1e6 / pkt_bits if s.bw_mbit else INF)
                               for k, s in self.link_spec.items()}
+        # the same by a flow's link element ("link", u, v), filled as elements are met
+        self._elem_capacity: dict[tuple, float] = {}
 
     def _port(self, switch: str) -> int:
         p = self._next_port[switch]
@@ -430,6 +434,7 @@ class FlowModel:
 
     def _forget_route(self, key: str) -> None:
         self._routes.pop(key, None)
+        self._route_insts.pop(key, None)
         for dep in self._route_deps.pop(key, ()):
             users = self._dep_streams.get(dep)
             if users is not None:
@@ -540,17 +545,19 @@ class FlowModel:
         """The fixed point of offered loads and passed fractions over the flows' elements."""
         factor: dict[tuple, float] = {}
         offered: dict[tuple, float] = {}
+        instances, passed = self.instances, self._factor
         for _ in range(30):
             offered = {}
+            load, fget = offered.get, factor.get
             for st, rate, elems, _lat in flows:
                 r = rate
                 for e in elems:
-                    offered[e] = offered.get(e, 0.0) + r
-                    r *= factor.get(e, 1.0)
-                    if e[0] == "inst" and st.dport in self.instances[e[1]].deny_ports:
+                    offered[e] = load(e, 0.0) + r
+                    r *= fget(e, 1.0)
+                    if e[0] == "inst" and st.dport in instances[e[1]].deny_ports:
                         r = 0.0
-            new = {e: self._factor(e, lam) for e, lam in offered.items()}
-            if all(abs(new[e] - factor.get(e, 1.0)) < 1e-12 for e in new):
+            new = {e: passed(e, lam) for e, lam in offered.items()}
+            if all(abs(f - fget(e, 1.0)) < 1e-12 for e, f in new.items()):
                 factor = new
                 break
             factor = new
@@ -564,10 +571,11 @@ class FlowModel:
             inst = self.instances[iid]
             lam = offered.get(("inst", iid), 0.0) if inst.serving() else 0.0
             mu = inst.service_rate()
-            inst.offered_pps = lam
-            inst.cpu_cores = min(inst.vcpu, lam * inst.cost_s)
-            inst.forwarded_pps = min(lam, mu)
-            inst.sojourn_s = self._sojourn(lam, mu)
+            d = inst.__dict__  # rates are no event: set past Instance.__setattr__ (hot)
+            d["offered_pps"] = lam
+            d["cpu_cores"] = min(inst.vcpu, lam * inst.cost_s)
+            d["forwarded_pps"] = min(lam, mu)
+            d["sojourn_s"] = self._sojourn(lam, mu)
         # per stream: offered, delivered, delivered x latency (a dropped flow delivers 0)
         sums = {k: [self.streams[k].rate, 0.0, 0.0] for k in keys if self.streams[k].rate > 0}
         for st, rate, elems, lat in flows:
@@ -613,10 +621,14 @@ class FlowModel:
                     r = 0.0
         return out
 
-    def _insts_of(self, key: str) -> set[str]:
-        """The instances the stream's flows visit (whatever its rate)."""
-        return {e[1] for _share, elems, _lat in self._flows_of(self.streams[key])
-                for e in elems if e[0] == "inst"}
+    def _insts_of(self, key: str) -> frozenset[str]:
+        """The instances the stream's flows visit (whatever its rate), kept with its
+        route."""
+        if key not in self._route_insts:
+            self._route_insts[key] = frozenset(
+                e[1] for _share, elems, _lat in self._flows_of(self.streams[key])
+                for e in elems if e[0] == "inst")
+        return self._route_insts[key]
 
     def _index(self, keys: list[str], flows, factor: dict) -> None:
         """After a full recomputation: which instances each stream visits, what each offers
@@ -644,8 +656,9 @@ class FlowModel:
         queue = sorted(affected)
         while queue:
             k = queue.pop()
-            new_insts[k] = self._insts_of(k)
-            for iid in new_insts[k] | self._stream_insts.get(k, set()):
+            new_insts[k] = mine = self._insts_of(k)
+            had = self._stream_insts.get(k)
+            for iid in mine if had is None or had is mine else mine | had:
                 iids.add(iid)
                 for k2 in self._inst_streams.get(iid, ()):
                     if k2 not in affected:
@@ -671,7 +684,10 @@ class FlowModel:
             self.streams[k].settle(self.t)
         self._apply(flows, factor, offered, live, keys)
         for k in keys:
-            for iid in self._stream_insts.get(k, set()):
+            old = self._stream_insts.get(k)
+            if old is new_insts[k]:
+                continue            # the same route's instances: the index holds them
+            for iid in old or ():
                 self._inst_streams.get(iid, set()).discard(k)
             self._stream_insts[k] = new_insts[k]
             for iid in new_insts[k]:
@@ -736,11 +752,14 @@ class FlowModel:
             return 1.0
         if e[0] == "inst":
             inst = self.instances[e[1]]
-            if not inst.serving():
+            if not inst.alive or inst.hung:        # not serving()
                 return 0.0
             return min(1.0, inst.service_rate() / lam)
-        cap = self.link_capacity.get(frozenset((e[1], e[2])), INF)
-        return min(1.0, cap / lam)
+        cap = self._elem_capacity.get(e)
+        if cap is None:
+            cap = self._elem_capacity[e] = self.link_capacity.get(frozenset((e[1], e[2])), INF)
+        # min(1.0, cap / lam), without dividing when it is 1
+        return 1.0 if cap >= lam else cap / lam
 
     def _sojourn(self, lam: float, mu: float) -> float:
         if mu == INF:
