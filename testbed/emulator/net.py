@@ -415,20 +415,30 @@ class Emulation:
         lines, ends = [], []
         for ia, ib, _link in ([] if hosts else self._switch_links):
             lines.append(f"link add name {ia} type veth peer name {ib}")
-            lines += [f"link set dev {ia} alias {tag} group {self.link_group} up",
-                      f"link set dev {ib} alias {tag} group {self.link_group} up"]
+            lines += self._switch_end_lines(ia, tag) + self._switch_end_lines(ib, tag)
             ends += [ia, ib]
         for host, hif, sif, _port, _link in (self._host_links if hosts else []):
             mac = self.attachments[host].mac
             pid = self.hosts[host].pid
             lines.append(f"link add name {sif} type veth peer name {hif} "
                          f"address {mac} netns {pid}")
-            lines.append(f"link set dev {sif} alias {tag} group {self.link_group} up")
+            lines += self._switch_end_lines(sif, tag)
             ends.append(sif)
         ip_batch(lines)
         if self.datapath == "user":
             self._offloads_off(ends)
         self.timings["host links" if hosts else "links"] = time.monotonic() - t
+
+    def _switch_end_lines(self, iface: str, tag: str) -> list[str]:
+        """``ip`` lines setting up a switch's end of a link: no IPv6 link-local address
+        (a switch port has no use for one), then the run's tag and link group, and up.
+
+        Without the address, ovs-vswitchd's port additions no longer slow down as ports
+        accumulate: it rescans the machine's address list (``getifaddrs``) for each port,
+        and every new link-local address had it dump the list again. 640 ports in one
+        transaction: 0.44-0.48 s instead of 2.5 s here."""
+        return [f"link set dev {iface} addrgenmode none",
+                f"link set dev {iface} alias {tag} group {self.link_group} up"]
 
     @staticmethod
     def _offloads_off(ifaces: list[str]) -> None:
@@ -605,8 +615,7 @@ class Emulation:
                         cg.add(spare.program.pid)
                 tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
                 ip_batch([f"link add name {sif} type veth peer name {hif} address {mac} "
-                          f"netns {h.pid}",
-                          f"link set dev {sif} alias {tag} group {self.link_group} up"])
+                          f"netns {h.pid}"] + self._switch_end_lines(sif, tag))
                 if on_link is not None:
                     on_link(h)
                 if self.datapath == "user":

@@ -56,8 +56,16 @@ class Counter:
         wait_ready(str(self.out), 10, f"frame counter on {host}")
 
     def counts(self) -> dict[str, int]:
-        time.sleep(0.5)       # frames in flight, and the counter writes every 0.2 s
-        return json.loads(self.out.read_text())["counts"]
+        """The counts once they have settled: frames in flight, and the counter writes
+        every 0.2 s (later on a busy machine): two reads 0.5 s apart agree, within 10 s."""
+        deadline = time.monotonic() + 10
+        last = None
+        while True:
+            time.sleep(0.5)
+            now = json.loads(self.out.read_text())["counts"]
+            if now == last or time.monotonic() > deadline:
+                return now
+            last = now
 
 
 def send(emu, host: str, groups: list[dict], rate: int = 20_000) -> dict:
