@@ -1,6 +1,6 @@
 """How far the simulated NFVI scales: data centers of hundreds of servers, days of time.
 
-    .venv/bin/python bench/simscale.py [--seed N] [--only k8|k16|wan] [--profile FILE]
+    .venv/bin/python bench/simscale.py [--seed N] [--only k8|k16|wan]
 
 Runs the real NFVO, VNFM and VIM on the simulated NFVI (``testbed.nfvi.simulated``) with,
 for every configuration, N network services (the ``chain3`` NSD: firewall, forwarder,
