@@ -364,27 +364,25 @@ class Emulation:
         """Every bridge, with its controller, and its ports towards other switches, in
         one ``ovs-vsctl`` transaction (those links exist). Raises EmulationError."""
         t = time.monotonic()
-        hosts = set(self.attachments)
         args: list[str] = []
         for sw in self.switches.values():
-            args += self._ovs_bridge_args(sw) + self._ovs_controller_args(sw)
-            for port in sw.ports.values():
-                if port.peer not in hosts:
-                    args += self._ovs_port_args(sw.name, port)
+            args += (self._ovs_bridge_args(sw) + self._ovs_controller_args(sw)
+                     + self._ovs_ports_args(sw, to_hosts=False))
         self._ovs_transaction(args)
         self.timings["switches"] = time.monotonic() - t
 
     def _attach_hosts(self) -> None:
         """The switches' ports towards hosts, in one transaction. Raises EmulationError."""
         t = time.monotonic()
-        hosts = set(self.attachments)
-        args: list[str] = []
-        for sw in self.switches.values():
-            for port in sw.ports.values():
-                if port.peer in hosts:
-                    args += self._ovs_port_args(sw.name, port)
-        self._ovs_transaction(args)
+        self._ovs_transaction([a for sw in self.switches.values()
+                               for a in self._ovs_ports_args(sw, to_hosts=True)])
         self.timings["attach"] = time.monotonic() - t
+
+    def _ovs_ports_args(self, sw: Switch, *, to_hosts: bool) -> list[str]:
+        """``ovs-vsctl`` words adding ``sw``'s ports towards hosts, or towards switches."""
+        return [a for port in sw.ports.values()
+                if (port.peer in self.attachments) == to_hosts
+                for a in self._ovs_port_args(sw.name, port)]
 
     def _ovs_transaction(self, args: list[str]) -> None:
         """Run one ``ovs-vsctl`` transaction. Raises EmulationError naming the switches
