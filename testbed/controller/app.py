@@ -106,6 +106,7 @@ def _build_app():
     from testbed.controller.metrics import ControllerMetrics
     from testbed.controller.northbound import Northbound, create_api
     from testbed.controller.reconcile import diff as reconcile_diff
+    from testbed.controller.rollout import DRAIN_S, Rollouts
     from testbed.controller.specs import Attachment, Changes, ForwardingGraphSpec, Link
     from testbed.errors import ForwardingGraphError
 
@@ -139,6 +140,9 @@ def _build_app():
             self.learn_timer: threading.Timer | None = None
             self.barriers: dict[int, tuple[int, object, bool]] = {}  # xid -> (dpid, event, initial)
             self.encoder = ofmsg.Encoder(ofproto_v1_3, ofproto_v1_3_parser)
+            self.xid_lock = threading.Lock()   # datapath xid counters, shared by threads
+            self.rollouts = Rollouts(self._write_batch, self._barrier_to,
+                                     drain_s=float(self.config.get("drain_s", DRAIN_S)))
             self.repair_delay_s = float(self.config.get("repair_delay_s", REPAIR_DELAY_S))
             # os-ken 4 runs its event loop on native threads: the northbound API serves
             # from its own threads, and the lock keeps the Fabric to one caller at a time.
@@ -204,24 +208,27 @@ def _build_app():
             os.replace(tmp, self.state_path)
 
         # ---- applying what the logic decided --------------------------------------
-        def apply(self, changes, reason: str = "", touched: set | None = None) -> int:
-            """Send ``changes`` to the connected switches: one write per switch and phase
-            (``ofmsg.Encoder``), bytes prepared ahead for a prepared link repair. The dpids
-            written to are added to ``touched`` when given."""
-            n = 0
-            for phase in self.encoder.encode(changes):
-                for batch in phase:
-                    dp = self.datapaths.get(batch.dpid)
-                    if dp is None:
-                        continue  # the switch gets its whole state when it (re)connects
-                    dp.send(batch.stamped(dp))
-                    if touched is not None:
-                        touched.add(batch.dpid)
-                    self.metrics.mods_sent(batch.ops)
-                    n += len(batch.ops)
-            if n:
-                LOG.info("sent %d flow/group changes (%s)", n, reason)
-            return n
+        def apply(self, changes, reason: str = "", on_live=None):
+            """Queue ``changes`` for the connected switches (``rollout.Rollouts``: stage by
+            stage, one write per switch and stage (``ofmsg.Encoder``), bytes prepared ahead
+            for a prepared link repair) and return the ``Rollout``; ``on_live(rollout)``
+            is called once its new flows forward packets."""
+            return self.rollouts.submit(self.encoder.encode(changes), reason, on_live)
+
+        def _write_batch(self, batch) -> bool:
+            """The rollouts' writer: ``batch`` to its switch if connected."""
+            dp = self.datapaths.get(batch.dpid)
+            if dp is None:
+                return False   # the switch gets its whole state when it (re)connects
+            with self.xid_lock:
+                dp.send(batch.stamped(dp))
+            self.metrics.mods_sent(batch.ops)
+            return True
+
+        def _barrier_to(self, dpid: int):
+            """The rollouts' barrier: the reply's event, None if ``dpid`` is not connected."""
+            dp = self.datapaths.get(dpid)
+            return None if dp is None else self.send_barrier(dp)
 
         # ---- link failures prepared ahead ----------------------------------------------
         @fail_fast(locked=False)
@@ -343,39 +350,35 @@ def _build_app():
                          dp.id, len(sync.flows), len(sync.groups), len(want), len(groups),
                          len(ch.flow_adds), len(ch.flow_dels), len(ch.group_adds),
                          len(ch.group_mods), len(ch.group_dels))
-            for op, spec in merged.ordered():
-                dp = self.datapaths[spec.dpid]
-                dp.send_msg(msg := ofmsg.message_for(dp, op, spec))
-                self.metrics.sent(msg)
+            with self.xid_lock:
+                for op, spec in merged.ordered():
+                    dp = self.datapaths[spec.dpid]
+                    dp.send_msg(msg := ofmsg.message_for(dp, op, spec))
+                    self.metrics.sent(msg)
             for sync in syncs:
                 self.send_barrier(sync.dp, initial=True)
 
         def send_barrier(self, dp, initial: bool = False):
             req = dp.ofproto_parser.OFPBarrierRequest(dp)
-            dp.set_xid(req)
             ev = threading.Event()
-            self.barriers[req.xid] = (dp.id, ev, initial)
+            with self.xid_lock:
+                dp.set_xid(req)
+                self.barriers[req.xid] = (dp.id, ev, initial)
             dp.send_msg(req)
             return ev
-
-        def barrier_all(self, timeout: float = 5.0, dpids=None) -> None:
-            """Wait until every connected switch (of ``dpids`` if given) has processed what
-            was sent to it."""
-            events = [self.send_barrier(dp) for dp in list(self.datapaths.values())
-                      if dpids is None or dp.id in dpids]
-            for ev in events:
-                ev.wait(timeout)
 
         def ask(self, dp, req, done) -> None:
             """Send a multipart request; ``done(replies)`` runs on the event loop once
             all its replies are in (no waiting: handlers must not block)."""
-            dp.set_xid(req)
+            with self.xid_lock:
+                dp.set_xid(req)
             self.pending[(dp.id, req.xid)] = (done, [])
             dp.send_msg(req)
 
         def request(self, dp, req, timeout: float = 5.0) -> list:
             """Send a multipart request and wait (a northbound thread) for all its replies."""
-            dp.set_xid(req)
+            with self.xid_lock:
+                dp.set_xid(req)
             ev = threading.Event()
             self.pending[(dp.id, req.xid)] = (ev, [])
             dp.send_msg(req)
@@ -433,6 +436,11 @@ def _build_app():
                 del self.datapaths[dp.id]
                 self.ready.discard(dp.id)
                 LOG.warning("switch %s disconnected", self.by_dpid.get(dp.id))
+                # barriers it will never answer (a rollout waiting for one goes on)
+                for xid, (dpid, event, _initial) in list(self.barriers.items()):
+                    if dpid == dp.id:
+                        self.barriers.pop(xid, None)
+                        event.set()
 
         @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
         @fail_fast
@@ -445,16 +453,19 @@ def _build_app():
             believed = self.fabric.down_ports()
             changes = self.fabric.port_status(dp.id, desc.port_no, up)
             prepared = self.encoder.is_prepared(changes)
-            n = self.apply(changes, f"port {self.by_dpid.get(dp.id)}:{desc.port_no} "
-                                    f"{'up' if up else 'down'}")
-            sent = time.monotonic()     # the reaction's last mod is in the send queues
+            where = f"{self.by_dpid.get(dp.id)}:{desc.port_no}"
+
+            def reacted(r) -> None:
+                # the reaction's new paths are made and switched to: its last mod of the
+                # switch stage (of the make stage when nothing switches) is written
+                sent = max(r.sent.values(), default=t0)
+                self.metrics.port_event(msg.reason, up, t0, sent, r.mods)
+                LOG.info("port status %s %s handled in %.1f ms (%d changes%s)", where,
+                         "up" if up else "down", (sent - t0) * 1000, r.mods,
+                         ", prepared" if prepared else "")
+            self.apply(changes, f"port {where} {'up' if up else 'down'}", reacted)
             if self.fabric.down_ports() != believed:
                 self.save_state()  # the next controller's prior (see _restore_state)
-            self.metrics.port_event(msg.reason, up, t0, sent, n)
-            LOG.info("port status %s:%d %s handled in %.1f ms (%d changes%s; state saved "
-                     "%.1f ms later)", self.by_dpid.get(dp.id), desc.port_no,
-                     "up" if up else "down", (sent - t0) * 1000, n,
-                     ", prepared" if prepared else "", (time.monotonic() - sent) * 1000)
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,
@@ -472,6 +483,7 @@ def _build_app():
 
         def close(self):
             self.stopping.set()
+            self.rollouts.close()
             self.api.shutdown()
 
     return TestbedController

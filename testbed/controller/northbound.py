@@ -25,6 +25,9 @@ from testbed.errors import ControllerError, ForwardingGraphError
 
 LOG = logging.getLogger("testbed.controller.northbound")
 NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+# Seconds a graph install or removal waits for its flows to be carried out before it
+# answers anyway (the switches then get them when they reconnect).
+ANSWER_TIMEOUT_S = 10.0
 Name = Annotated[str, Path(pattern=NAME)]
 Payload = Annotated[dict, Body(default_factory=dict)]
 
@@ -176,14 +179,13 @@ class Northbound:
             raise HTTPError(400, f"graph name in the path ({name}) and body differ")
         payload["name"] = name
         spec = ForwardingGraphSpec.from_dict(payload)
-        touched: set[int] = set()
         with self.app.lock:
-            self.app.apply(self.app.fabric.add_graph(spec), f"graph {name}", touched)
+            rollout = self.app.apply(self.app.fabric.add_graph(spec), f"graph {name}")
             self.app.save_state()
             view = self._graph_view(name)
-        # answer once the switches hold the flows: those the graph's changes went to (a
-        # barrier to every switch of a fat-tree k=4 made each graph wait for 20 replies)
-        self.app.barrier_all(dpids=touched)
+        # answer once the switches forward on the new flows (the old paths' deletion,
+        # after a drain, is not waited for)
+        rollout.live.wait(ANSWER_TIMEOUT_S)
         return view
 
     def get_graph(self, name):
@@ -192,13 +194,12 @@ class Northbound:
             return self._graph_view(name)
 
     def delete_graph(self, name):
-        touched: set[int] = set()
         with self.app.lock:
             self._known(name)
-            self.app.apply(self.app.fabric.remove_graph(name), f"graph {name} removed",
-                           touched)
+            rollout = self.app.apply(self.app.fabric.remove_graph(name),
+                                     f"graph {name} removed")
             self.app.save_state()
-        self.app.barrier_all(dpids=touched)
+        rollout.wait(ANSWER_TIMEOUT_S)   # answer once the switches hold none of its flows
 
     def _known(self, name):
         if not self.app.fabric.has_graph(name):

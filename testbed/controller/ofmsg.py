@@ -6,7 +6,7 @@ also reads a switch's flow and group replies back into specs (``flow_spec``, ``g
 so reconciliation compares like with like.
 
 ``Encoder`` turns a whole ``Changes`` into the bytes each switch is sent: the same messages,
-serialised by os-ken, in the same order per switch, but one write per switch and phase of
+serialised by os-ken, in the same order per switch, but one write per switch and stage of
 ``Changes.ordered()`` rather than one ``send_msg`` per message, and kept ready for Changes
 prepared ahead (``Fabric.prepare_repair``), so a link failure's reaction sends bytes built
 before the failure.
@@ -162,7 +162,7 @@ def message_for(dp, op: str, spec):
     raise ValueError(f"unknown operation {op!r}")
 
 
-# ---- whole Changes as bytes, one write per switch and phase ---------------------------------
+# ---- whole Changes as bytes, one write per switch and stage ---------------------------------
 _XID = struct.Struct("!I")
 _XID_OFFSET = 4          # ofp_header: version (1), type (1), length (2), xid (4)
 _CACHE_MAX = 50_000      # encoded messages kept (about 100-200 bytes each)
@@ -170,7 +170,7 @@ _CACHE_MAX = 50_000      # encoded messages kept (about 100-200 bytes each)
 
 @dataclass(frozen=True)
 class Batch:
-    """The messages of one phase for one switch: ``data`` is their concatenated encoding
+    """The messages of one stage for one switch: ``data`` is their concatenated encoding
     with xid 0, ``starts`` each message's offset in it, ``ops`` each one's operation
     (``Changes.ordered()``'s names)."""
 
@@ -192,18 +192,18 @@ class Batch:
 
 
 class Encoder:
-    """Encodes Changes for sending: ``encode(changes)`` is a list of phases (the runs of
-    ``Changes.phases()``), each a list of ``Batch`` (one per switch, in order of first
-    appearance). Sending every batch of a phase before the next
-    phase keeps make-before-break across switches as per-message sending did, and each
-    switch receives the very bytes, in the very order, that ``send_msg`` of
-    ``message_for`` would have sent it. ``ofproto``/``parser`` are os-ken's protocol
+    """Encodes Changes for sending: ``encode(changes)`` is a list of stages (those of
+    ``Changes.stages()``), each ``(name, batches)`` with one ``Batch`` per switch, in order
+    of first appearance. Each switch receives the very bytes, in the very order, that
+    ``send_msg`` of ``message_for`` would have sent it; carrying out each stage on every
+    switch before sending the next (``rollout.Rollouts``) keeps make-before-break across
+    switches. ``ofproto``/``parser`` are os-ken's protocol
     modules (OpenFlow 1.3). Messages are encoded once per distinct (operation, spec)."""
 
     def __init__(self, ofproto, parser):
         self.ofproto, self.ofproto_parser = ofproto, parser   # what message_for needs
         self._bytes: dict[tuple[str, object], bytes] = {}
-        self._prepared: dict[int, tuple[Changes, list[list[Batch]]]] = {}
+        self._prepared: dict[int, tuple[Changes, list[tuple[str, list[Batch]]]]] = {}
 
     def message(self, op: str, spec) -> bytes:
         """One message with xid 0: ``wire.encode``'s bytes, or os-ken's serialisation
@@ -223,23 +223,23 @@ class Encoder:
         self._bytes[key] = data
         return data
 
-    def encode(self, changes: Changes) -> list[list[Batch]]:
-        """The phases of ``changes``; those of prepared Changes (the same object) from
+    def encode(self, changes: Changes) -> list[tuple[str, list[Batch]]]:
+        """The stages of ``changes``; those of prepared Changes (the same object) from
         ``prepare`` without any work."""
         hit = self._prepared.get(id(changes))
         if hit is not None and hit[0] is changes:
             return hit[1]
-        phases: list[list[Batch]] = []
-        for run in changes.phases():
+        stages: list[tuple[str, list[Batch]]] = []
+        for name, entries in changes.stages():
             per_dp: dict[int, tuple[list[bytes], list[int], list[str]]] = {}
-            for op, spec in run:
+            for op, spec in entries:
                 parts, starts, ops = per_dp.setdefault(spec.dpid, ([], [], []))
                 starts.append(sum(map(len, parts[-1:])) + (starts[-1] if starts else 0))
                 parts.append(self.message(op, spec))
                 ops.append(op)
-            phases.append([Batch(dpid, b"".join(parts), tuple(starts), tuple(ops))
-                           for dpid, (parts, starts, ops) in per_dp.items()])
-        return phases
+            stages.append((name, [Batch(dpid, b"".join(parts), tuple(starts), tuple(ops))
+                                  for dpid, (parts, starts, ops) in per_dp.items()]))
+        return stages
 
     def is_prepared(self, changes: Changes) -> bool:
         """Whether ``encode(changes)`` will find them prepared."""

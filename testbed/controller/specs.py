@@ -152,22 +152,28 @@ class Changes:
         out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
 
-    def phases(self) -> list[list[tuple[str, FlowSpec | GroupSpec]]]:
-        """``ordered()`` cut into its runs of one kind (new groups others name, other new
-        groups, transit and deliver flows, changed groups..., classifiers added; deleted
-        classifiers, other flows; groups naming others, other groups): the entries of one
-        run may reach different switches in any order, each switch's in this order, as
-        long as every run is sent before the next."""
-        runs: list[list[tuple[str, FlowSpec | GroupSpec]]] = []
-        last = None
+    def stages(self) -> list[tuple[str, list[tuple[str, FlowSpec | GroupSpec]]]]:
+        """``ordered()`` cut into its non-empty stages, in order: ``"make"`` (new groups,
+        transit and deliver flows: the new paths, which no packet enters yet),
+        ``"switch"`` (changed groups and classifiers: packets move onto the new paths) and
+        ``"break"`` (deletions). Within a stage only each switch's own order matters (a
+        group before the flows and groups naming it, a fast-failover group changed before
+        a classifier of the same switch); across switches a stage must have been carried
+        out (a barrier answered) before the next is sent: a classifier switching to a new
+        path whose transit flows another switch does not hold yet drops packets, and so
+        does a deletion of a path packets are still on."""
+        out: list[tuple[str, list[tuple[str, FlowSpec | GroupSpec]]]] = []
         for op, spec in self.ordered():
-            kind = (op, _is_classifier(spec) if op.startswith("flow")
-                    else _chains(spec))  # type: ignore[arg-type]
-            if kind != last:
-                runs.append([])
-                last = kind
-            runs[-1].append((op, spec))
-        return runs
+            if op in ("flow_del", "group_del"):
+                stage = "break"
+            elif op == "group_mod" or (op == "flow_add" and _is_classifier(spec)):  # type: ignore[arg-type]
+                stage = "switch"
+            else:
+                stage = "make"
+            if not out or out[-1][0] != stage:
+                out.append((stage, []))
+            out[-1][1].append((op, spec))
+        return out
 
 
 @dataclass(frozen=True)

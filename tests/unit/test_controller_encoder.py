@@ -1,5 +1,6 @@
 """Unit tests of ``ofmsg.Encoder``: whole Changes sent as one write per switch and phase
-must give every switch the very bytes os-ken's ``send_msg`` of each message would."""
+must give every switch the very bytes os-ken's ``send_msg`` of each message would; their
+stages (``Changes.stages()``) are make, switch and break, in that order."""
 
 from __future__ import annotations
 
@@ -58,29 +59,41 @@ def test_each_switch_gets_the_bytes_send_msg_would_send():
             kinds.add(op)
             dp = old[spec.dpid]
             dp.send_msg(ofmsg.message_for(dp, op, spec))
-        phases = enc.encode(ch)
-        for phase in phases:
-            assert len({b.dpid for b in phase}) == len(phase), "one batch per switch"
-            for batch in phase:
+        stages = enc.encode(ch)
+        for _name, batches in stages:
+            assert len({b.dpid for b in batches}) == len(batches), "one batch per switch"
+            for batch in batches:
                 dp = new[batch.dpid]
                 dp.send(batch.stamped(dp))
         for d in SWITCHES.values():
             assert b"".join(new[d].sent) == b"".join(old[d].sent), d
             assert new[d].xid == old[d].xid
-        assert [op for ph in phases for b in ph for op in b.ops] == \
-            [op for run in ch.phases() for d in dict.fromkeys(s.dpid for _, s in run)
+        assert [op for _, batches in stages for b in batches for op in b.ops] == \
+            [op for _, run in ch.stages() for d in dict.fromkeys(s.dpid for _, s in run)
              for op, s in run if s.dpid == d]
     assert kinds == {"flow_add", "flow_del", "group_add", "group_mod", "group_del"}
 
 
-def test_phases_are_ordered_cut_in_runs():
-    """Changes.phases() is Changes.ordered() cut where the kind of entry changes, every
-    run one kind, no two neighbouring runs the same kind."""
+def test_stages_are_ordered_cut_into_make_switch_break():
+    """Changes.stages() is Changes.ordered() cut into non-empty stages, in the order make,
+    switch, break: new groups and transit/deliver flows, then changed groups and
+    classifiers, then deletions; the link cuts' reroutes have all three."""
+    kinds = {"make": {"group_add", "flow_add"}, "switch": {"group_mod", "flow_add"},
+             "break": {"flow_del", "group_del"}}
+    three = 0
     for ch in _changes():
-        runs = ch.phases()
-        assert [e for run in runs for e in run] == ch.ordered()
-        ops = [{op for op, _ in run} for run in runs]
-        assert all(len(o) == 1 for o in ops)
+        stages = ch.stages()
+        assert [e for _, run in stages for e in run] == ch.ordered()
+        names = [name for name, _ in stages]
+        assert names == sorted(names, key=["make", "switch", "break"].index)
+        assert len(set(names)) == len(names) and all(run for _, run in stages)
+        for name, run in stages:
+            assert {op for op, _ in run} <= kinds[name]
+            for op, spec in run:
+                if op == "flow_add":
+                    assert (name == "switch") == (not dict(spec.match).get("vlan_vid")), spec
+        three += names == ["make", "switch", "break"]
+    assert three
 
 
 def test_prepared_changes_are_not_encoded_again():
