@@ -7,7 +7,10 @@ runs a sequence-numbered UDP probe at --rate packets/s, cuts a link on the activ
 reads the receiver's largest gap (minus one inter-packet interval) as the outage; the link
 comes back up before the next repetition. Above the last line: the median packets lost
 per mode (on a busy machine, queues upstream of the cut hide most of a switch-over from the
-arrival gaps; the loss still counts it). Waits for another process's emulation to end.
+arrival gaps; the loss still counts it), and how many repetitions lost packets in more than
+one run of sequence numbers (a second loss after the repair: the controller's reroute after
+a fast-failover switch-over broke the path again). Waits for another process's emulation
+to end.
 Last line: ``outage median ms: restoration X, protection Y``.
 """
 from __future__ import annotations
@@ -49,7 +52,8 @@ def main() -> int:
                 r["mode"] = mode
                 rows.append(r)
                 print(f"{mode:12s} rep {i + 1:2d}: link {r['link']:7s} outage "
-                      f"{r['outage_ms']:7.2f} ms, lost {r['lost']}", flush=True)
+                      f"{r['outage_ms']:7.2f} ms, lost {r['lost']} in {r['loss_runs']} "
+                      f"run(s)", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -57,6 +61,10 @@ def main() -> int:
            for m in ("restoration", "protection")}
     lost = {m: statistics.median(r["lost"] for r in rows if r["mode"] == m)
             for m in ("restoration", "protection")}
+    second = {m: sum(1 for r in rows if r["mode"] == m and r["loss_runs"] > 1)
+              for m in ("restoration", "protection")}
+    print(f"repetitions with a second loss: restoration {second['restoration']} of "
+          f"{args.reps}, protection {second['protection']} of {args.reps}")
     print(f"lost median packets: restoration {lost['restoration']:.0f}, "
           f"protection {lost['protection']:.0f} (at {args.rate} packets/s)")
     print(f"outage median ms: restoration {med['restoration']:.1f}, "

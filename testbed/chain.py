@@ -161,6 +161,7 @@ def measure_link_cut(emu, graph: dict, *, rate: int = 2000, before: float = 1.0,
     emu.link_up(a, b)
     return {"link": f"{a}-{b}", "cut_at_s": before, "outage_ms": result.get("outage_ms"),
             "max_gap_ms": result.get("max_gap_ms"), "lost": result.get("lost"),
+            "loss_runs": result.get("loss_runs"),
             "received": result.get("received"), "sent": result.get("sent"),
             "paths_before": view["paths"], "paths_after": new_paths,
             "protection": graph.get("protection", False), "t_cut": t_cut}

@@ -298,13 +298,22 @@ def infer_schedule(records: Sequence[tuple[int, int, int]], rate: float) -> tupl
     return sent, round((send0 or recv0) - seq0 * t_ns)
 
 
+def loss_runs(got: bytes) -> int:
+    """The number of maximal runs of consecutive seqs never received, in a stream whose
+    seq i was received iff ``got[i]`` is 1 (else 0); runs at either edge count. One cut
+    healed at once loses one run; a second run means a second loss (a reroute that broke
+    the path again), however short: a lone lost packet makes no gap at k = 2, but a run."""
+    return got.count(b"\x01\x00") + (got[:1] == b"\x00")
+
+
 def probe_report(records: Iterable[tuple[int, int, int]], *, rate: float, sent: int,
                  start_ns: int, k: float = DEFAULT_K) -> dict:
     """All probe measures of one stream, in one JSON-ready dict.
 
     Keys: sent, received (datagrams, duplicates included), unique, duplicates, reordered
     (unique datagrams arriving after a higher seq), unexpected (datagrams with seq >=
-    sent), lost, loss_pct (100*lost/sent, None if sent is 0), first_seq/last_seq (smallest
+    sent), lost, loss_runs (runs of consecutive lost seqs, see :func:`loss_runs`), loss_pct
+    (100*lost/sent, None if sent is 0), first_seq/last_seq (smallest
     and largest unique seq received, None if none), rate (packets/s), interval_ms (T), k,
     start_ns, end_ns (start_ns + sent*T), base_latency_ms (L), gaps (every :class:`Gap` as
     a dict, in time order), outage_ms (largest gap's outage, 0.0 if none), max_gap_ms
@@ -330,6 +339,7 @@ def probe_report(records: Iterable[tuple[int, int, int]], *, rate: float, sent: 
         "reordered": scan.reordered,
         "unexpected": scan.unexpected,
         "lost": lost,
+        "loss_runs": loss_runs(got_seqs),
         "loss_pct": 100.0 * lost / sent if sent else None,
         "first_seq": first_seq,
         "last_seq": last_seq,

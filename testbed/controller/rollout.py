@@ -87,13 +87,20 @@ class Rollouts:
                on_live: Callable[[Rollout], object] | None = None) -> Rollout:
         """Queue ``stages`` (``Encoder.encode``'s result) after the rollouts already
         submitted; ``on_live(rollout)`` is called on the rollouts' thread once it is live.
+        Nothing to send (no stages) is done at once (``on_live`` called here) and queues
+        nothing: it must not cut another rollout's drain short (the port status of a
+        link's second end changes nothing and comes right after the first).
         Raises RuntimeError after ``close``."""
         r = Rollout(reason, stages, on_live)
         with self._cv:
             if self._closed:
                 raise RuntimeError("the rollouts are closed")
-            self._queue.append(r)
-            self._cv.notify_all()
+            if stages:
+                self._queue.append(r)
+                self._cv.notify_all()
+                return r
+        self._live(r)
+        r.done.set()
         return r
 
     def idle(self) -> bool:

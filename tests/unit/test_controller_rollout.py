@@ -160,3 +160,21 @@ def test_a_failing_write_does_not_stop_later_rollouts(switches):
 def test_a_negative_drain_is_refused():
     with pytest.raises(ValueError, match="drain_s must be >= 0 seconds, got -1"):
         Rollouts(lambda b: True, lambda d: None, drain_s=-1)
+
+
+def test_nothing_to_send_is_done_at_once_and_does_not_cut_a_drain_short(switches):
+    """An empty Changes (a link's second end reporting down) is live and done on return,
+    its callback called, and the rollout draining meanwhile still waits its full drain
+    before deleting the old paths (it cut the drain short and a chain lost the packets
+    on its fast-failover path)."""
+    ro = Rollouts(switches.write, switches.barrier, drain_s=0.3)
+    first = ro.submit(REROUTE)
+    _wait(first.live.is_set)
+    t_live = time.monotonic()
+    called = []
+    empty = ro.submit([], "second end", on_live=called.append)
+    assert empty.live.is_set() and empty.done.is_set() and called == [empty]
+    assert first.wait(5)
+    t_del = next(e[3] for e in switches.log if e[0] == "write" and e[2] == ("flow_del",))
+    assert t_del - t_live >= 0.25
+    ro.close()

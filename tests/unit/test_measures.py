@@ -388,3 +388,17 @@ def test_trafgen_interval_counts_agree_on_loopback(tmp_path):
     assert loss and set(loss.values()) == {0.0}
     cmd = [c for _t, c, _s in m.sender_rate_samples(stats)]
     assert max(cmd) == pytest.approx(1500) and 300 in cmd
+
+
+@pytest.mark.parametrize("lost_seqs,runs", [
+    ([], 0), ([0], 1), ([0, 1, 2], 1), ([9], 1), ([3, 4, 7], 2), ([0, 5, 9], 3),
+    ([5], 1), (list(range(10)), 1)])
+def test_loss_runs_counts_each_run_of_lost_seqs_edges_included(lost_seqs, runs):
+    """probe_report's loss_runs: one per maximal run of consecutive lost seqs, a run at
+    the start or the end too, duplicates and reordering changing nothing."""
+    T = 1_000_000
+    recs = [(s, s * T + 50_000, s * T) for s in range(10) if s not in lost_seqs]
+    recs = recs[::-1] + recs[:2]           # reordered, two duplicates
+    rep = m.probe_report(recs, rate=1000, sent=10, start_ns=0)
+    assert rep["loss_runs"] == runs
+    assert rep["lost"] == len(lost_seqs)
