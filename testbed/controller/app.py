@@ -456,16 +456,23 @@ def _build_app():
             where = f"{self.by_dpid.get(dp.id)}:{desc.port_no}"
 
             def reacted(r) -> None:
-                # the reaction's new paths are made and switched to: its last mod of the
-                # switch stage (of the make stage when nothing switches) is written
-                sent = max(r.sent.values(), default=t0)
-                self.metrics.port_event(msg.reason, up, t0, sent, r.mods)
-                LOG.info("port status %s %s handled in %.1f ms (%d changes%s)", where,
-                         "up" if up else "down", (sent - t0) * 1000, r.mods,
-                         ", prepared" if prepared else "")
-            self.apply(changes, f"port {where} {'up' if up else 'down'}", reacted)
+                # The reaction: its first stage written (the new paths, and the switch of
+                # the paths the cut broke: Changes.stages()); the paths that still carry
+                # packets (fast-failover) switch once the switches answered for it.
+                first = min(r.sent.values(), default=t0)
+                self.metrics.port_event(msg.reason, up, t0, first, r.mods)
+                switched = r.sent.get("switch")
+                LOG.info("port status %s %s handled in %.1f ms (%d changes%s%s)", where,
+                         "up" if up else "down", (first - t0) * 1000, r.mods,
+                         ", prepared" if prepared else "",
+                         f"; paths in use switched after {(switched - t0) * 1000:.1f} ms"
+                         if switched is not None else "")
+            rollout = self.apply(changes, f"port {where} {'up' if up else 'down'}", reacted)
             if self.fabric.down_ports() != believed:
-                self.save_state()  # the next controller's prior (see _restore_state)
+                # the next controller's prior (see _restore_state); once the reaction's
+                # first stage is written: both want the interpreter, the reaction first
+                rollout.started.wait(1.0)
+                self.save_state()
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,
                      ofp_event.EventOFPGroupDescStatsReply,

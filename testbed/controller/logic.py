@@ -134,6 +134,7 @@ from testbed.controller.specs import (
     ForwardingGraphSpec,
     GroupSpec,
     Link,
+    is_classifier,
 )
 from testbed.errors import ControllerError, ForwardingGraphError
 
@@ -731,6 +732,14 @@ class Fabric:
         self._down_ports.add(port)
         self._topo = None
         old = {g.spec.name: (g.flows, g.groups) for g in hit}
+        link = self._link_at[port]
+        ends = {link.a, link.b}
+        # (graph, segment) of unprotected graphs whose old paths crossed the link: broken,
+        # their classifiers may switch at once (Changes.stages())
+        broken = {g.gid << COOKIE_SHIFT | pk[0] << SEGMENT_SHIFT
+                  for g in hit if not g.spec.protection
+                  for pk, path in g.pair_paths.items()
+                  if any({s, t} == ends for s, t in pairwise(path))}
         for g in hit:
             self._compute(g)
             # keep the old objects of unchanged entries: a prepared repair then holds
@@ -752,7 +761,12 @@ class Fabric:
             old_g.update(groups)
             new_f.update(g.flows)
             new_g.update(g.groups)
-        return diff_state(old_f, old_g, new_f, new_g)
+        changes = diff_state(old_f, old_g, new_f, new_g)
+        graph_segment = COOKIE_MASK | 0xFF << SEGMENT_SHIFT
+        changes.at_once = frozenset(
+            f.cookie for f in changes.flow_adds
+            if (f.cookie & graph_segment) in broken and is_classifier(f))
+        return changes
 
     def _record(self, ch: Changes) -> None:
         """Record ``ch`` as installed (what ``_sync`` does for the whole fabric)."""

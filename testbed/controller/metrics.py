@@ -10,9 +10,12 @@ Each measure is defined here, once (base units, ``_total`` for counters, bounded
   by ``reason`` (``add``, ``delete``, ``modify``) and the ``link`` state they report
   (``up``, ``down``).
 - ``testbed_controller_reaction_seconds{link}``: histogram of the time from the port status
-  handler's start to the last flow or group mod of its reaction handed to the switches'
-  send queues (the controller's decide-and-send part of a reroute; the switch's own time to
-  apply it is not in it). Only port status messages that changed something are observed.
+  handler's start to the last flow or group mod of its reaction's first stage handed to the
+  switches' send queues: the new paths, and the switch of the paths the cut broke
+  (``Changes.stages()``; the controller's decide-and-send part of a restoration, the
+  switch's own time to apply it is not in it). Paths still carrying packets (fast
+  failover) switch in a later stage, after a barrier round trip, which is not in it. Only
+  port status messages that changed something are observed.
 - ``testbed_controller_switches{state}``: switches ``connected`` (OpenFlow session up) and
   ``ready`` (initial programming acknowledged by a barrier); ``testbed_controller_graphs``:
   forwarding graphs held. Read from the controller at scrape time.
@@ -62,8 +65,9 @@ class ControllerMetrics(Collector):
         self.port_status = Counter("testbed_controller_port_status", "port status messages "
                                    "handled", ["reason", "link"], registry=self.registry)
         self.reaction = Histogram("testbed_controller_reaction_seconds", "port status "
-                                  "handler start to the last flow/group mod of its reaction "
-                                  "sent", ["link"], buckets=REACTION_BUCKETS,
+                                  "handler start to the last flow/group mod of its "
+                                  "reaction's first stage sent (new paths; broken paths "
+                                  "switched)", ["link"], buckets=REACTION_BUCKETS,
                                   registry=self.registry)
         for t in MOD_TYPES:            # every series exists from the start (rate() needs it)
             self.flow_mods.labels(t)

@@ -39,14 +39,16 @@ STAGES = ("make", "switch", "break")
 @dataclass
 class Rollout:
     """One Changes being sent. ``stages`` is ``Encoder.encode``'s list of ``(stage,
-    batches)``. ``live`` is set once the make and switch stages are carried out on every
-    switch they went to (the new state forwards packets; at once when there are none),
-    ``done`` once every stage is; ``sent`` maps a stage to the ``time.monotonic()`` second
-    its last batch was written; ``dpids`` are the switches written to."""
+    batches)``. ``started`` is set once the first stage is written, ``live`` once the make
+    and switch stages are carried out on every switch they went to (the new state forwards
+    packets; at once when there are none), ``done`` once every stage is; ``sent`` maps a
+    stage to the ``time.monotonic()`` second its last batch was written; ``dpids`` are the
+    switches written to."""
 
     reason: str
     stages: list
     on_live: Callable[[Rollout], object] | None = None
+    started: threading.Event = field(default_factory=threading.Event)
     live: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     sent: dict[str, float] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class Rollouts:
                 self._queue.append(r)
                 self._cv.notify_all()
                 return r
+        r.started.set()
         self._live(r)
         r.done.set()
         return r
@@ -129,6 +132,7 @@ class Rollouts:
             finally:
                 with self._cv:
                     self._queue.popleft()
+                r.started.set()
                 r.live.set()
                 r.done.set()
 
@@ -164,6 +168,7 @@ class Rollouts:
     def _stage(self, r: Rollout, stage: str, batches: list) -> None:
         written = [b.dpid for b in batches if self.write(b)]
         r.sent[stage] = time.monotonic()
+        r.started.set()
         r.dpids.update(written)
         waits = [(d, ev) for d in written if (ev := self.barrier(d)) is not None]
         deadline = time.monotonic() + self.barrier_timeout_s

@@ -92,7 +92,7 @@ class GroupSpec:
         return (self.dpid, self.group_id)
 
 
-def _is_classifier(flow: FlowSpec) -> bool:
+def is_classifier(flow: FlowSpec) -> bool:
     """An ingress flow: it takes untagged frames (``vlan_vid`` absent or 0, no tag);
     transit and deliver flows match a tag (a vid 1..4094)."""
     return not dict(flow.match).get("vlan_vid", 0)
@@ -113,6 +113,8 @@ class Changes:
     flow_adds: list[FlowSpec] = field(default_factory=list)
     flow_dels: list[FlowSpec] = field(default_factory=list)
     group_dels: list[GroupSpec] = field(default_factory=list)
+    # cookies of added classifiers that go with the make stage (see stages())
+    at_once: frozenset[int] = field(default_factory=frozenset)
 
     def __bool__(self) -> bool:
         return bool(
@@ -130,6 +132,7 @@ class Changes:
         self.flow_adds.extend(other.flow_adds)
         self.flow_dels.extend(other.flow_dels)
         self.group_dels.extend(other.group_dels)
+        self.at_once = self.at_once | other.at_once
 
     def ordered(self) -> list[tuple[str, FlowSpec | GroupSpec]]:
         """The changes in a safe order.
@@ -145,10 +148,10 @@ class Changes:
         """
         out: list[tuple[str, FlowSpec | GroupSpec]] = []
         out += [("group_add", g) for g in sorted(self.group_adds, key=_chains)]
-        out += [("flow_add", f) for f in self.flow_adds if not _is_classifier(f)]
+        out += [("flow_add", f) for f in self.flow_adds if not is_classifier(f)]
         out += [("group_mod", g) for g in sorted(self.group_mods, key=_chains)]
-        out += [("flow_add", f) for f in self.flow_adds if _is_classifier(f)]
-        out += [("flow_del", f) for f in sorted(self.flow_dels, key=lambda f: not _is_classifier(f))]
+        out += [("flow_add", f) for f in self.flow_adds if is_classifier(f)]
+        out += [("flow_del", f) for f in sorted(self.flow_dels, key=lambda f: not is_classifier(f))]
         out += [("group_del", g) for g in sorted(self.group_dels, key=lambda g: not _chains(g))]
         return out
 
@@ -161,19 +164,29 @@ class Changes:
         a classifier of the same switch); across switches a stage must have been carried
         out (a barrier answered) before the next is sent: a classifier switching to a new
         path whose transit flows another switch does not hold yet drops packets, and so
-        does a deletion of a path packets are still on."""
-        out: list[tuple[str, list[tuple[str, FlowSpec | GroupSpec]]]] = []
+        does a deletion of a path packets are still on.
+
+        Exception: the added classifiers whose cookie is in ``at_once`` go with the make
+        stage, after it on each switch. They are those of paths already broken (a link
+        went down under them, no fast-failover group carries their packets): their
+        packets are lost at the cut until they switch, so they lose nothing by switching
+        before the other switches hold the new path, and their restoration does not wait
+        for a barrier round trip. Each stage keeps ``ordered()`` order."""
+        out: dict[str, list[tuple[str, FlowSpec | GroupSpec]]] = {
+            "make": [], "switch": [], "break": []}
+        late: list[tuple[str, FlowSpec | GroupSpec]] = []
         for op, spec in self.ordered():
             if op in ("flow_del", "group_del"):
-                stage = "break"
-            elif op == "group_mod" or (op == "flow_add" and _is_classifier(spec)):  # type: ignore[arg-type]
-                stage = "switch"
+                out["break"].append((op, spec))
+            elif op == "group_mod" or (op == "flow_add" and is_classifier(spec)):  # type: ignore[arg-type]
+                if op == "flow_add" and spec.cookie in self.at_once:  # type: ignore[union-attr]
+                    late.append((op, spec))
+                else:
+                    out["switch"].append((op, spec))
             else:
-                stage = "make"
-            if not out or out[-1][0] != stage:
-                out.append((stage, []))
-            out[-1][1].append((op, spec))
-        return out
+                out["make"].append((op, spec))
+        out["make"] += late
+        return [(name, run) for name, run in out.items() if run]
 
 
 @dataclass(frozen=True)

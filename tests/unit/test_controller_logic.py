@@ -13,6 +13,7 @@ from fakedp import FakeDataplane  # tests/unit is on sys.path (rootdir-relative,
 
 from testbed.controller.logic import (
     COOKIE_MASK,
+    SEGMENT_SHIFT,
     TRANSIT_PRIORITY,
     Fabric,
     split_instance,
@@ -1087,4 +1088,43 @@ def test_reroute_after_fast_failover_is_make_before_break(link):
     for step in _one_at_a_time(changes):
         net.dp.apply(step)
         assert net.dp.trace(PKT, "h1") == ["A", "B", "h2"], step
+    net.assert_synced()
+
+
+def test_a_cut_under_an_unprotected_path_lets_only_its_classifiers_switch_at_once():
+    """A link cut recomputes an unprotected chain broken by it and a protected one: only
+    the unprotected chain's changed classifiers of the broken segment are ``at_once``
+    (restored without waiting for the new path's barrier round trip; a cut further down a
+    path changes a transit flow instead, in the make stage anyway); the protected one's
+    reroute switches after its make stage. Applied stage by stage, both chains deliver
+    after the last stage."""
+    switches, links, atts = fat_tree(4)
+    net = Net(switches, links, atts, vnfs={"v11", "v21"})
+    plain = graph("plain", hops=("h00", "v11", "v21", "h31"))
+    guarded = graph("guarded", hops=("h00", "v11", "v21", "h31"), protection=True,
+                    match=dict(UDP5000, udp_dst=6000))
+    net.do(net.fabric.add_graph(plain))
+    net.do(net.fabric.add_graph(guarded))
+    before = net.fabric.graph_paths("plain")
+    seg = before[1]                                   # v11 -> v21
+    link = net.link_down(seg[0], seg[1])    # its first link: the classifier must change
+    changes = net.fabric.port_status(switches[link.a], link.a_port, up=False)
+    assert changes.at_once
+    gid = net.fabric.graph_cookie("plain")
+    for cookie in changes.at_once:
+        assert cookie & COOKIE_MASK == gid
+        path = before[(cookie >> SEGMENT_SHIFT) & 0xFF]
+        assert any({x, y} == {link.a, link.b} for x, y in zip(path, path[1:])), \
+            "only segments the cut broke"
+    moved = [f for f in changes.flow_adds if not dict(f.match).get("vlan_vid")
+             and f.cookie & COOKIE_MASK == gid]
+    assert {f.cookie for f in moved} == set(changes.at_once)
+    for _stage, run in changes.stages():
+        net.dp.apply(Changes(group_adds=[s for op, s in run if op == "group_add"],
+                             group_mods=[s for op, s in run if op == "group_mod"],
+                             flow_adds=[s for op, s in run if op == "flow_add"],
+                             flow_dels=[s for op, s in run if op == "flow_del"],
+                             group_dels=[s for op, s in run if op == "group_del"]))
+    assert net.dp.trace(PKT, "h00") == ["v11", "v21", "h31"]
+    assert net.dp.trace(dict(PKT, udp_dst=6000), "h00") == ["v11", "v21", "h31"]
     net.assert_synced()

@@ -76,13 +76,15 @@ def switches():
 
 def test_a_stage_is_sent_only_once_every_switch_answered_the_last_ones_barrier(switches):
     """The switch stage waits for both make-stage switches' barriers, the break stage for
-    the switch stage's; ``live`` is set between switch and break, ``done`` at the end."""
+    the switch stage's; ``started`` is set once the first stage is written, ``live``
+    between switch and break, ``done`` at the end."""
     ro = Rollouts(switches.write, switches.barrier, drain_s=0.0)
     switches.hold = {1, 2, 3}
     live_calls = []
     r = ro.submit(REROUTE, "test", on_live=lambda r: live_calls.append(r.sent.copy()))
     _wait(lambda: len(switches.waiting) == 2)
     assert switches.writes() == [(1, ("flow_add",)), (2, ("group_add", "flow_add"))]
+    assert r.started.is_set() and not r.live.is_set()
     switches.answer(1)
     time.sleep(0.05)
     assert len(switches.writes()) == 2, "the switch stage went out before switch 2 answered"
