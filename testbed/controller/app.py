@@ -138,7 +138,8 @@ def _build_app():
             self.learning = True                 # no switch reconciled before it ends
             self.settle_s = float(self.config.get("settle_s", SETTLE_S))
             self.learn_timer: threading.Timer | None = None
-            self.barriers: dict[int, tuple[int, object, bool]] = {}  # xid -> (dpid, event, initial)
+            # (dpid, xid) -> (event, initial): barrier requests awaiting their reply
+            self.barriers: dict[tuple[int, int], tuple[threading.Event, bool]] = {}
             self.encoder = ofmsg.Encoder(ofproto_v1_3, ofproto_v1_3_parser)
             self.xid_lock = threading.Lock()   # datapath xid counters, shared by threads
             self.rollouts = Rollouts(self._write_batch, self._barrier_to,
@@ -359,11 +360,17 @@ def _build_app():
                 self.send_barrier(sync.dp, initial=True)
 
         def send_barrier(self, dp, initial: bool = False):
+            """Send ``dp`` a barrier request; the event is set by its reply, or at once
+            (nothing sent) if ``dp`` is no longer the connected switch of its dpid, or by
+            its disconnection (``state_change``)."""
             req = dp.ofproto_parser.OFPBarrierRequest(dp)
             ev = threading.Event()
-            with self.xid_lock:
+            with self.xid_lock:   # the disconnection's sweep of barriers holds it too
+                if self.datapaths.get(dp.id) is not dp:
+                    ev.set()
+                    return ev
                 dp.set_xid(req)
-                self.barriers[req.xid] = (dp.id, ev, initial)
+                self.barriers[(dp.id, req.xid)] = (ev, initial)
             dp.send_msg(req)
             return ev
 
@@ -415,10 +422,11 @@ def _build_app():
         @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
         @fail_fast(locked=False)
         def barrier_reply(self, ev):
-            entry = self.barriers.pop(ev.msg.xid, None)
+            dpid = ev.msg.datapath.id
+            entry = self.barriers.pop((dpid, ev.msg.xid), None)
             if entry is None:
                 return
-            dpid, event, initial = entry
+            event, initial = entry
             if initial:
                 self.ready.add(dpid)
             event.set()
@@ -433,14 +441,13 @@ def _build_app():
             if dp.id is not None and self.datapaths.get(dp.id) is dp:
                 # A lost control connection is not a data-plane failure: OVS keeps
                 # forwarding in secure mode. The switch is reconciled when it reconnects.
-                del self.datapaths[dp.id]
+                with self.xid_lock:   # no barrier is registered for it after this
+                    del self.datapaths[dp.id]
+                    # barriers it will never answer (a rollout waiting for one goes on)
+                    for key in [k for k in self.barriers if k[0] == dp.id]:
+                        self.barriers.pop(key)[0].set()
                 self.ready.discard(dp.id)
                 LOG.warning("switch %s disconnected", self.by_dpid.get(dp.id))
-                # barriers it will never answer (a rollout waiting for one goes on)
-                for xid, (dpid, event, _initial) in list(self.barriers.items()):
-                    if dpid == dp.id:
-                        self.barriers.pop(xid, None)
-                        event.set()
 
         @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
         @fail_fast
@@ -467,11 +474,15 @@ def _build_app():
                          ", prepared" if prepared else "",
                          f"; paths in use switched after {(switched - t0) * 1000:.1f} ms"
                          if switched is not None else "")
+            first = self.rollouts.idle()   # nothing before it: it starts at once
             rollout = self.apply(changes, f"port {where} {'up' if up else 'down'}", reacted)
             if self.fabric.down_ports() != believed:
-                # the next controller's prior (see _restore_state); once the reaction's
-                # first stage is written: both want the interpreter, the reaction first
-                rollout.started.wait(1.0)
+                # The next controller's prior (see _restore_state); once the reaction's
+                # first stage is written: both want the interpreter, the reaction first.
+                # Only when nothing is before it: a rollout before it may be waiting for
+                # barrier replies, which only this event loop delivers.
+                if first:
+                    rollout.started.wait(1.0)
                 self.save_state()
 
         @set_ev_cls([ofp_event.EventOFPPortStatsReply, ofp_event.EventOFPFlowStatsReply,

@@ -375,8 +375,9 @@ def diff_state(old_f: dict[tuple, FlowSpec], old_g: dict[tuple[int, int], GroupS
                ) -> Changes:
     """What turns switches holding ``old_f``/``old_g`` (flows and groups by key) into
     ``new_f``/``new_g``: groups added or modified (new order), flows added where new or
-    different (OFPFC_ADD overwrites by match and priority), flows and groups deleted
-    whose key is no longer wanted (old order)."""
+    different (OFPFC_ADD overwrites by match and priority; the keys of those that
+    overwrite one are ``moves``), flows and groups deleted whose key is no longer wanted
+    (old order)."""
     ch = Changes()
     for k, gr in new_g.items():
         was = old_g.get(k)
@@ -385,6 +386,7 @@ def diff_state(old_f: dict[tuple, FlowSpec], old_g: dict[tuple[int, int], GroupS
         elif was != gr:
             ch.group_mods.append(gr)
     ch.flow_adds = [f for k, f in new_f.items() if old_f.get(k) != f]
+    ch.moves = frozenset(f.key() for f in ch.flow_adds if f.key() in old_f)
     ch.flow_dels = [f for k, f in old_f.items() if k not in new_f]
     ch.group_dels = [gr for k, gr in old_g.items() if k not in new_g]
     return ch
@@ -762,10 +764,15 @@ class Fabric:
             new_f.update(g.flows)
             new_g.update(g.groups)
         changes = diff_state(old_f, old_g, new_f, new_g)
-        graph_segment = COOKIE_MASK | 0xFF << SEGMENT_SHIFT
+        # a broken segment's classifiers, and the flows of it that overwrite one of the
+        # same segment (where its new path leaves the old); never one of another graph's
+        # (its packets would reach this graph's destination until they switch)
+        gs = COOKIE_MASK | 0xFF << SEGMENT_SHIFT
         changes.at_once = frozenset(
-            f.cookie for f in changes.flow_adds
-            if (f.cookie & graph_segment) in broken and is_classifier(f))
+            f.key() for f in changes.flow_adds
+            if (f.cookie & gs) in broken
+            and (is_classifier(f) if f.key() not in old_f
+                 else old_f[f.key()].cookie & gs == f.cookie & gs))
         return changes
 
     def _record(self, ch: Changes) -> None:

@@ -153,7 +153,10 @@ class Rollouts:
     def _live(self, r: Rollout) -> None:
         r.live.set()
         if r.on_live is not None:
-            r.on_live(r)
+            try:
+                r.on_live(r)
+            except Exception:   # a report must not stop the changes (the break stage)
+                LOG.exception("reporting changes (%s) live failed", r.reason)
 
     def _drain(self, since: float) -> None:
         """Wait until ``drain_s`` after ``since``, or until another rollout is queued."""

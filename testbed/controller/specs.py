@@ -113,8 +113,11 @@ class Changes:
     flow_adds: list[FlowSpec] = field(default_factory=list)
     flow_dels: list[FlowSpec] = field(default_factory=list)
     group_dels: list[GroupSpec] = field(default_factory=list)
-    # cookies of added classifiers that go with the make stage (see stages())
-    at_once: frozenset[int] = field(default_factory=frozenset)
+    # Ordering hints, not compared: keys of flow adds that overwrite an installed flow
+    # (they move packets at once), and of those that go with the make stage anyway
+    # (see stages())
+    moves: frozenset[tuple] = field(default_factory=frozenset, compare=False)
+    at_once: frozenset[tuple] = field(default_factory=frozenset, compare=False)
 
     def __bool__(self) -> bool:
         return bool(
@@ -132,6 +135,7 @@ class Changes:
         self.flow_adds.extend(other.flow_adds)
         self.flow_dels.extend(other.flow_dels)
         self.group_dels.extend(other.group_dels)
+        self.moves = self.moves | other.moves
         self.at_once = self.at_once | other.at_once
 
     def ordered(self) -> list[tuple[str, FlowSpec | GroupSpec]]:
@@ -157,8 +161,9 @@ class Changes:
 
     def stages(self) -> list[tuple[str, list[tuple[str, FlowSpec | GroupSpec]]]]:
         """``ordered()`` cut into its non-empty stages, in order: ``"make"`` (new groups,
-        transit and deliver flows: the new paths, which no packet enters yet),
-        ``"switch"`` (changed groups and classifiers: packets move onto the new paths) and
+        new transit and deliver flows: the new paths, which no packet enters yet),
+        ``"switch"`` (changed groups, classifiers, and the transit and deliver flows that
+        overwrite an installed one (``moves``): packets move onto the new paths) and
         ``"break"`` (deletions). Within a stage only each switch's own order matters (a
         group before the flows and groups naming it, a fast-failover group changed before
         a classifier of the same switch); across switches a stage must have been carried
@@ -166,23 +171,26 @@ class Changes:
         path whose transit flows another switch does not hold yet drops packets, and so
         does a deletion of a path packets are still on.
 
-        Exception: the added classifiers whose cookie is in ``at_once`` go with the make
-        stage, after it on each switch. They are those of paths already broken (a link
-        went down under them, no fast-failover group carries their packets): their
-        packets are lost at the cut until they switch, so they lose nothing by switching
-        before the other switches hold the new path, and their restoration does not wait
-        for a barrier round trip. Each stage keeps ``ordered()`` order."""
+        Exception: the flow adds whose key is in ``at_once`` go with the make stage, after
+        it on each switch. They are those of paths already broken (a link went down under
+        them, no fast-failover group carries their packets): their packets are lost at the
+        cut until they switch, so they lose nothing by switching before the other switches
+        hold the new path, and their restoration does not wait for a barrier round trip.
+        Each stage keeps ``ordered()`` order."""
         out: dict[str, list[tuple[str, FlowSpec | GroupSpec]]] = {
             "make": [], "switch": [], "break": []}
         late: list[tuple[str, FlowSpec | GroupSpec]] = []
         for op, spec in self.ordered():
             if op in ("flow_del", "group_del"):
                 out["break"].append((op, spec))
-            elif op == "group_mod" or (op == "flow_add" and is_classifier(spec)):  # type: ignore[arg-type]
-                if op == "flow_add" and spec.cookie in self.at_once:  # type: ignore[union-attr]
-                    late.append((op, spec))
-                else:
-                    out["switch"].append((op, spec))
+            elif op == "group_mod":
+                out["switch"].append((op, spec))
+            elif op == "group_add":
+                out["make"].append((op, spec))
+            elif spec.key() in self.at_once:
+                late.append((op, spec))
+            elif is_classifier(spec) or spec.key() in self.moves:  # type: ignore[arg-type]
+                out["switch"].append((op, spec))
             else:
                 out["make"].append((op, spec))
         out["make"] += late

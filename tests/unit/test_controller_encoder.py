@@ -77,19 +77,22 @@ def test_each_switch_gets_the_bytes_send_msg_would_send():
 def test_stages_are_ordered_cut_into_make_switch_break():
     """Changes.stages() is Changes.ordered() cut into non-empty stages, in the order make,
     switch, break: new groups and transit/deliver flows, then changed groups and
-    classifiers, then deletions; the link cuts' reroutes have all three. The classifiers
-    of paths a link cut broke (``at_once``: the link cuts' unprotected graphs have some)
-    move to the end of the make stage; the rest keeps ordered() order."""
+    classifiers and flows overwriting an installed one (``moves``), then deletions; the link
+    cuts' reroutes have all three. The flows of paths a link cut broke (``at_once``: the
+    link cuts' unprotected graphs have some) move to the end of the make stage; each stage
+    keeps ordered() order."""
     kinds = {"make": {"group_add", "flow_add"}, "switch": {"group_mod", "flow_add"},
              "break": {"flow_del", "group_del"}}
     three = moved = 0
     for ch in _changes():
         stages = ch.stages()
-        early = [e for e in ch.ordered() if e[0] == "flow_add" and e[1].cookie in ch.at_once]
+        early = [e for e in ch.ordered() if e[0] == "flow_add" and e[1].key() in ch.at_once]
         assert sorted(map(repr, (e for _, run in stages for e in run))) == \
             sorted(map(repr, ch.ordered()))
-        assert [e for _, run in stages for e in run if e not in early] == \
-            [e for e in ch.ordered() if e not in early]
+        pos = {repr(e): i for i, e in enumerate(ch.ordered())}
+        for _name, run in stages:          # each stage in ordered() order
+            idx = [pos[repr(e)] for e in run if e not in early]
+            assert idx == sorted(idx)
         names = [name for name, _ in stages]
         assert names == sorted(names, key=["make", "switch", "break"].index)
         assert len(set(names)) == len(names) and all(run for _, run in stages)
@@ -97,8 +100,8 @@ def test_stages_are_ordered_cut_into_make_switch_break():
             assert {op for op, _ in run} <= kinds[name]
             for op, spec in run:
                 if op == "flow_add":
-                    classifier = not dict(spec.match).get("vlan_vid")
-                    assert (name == "switch") == (classifier and spec.cookie not in ch.at_once)
+                    moving = not dict(spec.match).get("vlan_vid") or spec.key() in ch.moves
+                    assert (name == "switch") == (moving and spec.key() not in ch.at_once)
         if early:
             make = dict(stages)["make"]
             assert make[-len(early):] == early

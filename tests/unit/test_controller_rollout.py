@@ -180,3 +180,17 @@ def test_nothing_to_send_is_done_at_once_and_does_not_cut_a_drain_short(switches
     t_del = next(e[3] for e in switches.log if e[0] == "write" and e[2] == ("flow_del",))
     assert t_del - t_live >= 0.25
     ro.close()
+
+
+def test_a_failing_report_does_not_skip_the_deletions(switches):
+    """An on_live callback that raises is logged; the break stage still goes out."""
+    ro = Rollouts(switches.write, switches.barrier, drain_s=0.0)
+
+    def boom(r):
+        raise RuntimeError("report failed")
+    r = ro.submit(REROUTE, on_live=boom)
+    assert r.wait(5)
+    assert [ops for _, ops in switches.writes()][-2:] == [("flow_del",), ("flow_del", "group_del")]
+    empty = ro.submit([], on_live=boom)       # done at once, on the caller's thread
+    assert empty.done.is_set()
+    ro.close()
