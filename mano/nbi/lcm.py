@@ -3,7 +3,9 @@
 Mapping onto the NFVO:
 
 - An ``NsInstance`` is an NFVO NS record (its id a UUID) plus the NBI's record of its name,
-  description, NsdInfo and tenant. The NFVO's TERMINATED is SOL005's NOT_INSTANTIATED.
+  description, NsdInfo and tenant. The NFVO's TERMINATED is SOL005's NOT_INSTANTIATED;
+  its DEGRADED (instantiated, lacking instances or graphs) is INSTANTIATED: it can be
+  healed, scaled (the NFVO refuses that, saying what is missing) and terminated.
 - Its ``vnfInstance`` entries are the NS's VNFs, one per constituent VNFD, with id
   ``{nsInstanceId}.{vnfdId}``; their VNFC instances (the NFVI instances, e.g. ``fw_1``) are
   the ``vnfcResourceInfo``. Scale and heal requests name a VNF by that id or by its vnfdId;
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from mano.errors import ConflictError, MANOError, NotFoundError
 from mano.nbi.catalogue import NS, PROVIDER, Catalogue
 from mano.nbi.records import Records
+from mano.nfvo import DEGRADED
 from mano.opocc import OpOcc, OpState
 from mano.vnfm import INSTANTIATED
 
@@ -151,7 +154,7 @@ class Lifecycle:
     def ns_instance(self, ns_id: str, tenant: str, root: str) -> dict:
         meta = self._meta(ns_id, tenant)
         row = self.nfvo.store.get_ns_instance(ns_id)
-        inst = row["state"] == INSTANTIATED
+        inst = row["state"] in (INSTANTIATED, DEGRADED)
         base = f"{root}/nslcm/v1/ns_instances/{ns_id}"
         links = {"self": {"href": base}}
         if inst:
@@ -218,6 +221,9 @@ class Lifecycle:
         row = self.nfvo.store.get_ns_instance(ns_id)
         if row["state"] == INSTANTIATED:
             raise ConflictError(f"NS instance {ns_id} is INSTANTIATED already")
+        if row["state"] == DEGRADED:
+            raise ConflictError(f"NS instance {ns_id} is INSTANTIATED already (DEGRADED: "
+                                f"heal it or terminate it)")
         return self._start(tenant, request, self.nfvo.instantiate, row["nsd_id"], ns_id)
 
     def _vnf_of(self, ns_id: str, vnf_instance_id: str, field: str) -> str:
@@ -229,8 +235,11 @@ class Lifecycle:
                             f"valid: {', '.join(f'{ns_id}.{v}' for v in nsd.vnfs)}")
 
     def _need_instantiated(self, ns_id: str) -> None:
+        """ConflictError unless the NS is INSTANTIATED in SOL005's terms (the NFVO's
+        INSTANTIATED or DEGRADED: a DEGRADED NS refused here could be neither terminated
+        nor instantiated again)."""
         st = self.nfvo.store.get_ns_instance(ns_id)["state"]
-        if st != INSTANTIATED:
+        if st not in (INSTANTIATED, DEGRADED):
             raise ConflictError(f"NS instance {ns_id} is NOT_INSTANTIATED; the operation "
                                 f"needs it INSTANTIATED")
 

@@ -238,3 +238,28 @@ def test_versions_and_problem_details_on_every_error(env):
     assert "onboarded NSD" in _is_problem(c.post(NSI, json={
         "nsdId": "nothere", "nsName": "x", "nsDescription": ""}), 404)
     _is_problem(c.post(f"{NSI}/nothere/instantiate", json={"nsFlavourId": "default"}), 404)
+
+
+def test_a_degraded_ns_is_instantiated_to_sol005_and_can_be_terminated(env):
+    """A DEGRADED NS (left so by an interrupted terminate whose rollback failed) is
+    INSTANTIATED in SOL005's terms: its NsInstance says so and offers terminate, a second
+    instantiate is refused saying what to do, and terminate is accepted and completes, after
+    which it can be instantiated again. (Terminate was refused as NOT_INSTANTIATED and
+    instantiate as existing: the NS was stuck; tests/integration/test_nfvo_restart.py.)"""
+    from mano.nfvo import DEGRADED
+    c = env.client
+    onboard(c)
+    ns = _create(c)
+    r = c.post(f"{NSI}/{ns}/instantiate", json={"nsFlavourId": "default"})
+    assert wait_op(c, r.headers["Location"])["operationState"] == "COMPLETED"
+    env.nfvo._put_state(ns, DEGRADED, ["fwd"])
+    body = c.get(f"{NSI}/{ns}").json()
+    assert body["nsState"] == "INSTANTIATED" and "terminate" in body["_links"]
+    r = c.post(f"{NSI}/{ns}/instantiate", json={"nsFlavourId": "default"})
+    assert "DEGRADED: heal it or terminate it" in _is_problem(r, 409)
+    r = c.post(f"{NSI}/{ns}/terminate", json={})
+    assert r.status_code == 202, r.text
+    assert wait_op(c, r.headers["Location"])["operationState"] == "COMPLETED"
+    assert c.get(f"{NSI}/{ns}").json()["nsState"] == "NOT_INSTANTIATED"
+    r = c.post(f"{NSI}/{ns}/instantiate", json={"nsFlavourId": "default"})
+    assert wait_op(c, r.headers["Location"])["operationState"] == "COMPLETED"
