@@ -33,7 +33,6 @@ LOG = logging.getLogger("testbed.controller")
 DRAIN_S = 0.05
 # Seconds a stage waits for a barrier reply before it goes on without it (logged).
 BARRIER_TIMEOUT_S = 5.0
-STAGES = ("make", "switch", "break")
 
 
 @dataclass
