@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field, PlainValidator, field_validator, mo
 
 from mano import classifiers
 from mano.classifiers import DEFAULT_PRECEDENCE, PRECEDENCE_MAX, PRECEDENCE_MIN
-from mano.descriptors._fields import (
+from mano.fields import (
     Boolean,
     NonEmpty,
     OptIPv4OrPrefix,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainValidator, field_validator, model_validator
 
-from mano.descriptors._fields import (
+from mano.fields import (
     Boolean,
     IPv4,
     NonEmpty,

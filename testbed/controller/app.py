@@ -1,6 +1,6 @@
 """The os-ken application: a thin shim between OpenFlow events and ``logic.Fabric``.
 
-Run as ``python -m testbed.controller.app CONFIG.json`` (``ControllerProcess`` does it).
+Run as ``python -m testbed.controller CONFIG.json`` (``ControllerProcess`` does it).
 Handlers decode events and call the plain-Python ``Fabric``, which returns flow and group
 specs; ``ofmsg`` turns those into OpenFlow 1.3 messages. The northbound API (HTTP + JSON on
 loopback) is served from the same process by FastAPI on uvicorn (``northbound.py``):
@@ -307,9 +307,14 @@ def _build_app():
                 down = sorted(n for n, up in ports.items() if not up)
                 LOG.info("switch %s ports learned: %d, down: %s", self.by_dpid[dpid],
                          len(ports), down or "none")
+                before = self.fabric.down_ports()
                 self.apply(self.fabric.switch_ports(dpid, ports),
                            f"switch {self.by_dpid[dpid]} port description")
-                self.save_state()
+                # the saved state holds the ports believed down, not the others: a switch
+                # whose ports are as believed (every one at a bring-up) changes nothing
+                # (fat-tree k=8's bring-up saved it 80 times: 3% of the process's CPU)
+                if self.fabric.down_ports() != before:
+                    self.save_state()
             if self.learning and self.reported >= set(self.by_dpid):
                 self._end_learning("every switch reported its ports")
             elif not self.learning and sync.complete():
@@ -507,24 +512,29 @@ def _build_app():
     return TestbedController
 
 
-def _widen_listen_backlog() -> None:
-    """os-ken's OpenFlow listener (``os_ken.lib.hub.listen``) queues at most 50 connections
-    not yet accepted. Fat-tree k=8's 80 switches connect at once: the SYNs beyond the queue
-    were dropped and their switches came 1-1.5 s later (TCP's first retransmission). The
-    queue becomes the kernel's maximum (``socket.SOMAXCONN``, capped by net.core.somaxconn)."""
+def _listen_for_switches(port: int, inherited_fd: int | None) -> None:
+    """Make os-ken's OpenFlow listener (``os_ken.lib.hub.listen``) the socket this process
+    inherited (``inherited_fd``, listening on 127.0.0.1:``port`` since before this process
+    started; see ``ControllerProcess.spawn``), or else listen with the kernel's largest
+    connection queue. os-ken's own queue (50) was too short: fat-tree k=8's 80 switches
+    connect at once, the SYNs beyond it were dropped and their switches came 1-1.5 s later
+    (TCP's first retransmission). ``socket.SOMAXCONN`` is capped by net.core.somaxconn."""
     from os_ken.lib import hub
 
     listen = hub.listen
+    fds = [inherited_fd] if inherited_fd is not None else []
 
-    def listen_wide(addr, family=socket.AF_INET, backlog=50, *args, **kwargs):
+    def listen_here(addr, family=socket.AF_INET, backlog=50, *args, **kwargs):
+        if fds and family == socket.AF_INET and tuple(addr[:2]) == ("127.0.0.1", port):
+            return socket.socket(fileno=fds.pop())
         return listen(addr, family, max(backlog, socket.SOMAXCONN), *args, **kwargs)
-    hub.listen = listen_wide
+    hub.listen = listen_here
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m testbed.controller.app CONFIG.json", file=sys.stderr)
+        print("usage: python -m testbed.controller CONFIG.json", file=sys.stderr)
         return 2
     with open(argv[0]) as f:
         cfg = json.load(f)
@@ -537,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     from os_ken.base.app_manager import AppManager
     from os_ken.controller import controller  # noqa: F401  (registers the ofp options)
 
-    _widen_listen_backlog()
+    _listen_for_switches(cfg["of_port"], cfg.get("of_listen_fd"))
     oscfg.CONF(args=["--ofp-listen-host", "127.0.0.1",
                      "--ofp-tcp-listen-port", str(cfg["of_port"])], project="os_ken")
     app = _build_app()

@@ -9,7 +9,7 @@ NFVI) receive, as typed models (pydantic v2) on the descriptor model's strict ba
 
 and ``PUT /v1/attachments/NAME`` an attachment ``{"name", "switch", "port", "mac", "ip"}``.
 The same base (known keys only, required keys present) and the same error formatting as
-the descriptors and the topology file (:mod:`mano.descriptors._fields`): every problem is
+the descriptors and the topology file (:mod:`mano.fields`): every problem is
 reported as ``<source>: <field path>: <what is wrong, the value, what is valid>``, e.g.
 ``forwarding graph 'fg': match.udp_dst: expected an integer 0..65535, got 70000``.
 
@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from pydantic import PlainValidator, model_validator
 
 from mano.classifiers import DEFAULT_PRECEDENCE, PRECEDENCE_MAX, PRECEDENCE_MIN
-from mano.descriptors._fields import Boolean, Strict, fail, kind, number, string, validate
+from mano.fields import Boolean, Strict, fail, kind, number, string, validate
 from testbed.errors import ControllerError, ForwardingGraphError
 
 ETH_TYPE_IPV4 = 0x0800

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 from testbed.errors import ControllerError
 
 
@@ -30,9 +28,19 @@ class NorthboundClient:
     def __init__(self, base_url: str, timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._client = None
+
+    @property
+    def _http(self):
+        # made (and httpx imported, 50 ms) at the first request: the emulator starts the
+        # controller process first
+        if self._client is None:
+            import httpx
+            self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout)
+        return self._client
 
     def request(self, method: str, path: str, body: object = None) -> object:
+        import httpx
         try:
             resp = self._http.request(method, path, json=body)
         except httpx.HTTPError as exc:
@@ -48,13 +56,15 @@ class NorthboundClient:
 
     def metrics(self) -> str:
         """The controller's Prometheus metrics (text format)."""
+        import httpx
         try:
             return self._http.get("/metrics").raise_for_status().text
         except httpx.HTTPError as exc:
             raise ControllerError(f"controller at {self.base_url}: /metrics: {exc}") from None
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     # conveniences --------------------------------------------------------------------
     def health(self) -> dict:
@@ -98,7 +108,7 @@ class NorthboundClient:
             last = self.health()
             if last.get("ready", 0) >= n:
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         raise ControllerError(f"only {last.get('ready', 0)} of {n} switches connected to the "
                               f"controller within {timeout:.0f} s")
 
@@ -139,12 +149,29 @@ class ControllerProcess:
                   "state_path": str(self.run_dir / "controller-state.json")}
         if self.vlan_range is not None:
             config["vlan_range"] = list(self.vlan_range)
+        # The OpenFlow port listens from now on, in this process, and the controller
+        # inherits the socket: a switch made before the controller has booted connects at
+        # once (the kernel queues it) instead of retrying a second later (OVS's first
+        # back-off), and the switches' hellos wait in the queue until it accepts them.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.of_port))
+            listener.listen(socket.SOMAXCONN)
+        except OSError as exc:
+            listener.close()
+            raise ControllerError(f"cannot listen on 127.0.0.1:{self.of_port} for the "
+                                  f"switches: {exc}") from None
+        config["of_listen_fd"] = listener.fileno()
         cfg.write_text(json.dumps(config))
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "testbed.controller.app", str(cfg)],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        try:
+            with open(self.log_path, "ab") as logf:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "testbed.controller", str(cfg)],
+                    stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                    start_new_session=True, pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()   # the controller's only: switches find none when it is gone
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         """Wait until the API answers. Raises ``ControllerError`` with the log's end if the
@@ -159,7 +186,7 @@ class ControllerProcess:
                 self.client.health()
                 return
             except ControllerError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         self.stop()
         raise ControllerError(f"controller did not answer within {timeout:.0f} s; log "
                               f"{self.log_path}:\n{self.log_tail()}")

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from testbed.emulator import features, names, portfds, registry
+from testbed.emulator import features, names, netlink, portfds, registry
 from testbed.emulator.ethtool import offloads_off
-from testbed.emulator.hosts import FastHost, QuietIntf
+from testbed.emulator.hosts import FastHost, QuietIntf, start_netns_holders
 from testbed.emulator.shell import VsctlBatcher, ip_batch, offload_script, run, sh, tc_batch, vsctl
 from testbed.emulator.spares import SparePool
 from testbed.errors import EmulationError
@@ -210,22 +210,23 @@ class Emulation:
         self._record.links = [p.iface for s in self.switches.values() for p in s.ports.values()]
         self._record.save()
 
-        # Overlapped, in three lanes: the controller process boots (about 0.6 s of
-        # imports); the links between switches are made, then ovs-vswitchd makes the
-        # bridges and their ports between switches (most of its work; a switch that finds
-        # no controller listening yet retries after 1 s, by when it does), while this
-        # process starts the hosts (network namespaces) and links them; then
-        # ovs-vswitchd adds the hosts' ports while the hosts configure themselves.
-        # fat-tree k=8: see bench/bringup.py and docs/architecture.md.
+        # Overlapped: the controller process boots meanwhile (it inherited its listening
+        # socket, so switches made before it is up connect at once and wait in the queue);
+        # the links between switches are made first, then ovs-vswitchd makes the bridges
+        # and their ports between switches while this process makes the hosts (network
+        # namespaces), links them and configures them; then ovs-vswitchd adds the hosts'
+        # ports. The links between switches go first, alone: made while the namespaces
+        # are made, both waited for the kernel's RTNL lock and the bridges came 0.3 s
+        # later. fat-tree k=8: see bench/bringup.py and docs/architecture.md.
         if self.with_controller:
             self._start_controller()
-        with _Lane(self._create_fabric, "fabric") as fabric:
+        self._create_links(hosts=False)
+        with _Lane(self._create_switches, "switches") as switches:
             self._start_hosts()
             self._create_links(hosts=True)
-        fabric.check()
-        with _Lane(self._attach_hosts, "attach") as attach:
             self._configure_hosts()
-        attach.check()
+        switches.check()
+        self._attach_hosts()
         if self.controller is not None:
             self.controller.wait_ready()
         self._shape_links()
@@ -323,16 +324,24 @@ class Emulation:
             return time.monotonic() - t
 
     def _start_hosts(self) -> None:
+        """The topology's hosts: a network namespace each, held by a process (their shells
+        start at their first command, see ``hosts.FastHost``)."""
         t = time.monotonic()
-        hosts = [FastHost(name) for name, *_ in self._host_links]
-        for h in hosts:
-            self.hosts[h.name] = h
-        FastHost.start_all(hosts)
+        names_ = [name for name, *_ in self._host_links]
+        holders = start_netns_holders(len(names_))
         self._record.processes.extend(
-            registry.ProcRecord(h.pid, registry.proc_start_time(h.pid), f"host {h.name}")
-            for h in hosts)
+            registry.ProcRecord(p.pid, registry.proc_start_time(p.pid), f"host {name}")
+            for name, p in zip(names_, holders))
         self._record.save()
+        for name, p in zip(names_, holders):
+            self.hosts[name] = FastHost(name, holder=p, on_shell=self._shell_recorder(name))
         self.timings["hosts"] = time.monotonic() - t
+
+    def _shell_recorder(self, host: str) -> Callable[[int], None]:
+        def record(pid: int) -> None:
+            if self._record is not None and not self._stopping:
+                self._record.add_process(pid, f"host {host} shell")
+        return record
 
     def _ovs_bridge_args(self, sw: Switch) -> list[str]:
         dp = "netdev" if self.datapath == "user" else "system"
@@ -354,11 +363,6 @@ class Emulation:
     def _ovs_port_args(bridge: str, port: SwitchPort) -> list[str]:
         return ["--", "add-port", bridge, port.iface,
                 "--", "set", "interface", port.iface, f"ofport_request={port.port}"]
-
-    def _create_fabric(self) -> None:
-        """The links between switches, then the switches (``_create_switches``)."""
-        self._create_links(hosts=False)
-        self._create_switches()
 
     def _create_switches(self) -> None:
         """Every bridge, with its controller, and its ports towards other switches, in
@@ -388,7 +392,7 @@ class Emulation:
         """Run one ``ovs-vsctl`` transaction. Raises EmulationError naming the switches
         ovs-vswitchd could not set up (ovs-vsctl itself exits 0 then)."""
         if args:
-            r = run(["ovs-vsctl", "--timeout=120"] + args, timeout=125)
+            r = run(["ovs-vsctl", "--timeout=120"] + _sets_last(args), timeout=125)
             # ovs-vsctl exits 0 when ovs-vswitchd could not set a bridge up; it says so on
             # stderr ("Error detected while setting up 'e4'"), and the switch never exists
             failed = re.findall(r"Error detected while setting up '([^']+)'", r.stderr)
@@ -444,36 +448,25 @@ class Emulation:
         if failed:  # fall back to the ethtool program, which says why if it fails too
             sh(offload_script(failed))
 
-    def _host_setup_script(self, host: str, iface: str, neighbours=()) -> str:
-        """Shell lines configuring a host: one ``ip -batch`` (address, links up, static ARP
-        for ``neighbours``) and one ``ethtool`` switching the host interface's offloads off."""
+    def _host_net(self, host: str, iface: str, neighbours=()) -> netlink.HostNet:
+        """A host's set-up (``netlink.HostNet``): its address, its interface and loopback
+        up, static ARP for ``neighbours`` (attachments), its interface's offloads off."""
         att = self.attachments[host]
-        batch = ["link set lo up", f"addr add {att.ip}/{PREFIX_LEN} dev {iface}",
-                 f"link set {iface} up"]
-        batch += [f"neigh replace {a.ip} lladdr {a.mac} dev {iface} nud permanent"
-                  for a in neighbours if a.name != host]
-        path = self.run_dir / "hosts" / f"{host}.ip"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text("\n".join(batch) + "\n")
         # The host's end of its link: offloads off on either datapath. With the userspace
         # datapath TCP hangs otherwise (DESIGN.md); with the kernel datapath a host's frames
         # leave with a partial checksum, which a VNF program reading and resending raw
         # frames (forwarder, NAT, LB) would pass on unfinished, and the receiver drops them.
-        return "\n".join([f"ip -batch {path}", offload_script([iface]).strip()])
+        return netlink.HostNet(self.hosts[host].pid, iface, att.ip, PREFIX_LEN,
+                               tuple((a.ip, a.mac) for a in neighbours if a.name != host))
 
     def _configure_hosts(self) -> None:
         t = time.monotonic()
         endpoints = [a for a in self.attachments.values() if a.name in self.hosts]
-        for host, hif, _sif, _port, _link in self._host_links:
-            h = self.hosts[host]
-            script = self._host_setup_script(host, hif, endpoints)
-            h.sendCmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
-            QuietIntf(hif, node=h, port=0, mac=self.attachments[host].mac,
+        netlink.configure([self._host_net(host, hif, endpoints)
+                           for host, hif, *_ in self._host_links])
+        for host, hif, *_ in self._host_links:
+            QuietIntf(hif, node=self.hosts[host], port=0, mac=self.attachments[host].mac,
                       ip=self.attachments[host].ip, prefix_len=PREFIX_LEN)
-        for host, *_ in self._host_links:
-            out = self.hosts[host].waitOutput()
-            if not out.strip().endswith("__rc=0"):
-                raise EmulationError(f"host {host}: configuration failed:\n{out.strip()}")
         self.timings["configure"] = time.monotonic() - t
 
     def _shape_links(self) -> None:
@@ -618,23 +611,20 @@ class Emulation:
                     on_link(h)
                 if self.datapath == "user":
                     self._offloads_off([sif])
-                script = self._host_setup_script(name, hif)
+                netlink.configure([self._host_net(name, hif)])
                 if bw_mbit:
                     from testbed.topology.model import LinkSpec
                     spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
                     tc_batch(_tc_lines(sif, spec))
-                    script += "\n" + "\n".join("tc " + ln for ln in _tc_lines(hif, spec))
-                # the host's own set-up (its shell), its attachment (the controller: a port
-                # that no graph names yet changes no flow) and its switch port (ovs-vsctl,
-                # joined with the ports of hosts added meanwhile) need not wait for each
-                # other: they overlap
-                h.send_script(script)
+                    # its shell runs it meanwhile (the attachment and the port overlap it)
+                    h.send_script("\n".join("tc " + ln for ln in _tc_lines(hif, spec)))
                 if self.ctl is not None:
                     self.ctl.put_attachment(self.attachments[name].to_dict())
                     self._ctl_attached.add(name)
                 self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]),
                                             port_turn)
-                h.wait_script()
+                if bw_mbit:
+                    h.wait_script()
                 QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
             except BaseException:
                 # all or nothing: a host half made (e.g. the controller could not take its
@@ -693,8 +683,11 @@ class Emulation:
             sp = self.switches[att.switch].ports.pop(att.port, None) if att else None
         if sp is not None:
             vsctl(["--if-exists", "del-port", att.switch, sp.iface])
+        shell_pid = h.shell.pid if h.shell is not None else None
         h.terminate()
         self._record.forget_process(h.pid)
+        if shell_pid is not None and shell_pid != h.pid:   # a shell started at first use
+            self._record.forget_process(shell_pid)
         with self._hosts_lock:
             del self.hosts[name]
         if sp is not None:
@@ -820,7 +813,12 @@ class Emulation:
                         os.killpg(h.shell.pid, signal.SIGHUP)
                     except ProcessLookupError:
                         pass
+            for h in self.hosts.values():   # the topology's hosts' namespace holders
+                if h.holder is not None and h.holder.poll() is None:
+                    h.holder.kill()
             for h in self.hosts.values():
+                if h.holder is not None:
+                    h.holder.wait()
                 try:
                     h.cleanup()
                 except Exception as exc:
@@ -872,6 +870,23 @@ class _Lane:
     def check(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _sets_last(args: list[str]) -> list[str]:
+    """``ovs-vsctl`` words with the generic ``set`` commands moved after the others (one
+    transaction: the order of its commands does not change its result).
+
+    ovs-vsctl rebuilds its cache of bridges and ports after each ``set`` for the next
+    ``add-br``/``add-port``/``set-controller``: interleaved, fat-tree k=8's transaction
+    cost the ovs-vsctl process 0.17 s of CPU; with the ``set`` commands last, 0.06 s."""
+    commands: list[list[str]] = []
+    for word in args:
+        if word == "--" or not commands:
+            commands.append([])
+        if word != "--":
+            commands[-1].append(word)
+    ordered = sorted((c for c in commands if c), key=lambda c: c[0] == "set")
+    return [w for c in ordered for w in ["--", *c]]
 
 
 def _tearing_down(_signum, _frame) -> None:

@@ -1,7 +1,7 @@
 """The topology YAML file as a typed model (pydantic v2), on the descriptor model's base.
 
 The same strict base (known keys only, required keys present) and the same error
-formatting as the descriptors (:mod:`mano.descriptors._fields`): every problem is reported
+formatting as the descriptors (:mod:`mano.fields`): every problem is reported
 as ``<file>: <field path>: <what is wrong, the value, what is valid>``, e.g.
 ``topo.yaml: links[1].bw: unknown key 'bw'; known: a, b, bw_mbit, delay_ms, loss_pct``.
 This module checks the shape and types of the file; the meaning (switches that exist,
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainValidator
 
-from mano.descriptors._fields import Strict, fail, kind, listing, number, validate
+from mano.fields import Strict, fail, kind, listing, number, validate
 from testbed.errors import TopologyError
 
 LINK_KEYS = ("bw_mbit", "delay_ms", "loss_pct")

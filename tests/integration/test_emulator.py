@@ -215,3 +215,85 @@ def test_tear_down_takes_copies_of_every_port_descriptor_and_closes_them_all():
     proc = subprocess.Popen(["true"])
     proc.wait()
     assert portfds.copy_port_descriptors(proc.pid, ["e1"]) == []
+
+
+def _record(run_id: str):
+    return next(r for r in registry.all_runs() if r.run_id == run_id)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_topology_hosts_start_their_shell_at_the_first_command_and_leave_nothing():
+    """A topology host is a namespace held by a process; its shell starts (and is recorded
+    for `testbed clean`) at its first command. Programs start without one. The holders and
+    shells are gone after the run; the hosts' interfaces carry no IPv6."""
+    with Emulation(linear(2), controller=False) as emu:
+        h1, h2 = emu.hosts["h1"], emu.hosts["h2"]
+        holders = [h1.pid, h2.pid]
+        assert h1.shell is None and h2.shell is None
+        assert os.readlink(f"/proc/{h1.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        recorded = {p.pid for p in _record(emu.run_id).processes}
+        assert set(holders) <= recorded
+        out = emu.popen("h2", ["ip", "-br", "-4", "addr", "show", "h2-eth0"],
+                        stdout=subprocess.PIPE).communicate(timeout=10)[0].decode()
+        assert "10.0.0.2/8" in out and h2.shell is None
+        assert "10.0.0.1/8" in h1.cmd("ip -br -4 addr show h1-eth0")
+        shell = h1.shell.pid
+        assert h1.pid == holders[0] and shell != h1.pid
+        assert shell in {p.pid for p in _record(emu.run_id).processes}
+        assert h1.cmd("cat /proc/sys/net/ipv6/conf/h1-eth0/disable_ipv6").strip() == "1"
+        assert h1.cmd("ip -6 addr show dev h1-eth0").strip() == ""
+    assert not any(_running(p) for p in holders + [shell])
+    assert leftovers() == []
+
+
+def test_a_host_set_up_the_kernel_refuses_names_the_interface_and_the_request():
+    """``netlink.configure`` raises naming the interface and what the kernel refused: an
+    interface that is not there, an address the interface has already."""
+    from testbed.emulator import netlink
+    from testbed.emulator.hosts import start_netns_holders
+
+    [holder] = start_netns_holders(1)
+    try:
+        subprocess.run(["ip", "link", "add", "name", "tbnlA", "type", "veth", "peer", "name",
+                        "tbnlB", "netns", str(holder.pid)], check=True)
+        with pytest.raises(EmulationError, match="no interface 'tbnlX'"):
+            netlink.configure([netlink.HostNet(holder.pid, "tbnlX", "10.9.0.1", 8)])
+        host = netlink.HostNet(holder.pid, "tbnlB", "10.9.0.1", 8,
+                               (("10.9.0.2", "02:00:00:00:09:02"),))
+        netlink.configure([host])
+        neigh = subprocess.run(["mnexec", "-a", str(holder.pid), "ip", "neigh", "show",
+                                "10.9.0.2"], capture_output=True, text=True).stdout
+        assert "02:00:00:00:09:02" in neigh and "PERMANENT" in neigh
+        with pytest.raises(EmulationError,
+                           match=r"tbnlB .*could not add address 10.9.0.1/8 to tbnlB: EEXIST"):
+            netlink.configure([host])
+    finally:
+        holder.kill()
+        holder.wait()
+        subprocess.run(["ip", "link", "del", "tbnlA"], capture_output=True)
+
+
+def test_switches_made_before_the_controller_has_booted_connect_at_once(tmp_path):
+    """The controller's OpenFlow port listens from the moment its process is started (it
+    inherits the socket): a switch connecting before the controller has imported anything
+    is queued, not refused (OVS would retry a second later). Once the controller is gone,
+    nothing listens."""
+    import socket
+
+    from testbed.controller.process import ControllerProcess
+
+    ctl = ControllerProcess(tmp_path, {"switches": [], "links": [], "attachments": []})
+    ctl.spawn()
+    try:
+        socket.create_connection(("127.0.0.1", ctl.of_port), timeout=1).close()
+        ctl.wait_ready()
+    finally:
+        ctl.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", ctl.of_port), timeout=1)

@@ -122,3 +122,20 @@ def test_a_transaction_waits_briefly_for_the_requests_of_work_under_way(monkeypa
         b.run(_port("p3"))
         waited = time.monotonic() - t0
     assert rec.transactions[-1] == _port("p3") and 0.04 < waited < 0.5
+
+
+def test_a_transaction_keeps_its_commands_with_the_generic_sets_last():
+    """``_sets_last`` moves ``set`` commands after the others (ovs-vsctl rebuilds its
+    cache after each) and keeps every command whole and the others in their order."""
+    from testbed.emulator.net import _sets_last
+
+    args = ["--", "add-br", "s1", "--", "set", "bridge", "s1", "datapath_type=netdev",
+            "--", "add-port", "s1", "s1-eth1", "--", "set", "interface", "s1-eth1",
+            "ofport_request=1", "--", "set-controller", "s1", "tcp:127.0.0.1:1",
+            "--", "--if-exists", "del-port", "s1", "x"]
+    assert _sets_last(args) == [
+        "--", "add-br", "s1", "--", "add-port", "s1", "s1-eth1",
+        "--", "set-controller", "s1", "tcp:127.0.0.1:1", "--", "--if-exists", "del-port",
+        "s1", "x", "--", "set", "bridge", "s1", "datapath_type=netdev",
+        "--", "set", "interface", "s1-eth1", "ofport_request=1"]
+    assert _sets_last([]) == []

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from mano.descriptors._fields import messages
+from mano.fields import messages
 from mano.descriptors._yaml import read_yaml
 from mano.descriptors.nsd import AUTO, NSD, parse_nsd
 from mano.descriptors.vnfd import PROGRAMS, VNFD, VNFD_ID, ImageDesc, parse_vnfd
