@@ -193,7 +193,7 @@ def configure(hosts: Sequence[HostNet]) -> None:
         try:
             for h in hosts:
                 _configure_one(h)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001  (re-raised on the caller's thread)
             errors.append(exc)
 
     t = threading.Thread(target=work, name="netns-setup", daemon=True)

@@ -47,7 +47,7 @@ def test_a_host_gets_loopback_address_interface_up_then_its_arp_entries():
     _fam, _pad, _type, index, flags, change = struct.unpack_from("BBHiII", msgs[2][3])
     assert (index, flags, change) == (7, netlink.IFF_UP, netlink.IFF_UP)
 
-    kind, flags, _seq, body = msgs[1]
+    _kind, flags, _seq, body = msgs[1]
     family, prefix, _fl, scope, index = struct.unpack_from("BBBBI", body)
     assert (family, prefix, scope, index) == (socket.AF_INET, 8, 0, 7)
     assert flags & netlink.NLM_F_CREATE and flags & netlink.NLM_F_EXCL
