@@ -526,7 +526,9 @@ def _listen_for_switches(port: int, inherited_fd: int | None) -> None:
 
     def listen_here(addr, family=socket.AF_INET, backlog=50, *args, **kwargs):
         if fds and family == socket.AF_INET and tuple(addr[:2]) == ("127.0.0.1", port):
-            return socket.socket(fileno=fds.pop())
+            fd = fds.pop()
+            os.set_inheritable(fd, False)   # not passed on to what this process starts
+            return socket.socket(fileno=fd)
         return listen(addr, family, max(backlog, socket.SOMAXCONN), *args, **kwargs)
     hub.listen = listen_here
 

@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,14 +30,18 @@ class NorthboundClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._client = None
+        self._client_lock = threading.Lock()
 
     @property
     def _http(self):
         # made (and httpx imported, 50 ms) at the first request: the emulator starts the
         # controller process first
         if self._client is None:
-            import httpx
-            self._client = httpx.Client(base_url=self.base_url, timeout=self.timeout)
+            with self._client_lock:
+                if self._client is None:
+                    import httpx
+                    self._client = httpx.Client(base_url=self.base_url,
+                                                timeout=self.timeout)
         return self._client
 
     def request(self, method: str, path: str, body: object = None) -> object:
@@ -160,11 +165,13 @@ class ControllerProcess:
             listener.listen(socket.SOMAXCONN)
         except OSError as exc:
             listener.close()
-            raise ControllerError(f"cannot listen on 127.0.0.1:{self.of_port} for the "
-                                  f"switches: {exc}") from None
+            raise ControllerError(
+                f"cannot listen on 127.0.0.1:{self.of_port} for the switches: "
+                f"{exc.strerror or exc}; another process holds the port (a controller "
+                f"left by a killed run: `testbed clean` ends it)") from None
         config["of_listen_fd"] = listener.fileno()
-        cfg.write_text(json.dumps(config))
         try:
+            cfg.write_text(json.dumps(config))
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "testbed.controller", str(cfg)],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import threading
 from collections.abc import Callable
 
 from mininet.link import Intf
@@ -34,17 +35,26 @@ def start_netns_holders(count: int) -> list[subprocess.Popen]:
     procs: list[subprocess.Popen] = []
     try:
         for _ in range(count):
-            procs.append(subprocess.Popen(["mnexec", "-dnp", "sleep", "infinity"],
-                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, close_fds=True))
+            try:
+                procs.append(subprocess.Popen(["mnexec", "-dnp", "sleep", "infinity"],
+                                              stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                              close_fds=True))
+            except FileNotFoundError:
+                raise EmulationError("mnexec (Mininet's) is not installed; run "
+                                     "scripts/install.sh") from None
         for p in procs:
             line = p.stdout.readline()
             if not line.startswith(b"\x01"):
-                err = p.stderr.read() if p.wait(5) is not None else b""
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                err = p.stderr.read().decode(errors="replace").strip()
                 raise EmulationError(
-                    f"could not make a network namespace with mnexec (exit {p.returncode}): "
-                    f"{err.decode(errors='replace').strip() or line!r}; is mnexec installed? "
-                    f"run scripts/install.sh")
+                    f"could not make a network namespace for a host (mnexec -n exited "
+                    f"{p.returncode}: {err or 'no message'}); the testbed needs root")
             p.stdout.close()
             p.stderr.close()
     except BaseException:
@@ -59,15 +69,17 @@ def start_netns_holders(count: int) -> list[subprocess.Popen]:
 class FastHost(Host):
     """A Mininet host whose shell start does not wait for the prompt.
 
-    Call ``wait_ready()`` (or ``FastHost.start_all``) before using ``cmd``. With
-    ``holder`` (one of ``start_netns_holders``' processes) the host is that process's
-    namespace and ``pid`` is the holder's; its shell starts at the first command, and
-    ``on_shell(pid)`` is then called (the emulator records the process).
+    Call ``wait_ready()`` before using ``cmd``. With ``holder`` (one of
+    ``start_netns_holders``' processes) the host is that process's namespace and ``pid``
+    is the holder's; its shell starts at the first command (``cmd``, ``sendCmd``,
+    ``write``, ``wait_ready``; once, whatever threads ask), and ``on_shell(pid)`` is then
+    called (the emulator records the process).
     """
 
     def __init__(self, name, holder: subprocess.Popen | None = None,
                  on_shell: Callable[[int], object] | None = None, **params):
         self.holder, self.on_shell = holder, on_shell
+        self._shell_lock = threading.Lock()
         super().__init__(name, **params)
 
     def startShell(self, mnopts=None):
@@ -78,7 +90,11 @@ class FastHost(Host):
             self.pid = self.holder.pid
 
     def _ensure_shell(self) -> None:
-        if self.shell is None and self.holder is not None:
+        if self.shell is not None or self.holder is None:
+            return
+        with self._shell_lock:
+            if self.shell is not None:
+                return
             if self.holder.poll() is not None:
                 raise EmulationError(f"host {self.name}: its namespace is gone (holder "
                                      f"process {self.holder.pid} ended)")
@@ -162,34 +178,6 @@ class FastHost(Host):
             data += chunk
         self.waiting = False
         self._ready = True
-
-    @staticmethod
-    def start_all(hosts: list[FastHost], timeout_ms: int = 10000) -> None:
-        """``wait_ready`` for many shells, pipelined: every shell gets its set-up line
-        before the first answer is read (one round trip each took 0.35 s for 128 hosts)."""
-        todo = [h for h in hosts if not h._ready]
-        for h in todo:
-            h._wait_prompt(timeout_ms)
-            h.sendCmd(FastHost.SETUP)
-        for h in todo:
-            h.waitOutput()
-
-    def run_script(self, script: str) -> None:
-        """Run shell lines in the host's namespace; raise with the output if one fails."""
-        self.send_script(script)
-        self.wait_script()
-
-    def send_script(self, script: str) -> None:
-        """Start shell lines in the host's shell and return at once; ``wait_script`` waits
-        for them (the shell takes no other command meanwhile)."""
-        self.sendCmd(f"( set -e\n{script}\n) 2>&1; echo __rc=$?")
-
-    def wait_script(self) -> None:
-        """Wait for the lines ``send_script`` started; raise with the output if one failed."""
-        out = self.waitOutput()
-        rc_line = out.strip().rsplit("__rc=", 1)
-        if len(rc_line) != 2 or rc_line[1].strip() != "0":
-            raise EmulationError(f"host {self.name}: configuration failed:\n{out.strip()}")
 
 
 class QuietIntf(Intf):

@@ -6,9 +6,11 @@ Lifecycle::
         emu.hosts["h1"].cmd("ping -c1 10.0.0.2")
     # stop(): everything created is removed, also on Ctrl-C, SIGTERM or an exception
 
-Bring-up is batched (see ``shell.py``): one ``ovs-vsctl`` transaction for every bridge and
-port, one ``ip -batch`` for every veth pair (host ends are created directly inside the
-hosts' namespaces), shells of all hosts started in parallel. A run that is killed outright
+Bring-up is batched (see ``shell.py``): one ``ovs-vsctl`` transaction per group of bridges
+and ports, one ``ip -batch`` per group of veth pairs (host ends are created directly inside
+the hosts' namespaces), the hosts' namespaces held by ``sleep`` processes (a host's shell
+starts at its first command, ``hosts.py``) and configured from this process by rtnetlink
+(``netlink.py``). A run that is killed outright
 (SIGKILL) leaves a record in ``/run/testbed`` that ``testbed clean`` uses.
 
 Run-time hosts (``add_host``, e.g. VNF instances) are made from spare hosts started ahead
@@ -329,12 +331,19 @@ class Emulation:
         t = time.monotonic()
         names_ = [name for name, *_ in self._host_links]
         holders = start_netns_holders(len(names_))
+        try:   # in self.hosts at once: stop() ends them whatever happens next
+            for name, p in zip(names_, holders):
+                self.hosts[name] = FastHost(name, holder=p,
+                                            on_shell=self._shell_recorder(name))
+        except BaseException:
+            for p in holders:
+                p.kill()
+                p.wait()
+            raise
         self._record.processes.extend(
             registry.ProcRecord(p.pid, registry.proc_start_time(p.pid), f"host {name}")
             for name, p in zip(names_, holders))
         self._record.save()
-        for name, p in zip(names_, holders):
-            self.hosts[name] = FastHost(name, holder=p, on_shell=self._shell_recorder(name))
         self.timings["hosts"] = time.monotonic() - t
 
     def _shell_recorder(self, host: str) -> Callable[[int], None]:
@@ -410,7 +419,7 @@ class Emulation:
 
     def _create_links(self, *, hosts: bool) -> None:
         """The veth pairs between switches (``hosts`` False) or from switches to hosts
-        (True, the hosts' shells started), in one ``ip -batch``; offloads off on the
+        (True, the hosts' namespaces made), in one ``ip -batch``; offloads off on the
         switches' ends with the userspace datapath."""
         t = time.monotonic()
         tag = f"{registry.LINK_ALIAS_PREFIX}{self.run_id}"
@@ -433,16 +442,19 @@ class Emulation:
         self.timings["host links" if hosts else "links"] = time.monotonic() - t
 
     def _switch_end_lines(self, iface: str, tag: str) -> list[str]:
-        """The ``ip`` line setting up a switch's end of a link: no IPv6 link-local address
-        (a switch port has no use for one), the run's tag and link group, up. One line
-        (and the group given at creation too): ovs-vswitchd wakes up for every change of
-        every link of the machine, and a line is a change.
+        """``ip`` lines setting up a switch's end of a link: no IPv6 link-local address
+        (a switch port has no use for one), then the run's tag and link group, and up
+        (the group is given at creation too). ovs-vswitchd wakes up for every change of
+        every link of the machine, and each line is one; but ``addrgenmode`` must be its
+        own line, before ``up``: in one request the kernel brings the link up first, and
+        the second end of a pair (carrier on at once) got its fe80 address.
 
         Without the address, ovs-vswitchd's port additions no longer slow down as ports
         accumulate: it rescans the machine's address list (``getifaddrs``) for each port,
         and every new link-local address had it dump the list again. 640 ports in one
         transaction: 0.44-0.48 s instead of 2.5 s here."""
-        return [f"link set dev {iface} addrgenmode none alias {tag} group {self.link_group} up"]
+        return [f"link set dev {iface} addrgenmode none",
+                f"link set dev {iface} alias {tag} group {self.link_group} up"]
 
     @staticmethod
     def _offloads_off(ifaces: list[str]) -> None:
@@ -482,9 +494,21 @@ class Emulation:
             root_lines += _tc_lines(sif, link)
             host_scripts.setdefault(host, []).extend(_tc_lines(hif, link))
         tc_batch(root_lines)
-        for host, lines in host_scripts.items():
-            if lines:
-                self.hosts[host].run_script("\n".join("tc " + ln for ln in lines))
+        # the hosts' ends: a `tc -batch` in each host's namespace, several at once (a
+        # topology host has no shell until its first command)
+        todo = [(host, lines) for host, lines in host_scripts.items() if lines]
+        if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
+            def shape(item):
+                host, lines = item
+                try:
+                    tc_batch(lines, netns_pid=self.hosts[host].pid)
+                except EmulationError as exc:
+                    raise EmulationError(f"host {host}: could not shape its link: {exc}") \
+                        from None
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(shape, todo))
 
     # ---- what the controller needs --------------------------------------------------------
     def wiring(self) -> dict:
@@ -618,15 +642,12 @@ class Emulation:
                     from testbed.topology.model import LinkSpec
                     spec = LinkSpec(switch, name, bw_mbit=bw_mbit)
                     tc_batch(_tc_lines(sif, spec))
-                    # its shell runs it meanwhile (the attachment and the port overlap it)
-                    h.send_script("\n".join("tc " + ln for ln in _tc_lines(hif, spec)))
+                    tc_batch(_tc_lines(hif, spec), netns_pid=h.pid)
                 if self.ctl is not None:
                     self.ctl.put_attachment(self.attachments[name].to_dict())
                     self._ctl_attached.add(name)
                 self._port_transactions.run(self._ovs_port_args(switch, sw.ports[port]),
                                             port_turn)
-                if bw_mbit:
-                    h.wait_script()
                 QuietIntf(hif, node=h, port=0, mac=mac, ip=ip, prefix_len=PREFIX_LEN)
             except BaseException:
                 # all or nothing: a host half made (e.g. the controller could not take its
@@ -807,7 +828,8 @@ class Emulation:
                     self.controller.client.close()   # its pooled API connection
                 except Exception as exc:
                     errors.append(f"controller: {exc}")
-            # Hang up every shell first, then reap them: the namespaces go with the shells,
+            # Hang up every shell first, end the namespaces' holders, then reap them: the
+            # namespaces go with the last process in them,
             # and with them the host ends of the veths (and so their switch ends).
             for h in self.hosts.values():
                 if h.shell is not None and h.shell.poll() is None:
@@ -875,8 +897,9 @@ class _Lane:
 
 
 def _sets_last(args: list[str]) -> list[str]:
-    """``ovs-vsctl`` words with the generic ``set`` commands moved after the others (one
-    transaction: the order of its commands does not change its result).
+    """``ovs-vsctl`` words with the generic ``set`` commands moved after the others. For
+    the bring-up's transactions, which only add and set (one transaction: the order of
+    such commands does not change its result; a ``del-*`` could).
 
     ovs-vsctl rebuilds its cache of bridges and ports after each ``set`` for the next
     ``add-br``/``add-port``/``set-controller``: interleaved, fat-tree k=8's transaction

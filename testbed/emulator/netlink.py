@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from testbed.emulator.ethtool import offloads_off
+from testbed.emulator.shell import offload_script, run
 from testbed.errors import EmulationError
 
 CLONE_NEWNET = 0x40000000
@@ -36,6 +37,8 @@ IFA_ADDRESS, IFA_LOCAL = 1, 2
 NDA_DST, NDA_LLADDR = 1, 2
 NUD_PERMANENT = 0x80
 LOOPBACK_IFINDEX = 1   # the first device of every network namespace
+SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
+DATAGRAM_BYTES = 32 * 1024   # well under a netlink socket's default buffers (208 KiB)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -95,9 +98,10 @@ def _neigh_attrs(ip: str, mac: str) -> bytes:
 
 def requests(host: HostNet, ifindex: int) -> list[tuple[str, bytes]]:
     """The host's rtnetlink requests, in order, each with what it does (for errors):
-    loopback up, the address, the interface up, the ARP entries; the last one asks for an
-    acknowledgement. Sequence numbers are the list's positions from 1. Raises ValueError
-    for a malformed address."""
+    loopback up, the address, the interface up, the ARP entries. None asks for an
+    acknowledgement (``datagrams`` marks the last of each datagram; the kernel answers a
+    failed request anyway). Sequence numbers are the list's positions from 1. Raises
+    ValueError for a malformed address."""
     addr = _ipv4(host.ip)
     # struct ifaddrmsg: family, prefixlen, flags, scope (universe), index
     address = (struct.pack("BBBBI", socket.AF_INET, host.prefix_len, 0, 0, ifindex)
@@ -112,9 +116,30 @@ def requests(host: HostNet, ifindex: int) -> list[tuple[str, bytes]]:
         out.append((f"add ARP entry {ip} -> {mac}",
                     _msg(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, len(out) + 1,
                          ndmsg + _neigh_attrs(ip, mac))))
-    what, last = out[-1]
-    flags = struct.unpack_from("H", last, 6)[0] | NLM_F_ACK
-    out[-1] = (what, last[:6] + struct.pack("H", flags) + last[8:])
+    return out
+
+
+def _with_ack(msg: bytes) -> bytes:
+    flags = struct.unpack_from("H", msg, 6)[0] | NLM_F_ACK
+    return msg[:6] + struct.pack("H", flags) + msg[8:]
+
+
+def datagrams(reqs: Sequence[tuple[str, bytes]], limit: int = DATAGRAM_BYTES
+              ) -> list[tuple[int, bytes]]:
+    """``reqs`` (``requests``' list) cut into datagrams of at most ``limit`` bytes (a
+    request longer than that goes alone), each one's last request asking for an
+    acknowledgement: [(that request's sequence number, datagram)]."""
+    out: list[tuple[int, bytes]] = []
+    batch: list[bytes] = []
+    size = 0
+    for i, (_what, msg) in enumerate(reqs, start=1):
+        if batch and size + len(msg) > limit:
+            out.append((i - 1, b"".join(batch[:-1] + [_with_ack(batch[-1])])))
+            batch, size = [], 0
+        batch.append(msg)
+        size += len(msg)
+    if batch:
+        out.append((len(reqs), b"".join(batch[:-1] + [_with_ack(batch[-1])])))
     return out
 
 
@@ -139,15 +164,16 @@ def _acks(sock: socket.socket, last: int) -> dict[int, int]:
 
 
 def _configure_one(host: HostNet) -> None:
+    where = f"host interface {host.iface} (namespace of process {host.pid})"
     try:
         fd = os.open(f"/proc/{host.pid}/ns/net", os.O_RDONLY)
     except OSError as exc:
-        raise EmulationError(f"host namespace of process {host.pid} is gone ({exc})") from None
+        raise EmulationError(f"{where}: the namespace is gone ({exc.strerror})") from None
     try:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
-            raise EmulationError(f"cannot enter the network namespace of process {host.pid}: "
-                                 f"{os.strerror(err)} (the testbed runs as root)")
+            raise EmulationError(f"{where}: cannot enter the namespace: {os.strerror(err)}; "
+                                 f"run the testbed as root")
     finally:
         os.close(fd)
     try:
@@ -155,32 +181,40 @@ def _configure_one(host: HostNet) -> None:
     except OSError:
         raise EmulationError(f"no interface {host.iface!r} in the namespace of process "
                              f"{host.pid}") from None
+    try:
+        reqs = requests(host, ifindex)
+    except ValueError as exc:
+        raise EmulationError(f"{where}: {exc}") from None
     if not host.ipv6:   # this thread's namespace's sysctl (/proc/sys/net is per namespace)
         try:
             with open(f"/proc/sys/net/ipv6/conf/{host.iface}/disable_ipv6", "w") as f:
                 f.write("1")
         except FileNotFoundError:
             pass   # a kernel without IPv6
-    reqs = requests(host, ifindex)
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
-        sock.settimeout(10)
-        sock.bind((0, 0))
-        sock.sendall(b"".join(m for _what, m in reqs))
-        try:
-            failed = _acks(sock, len(reqs))
-        except TimeoutError:
-            raise EmulationError(f"{host.iface}: the kernel did not answer the set-up "
-                                 f"requests within 10 s") from None
+    failed: dict[int, int] = {}
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
+            sock.settimeout(10)
+            # an error answer without a copy of the request it answers
+            sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            sock.bind((0, 0))
+            for last, datagram in datagrams(reqs):
+                sock.send(datagram)
+                failed.update(_acks(sock, last))
+    except TimeoutError:
+        raise EmulationError(f"{where}: the kernel did not answer the set-up requests "
+                             f"within 10 s") from None
+    except OSError as exc:
+        raise EmulationError(f"{where}: rtnetlink failed: {exc.strerror or exc}") from None
     if failed:
         seq, code = min(failed.items())
-        raise EmulationError(f"{host.iface} (namespace of process {host.pid}): could not "
-                             f"{reqs[seq - 1][0]}: {errno.errorcode.get(code, code)} "
-                             f"({os.strerror(code)})"
+        raise EmulationError(f"{where}: could not {reqs[seq - 1][0]}: "
+                             f"{errno.errorcode.get(code, code)} ({os.strerror(code)})"
                              + (f"; {len(failed) - 1} more requests failed"
                                 if len(failed) > 1 else ""))
     if host.offloads and offloads_off([host.iface]):
-        raise EmulationError(f"{host.iface} (namespace of process {host.pid}): could not "
-                             f"switch its offloads off (ethtool ioctl)")
+        # the ethtool program says why
+        run(["nsenter", "-t", str(host.pid), "-n", "sh", "-c", offload_script([host.iface])])
 
 
 def configure(hosts: Sequence[HostNet]) -> None:

@@ -53,11 +53,15 @@ def ip_batch(lines: Iterable[str], *, force: bool = False, netns_pid: int | None
     run(argv, input=text + "\n", check=not force)
 
 
-def tc_batch(lines: Iterable[str]) -> None:
-    """Run many ``tc`` commands in one process (``tc -batch -``)."""
+def tc_batch(lines: Iterable[str], *, netns_pid: int | None = None) -> None:
+    """Run many ``tc`` commands in one process (``tc -batch -``), in the network namespace
+    of process ``netns_pid`` if given. Raises EmulationError with tc's message."""
     text = "\n".join(lines)
     if text:
-        run(["tc", "-batch", "-"], input=text + "\n")
+        argv = ["tc", "-batch", "-"]
+        if netns_pid is not None:
+            argv = ["nsenter", "-t", str(netns_pid), "-n"] + argv
+        run(argv, input=text + "\n")
 
 
 def vsctl(args: Sequence[str], *, timeout: float = 120.0, check: bool = True) -> str:

@@ -34,6 +34,13 @@ def test_fat_tree_comes_up_with_hosts_configured_and_switches_programmed():
             sw_if = emu.switches["e1"].port_to("h1").iface
             out = subprocess.run(["ethtool", "-k", sw_if], capture_output=True, text=True).stdout
             assert "tcp-segmentation-offload: off" in out
+        # no IPv6 address on any switch port (ovs-vswitchd rescans the address list
+        # for each port it adds) nor on a host's interface (the fabric carries IPv4 only)
+        ports = {p.iface for sw in emu.switches.values() for p in sw.ports.values()}
+        six = subprocess.run(["ip", "-6", "-o", "addr"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+        assert [ln for ln in six if ln.split()[1].split("@")[0] in ports] == []
+        assert h1.cmd("ip -6 addr show dev h1-eth0").strip() == ""
         wiring = emu.wiring()
         assert len(wiring["links"]) == 32 and len(wiring["attachments"]) == 16
         ports = emu.ctl.port_stats()
