@@ -114,9 +114,7 @@ class FastHost(Host):
         return super().write(data)
 
     def cmd(self, *args, **kwargs):
-        self._ensure_shell()
-        if not self._ready:
-            self.wait_ready()
+        self._ensure_shell()   # Node.cmd needs a shell before it calls sendCmd
         return super().cmd(*args, **kwargs)
 
     def terminate(self):

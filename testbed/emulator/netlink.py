@@ -5,10 +5,11 @@ the other endpoints and its interface's offloads off. Run as an ``ip -batch`` an
 ``ethtool`` process in each host's shell, it cost 0.28 s for fat-tree k=8's 128 hosts
 (16,256 ARP entries): two processes per host. Here a thread enters each namespace in turn
 (``setns(2)`` moves only the calling thread), opens a netlink socket there (a socket stays
-in the namespace it was made in) and sends the host's whole set-up as one datagram of
-rtnetlink requests (RFC 3549; ``rtnetlink(7)``), then reads one acknowledgement per
-request. The messages are those ``ip address add``, ``ip link set up`` and ``ip neigh
-replace ... nud permanent`` send.
+in the namespace it was made in) and sends the host's set-up as rtnetlink requests (RFC
+3549; ``rtnetlink(7)``) in datagrams of at most 32 KiB (one at k=8), each asking for one
+acknowledgement, at its end; the kernel answers a failed request anyway. The messages are
+those ``ip address add``, ``ip link set up`` and ``ip neigh replace ... nud permanent``
+send.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class HostNet:
     ``pid``: a process in the namespace; ``iface``: the host's interface there (it exists);
     ``ip``/``prefix_len``: its IPv4 address; ``neighbours``: (IPv4, MAC) pairs entered as
     permanent ARP entries on ``iface``; ``offloads``: switch its offloads off (as
-    ``ethtool -K IF tx off sg off tso off gso off gro off``)."""
+    ``ethtool -K IF tx off sg off tso off gso off gro off``); ``ipv6``: leave IPv6 on
+    ``iface`` (else ``disable_ipv6``: the fabric carries IPv4 only)."""
 
     pid: int
     iface: str
@@ -67,8 +69,8 @@ def _attr(kind: int, data: bytes) -> bytes:
 
 
 def _msg(kind: int, flags: int, seq: int, body: bytes) -> bytes:
-    # no NLM_F_ACK: the kernel answers a request that failed anyway (NLMSG_ERROR), and
-    # only the last one asks for an acknowledgement (``requests``)
+    # no NLM_F_ACK: the kernel answers a request that failed anyway (NLMSG_ERROR);
+    # ``datagrams`` asks it of each datagram's last request
     return struct.pack("IHHII", 16 + len(body), kind, flags | NLM_F_REQUEST, seq, 0) + body
 
 
